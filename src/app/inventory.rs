@@ -1,0 +1,75 @@
+//! Gathers the node's facts from CRI and containerd, concurrently, and joins them.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use futures::stream::{self, StreamExt};
+
+use crate::app::Session;
+use crate::model::Inventory;
+use crate::plan::inventory::{Facts, join};
+
+/// Lists images, containers, sandboxes, the sandbox image and (when reachable) containerd's
+/// records at once, then joins them.
+pub async fn gather(session: &mut Session) -> Result<Inventory> {
+    let containerd = session.containerd_optional().await?;
+    let cri = &session.cri;
+    let records = async {
+        match &containerd {
+            Some(c) => c.list_images().await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (images, containers, sandboxes, sandbox_image, records) = tokio::try_join!(
+        cri.list_images(),
+        cri.list_containers(),
+        cri.list_sandboxes(),
+        async { Ok(cri.configured_sandbox_image().await.unwrap_or(None)) },
+        records,
+    )?;
+    let mut facts = Facts {
+        images,
+        records,
+        containers,
+        sandboxes,
+        sandbox_image,
+        aliases: HashMap::new(),
+    };
+    facts.aliases = resolve_unknown_refs(session, &facts).await;
+    let (images, warnings) = join(&facts);
+    Ok(Inventory {
+        runtime: session.runtime.clone(),
+        images,
+        sandbox_image: facts.sandbox_image,
+        containerd: facts.records.is_some(),
+        warnings,
+    })
+}
+
+/// Container images named in a way no listed tag, digest or ID matches (a digest
+/// reference, a short name) are resolved through `ImageStatus`, as the runtime would.
+async fn resolve_unknown_refs(session: &Session, facts: &Facts) -> HashMap<String, String> {
+    let (probe, _) = join(&Facts {
+        images: facts.images.clone(),
+        containers: facts.containers.clone(),
+        ..Facts::default()
+    });
+    let known: std::collections::HashSet<&str> = probe
+        .iter()
+        .flat_map(|i| i.containers.iter().map(String::as_str))
+        .collect();
+    let unknown: Vec<String> = facts
+        .containers
+        .iter()
+        .filter(|c| !known.contains(c.id.as_str()))
+        .flat_map(|c| [c.image_ref.clone(), c.image.clone()])
+        .filter(|r| !r.is_empty())
+        .collect();
+    let cri = &session.cri;
+    stream::iter(unknown)
+        .map(|r| async move { cri.image_id(&r).await.ok().flatten().map(|id| (r, id)) })
+        .buffer_unordered(16)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
+}

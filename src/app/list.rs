@@ -1,0 +1,159 @@
+//! `crimg list`: one row per image with its tags, pins, users and protections.
+
+use anyhow::Result;
+
+use crate::app::{Outcome, Session, Settings, inventory};
+use crate::cli::{ListArgs, OutputFormat};
+use crate::error::CrimgError;
+use crate::model::{Image, short_id};
+use crate::plan::pattern::RefPattern;
+use crate::plan::protect::{Protection, Reason};
+use crate::reference::{repository_of, tag_of};
+use crate::render::{self, json};
+
+/// One image with what `list` shows about it.
+struct Row<'a> {
+    image: &'a Image,
+    reasons: Vec<Reason>,
+}
+
+pub async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
+    let patterns = args
+        .patterns
+        .iter()
+        .map(|p| RefPattern::new(p).map_err(|e| CrimgError::Usage(format!("pattern {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut session = Session::connect(settings).await?;
+    let inv = inventory::gather(&mut session).await?;
+    let settings = &session.settings;
+    for w in &inv.warnings {
+        settings.debug(w);
+    }
+    if !inv.containerd {
+        settings.debug("containerd API not reachable: pins come from CRI only");
+    }
+    let protection = Protection::new(inv.sandbox_image.as_deref(), true);
+    let mut rows: Vec<Row> = inv
+        .images
+        .iter()
+        .filter(|i| patterns.is_empty() || patterns.iter().any(|p| p.matches(i)))
+        .map(|image| Row {
+            image,
+            reasons: protection.reasons(image),
+        })
+        .filter(|r| keep(&args, r))
+        .collect();
+    rows.sort_by(|a, b| a.image.display_name().cmp(b.image.display_name()));
+
+    match settings.output {
+        OutputFormat::Json => render::print_json(&json::ImageList {
+            images: rows.iter().map(to_json).collect(),
+        })?,
+        OutputFormat::Name => render::print_lines(rows.iter().map(|r| r.image.display_name()))?,
+        OutputFormat::Table | OutputFormat::Wide => {
+            render::print_table(&table(&rows, settings.output == OutputFormat::Wide))?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn keep(args: &ListArgs, row: &Row) -> bool {
+    let pinned = !row.image.pinned_by().is_empty();
+    let used = row.image.in_use();
+    let protected = !row.reasons.is_empty();
+    !(args.pinned && !pinned
+        || args.unpinned && pinned
+        || args.in_use && !used
+        || args.unused && used
+        || args.protected && !protected
+        || args.unprotected && protected)
+}
+
+fn to_json(row: &Row) -> json::ListedImage {
+    let i = row.image;
+    let pinned_by: Vec<&'static str> = i.pinned_by().into_iter().map(|p| p.as_str()).collect();
+    json::ListedImage {
+        id: i.id.clone(),
+        repo_tags: i.repo_tags.clone(),
+        repo_digests: i.repo_digests.clone(),
+        size: i.size,
+        pinned: !pinned_by.is_empty(),
+        pinned_by,
+        in_use: json::InUse {
+            containers: i.containers.clone(),
+            sandboxes: i.sandboxes.clone(),
+        },
+        protected: row.reasons.iter().map(ToString::to_string).collect(),
+        created_at: i.created_at().map(render::rfc3339),
+    }
+}
+
+fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
+    let mut header = vec!["IMAGE", "TAG", "IMAGE ID", "SIZE", "PINNED", "IN USE", "PROTECTED"];
+    if wide {
+        header.extend(["DIGEST", "CREATED"]);
+    }
+    let mut t = render::table(&header);
+    for r in rows {
+        let i = r.image;
+        let (repos, tags): (Vec<&str>, Vec<&str>) = if i.repo_tags.is_empty() {
+            let repo = i.repo_digests.first().map_or("<none>", |d| repository_of(d));
+            (vec![repo], vec!["<none>"])
+        } else {
+            i.repo_tags
+                .iter()
+                .map(|t| (repository_of(t), tag_of(t).unwrap_or("<none>")))
+                .unzip()
+        };
+        let pinned = i.pinned_by();
+        let pinned = if pinned.is_empty() {
+            "-".to_string()
+        } else {
+            pinned.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+        };
+        let in_use = match (i.containers.len(), i.sandboxes.len()) {
+            (0, 0) => "-".to_string(),
+            (c, 0) => format!("{c} ctr"),
+            (0, s) => format!("{s} pod"),
+            (c, s) => format!("{c} ctr, {s} pod"),
+        };
+        let protected = if r.reasons.is_empty() {
+            "-".to_string()
+        } else {
+            r.reasons
+                .iter()
+                .map(|reason| short_reason(reason, wide))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut cells = vec![
+            repos.join("\n"),
+            tags.join("\n"),
+            short_id(&i.id).to_string(),
+            render::human_size(i.size),
+            pinned,
+            in_use,
+            protected,
+        ];
+        if wide {
+            let digests: Vec<&str> = i
+                .repo_digests
+                .iter()
+                .map(|d| d.split_once('@').map_or(d.as_str(), |(_, h)| h))
+                .collect();
+            cells.push(if digests.is_empty() { "<none>".into() } else { digests.join("\n") });
+            cells.push(i.created_at().map_or_else(|| "-".into(), render::rfc3339));
+        }
+        t.add_row(cells);
+    }
+    t
+}
+
+/// Reasons with container and sandbox IDs shortened, as tables show IDs.
+fn short_reason(reason: &Reason, wide: bool) -> String {
+    match reason {
+        Reason::InUseContainer(id) if !wide => format!("in-use:container:{}", short_id(id)),
+        Reason::InUseSandbox(id) if !wide => format!("in-use:sandbox:{}", short_id(id)),
+        other => other.to_string(),
+    }
+}

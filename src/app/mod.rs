@@ -1,0 +1,170 @@
+//! One module per subcommand: gather, plan, apply, render. This module turns raw
+//! arguments into settings and holds the connections a command needs.
+
+pub mod inventory;
+pub mod list;
+pub mod pin;
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, GlobalArgs, OutputFormat, ProgressMode};
+use crate::error::CrimgError;
+use crate::runtime::connect::{self, EndpointArgs, Resolved};
+use crate::runtime::containerd::Containerd;
+use crate::runtime::cri::Cri;
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Some items failed or were not found; the rest were done.
+    Partial,
+}
+
+/// Validated global settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoints: EndpointArgs,
+    pub output: OutputFormat,
+    pub quiet: bool,
+    pub progress: bool,
+    pub verbose: bool,
+}
+
+impl Settings {
+    pub fn from_args(g: &GlobalArgs) -> Settings {
+        let progress = !g.quiet
+            && match g.progress {
+                ProgressMode::Always => true,
+                ProgressMode::Never => false,
+                ProgressMode::Auto => std::io::stderr().is_terminal(),
+            };
+        Settings {
+            endpoints: EndpointArgs {
+                runtime_endpoint: g.runtime_endpoint.clone(),
+                image_endpoint: g.image_endpoint.clone(),
+                address: g.address.clone(),
+                namespace: g.namespace.clone(),
+                config: g.config.clone(),
+                timeout: g.timeout,
+            },
+            output: g.output,
+            quiet: g.quiet,
+            progress,
+            verbose: g.verbose && !g.quiet,
+        }
+    }
+
+    /// A warning on stderr, unless quiet.
+    pub fn warn(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("crimg: warning: {msg}");
+        }
+    }
+
+    /// A diagnostic on stderr, only with --verbose.
+    pub fn debug(&self, msg: impl std::fmt::Display) {
+        if self.verbose {
+            eprintln!("crimg: {msg}");
+        }
+    }
+}
+
+/// The runtime connections of one run.
+pub struct Session {
+    pub settings: Settings,
+    pub resolved: Resolved,
+    pub cri: Cri,
+    pub runtime: crate::model::RuntimeVersion,
+    containerd: Option<Result<Containerd, CrimgError>>,
+}
+
+impl Session {
+    /// Connects to CRI (required for every image command) and asks its version.
+    pub async fn connect(settings: Settings) -> Result<Session> {
+        let resolved = connect::resolve(&settings.endpoints)?;
+        let cri = connect::connect_cri(&resolved).await?;
+        let runtime = cri.version().await.map_err(|e| CrimgError::Unreachable {
+            what: "container runtime (CRI)",
+            tried: vec![crate::error::Tried {
+                endpoint: cri.runtime_endpoint.clone(),
+                problem: format!("does not answer CRI v1 Version: {}", status_text(&e)),
+            }],
+            hint: "is this the socket of a CRI runtime with the CRI plugin enabled?".into(),
+        })?;
+        settings.debug(format_args!(
+            "runtime {} {} (CRI {}) at {}",
+            runtime.runtime_name, runtime.runtime_version, runtime.runtime_api_version, cri.runtime_endpoint
+        ));
+        Ok(Session {
+            settings,
+            resolved,
+            cri,
+            runtime,
+            containerd: None,
+        })
+    }
+
+    /// containerd's API, connected on first use.
+    pub async fn containerd(&mut self) -> Result<&Containerd, CrimgError> {
+        if self.containerd.is_none() {
+            let candidates = connect::containerd_candidates(
+                &self.resolved,
+                &self.cri.runtime_endpoint,
+                &self.runtime.runtime_name,
+            );
+            let c = connect::connect_containerd(
+                &candidates,
+                &self.settings.endpoints.namespace,
+                self.resolved.timeout,
+            )
+            .await;
+            if let Ok(c) = &c {
+                self.settings.debug(format_args!("containerd API at {}", c.address));
+            }
+            self.containerd = Some(c);
+        }
+        match self.containerd.as_ref().expect("set above") {
+            Ok(c) => Ok(c),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// containerd when reachable; `None` (with a diagnostic) when the runtime is not
+    /// containerd and no containerd answers.
+    pub async fn containerd_optional(&mut self) -> Result<Option<Containerd>, CrimgError> {
+        let must = self.runtime.runtime_name == "containerd" || self.resolved.address.is_some();
+        match self.containerd().await {
+            Ok(c) => Ok(Some(c.clone())),
+            Err(e) if !must => {
+                self.settings.debug(format_args!("no containerd API: {e}"));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The message of a gRPC status without tonic's wrapping.
+pub fn status_text(e: &anyhow::Error) -> String {
+    match e.chain().find_map(|c| c.downcast_ref::<tonic::Status>()) {
+        Some(s) => format!("{:?}: {}", s.code(), s.message()),
+        None => format!("{e:#}"),
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    let settings = Settings::from_args(&cli.global);
+    match cli.command {
+        Command::Completions(args) => {
+            crate::docs::write_completions(args.shell, &mut std::io::stdout())?;
+            Ok(Outcome::Done)
+        }
+        Command::List(args) => list::run(settings, args).await,
+        Command::Pin(args) => pin::run(settings, args, crate::plan::pin::PinAction::Pin).await,
+        Command::Unpin(args) => pin::run(settings, args, crate::plan::pin::PinAction::Unpin).await,
+    }
+}

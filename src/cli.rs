@@ -1,0 +1,147 @@
+//! The command-line definition (clap derive only; no logic).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::runtime::connect::parse_duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crimg",
+    version,
+    about = "Image lifecycle for Kubernetes nodes: list, pin, unpin, prune, import, export",
+    long_about = "crimg manages the container images of a Kubernetes node. It speaks the Kubernetes \
+CRI to any CRI runtime, and containerd's own API where CRI is not enough (labels, records).\n\n\
+Exit codes: 0 done, 1 failed, 2 usage error, 3 runtime or containerd unreachable, \
+4 partial (some items failed or were not found).",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// CRI runtime service: unix:///path or a bare path [default: crictl config, then the
+    /// first socket that exists of containerd, K3s, CRI-O, cri-dockerd]
+    #[arg(short = 'r', long, env = "CONTAINER_RUNTIME_ENDPOINT", value_name = "URI", global = true)]
+    pub runtime_endpoint: Option<String>,
+
+    /// CRI image service [default: the runtime endpoint]
+    #[arg(short = 'i', long, env = "IMAGE_SERVICE_ENDPOINT", value_name = "URI", global = true)]
+    pub image_endpoint: Option<String>,
+
+    /// containerd API socket [default: the CRI endpoint when the runtime is containerd,
+    /// else /run/containerd/containerd.sock, then K3s's]
+    #[arg(short = 'a', long, env = "CONTAINERD_ADDRESS", value_name = "PATH", global = true)]
+    pub address: Option<String>,
+
+    /// containerd namespace
+    #[arg(short = 'n', long, env = "CONTAINERD_NAMESPACE", default_value = "k8s.io", global = true)]
+    pub namespace: String,
+
+    /// crictl's YAML config file (runtime-endpoint, image-endpoint, timeout)
+    /// [default: /etc/crictl.yaml if it exists]
+    #[arg(short = 'c', long, env = "CRI_CONFIG_FILE", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, global = true)]
+    pub timeout: Option<Duration>,
+
+    /// Output format where a command prints records
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
+
+    /// Only errors on stderr; no progress
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+
+    /// Progress bars on stderr (auto: only when stderr is a terminal)
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "WHEN", global = true)]
+    pub progress: ProgressMode,
+
+    /// Diagnostics on stderr
+    #[arg(short = 'v', long, env = "CRIMG_LOG", global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table that fits the terminal
+    Table,
+    /// A table with digests and creation times
+    Wide,
+    /// JSON on stdout
+    Json,
+    /// One reference per line
+    Name,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List images with their tags, size, pins, users and protections
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Pin images so that no garbage collection or prune removes them
+    Pin(PinArgs),
+    /// Remove the pins of images
+    Unpin(PinArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Globs on normalised references (nginx:*, reg.local/team/**) or ID prefixes (sha256:ab12)
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Only pinned images
+    #[arg(long, conflicts_with = "unpinned")]
+    pub pinned: bool,
+    /// Only images nobody pinned
+    #[arg(long)]
+    pub unpinned: bool,
+    /// Only images a container or pod sandbox uses
+    #[arg(long, conflicts_with = "unused")]
+    pub in_use: bool,
+    /// Only images no container or pod sandbox uses
+    #[arg(long)]
+    pub unused: bool,
+    /// Only images a prune would keep
+    #[arg(long, conflicts_with = "unprotected")]
+    pub protected: bool,
+    /// Only images a prune would remove
+    #[arg(long)]
+    pub unprotected: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PinArgs {
+    /// Images by reference (nginx:1.25), image ID or ID prefix (at least 6 hex)
+    #[arg(value_name = "REF", required = true)]
+    pub refs: Vec<String>,
+    /// Show what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print a completion script for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,95 @@
+//! Shell completions and man pages generated from the clap definition. The committed
+//! copies in `completions/` and `man/` are checked against these by a test.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+/// The shells whose completions are committed, with their file names.
+pub const COMPLETION_FILES: &[(Shell, &str)] = &[
+    (Shell::Bash, "crimg.bash"),
+    (Shell::Zsh, "_crimg"),
+    (Shell::Fish, "crimg.fish"),
+];
+
+pub fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "crimg", out);
+    Ok(())
+}
+
+/// Every man page: `crimg.1` and one `crimg-<sub>.1` per subcommand.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = Cli::command();
+    let mut pages = Vec::new();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    pages.push(("crimg.1".to_string(), buf));
+    for sub in cmd.get_subcommands() {
+        let name = format!("crimg-{}", sub.get_name());
+        let sub = sub.clone().name(name.clone()).bin_name(name.replace('-', " "));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut buf)?;
+        pages.push((format!("{name}.1"), buf));
+    }
+    Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Fails when the committed files differ from what the CLI generates now.
+    /// `CRIMG_UPDATE_GENERATED=1 cargo test generated_files` rewrites them.
+    #[test]
+    fn generated_files_are_fresh() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut expected: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
+        for (shell, file) in COMPLETION_FILES {
+            let mut buf = Vec::new();
+            write_completions(*shell, &mut buf).unwrap();
+            expected.push((root.join("completions").join(file), buf));
+        }
+        for (file, buf) in man_pages().unwrap() {
+            expected.push((root.join("man").join(file), buf));
+        }
+        let update = std::env::var_os("CRIMG_UPDATE_GENERATED").is_some();
+        let mut stale = Vec::new();
+        for (path, want) in &expected {
+            if std::fs::read(path).ok().as_ref() != Some(want) {
+                if update {
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(path, want).unwrap();
+                } else {
+                    stale.push(path.display().to_string());
+                }
+            }
+        }
+        // Files left behind by a removed subcommand are stale too.
+        for dir in ["completions", "man"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+                let path = entry.path();
+                if !expected.iter().any(|(p, _)| *p == path) {
+                    if update {
+                        std::fs::remove_file(&path).unwrap();
+                    } else {
+                        stale.push(format!("{} (not generated any more)", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "generated files are stale: {stale:?}\nrun: CRIMG_UPDATE_GENERATED=1 cargo test generated_files"
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

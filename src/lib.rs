@@ -1,0 +1,12 @@
+//! crimg: image lifecycle for Kubernetes nodes over CRI and containerd.
+
+pub mod app;
+pub mod cli;
+pub mod docs;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod proto;
+pub mod reference;
+pub mod render;
+pub mod runtime;

@@ -1,0 +1,221 @@
+//! Joins what CRI and containerd report into one model of the node's images.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::model::{ContainerInfo, CriImage, Image, ImageRecord, SandboxInfo};
+use crate::reference::normalize;
+
+/// The raw facts gathered from the runtime, before joining.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub images: Vec<CriImage>,
+    /// containerd's records in the namespace, when its API was reachable.
+    pub records: Option<Vec<ImageRecord>>,
+    pub containers: Vec<ContainerInfo>,
+    pub sandboxes: Vec<SandboxInfo>,
+    /// The runtime's configured sandbox image.
+    pub sandbox_image: Option<String>,
+    /// Image IDs the runtime gave (through `ImageStatus`) for references that name no
+    /// listed tag or digest.
+    pub aliases: HashMap<String, String>,
+}
+
+/// Joins the facts: one `Image` per CRI image, with its records and users.
+/// Returns the images (in CRI's order) and warnings about users whose image is unknown.
+pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
+    let mut images: Vec<Image> = facts
+        .images
+        .iter()
+        .map(|c| Image {
+            id: c.id.clone(),
+            repo_tags: c.repo_tags.clone(),
+            repo_digests: c.repo_digests.clone(),
+            size: c.size,
+            pinned_cri: c.pinned,
+            ..Image::default()
+        })
+        .collect();
+    let index = NameIndex::new(&images, &facts.aliases);
+    let mut warnings = Vec::new();
+
+    if let Some(records) = &facts.records {
+        for r in records {
+            if let Some(i) = index.find(&r.name) {
+                images[i].records.push(r.clone());
+            }
+        }
+    }
+
+    let mut container_users: Vec<BTreeSet<String>> = vec![BTreeSet::new(); images.len()];
+    for c in &facts.containers {
+        let hit = index.find(&c.image_ref).or_else(|| index.find(&c.image));
+        match hit {
+            Some(i) => {
+                container_users[i].insert(c.id.clone());
+            }
+            None => warnings.push(format!(
+                "container {} ({}) uses image {:?} which the runtime does not list",
+                crate::model::short_id(&c.id),
+                c.name,
+                if c.image_ref.is_empty() { &c.image } else { &c.image_ref }
+            )),
+        }
+    }
+    let mut sandbox_users: Vec<BTreeSet<String>> = vec![BTreeSet::new(); images.len()];
+    for s in &facts.sandboxes {
+        // Runtimes that do not say which image a sandbox runs run the configured one.
+        let image = s.image.as_deref().or(facts.sandbox_image.as_deref());
+        match image.and_then(|name| index.find(name)) {
+            Some(i) => {
+                sandbox_users[i].insert(s.id.clone());
+            }
+            None => warnings.push(format!(
+                "pod sandbox {} ({}/{}) runs image {:?} which the runtime does not list",
+                crate::model::short_id(&s.id),
+                s.namespace,
+                s.name,
+                image.unwrap_or("<unknown>")
+            )),
+        }
+    }
+    for (i, image) in images.iter_mut().enumerate() {
+        image.containers = std::mem::take(&mut container_users[i]).into_iter().collect();
+        image.sandboxes = std::mem::take(&mut sandbox_users[i]).into_iter().collect();
+    }
+    (images, warnings)
+}
+
+/// Maps every name of an image (ID, bare ID hex, tags, digest references, and their
+/// normalised forms) to its position.
+struct NameIndex<'a> {
+    by_name: HashMap<String, usize>,
+    aliases: &'a HashMap<String, String>,
+}
+
+impl<'a> NameIndex<'a> {
+    fn new(images: &[Image], aliases: &'a HashMap<String, String>) -> Self {
+        let mut by_name = HashMap::new();
+        for (i, image) in images.iter().enumerate() {
+            by_name.insert(image.id.clone(), i);
+            if let Some(hex) = image.id.strip_prefix("sha256:") {
+                by_name.insert(hex.to_string(), i);
+            }
+            for r in image.references() {
+                by_name.insert(r.to_string(), i);
+                if let Ok(n) = normalize(r) {
+                    by_name.insert(n, i);
+                }
+            }
+        }
+        NameIndex { by_name, aliases }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        if name.is_empty() {
+            return None;
+        }
+        let direct = |n: &str| {
+            self.by_name.get(n).copied().or_else(|| {
+                normalize(n)
+                    .ok()
+                    .and_then(|norm| self.by_name.get(&norm).copied())
+            })
+        };
+        direct(name).or_else(|| self.aliases.get(name).and_then(|id| direct(id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Descriptor;
+
+    fn cri(id: &str, tags: &[&str]) -> CriImage {
+        CriImage {
+            id: id.into(),
+            repo_tags: tags.iter().map(|s| s.to_string()).collect(),
+            size: 10,
+            ..CriImage::default()
+        }
+    }
+
+    fn record(name: &str) -> ImageRecord {
+        ImageRecord {
+            name: name.into(),
+            target: Descriptor::default(),
+            ..ImageRecord::default()
+        }
+    }
+
+    fn container(id: &str, image: &str, image_ref: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            image: image.into(),
+            image_ref: image_ref.into(),
+            ..ContainerInfo::default()
+        }
+    }
+
+    fn sandbox(id: &str, image: Option<&str>) -> SandboxInfo {
+        SandboxInfo {
+            id: id.into(),
+            image: image.map(str::to_string),
+            ..SandboxInfo::default()
+        }
+    }
+
+    #[test]
+    fn users_and_records_join() {
+        let facts = Facts {
+            images: vec![
+                cri("sha256:aaa", &["docker.io/library/nginx:1.25"]),
+                cri("sha256:bbb", &["registry.k8s.io/pause:3.9"]),
+                cri("sha256:ccc", &["docker.io/library/redis:7"]),
+                cri("sha256:ddd", &[]),
+            ],
+            records: Some(vec![
+                record("docker.io/library/nginx:1.25"),
+                record("sha256:aaa"),
+                record("docker.io/library/unrelated:1"),
+            ]),
+            containers: vec![
+                container("c1", "docker.io/library/nginx:1.25", "sha256:aaa"),
+                container("c2", "nginx:1.25", ""),
+                container("c3", "", "sha256:ddd"),
+                container("c4", "redis-by-digest", "docker.io/library/redis@sha256:x"),
+                container("c5", "gone:1", "sha256:zzz"),
+            ],
+            sandboxes: vec![
+                sandbox("s1", Some("registry.k8s.io/pause:3.9")),
+                sandbox("s2", None),
+            ],
+            sandbox_image: Some("registry.k8s.io/pause:3.9".into()),
+            aliases: HashMap::from([(
+                "docker.io/library/redis@sha256:x".to_string(),
+                "sha256:ccc".to_string(),
+            )]),
+        };
+        let (images, warnings) = join(&facts);
+        let by_id = |id: &str| images.iter().find(|i| i.id == id).unwrap();
+        assert_eq!(by_id("sha256:aaa").containers, ["c1", "c2"]);
+        assert_eq!(by_id("sha256:aaa").records.len(), 2);
+        assert_eq!(by_id("sha256:bbb").sandboxes, ["s1", "s2"]);
+        assert!(by_id("sha256:bbb").containers.is_empty());
+        assert_eq!(by_id("sha256:ccc").containers, ["c4"]);
+        assert_eq!(by_id("sha256:ddd").containers, ["c3"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("sha256:zzz"));
+    }
+
+    #[test]
+    fn sandbox_without_known_image_is_warned() {
+        let facts = Facts {
+            images: vec![cri("sha256:aaa", &["docker.io/library/nginx:1.25"])],
+            sandboxes: vec![sandbox("s1", None)],
+            ..Facts::default()
+        };
+        let (images, warnings) = join(&facts);
+        assert!(images[0].sandboxes.is_empty());
+        assert_eq!(warnings.len(), 1);
+    }
+}

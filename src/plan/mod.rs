@@ -1,0 +1,6 @@
+//! Pure decisions: data in, plan out. Nothing here talks to a runtime.
+
+pub mod inventory;
+pub mod pattern;
+pub mod pin;
+pub mod protect;

@@ -1,0 +1,156 @@
+//! Patterns that select images: globs on normalised references, or ID / digest prefixes.
+//! Used by `list PATTERN`, the built-in allowlist and exclusion rules.
+
+use globset::{Glob, GlobMatcher};
+
+use crate::model::Image;
+use crate::reference::repository_of;
+
+/// One compiled pattern and the text it came from.
+#[derive(Debug, Clone)]
+pub struct RefPattern {
+    pub text: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    /// `sha256:<hex prefix>`: matches image IDs and the digests of digest references.
+    Digest(String),
+    Glob(GlobMatcher),
+}
+
+impl RefPattern {
+    /// Compiles a pattern. Short names normalise like references: `nginx:*` means
+    /// `docker.io/library/nginx:*`. `*` stays within one path component; `**` crosses them.
+    pub fn new(text: &str) -> Result<RefPattern, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty pattern".into());
+        }
+        if let Some(hex) = text.strip_prefix("sha256:") {
+            if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || hex.len() > 64 {
+                return Err(format!("{text:?}: a digest prefix is sha256: followed by hex"));
+            }
+            return Ok(RefPattern {
+                text: text.into(),
+                kind: Kind::Digest(hex.to_ascii_lowercase()),
+            });
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{text:?}: a pattern has no spaces"));
+        }
+        let full = normalize_pattern(text);
+        let glob = globset::GlobBuilder::new(&full)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("{text:?}: {}", e.kind()))?;
+        Ok(RefPattern {
+            text: text.into(),
+            kind: Kind::Glob(Glob::compile_matcher(&glob)),
+        })
+    }
+
+    /// Whether the pattern selects this image: any of its references, or the repository
+    /// of any of them (so a pattern without a tag covers every tag), or its ID.
+    pub fn matches(&self, image: &Image) -> bool {
+        match &self.kind {
+            Kind::Digest(hex) => {
+                let id = image.id.strip_prefix("sha256:").unwrap_or(&image.id);
+                id.starts_with(hex.as_str())
+                    || image.repo_digests.iter().any(|d| {
+                        d.split_once("@sha256:")
+                            .is_some_and(|(_, h)| h.starts_with(hex.as_str()))
+                    })
+            }
+            Kind::Glob(g) => image
+                .references()
+                .any(|r| g.is_match(r) || g.is_match(repository_of(r))),
+        }
+    }
+
+    pub fn matches_reference(&self, normalized: &str) -> bool {
+        match &self.kind {
+            Kind::Digest(hex) => normalized
+                .split_once("@sha256:")
+                .is_some_and(|(_, h)| h.starts_with(hex.as_str())),
+            Kind::Glob(g) => g.is_match(normalized) || g.is_match(repository_of(normalized)),
+        }
+    }
+}
+
+/// Adds Docker's implicit registry and `library/` to a pattern that lacks them. Tags are
+/// left alone: a pattern without one matches the repository.
+fn normalize_pattern(p: &str) -> String {
+    if p.starts_with("**") || p.starts_with("*/") {
+        return p.to_string();
+    }
+    match p.split_once('/') {
+        None => format!("docker.io/library/{p}"),
+        Some((first, _)) => {
+            let is_domain = first.contains('.') || first.contains(':') || first == "localhost";
+            if is_domain {
+                p.to_string()
+            } else {
+                format!("docker.io/{p}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(id: &str, refs: &[&str]) -> Image {
+        let (digests, tags): (Vec<_>, Vec<_>) = refs.iter().partition(|r| r.contains('@'));
+        Image {
+            id: id.into(),
+            repo_tags: tags.into_iter().map(|s| s.to_string()).collect(),
+            repo_digests: digests.into_iter().map(|s| s.to_string()).collect(),
+            ..Image::default()
+        }
+    }
+
+    #[test]
+    fn pattern_table() {
+        let h = "ab".repeat(32);
+        let nginx = img("sha256:1234567890ab", &["docker.io/library/nginx:1.25"]);
+        let team = img(
+            "sha256:feedbeef0000",
+            &["reg.local/team/sub/app:v1", &format!("reg.local/team/sub/app@sha256:{h}")],
+        );
+        let pause = img("sha256:0000", &["registry.k8s.io/pause:3.9"]);
+        let cases: &[(&str, &Image, bool)] = &[
+            ("nginx:*", &nginx, true),
+            ("nginx", &nginx, true),
+            ("nginx:1.2*", &nginx, true),
+            ("nginx:1.24", &nginx, false),
+            ("docker.io/library/*", &nginx, true),
+            ("library/nginx", &nginx, true),
+            ("*", &nginx, true),
+            ("reg.local/team/**", &team, true),
+            ("reg.local/team/*", &team, false),
+            ("reg.local/team/*/app:v1", &team, true),
+            ("sha256:feedbe", &team, true),
+            ("sha256:abab", &team, true),
+            ("sha256:1234", &nginx, true),
+            ("sha256:9999", &nginx, false),
+            ("**/pause", &pause, true),
+            ("**/pause", &nginx, false),
+            ("registry.k8s.io/pause:*", &pause, true),
+        ];
+        for (pat, image, want) in cases {
+            let p = RefPattern::new(pat).unwrap();
+            assert_eq!(p.matches(image), *want, "{pat} vs {:?}", image.repo_tags);
+        }
+    }
+
+    #[test]
+    fn bad_patterns() {
+        for bad in ["", "sha256:xyz", "a b", "nginx:[", "sha256:"] {
+            assert!(RefPattern::new(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! What `pin` and `unpin` change: label edits per containerd record.
+
+use crate::error::CrimgError;
+use crate::model::{Image, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE};
+use crate::reference::resolve;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAction {
+    Pin,
+    Unpin,
+}
+
+/// A label edit on one containerd image record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelEdit {
+    pub record: String,
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+/// What happens to one reference the user named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinOutcome {
+    Changed {
+        image_id: String,
+        edits: Vec<LabelEdit>,
+        /// The image carried the K3s pin label before the change.
+        had_k3s_pin: bool,
+    },
+    Unchanged {
+        image_id: String,
+    },
+    NotFound {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinItem {
+    pub input: String,
+    pub outcome: PinOutcome,
+}
+
+/// Decides the edits for each named reference. `pin` sets the CRI pin label and drops the
+/// K3s one on every record of the image (so K3s's restart-time unpin leaves it alone);
+/// `unpin` drops both.
+pub fn plan(images: &[Image], inputs: &[String], action: PinAction) -> Vec<PinItem> {
+    inputs
+        .iter()
+        .map(|input| {
+            let outcome = match resolve(images, input) {
+                Ok(image) => outcome_for(image, action),
+                Err(e @ (CrimgError::NotFound(_) | CrimgError::Ambiguous { .. })) => {
+                    PinOutcome::NotFound {
+                        error: e.to_string(),
+                    }
+                }
+                Err(e) => PinOutcome::NotFound {
+                    error: e.to_string(),
+                },
+            };
+            PinItem {
+                input: input.clone(),
+                outcome,
+            }
+        })
+        .collect()
+}
+
+fn outcome_for(image: &Image, action: PinAction) -> PinOutcome {
+    let had_k3s_pin = image
+        .records
+        .iter()
+        .any(|r| r.labels.contains_key(LABEL_K3S_PINNED));
+    let edits: Vec<LabelEdit> = image
+        .records
+        .iter()
+        .filter_map(|r| {
+            let cri = r.labels.get(LABEL_CRI_PINNED).map(String::as_str);
+            let k3s = r.labels.contains_key(LABEL_K3S_PINNED);
+            let mut edit = LabelEdit {
+                record: r.name.clone(),
+                set: Vec::new(),
+                remove: Vec::new(),
+            };
+            match action {
+                PinAction::Pin => {
+                    if cri != Some(PINNED_VALUE) {
+                        edit.set.push((LABEL_CRI_PINNED.into(), PINNED_VALUE.into()));
+                    }
+                    if k3s {
+                        edit.remove.push(LABEL_K3S_PINNED.into());
+                    }
+                }
+                PinAction::Unpin => {
+                    if cri.is_some() {
+                        edit.remove.push(LABEL_CRI_PINNED.into());
+                    }
+                    if k3s {
+                        edit.remove.push(LABEL_K3S_PINNED.into());
+                    }
+                }
+            }
+            (!edit.set.is_empty() || !edit.remove.is_empty()).then_some(edit)
+        })
+        .collect();
+    if edits.is_empty() {
+        PinOutcome::Unchanged {
+            image_id: image.id.clone(),
+        }
+    } else {
+        PinOutcome::Changed {
+            image_id: image.id.clone(),
+            edits,
+            had_k3s_pin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ImageRecord;
+
+    fn rec(name: &str, labels: &[(&str, &str)]) -> ImageRecord {
+        ImageRecord {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ImageRecord::default()
+        }
+    }
+
+    fn image(records: Vec<ImageRecord>) -> Image {
+        Image {
+            id: "sha256:abcdef0123456789".into(),
+            repo_tags: vec!["docker.io/library/app:1".into()],
+            records,
+            ..Image::default()
+        }
+    }
+
+    const CRI: (&str, &str) = (LABEL_CRI_PINNED, PINNED_VALUE);
+    const K3S: (&str, &str) = (LABEL_K3S_PINNED, PINNED_VALUE);
+
+    #[test]
+    fn pin_and_unpin_table() {
+        let cases: Vec<(&str, Vec<ImageRecord>, PinAction, Vec<(&str, Vec<&str>, Vec<&str>)>)> = vec![
+            (
+                "pin plain image: every record",
+                vec![rec("docker.io/library/app:1", &[]), rec("sha256:abcdef0123456789", &[])],
+                PinAction::Pin,
+                vec![
+                    ("docker.io/library/app:1", vec![LABEL_CRI_PINNED], vec![]),
+                    ("sha256:abcdef0123456789", vec![LABEL_CRI_PINNED], vec![]),
+                ],
+            ),
+            (
+                "pin k3s image: drop k3s label, keep cri",
+                vec![rec("docker.io/library/app:1", &[CRI, K3S])],
+                PinAction::Pin,
+                vec![("docker.io/library/app:1", vec![], vec![LABEL_K3S_PINNED])],
+            ),
+            ("pin pinned: nothing", vec![rec("docker.io/library/app:1", &[CRI])], PinAction::Pin, vec![]),
+            (
+                "unpin k3s image: both",
+                vec![rec("docker.io/library/app:1", &[CRI, K3S])],
+                PinAction::Unpin,
+                vec![("docker.io/library/app:1", vec![], vec![LABEL_CRI_PINNED, LABEL_K3S_PINNED])],
+            ),
+            ("unpin unpinned: nothing", vec![rec("docker.io/library/app:1", &[])], PinAction::Unpin, vec![]),
+        ];
+        for (name, records, action, want) in cases {
+            let images = vec![image(records)];
+            let items = plan(&images, &["app:1".to_string()], action);
+            let edits = match &items[0].outcome {
+                PinOutcome::Changed { edits, .. } => edits.clone(),
+                PinOutcome::Unchanged { .. } => vec![],
+                PinOutcome::NotFound { error } => panic!("{name}: {error}"),
+            };
+            let got: Vec<(&str, Vec<&str>, Vec<&str>)> = edits
+                .iter()
+                .map(|e| {
+                    (
+                        e.record.as_str(),
+                        e.set.iter().map(|(k, _)| k.as_str()).collect(),
+                        e.remove.iter().map(String::as_str).collect(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn not_found_is_reported_per_item() {
+        let images = vec![image(vec![rec("docker.io/library/app:1", &[])])];
+        let items = plan(&images, &["nope:1".into(), "app:1".into()], PinAction::Pin);
+        assert!(matches!(items[0].outcome, PinOutcome::NotFound { .. }));
+        assert!(matches!(items[1].outcome, PinOutcome::Changed { .. }));
+    }
+}

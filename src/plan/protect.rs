@@ -1,0 +1,220 @@
+//! Why an image must be kept: the protection layers of the contract, each a reason.
+
+use std::fmt;
+
+use crate::model::{Image, PinSource};
+use crate::plan::pattern::RefPattern;
+use crate::reference::normalize;
+
+/// Pause and Kubernetes/K3s system images kept unless `--no-builtin-allowlist`.
+/// Patterns without a tag cover every tag and digest of the repository.
+pub const BUILTIN_ALLOWLIST: &[&str] = &[
+    // Pause images of every common registry (registry.k8s.io, k8s.gcr.io, gcr.io, ECR,
+    // MCR, Rancher's mirrored-pause, OpenShift's pod image).
+    "**/pause",
+    "**/mirrored-pause",
+    "**/eks/pause",
+    "**/pause-*",
+    // Kubernetes control plane and node components.
+    "**/kube-apiserver",
+    "**/kube-controller-manager",
+    "**/kube-scheduler",
+    "**/kube-proxy",
+    "**/etcd",
+    "**/coredns",
+    // K3s system images.
+    "docker.io/rancher/mirrored-coredns-coredns",
+    "docker.io/rancher/local-path-provisioner",
+    "docker.io/rancher/mirrored-metrics-server",
+    "docker.io/rancher/klipper-helm",
+    "docker.io/rancher/klipper-lb",
+    "docker.io/rancher/mirrored-library-traefik",
+    "docker.io/rancher/mirrored-library-busybox",
+];
+
+/// One reason to keep an image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    InUseContainer(String),
+    InUseSandbox(String),
+    Pinned(PinSource),
+    SandboxImage,
+    Builtin(String),
+    Excluded { file: String, line: usize },
+    ExcludedCli,
+    NewerThan(String),
+    KeepLast,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::InUseContainer(id) => write!(f, "in-use:container:{id}"),
+            Reason::InUseSandbox(id) => write!(f, "in-use:sandbox:{id}"),
+            Reason::Pinned(by) => write!(f, "pinned:{by}"),
+            Reason::SandboxImage => f.write_str("allowlist:sandbox-image"),
+            Reason::Builtin(p) => write!(f, "allowlist:builtin:{p}"),
+            Reason::Excluded { file, line } => write!(f, "excluded:{file}:{line}"),
+            Reason::ExcludedCli => f.write_str("excluded:cli"),
+            Reason::NewerThan(d) => write!(f, "newer-than:{d}"),
+            Reason::KeepLast => f.write_str("keep-last"),
+        }
+    }
+}
+
+/// The protections that hold for every image regardless of the command: use, pins, the
+/// sandbox image and the built-in allowlist.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    sandbox_image: Option<String>,
+    builtin: Vec<RefPattern>,
+}
+
+impl Protection {
+    pub fn new(sandbox_image: Option<&str>, builtin_allowlist: bool) -> Protection {
+        let builtin = if builtin_allowlist {
+            BUILTIN_ALLOWLIST
+                .iter()
+                .map(|p| RefPattern::new(p).expect("built-in patterns are valid"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Protection {
+            sandbox_image: sandbox_image.map(|s| normalize(s).unwrap_or_else(|_| s.to_string())),
+            builtin,
+        }
+    }
+
+    /// Every reason of layers 1 to 3 that holds for `image`, in the contract's order.
+    pub fn reasons(&self, image: &Image) -> Vec<Reason> {
+        let mut reasons: Vec<Reason> = image
+            .containers
+            .iter()
+            .map(|c| Reason::InUseContainer(c.clone()))
+            .chain(image.sandboxes.iter().map(|s| Reason::InUseSandbox(s.clone())))
+            .chain(image.pinned_by().into_iter().map(Reason::Pinned))
+            .collect();
+        if let Some(sandbox) = &self.sandbox_image {
+            let named = image.id == *sandbox
+                || image
+                    .references()
+                    .any(|r| r == sandbox || normalize(r).is_ok_and(|n| n == *sandbox));
+            if named {
+                reasons.push(Reason::SandboxImage);
+            }
+        }
+        reasons.extend(
+            self.builtin
+                .iter()
+                .filter(|p| p.matches(image))
+                .map(|p| Reason::Builtin(p.text.clone())),
+        );
+        reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ImageRecord, LABEL_CRI_PINNED, LABEL_K3S_PINNED};
+
+    fn image(tags: &[&str]) -> Image {
+        Image {
+            id: "sha256:1111".into(),
+            repo_tags: tags.iter().map(|s| s.to_string()).collect(),
+            ..Image::default()
+        }
+    }
+
+    fn labelled(tags: &[&str], labels: &[(&str, &str)]) -> Image {
+        let mut i = image(tags);
+        i.records.push(ImageRecord {
+            name: tags[0].into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ImageRecord::default()
+        });
+        i
+    }
+
+    #[test]
+    fn reasons_table() {
+        let mut used = image(&["docker.io/library/app:1"]);
+        used.containers = vec!["c1".into()];
+        used.sandboxes = vec!["s1".into()];
+        let mut cri_pinned = image(&["docker.io/library/app:2"]);
+        cri_pinned.pinned_cri = true;
+
+        let cases: Vec<(&str, Image, bool, Vec<&str>)> = vec![
+            ("plain", image(&["docker.io/library/app:1"]), true, vec![]),
+            ("used", used, true, vec!["in-use:container:c1", "in-use:sandbox:s1"]),
+            ("cri pin", cri_pinned, true, vec!["pinned:cri"]),
+            (
+                "user pin",
+                labelled(&["docker.io/library/app:1"], &[(LABEL_CRI_PINNED, "pinned")]),
+                true,
+                vec!["pinned:user"],
+            ),
+            (
+                "k3s pin",
+                labelled(
+                    &["docker.io/library/app:1"],
+                    &[(LABEL_CRI_PINNED, "pinned"), (LABEL_K3S_PINNED, "pinned")],
+                ),
+                true,
+                vec!["pinned:k3s"],
+            ),
+            (
+                "label with another value is no pin",
+                labelled(&["docker.io/library/app:1"], &[(LABEL_CRI_PINNED, "no")]),
+                true,
+                vec![],
+            ),
+            (
+                "sandbox image",
+                image(&["registry.k8s.io/pause:3.9"]),
+                true,
+                vec!["allowlist:sandbox-image", "allowlist:builtin:**/pause"],
+            ),
+            (
+                "sandbox image without builtins",
+                image(&["registry.k8s.io/pause:3.9"]),
+                false,
+                vec!["allowlist:sandbox-image"],
+            ),
+            (
+                "other pause",
+                image(&["docker.io/rancher/mirrored-pause:3.6"]),
+                true,
+                vec!["allowlist:builtin:**/mirrored-pause"],
+            ),
+            (
+                "apiserver",
+                image(&["registry.k8s.io/kube-apiserver:v1.30.0"]),
+                true,
+                vec!["allowlist:builtin:**/kube-apiserver"],
+            ),
+            (
+                "coredns nested",
+                image(&["registry.k8s.io/coredns/coredns:v1.11.1"]),
+                true,
+                vec!["allowlist:builtin:**/coredns"],
+            ),
+            (
+                "k3s system",
+                image(&["docker.io/rancher/klipper-helm:v0.8"]),
+                true,
+                vec!["allowlist:builtin:docker.io/rancher/klipper-helm"],
+            ),
+            ("not a system image", image(&["docker.io/library/etcd-operator:1"]), true, vec![]),
+        ];
+        for (name, img, builtin, want) in cases {
+            let p = Protection::new(Some("registry.k8s.io/pause:3.9"), builtin);
+            let got: Vec<String> = p.reasons(&img).iter().map(ToString::to_string).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

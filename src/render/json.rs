@@ -1,0 +1,34 @@
+//! The JSON shapes of the command-line contract.
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ImageList {
+    pub images: Vec<ListedImage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListedImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub size: u64,
+    pub pinned: bool,
+    pub pinned_by: Vec<&'static str>,
+    pub in_use: InUse,
+    pub protected: Vec<String>,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InUse {
+    pub containers: Vec<String>,
+    pub sandboxes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PinResult {
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub not_found: Vec<String>,
+}

@@ -1,0 +1,341 @@
+//! Endpoint resolution (flags, environment, crictl's config file, auto-detection) and
+//! connecting to CRI and containerd.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::error::{CrimgError, Tried};
+use crate::runtime::containerd::Containerd;
+use crate::runtime::cri::Cri;
+use crate::runtime::transport::{connect_unix, socket_path};
+
+/// Sockets tried, in order, when no runtime endpoint is configured.
+pub const DEFAULT_RUNTIME_ENDPOINTS: &[&str] = &[
+    "unix:///run/containerd/containerd.sock",
+    "unix:///run/k3s/containerd/containerd.sock",
+    "unix:///var/run/crio/crio.sock",
+    "unix:///var/run/cri-dockerd.sock",
+];
+
+/// containerd sockets tried when the CRI runtime is not containerd itself.
+pub const DEFAULT_CONTAINERD_ADDRESSES: &[&str] = &[
+    "/run/containerd/containerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+];
+
+/// crictl's config file when none is named.
+pub const DEFAULT_CRICTL_CONFIG: &str = "/etc/crictl.yaml";
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to connect, as the user asked (flags and environment, already merged by clap).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointArgs {
+    pub runtime_endpoint: Option<String>,
+    pub image_endpoint: Option<String>,
+    pub address: Option<String>,
+    pub namespace: String,
+    pub config: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+}
+
+/// crictl's YAML config: the keys crimg honours.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct CrictlConfig {
+    pub runtime_endpoint: Option<String>,
+    pub image_endpoint: Option<String>,
+    /// Seconds, as crictl writes it (an integer), or a duration string.
+    pub timeout: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    pub debug: bool,
+}
+
+impl CrictlConfig {
+    pub fn parse(text: &str, file: &Path) -> Result<CrictlConfig, CrimgError> {
+        if text.trim().is_empty() {
+            return Ok(CrictlConfig::default());
+        }
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| CrimgError::Usage(format!("config file {}: {e}", file.display())))
+    }
+
+    pub fn timeout(&self, file: &Path) -> Result<Option<Duration>, CrimgError> {
+        use serde_yaml_ng::Value;
+        match &self.timeout {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|s| s > 0) => {
+                Ok(Some(Duration::from_secs(n.as_u64().unwrap_or(10))))
+            }
+            Some(Value::Number(_)) => Ok(None),
+            Some(Value::String(s)) => parse_duration(s).map(Some).map_err(|e| {
+                CrimgError::Usage(format!("config file {}: timeout: {e}", file.display()))
+            }),
+            Some(other) => Err(CrimgError::Usage(format!(
+                "config file {}: timeout {other:?} is neither seconds nor a duration",
+                file.display()
+            ))),
+        }
+    }
+}
+
+/// Parses `10s`, `2m`, `500ms`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 10s or 2m ({e})"))
+}
+
+/// The endpoints to use once flags, environment and the config file are merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// Runtime endpoints to try in order (one when configured; the defaults that exist otherwise).
+    pub runtime_candidates: Vec<String>,
+    /// Whether the runtime endpoint was configured (so absence is an error, not a skip).
+    pub runtime_configured: bool,
+    pub image_endpoint: Option<String>,
+    pub address: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Merges flags/environment with crictl's config file. A named config file that cannot be
+/// read is an error; the default one is only read when it exists.
+pub fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
+    let (config, file) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CrimgError::Usage(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            (CrictlConfig::parse(&text, path)?, path.clone())
+        }
+        None => {
+            let path = PathBuf::from(DEFAULT_CRICTL_CONFIG);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => (CrictlConfig::parse(&text, &path)?, path),
+                Err(_) => (CrictlConfig::default(), path),
+            }
+        }
+    };
+    let timeout = match args.timeout {
+        Some(t) => t,
+        None => config.timeout(&file)?.unwrap_or(DEFAULT_TIMEOUT),
+    };
+    let configured = args
+        .runtime_endpoint
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| config.runtime_endpoint.clone().filter(|s| !s.is_empty()));
+    let (runtime_candidates, runtime_configured) = match configured {
+        Some(ep) => (vec![ep], true),
+        None => (
+            DEFAULT_RUNTIME_ENDPOINTS.iter().map(|s| s.to_string()).collect(),
+            false,
+        ),
+    };
+    Ok(Resolved {
+        runtime_candidates,
+        runtime_configured,
+        image_endpoint: args
+            .image_endpoint
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| config.image_endpoint.clone().filter(|s| !s.is_empty())),
+        address: args.address.clone().filter(|s| !s.is_empty()),
+        timeout,
+    })
+}
+
+const RUNTIME_HINT: &str = "is the container runtime running? Name its socket with \
+     --runtime-endpoint (or CONTAINER_RUNTIME_ENDPOINT, or runtime-endpoint in /etc/crictl.yaml)";
+
+/// Connects to the CRI runtime and image services.
+pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
+    let mut tried = Vec::new();
+    let mut runtime = None;
+    for ep in &r.runtime_candidates {
+        let path = socket_path(ep).map_err(CrimgError::Usage)?;
+        if !r.runtime_configured && !path.exists() {
+            tried.push(Tried {
+                endpoint: ep.clone(),
+                problem: "no such socket".into(),
+            });
+            continue;
+        }
+        match connect_unix(&path, r.timeout).await {
+            Ok(ch) => {
+                runtime = Some((ep.clone(), ch));
+                break;
+            }
+            Err(e) => tried.push(Tried {
+                endpoint: ep.clone(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+    let Some((runtime_ep, runtime_ch)) = runtime else {
+        return Err(CrimgError::Unreachable {
+            what: "container runtime (CRI)",
+            tried,
+            hint: RUNTIME_HINT.into(),
+        });
+    };
+    let (image_ep, image_ch) = match &r.image_endpoint {
+        Some(ep) if ep != &runtime_ep => {
+            let path = socket_path(ep).map_err(CrimgError::Usage)?;
+            let ch = connect_unix(&path, r.timeout).await.map_err(|e| CrimgError::Unreachable {
+                what: "CRI image service",
+                tried: vec![Tried {
+                    endpoint: ep.clone(),
+                    problem: e.to_string(),
+                }],
+                hint: "check --image-endpoint (or IMAGE_SERVICE_ENDPOINT, or image-endpoint in the config file)".into(),
+            })?;
+            (ep.clone(), ch)
+        }
+        _ => (runtime_ep.clone(), runtime_ch.clone()),
+    };
+    Ok(Cri::new(runtime_ch, image_ch, r.timeout, runtime_ep, image_ep))
+}
+
+/// The containerd sockets to try: the configured address; else the CRI endpoint when the
+/// runtime is containerd; else the usual containerd and K3s sockets.
+pub fn containerd_candidates(r: &Resolved, cri_endpoint: &str, runtime_name: &str) -> Vec<String> {
+    if let Some(a) = &r.address {
+        return vec![a.clone()];
+    }
+    let mut out = Vec::new();
+    if runtime_name == "containerd"
+        && let Ok(p) = socket_path(cri_endpoint)
+    {
+        out.push(p.display().to_string());
+    }
+    for d in DEFAULT_CONTAINERD_ADDRESSES {
+        if !out.iter().any(|o| o == d) {
+            out.push(d.to_string());
+        }
+    }
+    out
+}
+
+/// Connects to containerd's API, trying candidates in order.
+pub async fn connect_containerd(
+    candidates: &[String],
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Containerd, CrimgError> {
+    let mut tried = Vec::new();
+    for c in candidates {
+        let path = socket_path(c).map_err(CrimgError::Usage)?;
+        match connect_unix(&path, timeout).await {
+            Ok(ch) => {
+                let client = Containerd::new(ch, namespace, timeout, path.display().to_string())
+                    .map_err(|e| CrimgError::Usage(format!("{e:#}")))?;
+                match client.version().await {
+                    Ok(_) => return Ok(client),
+                    Err(e) => tried.push(Tried {
+                        endpoint: c.clone(),
+                        problem: format!("not containerd's API: {}", short_status(&e)),
+                    }),
+                }
+            }
+            Err(e) => tried.push(Tried {
+                endpoint: c.clone(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+    Err(CrimgError::Unreachable {
+        what: "containerd API",
+        tried,
+        hint: "this command needs containerd's own API; name its socket with --address (or CONTAINERD_ADDRESS)".into(),
+    })
+}
+
+fn short_status(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<tonic::Status>() {
+        Some(s) => format!("{:?}: {}", s.code(), s.message()),
+        None => format!("{e:#}"),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crictl_config_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("crictl.yaml");
+        std::fs::write(
+            &file,
+            "runtime-endpoint: unix:///run/a.sock\nimage-endpoint: unix:///run/b.sock\ntimeout: 3\ndebug: false\n",
+        )
+        .unwrap();
+        let args = EndpointArgs {
+            config: Some(file.clone()),
+            namespace: "k8s.io".into(),
+            ..EndpointArgs::default()
+        };
+        let r = resolve(&args).unwrap();
+        assert_eq!(r.runtime_candidates, ["unix:///run/a.sock"]);
+        assert!(r.runtime_configured);
+        assert_eq!(r.image_endpoint.as_deref(), Some("unix:///run/b.sock"));
+        assert_eq!(r.timeout, Duration::from_secs(3));
+
+        let flags = EndpointArgs {
+            runtime_endpoint: Some("/run/c.sock".into()),
+            timeout: Some(Duration::from_secs(1)),
+            ..args.clone()
+        };
+        let r = resolve(&flags).unwrap();
+        assert_eq!(r.runtime_candidates, ["/run/c.sock"]);
+        assert_eq!(r.timeout, Duration::from_secs(1));
+
+        let missing = EndpointArgs {
+            config: Some(dir.path().join("nope.yaml")),
+            ..EndpointArgs::default()
+        };
+        assert!(matches!(resolve(&missing), Err(CrimgError::Usage(_))));
+
+        std::fs::write(&file, "runtime-endpoint: [unclosed\n").unwrap();
+        assert!(matches!(resolve(&args), Err(CrimgError::Usage(_))));
+    }
+
+    #[test]
+    fn containerd_candidate_order() {
+        let r = Resolved {
+            runtime_candidates: vec![],
+            runtime_configured: true,
+            image_endpoint: None,
+            address: None,
+            timeout: DEFAULT_TIMEOUT,
+        };
+        assert_eq!(
+            containerd_candidates(&r, "unix:///tmp/x.sock", "containerd"),
+            ["/tmp/x.sock", "/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"]
+        );
+        assert_eq!(
+            containerd_candidates(&r, "unix:///var/run/crio/crio.sock", "cri-o"),
+            ["/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"]
+        );
+        let with = Resolved {
+            address: Some("/a.sock".into()),
+            ..r
+        };
+        assert_eq!(containerd_candidates(&with, "unix:///tmp/x.sock", "containerd"), ["/a.sock"]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! CRI client: the runtime and image services of any CRI runtime, returning domain types.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tonic::transport::Channel;
+
+use crate::model::{ContainerInfo, CriImage, RuntimeVersion, SandboxInfo};
+use crate::proto::runtime::v1 as cri;
+use cri::image_service_client::ImageServiceClient;
+use cri::runtime_service_client::RuntimeServiceClient;
+
+/// Connected CRI clients plus the per-call deadline.
+#[derive(Clone)]
+pub struct Cri {
+    runtime: RuntimeServiceClient<Channel>,
+    image: ImageServiceClient<Channel>,
+    timeout: Duration,
+    pub runtime_endpoint: String,
+    pub image_endpoint: String,
+}
+
+/// Usage of one filesystem as `ImageFsInfo` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsUsage {
+    pub mountpoint: String,
+    pub used_bytes: u64,
+}
+
+impl Cri {
+    pub fn new(
+        runtime: Channel,
+        image: Channel,
+        timeout: Duration,
+        runtime_endpoint: String,
+        image_endpoint: String,
+    ) -> Cri {
+        // Image and status lists of big nodes exceed tonic's 4 MiB default.
+        let limit = 64 << 20;
+        Cri {
+            runtime: RuntimeServiceClient::new(runtime).max_decoding_message_size(limit),
+            image: ImageServiceClient::new(image).max_decoding_message_size(limit),
+            timeout,
+            runtime_endpoint,
+            image_endpoint,
+        }
+    }
+
+    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    pub async fn version(&self) -> Result<RuntimeVersion> {
+        let v = self
+            .runtime
+            .clone()
+            .version(self.req(cri::VersionRequest {
+                version: "v1".into(),
+            }))
+            .await
+            .context("CRI Version")?
+            .into_inner();
+        Ok(RuntimeVersion {
+            runtime_name: v.runtime_name,
+            runtime_version: v.runtime_version,
+            runtime_api_version: v.runtime_api_version,
+        })
+    }
+
+    pub async fn list_images(&self) -> Result<Vec<CriImage>> {
+        let resp = self
+            .image
+            .clone()
+            .list_images(self.req(cri::ListImagesRequest { filter: None }))
+            .await
+            .context("CRI ListImages")?
+            .into_inner();
+        Ok(resp.images.into_iter().map(cri_image).collect())
+    }
+
+    /// The image ID the runtime resolves a reference to, if it has the image.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        let resp = self
+            .image
+            .clone()
+            .image_status(self.req(cri::ImageStatusRequest {
+                image: Some(image_spec(reference)),
+                verbose: false,
+            }))
+            .await
+            .with_context(|| format!("CRI ImageStatus {reference}"))?
+            .into_inner();
+        Ok(resp.image.map(|i| i.id))
+    }
+
+    pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
+        let resp = self
+            .runtime
+            .clone()
+            .list_containers(self.req(cri::ListContainersRequest { filter: None }))
+            .await
+            .context("CRI ListContainers")?
+            .into_inner();
+        Ok(resp
+            .containers
+            .into_iter()
+            .map(|c| ContainerInfo {
+                name: c.metadata.map(|m| m.name).unwrap_or_default(),
+                image: c.image.map(|i| i.image).unwrap_or_default(),
+                image_ref: c.image_ref,
+                state: cri::ContainerState::try_from(c.state)
+                    .map(|s| s.as_str_name().to_string())
+                    .unwrap_or_else(|_| c.state.to_string()),
+                pod_sandbox_id: c.pod_sandbox_id,
+                id: c.id,
+            })
+            .collect())
+    }
+
+    /// Every pod sandbox in any state, with the image each runs when the runtime says.
+    pub async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>> {
+        let resp = self
+            .runtime
+            .clone()
+            .list_pod_sandbox(self.req(cri::ListPodSandboxRequest { filter: None }))
+            .await
+            .context("CRI ListPodSandbox")?
+            .into_inner();
+        let mut sandboxes: Vec<SandboxInfo> = resp
+            .items
+            .into_iter()
+            .map(|s| {
+                let meta = s.metadata.unwrap_or_default();
+                SandboxInfo {
+                    state: cri::PodSandboxState::try_from(s.state)
+                        .map(|st| st.as_str_name().to_string())
+                        .unwrap_or_else(|_| s.state.to_string()),
+                    id: s.id,
+                    name: meta.name,
+                    namespace: meta.namespace,
+                    image: None,
+                }
+            })
+            .collect();
+        // One status call per sandbox, a bounded number at a time.
+        use futures::stream::{self, StreamExt};
+        let images: Vec<Option<String>> = stream::iter(sandboxes.iter().map(|s| self.sandbox_image(&s.id)))
+            .buffered(16)
+            .collect()
+            .await;
+        for (s, image) in sandboxes.iter_mut().zip(images) {
+            s.image = image;
+        }
+        Ok(sandboxes)
+    }
+
+    /// The image a sandbox runs, from `PodSandboxStatus` verbose info (containerd puts it
+    /// in `info.image`). `None` when the runtime does not say or the sandbox is gone.
+    async fn sandbox_image(&self, id: &str) -> Option<String> {
+        let resp = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(self.req(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: id.to_string(),
+                verbose: true,
+            }))
+            .await
+            .ok()?
+            .into_inner();
+        sandbox_image_from_info(&resp.info)
+    }
+
+    /// The runtime's configured sandbox image (containerd: `Status` verbose info,
+    /// `config.sandboxImage`).
+    pub async fn configured_sandbox_image(&self) -> Result<Option<String>> {
+        let resp = self
+            .runtime
+            .clone()
+            .status(self.req(cri::StatusRequest { verbose: true }))
+            .await
+            .context("CRI Status")?
+            .into_inner();
+        Ok(configured_sandbox_image_from_info(&resp.info))
+    }
+
+    pub async fn remove_image(&self, id: &str) -> Result<()> {
+        self.image
+            .clone()
+            .remove_image(self.req(cri::RemoveImageRequest {
+                image: Some(image_spec(id)),
+            }))
+            .await
+            .with_context(|| format!("CRI RemoveImage {id}"))?;
+        Ok(())
+    }
+
+    pub async fn image_fs_info(&self) -> Result<Vec<FsUsage>> {
+        let resp = self
+            .image
+            .clone()
+            .image_fs_info(self.req(cri::ImageFsInfoRequest {}))
+            .await
+            .context("CRI ImageFsInfo")?
+            .into_inner();
+        Ok(resp
+            .image_filesystems
+            .into_iter()
+            .map(|f| FsUsage {
+                mountpoint: f.fs_id.map(|i| i.mountpoint).unwrap_or_default(),
+                used_bytes: f.used_bytes.map(|u| u.value).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+fn image_spec(image: &str) -> cri::ImageSpec {
+    cri::ImageSpec {
+        image: image.to_string(),
+        ..Default::default()
+    }
+}
+
+fn cri_image(i: cri::Image) -> CriImage {
+    CriImage {
+        id: i.id,
+        repo_tags: i.repo_tags,
+        repo_digests: i.repo_digests,
+        size: i.size,
+        pinned: i.pinned,
+    }
+}
+
+/// Finds the sandbox image in verbose sandbox status info: a JSON document under `info`
+/// with an `image` field (containerd), or a top-level `image` key.
+pub fn sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
+    if let Some(doc) = info.get("info")
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(doc)
+        && let Some(image) = v.get("image").and_then(|i| i.as_str())
+        && !image.is_empty()
+    {
+        return Some(image.to_string());
+    }
+    info.get("image").filter(|s| !s.is_empty()).cloned()
+}
+
+/// Finds the configured sandbox image in verbose runtime status info.
+pub fn configured_sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
+    let doc = info.get("config")?;
+    let v: serde_json::Value = serde_json::from_str(doc).ok()?;
+    v.get("sandboxImage")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_parsing() {
+        let info = HashMap::from([(
+            "info".to_string(),
+            r#"{"pid":1,"image":"registry.k8s.io/pause:3.9"}"#.to_string(),
+        )]);
+        assert_eq!(sandbox_image_from_info(&info).as_deref(), Some("registry.k8s.io/pause:3.9"));
+        assert_eq!(sandbox_image_from_info(&HashMap::new()), None);
+        let status = HashMap::from([(
+            "config".to_string(),
+            r#"{"sandboxImage":"registry.k8s.io/pause:3.9","x":1}"#.to_string(),
+        )]);
+        assert_eq!(
+            configured_sandbox_image_from_info(&status).as_deref(),
+            Some("registry.k8s.io/pause:3.9")
+        );
+        let bad = HashMap::from([("config".to_string(), "not json".to_string())]);
+        assert_eq!(configured_sandbox_image_from_info(&bad), None);
+    }
+}
