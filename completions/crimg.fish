@@ -1,0 +1,153 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_crimg_global_optspecs
+    string join \n r/runtime-endpoint= i/image-endpoint= a/address= n/namespace= c/config= timeout= o/output= q/quiet progress= v/verbose h/help V/version
+end
+
+function __fish_crimg_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_crimg_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_crimg_using_subcommand
+    set -l cmd (__fish_crimg_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c crimg -n "__fish_crimg_needs_command" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_needs_command" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_needs_command" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_needs_command" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_needs_command" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_needs_command" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_needs_command" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_needs_command" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_needs_command" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_needs_command" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_needs_command" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "ls" -d 'List images with their tags, size, pins, users and protections'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "unpin" -d 'Remove the pins of images'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l pinned -d 'Only pinned images'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l unpinned -d 'Only images nobody pinned'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l in-use -d 'Only images a container or pod sandbox uses'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l unused -d 'Only images no container or pod sandbox uses'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l protected -d 'Only images a prune would keep'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l unprotected -d 'Only images a prune would remove'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l pinned -d 'Only pinned images'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l unpinned -d 'Only images nobody pinned'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l in-use -d 'Only images a container or pod sandbox uses'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l unused -d 'Only images no container or pod sandbox uses'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l protected -d 'Only images a prune would keep'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l unprotected -d 'Only images a prune would remove'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -l dry-run -d 'Show what would change, change nothing'
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -l dry-run -d 'Show what would change, change nothing'
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "unpin" -d 'Remove the pins of images'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs crimg's whole test suite: formatting, lints, unit tests and end-to-end tests
+# against private containerd instances the tests start themselves.
+# Run as root on Debian: it installs what it needs (containerd, runc, a static libc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: the end-to-end tests run containerd and pods; run as root" >&2
+    exit 2
+fi
+
+# Debian packages the end-to-end tests need, installed only when missing.
+missing=()
+command -v containerd >/dev/null || missing+=(containerd)
+command -v ctr >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+command -v gcc >/dev/null || missing+=(gcc)
+[ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing+=(libc6-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast
+else
+    cargo test --locked --no-fail-fast
+fi
