@@ -45,6 +45,7 @@ complete -c crimg -n "__fish_crimg_needs_command" -f -a "list" -d 'List images w
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "ls" -d 'List images with their tags, size, pins, users and protections'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "unpin" -d 'Remove the pins of images'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
@@ -129,6 +130,34 @@ complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s q -l quiet -d 'Onl
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l why -d 'Print the decision and every reason for one image, remove nothing' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-file -d 'A file of exclusion patterns (one per line, # comments) or Eraser\'s JSON form (repeatable)' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-dir -d 'Directory whose *.conf files are exclusion files' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude -d 'Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l older-than -d 'Keep images whose containerd record is younger than this (24h, 7d)' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l keep-last -d 'Per repository, keep the N newest images' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l parallel -d 'Concurrent removals' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l target-usage -d 'Remove least recently used images only until the image filesystem is at or below PERCENT of its size (the kubelet\'s image GC)' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l state-file -d 'Where crimg remembers when it last saw each image in use' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l dry-run -d 'Decide and report, remove nothing'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l no-builtin-allowlist -d 'Drop the built-in allowlist of pause and Kubernetes system images (the runtime\'s sandbox image stays protected)'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -s V -l version -d 'Print version'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
@@ -146,8 +175,9 @@ complete -c crimg -n "__fish_crimg_using_subcommand completions" -s q -l quiet -
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "unpin" -d 'Remove the pins of images'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "unpin" -d 'Remove the pins of images'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

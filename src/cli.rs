@@ -30,25 +30,55 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// CRI runtime service: unix:///path or a bare path [default: crictl config, then the
     /// first socket that exists of containerd, K3s, CRI-O, cri-dockerd]
-    #[arg(short = 'r', long, env = "CONTAINER_RUNTIME_ENDPOINT", value_name = "URI", global = true)]
+    #[arg(
+        short = 'r',
+        long,
+        env = "CONTAINER_RUNTIME_ENDPOINT",
+        value_name = "URI",
+        global = true
+    )]
     pub runtime_endpoint: Option<String>,
 
     /// CRI image service [default: the runtime endpoint]
-    #[arg(short = 'i', long, env = "IMAGE_SERVICE_ENDPOINT", value_name = "URI", global = true)]
+    #[arg(
+        short = 'i',
+        long,
+        env = "IMAGE_SERVICE_ENDPOINT",
+        value_name = "URI",
+        global = true
+    )]
     pub image_endpoint: Option<String>,
 
     /// containerd API socket [default: the CRI endpoint when the runtime is containerd,
     /// else /run/containerd/containerd.sock, then K3s's]
-    #[arg(short = 'a', long, env = "CONTAINERD_ADDRESS", value_name = "PATH", global = true)]
+    #[arg(
+        short = 'a',
+        long,
+        env = "CONTAINERD_ADDRESS",
+        value_name = "PATH",
+        global = true
+    )]
     pub address: Option<String>,
 
     /// containerd namespace
-    #[arg(short = 'n', long, env = "CONTAINERD_NAMESPACE", default_value = "k8s.io", global = true)]
+    #[arg(
+        short = 'n',
+        long,
+        env = "CONTAINERD_NAMESPACE",
+        default_value = "k8s.io",
+        global = true
+    )]
     pub namespace: String,
 
     /// crictl's YAML config file (runtime-endpoint, image-endpoint, timeout)
     /// [default: /etc/crictl.yaml if it exists]
-    #[arg(short = 'c', long, env = "CRI_CONFIG_FILE", value_name = "FILE", global = true)]
+    #[arg(
+        short = 'c',
+        long,
+        env = "CRI_CONFIG_FILE",
+        value_name = "FILE",
+        global = true
+    )]
     pub config: Option<PathBuf>,
 
     /// Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]
@@ -68,7 +98,14 @@ pub struct GlobalArgs {
     pub progress: ProgressMode,
 
     /// Diagnostics on stderr
-    #[arg(short = 'v', long, env = "CRIMG_LOG", global = true)]
+    #[arg(
+        short = 'v',
+        long,
+        env = "CRIMG_LOG",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub verbose: bool,
 }
 
@@ -100,6 +137,8 @@ pub enum Command {
     Pin(PinArgs),
     /// Remove the pins of images
     Unpin(PinArgs),
+    /// Remove every image that nothing uses and nothing protects, saying why for each
+    Prune(PruneArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -144,4 +183,71 @@ pub struct CompletionsArgs {
     /// The shell to print a completion script for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Decide and report, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the decision and every reason for one image, remove nothing
+    #[arg(long, value_name = "REF")]
+    pub why: Option<String>,
+    /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Directory whose *.conf files are exclusion files
+    #[arg(long, value_name = "DIR", default_value = "/etc/crimg/exclude.d")]
+    pub exclude_dir: PathBuf,
+    /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Drop the built-in allowlist of pause and Kubernetes system images (the runtime's
+    /// sandbox image stays protected)
+    #[arg(long)]
+    pub no_builtin_allowlist: bool,
+    /// Keep images whose containerd record is younger than this (24h, 7d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text)]
+    pub older_than: Option<DurationText>,
+    /// Per repository, keep the N newest images
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Concurrent removals
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// Remove least recently used images only until the image filesystem is at or below
+    /// PERCENT of its size (the kubelet's image GC)
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub target_usage: Option<f64>,
+    /// Where crimg remembers when it last saw each image in use
+    #[arg(long, value_name = "FILE", env = "CRIMG_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+}
+
+/// `80` or `80%`, from 0 to 100.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if (0.0..=100.0).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{s:?} is not between 0 and 100"))
+    }
+}
+
+/// A duration and the text it was given as, so reasons can quote the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationText {
+    pub duration: Duration,
+    pub text: String,
+}
+
+fn parse_duration_text(s: &str) -> Result<DurationText, String> {
+    Ok(DurationText {
+        duration: parse_duration(s)?,
+        text: s.trim().to_string(),
+    })
 }

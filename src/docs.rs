@@ -30,7 +30,10 @@ pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     pages.push(("crimg.1".to_string(), buf));
     for sub in cmd.get_subcommands() {
         let name = format!("crimg-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone()).bin_name(name.replace('-', " "));
+        let sub = sub
+            .clone()
+            .name(name.clone())
+            .bin_name(name.replace('-', " "));
         let mut buf = Vec::new();
         clap_mangen::Man::new(sub).render(&mut buf)?;
         pages.push((format!("{name}.1"), buf));

@@ -47,7 +47,11 @@ fn format_tried(tried: &[Tried]) -> String {
     if tried.is_empty() {
         return "no socket to try".into();
     }
-    tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    tried
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl fmt::Display for Tried {

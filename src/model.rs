@@ -134,7 +134,9 @@ impl Image {
         let k3s = has(LABEL_K3S_PINNED);
         // K3s sets both labels; the CRI label alone is a user's pin that K3s will not strip.
         let user = self.records.iter().any(|r| {
-            r.labels.get(LABEL_CRI_PINNED).is_some_and(|v| v == PINNED_VALUE)
+            r.labels
+                .get(LABEL_CRI_PINNED)
+                .is_some_and(|v| v == PINNED_VALUE)
                 && !r.labels.contains_key(LABEL_K3S_PINNED)
         });
         if user {

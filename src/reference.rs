@@ -33,7 +33,9 @@ pub fn repository_of(normalized: &str) -> &str {
 pub fn tag_of(normalized: &str) -> Option<&str> {
     let without_digest = normalized.split('@').next().unwrap_or(normalized);
     let repo = repository_of(without_digest);
-    without_digest.get(repo.len() + 1..).filter(|t| !t.is_empty())
+    without_digest
+        .get(repo.len() + 1..)
+        .filter(|t| !t.is_empty())
 }
 
 /// `sha256:<hex>` or bare hex of at least `MIN_ID_PREFIX` characters: the hex part.
@@ -41,7 +43,9 @@ pub fn id_prefix(input: &str) -> Option<&str> {
     let hex = input.strip_prefix("sha256:").unwrap_or(input);
     let ok = hex.len() >= MIN_ID_PREFIX
         && hex.len() <= 64
-        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     ok.then_some(hex)
 }
 
@@ -53,7 +57,11 @@ pub fn resolve<'a>(images: &'a [Image], input: &str) -> Result<&'a Image, CrimgE
     if let Some(hex) = id_prefix(input) {
         let hits: Vec<&Image> = images
             .iter()
-            .filter(|i| i.id.strip_prefix("sha256:").unwrap_or(&i.id).starts_with(hex))
+            .filter(|i| {
+                i.id.strip_prefix("sha256:")
+                    .unwrap_or(&i.id)
+                    .starts_with(hex)
+            })
             .collect();
         match hits.len() {
             1 => return Ok(hits[0]),
@@ -93,7 +101,10 @@ mod tests {
         let cases = [
             ("nginx", "docker.io/library/nginx:latest"),
             ("nginx:1.25", "docker.io/library/nginx:1.25"),
-            ("docker.io/library/nginx:1.25", "docker.io/library/nginx:1.25"),
+            (
+                "docker.io/library/nginx:1.25",
+                "docker.io/library/nginx:1.25",
+            ),
             ("user/app", "docker.io/user/app:latest"),
             ("localhost/foo", "localhost/foo:latest"),
             ("reg.local:5000/team/app:v1", "reg.local:5000/team/app:v1"),
@@ -110,10 +121,18 @@ mod tests {
     fn repository_and_tag() {
         let d = "sha256:0123456789012345678901234567890123456789012345678901234567890123";
         let cases = [
-            ("docker.io/library/nginx:1.25", "docker.io/library/nginx", Some("1.25")),
+            (
+                "docker.io/library/nginx:1.25",
+                "docker.io/library/nginx",
+                Some("1.25"),
+            ),
             ("reg.local:5000/app:v1", "reg.local:5000/app", Some("v1")),
             ("reg.local:5000/app", "reg.local:5000/app", None),
-            (&*format!("reg.local:5000/app@{d}"), "reg.local:5000/app", None),
+            (
+                &*format!("reg.local:5000/app@{d}"),
+                "reg.local:5000/app",
+                None,
+            ),
         ];
         for (input, repo, tag) in cases {
             assert_eq!(repository_of(input), repo, "{input}");
@@ -151,9 +170,21 @@ mod tests {
         for (input, want) in ok {
             assert_eq!(&resolve(&images, input).unwrap().id, want, "{input}");
         }
-        assert!(matches!(resolve(&images, "abcdef"), Err(CrimgError::Ambiguous { .. })));
-        assert!(matches!(resolve(&images, "nginx"), Err(CrimgError::NotFound(_))));
-        assert!(matches!(resolve(&images, "sha256:ffffff"), Err(CrimgError::NotFound(_))));
-        assert!(matches!(resolve(&images, "Bad:Ref:x"), Err(CrimgError::Usage(_))));
+        assert!(matches!(
+            resolve(&images, "abcdef"),
+            Err(CrimgError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            resolve(&images, "nginx"),
+            Err(CrimgError::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve(&images, "sha256:ffffff"),
+            Err(CrimgError::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve(&images, "Bad:Ref:x"),
+            Err(CrimgError::Usage(_))
+        ));
     }
 }

@@ -89,7 +89,15 @@ fn to_json(row: &Row) -> json::ListedImage {
 }
 
 fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
-    let mut header = vec!["IMAGE", "TAG", "IMAGE ID", "SIZE", "PINNED", "IN USE", "PROTECTED"];
+    let mut header = vec![
+        "IMAGE",
+        "TAG",
+        "IMAGE ID",
+        "SIZE",
+        "PINNED",
+        "IN USE",
+        "PROTECTED",
+    ];
     if wide {
         header.extend(["DIGEST", "CREATED"]);
     }
@@ -97,7 +105,10 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
     for r in rows {
         let i = r.image;
         let (repos, tags): (Vec<&str>, Vec<&str>) = if i.repo_tags.is_empty() {
-            let repo = i.repo_digests.first().map_or("<none>", |d| repository_of(d));
+            let repo = i
+                .repo_digests
+                .first()
+                .map_or("<none>", |d| repository_of(d));
             (vec![repo], vec!["<none>"])
         } else {
             i.repo_tags
@@ -109,7 +120,11 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
         let pinned = if pinned.is_empty() {
             "-".to_string()
         } else {
-            pinned.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+            pinned
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let in_use = match (i.containers.len(), i.sandboxes.len()) {
             (0, 0) => "-".to_string(),
@@ -141,7 +156,11 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
                 .iter()
                 .map(|d| d.split_once('@').map_or(d.as_str(), |(_, h)| h))
                 .collect();
-            cells.push(if digests.is_empty() { "<none>".into() } else { digests.join("\n") });
+            cells.push(if digests.is_empty() {
+                "<none>".into()
+            } else {
+                digests.join("\n")
+            });
             cells.push(i.created_at().map_or_else(|| "-".into(), render::rfc3339));
         }
         t.add_row(cells);

@@ -4,6 +4,8 @@
 pub mod inventory;
 pub mod list;
 pub mod pin;
+pub mod prune;
+pub mod state;
 
 use std::io::IsTerminal;
 
@@ -96,7 +98,10 @@ impl Session {
         })?;
         settings.debug(format_args!(
             "runtime {} {} (CRI {}) at {}",
-            runtime.runtime_name, runtime.runtime_version, runtime.runtime_api_version, cri.runtime_endpoint
+            runtime.runtime_name,
+            runtime.runtime_version,
+            runtime.runtime_api_version,
+            cri.runtime_endpoint
         ));
         Ok(Session {
             settings,
@@ -122,7 +127,8 @@ impl Session {
             )
             .await;
             if let Ok(c) = &c {
-                self.settings.debug(format_args!("containerd API at {}", c.address));
+                self.settings
+                    .debug(format_args!("containerd API at {}", c.address));
             }
             self.containerd = Some(c);
         }
@@ -166,5 +172,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::List(args) => list::run(settings, args).await,
         Command::Pin(args) => pin::run(settings, args, crate::plan::pin::PinAction::Pin).await,
         Command::Unpin(args) => pin::run(settings, args, crate::plan::pin::PinAction::Unpin).await,
+        Command::Prune(args) => prune::run(settings, args).await,
     }
 }

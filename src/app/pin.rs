@@ -36,7 +36,12 @@ pub async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result
         let results: Vec<(String, Result<()>)> = stream::iter(edits.values())
             .map(|e| {
                 let c = &containerd;
-                async move { (e.record.clone(), c.update_labels(&e.record, &e.set, &e.remove).await) }
+                async move {
+                    (
+                        e.record.clone(),
+                        c.update_labels(&e.record, &e.set, &e.remove).await,
+                    )
+                }
             })
             .buffer_unordered(8)
             .collect()
@@ -90,8 +95,15 @@ pub async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result
             }
             PinOutcome::Unchanged { image_id } => {
                 out.unchanged.push(input.clone());
-                let state = if action == PinAction::Pin { "already pinned" } else { "not pinned" };
-                lines.push(format!("unchanged\t{input}\t{} ({state})", short_id(image_id)));
+                let state = if action == PinAction::Pin {
+                    "already pinned"
+                } else {
+                    "not pinned"
+                };
+                lines.push(format!(
+                    "unchanged\t{input}\t{} ({state})",
+                    short_id(image_id)
+                ));
             }
             PinOutcome::NotFound { error } => {
                 partial = true;
@@ -135,9 +147,12 @@ fn has_archives(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().any(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar.bz2", ".tbz", ".tar.lz4", ".txt"]
-                .iter()
-                .any(|ext| name.ends_with(ext))
+            [
+                ".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar.bz2", ".tbz", ".tar.lz4",
+                ".txt",
+            ]
+            .iter()
+            .any(|ext| name.ends_with(ext))
         })
     })
 }

@@ -57,7 +57,11 @@ pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
                 "container {} ({}) uses image {:?} which the runtime does not list",
                 crate::model::short_id(&c.id),
                 c.name,
-                if c.image_ref.is_empty() { &c.image } else { &c.image_ref }
+                if c.image_ref.is_empty() {
+                    &c.image
+                } else {
+                    &c.image_ref
+                }
             )),
         }
     }
@@ -79,7 +83,9 @@ pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
         }
     }
     for (i, image) in images.iter_mut().enumerate() {
-        image.containers = std::mem::take(&mut container_users[i]).into_iter().collect();
+        image.containers = std::mem::take(&mut container_users[i])
+            .into_iter()
+            .collect();
         image.sandboxes = std::mem::take(&mut sandbox_users[i]).into_iter().collect();
     }
     (images, warnings)

@@ -30,7 +30,9 @@ impl RefPattern {
         }
         if let Some(hex) = text.strip_prefix("sha256:") {
             if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || hex.len() > 64 {
-                return Err(format!("{text:?}: a digest prefix is sha256: followed by hex"));
+                return Err(format!(
+                    "{text:?}: a digest prefix is sha256: followed by hex"
+                ));
             }
             return Ok(RefPattern {
                 text: text.into(),
@@ -104,7 +106,7 @@ mod tests {
     use super::*;
 
     fn img(id: &str, refs: &[&str]) -> Image {
-        let (digests, tags): (Vec<_>, Vec<_>) = refs.iter().partition(|r| r.contains('@'));
+        let (digests, tags): (Vec<&&str>, Vec<&&str>) = refs.iter().partition(|r| r.contains('@'));
         Image {
             id: id.into(),
             repo_tags: tags.into_iter().map(|s| s.to_string()).collect(),
@@ -119,7 +121,10 @@ mod tests {
         let nginx = img("sha256:1234567890ab", &["docker.io/library/nginx:1.25"]);
         let team = img(
             "sha256:feedbeef0000",
-            &["reg.local/team/sub/app:v1", &format!("reg.local/team/sub/app@sha256:{h}")],
+            &[
+                "reg.local/team/sub/app:v1",
+                &format!("reg.local/team/sub/app@sha256:{h}"),
+            ],
         );
         let pause = img("sha256:0000", &["registry.k8s.io/pause:3.9"]);
         let cases: &[(&str, &Image, bool)] = &[

@@ -86,7 +86,8 @@ fn outcome_for(image: &Image, action: PinAction) -> PinOutcome {
             match action {
                 PinAction::Pin => {
                     if cri != Some(PINNED_VALUE) {
-                        edit.set.push((LABEL_CRI_PINNED.into(), PINNED_VALUE.into()));
+                        edit.set
+                            .push((LABEL_CRI_PINNED.into(), PINNED_VALUE.into()));
                     }
                     if k3s {
                         edit.remove.push(LABEL_K3S_PINNED.into());
@@ -147,10 +148,18 @@ mod tests {
 
     #[test]
     fn pin_and_unpin_table() {
-        let cases: Vec<(&str, Vec<ImageRecord>, PinAction, Vec<(&str, Vec<&str>, Vec<&str>)>)> = vec![
+        let cases: Vec<(
+            &str,
+            Vec<ImageRecord>,
+            PinAction,
+            Vec<(&str, Vec<&str>, Vec<&str>)>,
+        )> = vec![
             (
                 "pin plain image: every record",
-                vec![rec("docker.io/library/app:1", &[]), rec("sha256:abcdef0123456789", &[])],
+                vec![
+                    rec("docker.io/library/app:1", &[]),
+                    rec("sha256:abcdef0123456789", &[]),
+                ],
                 PinAction::Pin,
                 vec![
                     ("docker.io/library/app:1", vec![LABEL_CRI_PINNED], vec![]),
@@ -163,14 +172,28 @@ mod tests {
                 PinAction::Pin,
                 vec![("docker.io/library/app:1", vec![], vec![LABEL_K3S_PINNED])],
             ),
-            ("pin pinned: nothing", vec![rec("docker.io/library/app:1", &[CRI])], PinAction::Pin, vec![]),
+            (
+                "pin pinned: nothing",
+                vec![rec("docker.io/library/app:1", &[CRI])],
+                PinAction::Pin,
+                vec![],
+            ),
             (
                 "unpin k3s image: both",
                 vec![rec("docker.io/library/app:1", &[CRI, K3S])],
                 PinAction::Unpin,
-                vec![("docker.io/library/app:1", vec![], vec![LABEL_CRI_PINNED, LABEL_K3S_PINNED])],
+                vec![(
+                    "docker.io/library/app:1",
+                    vec![],
+                    vec![LABEL_CRI_PINNED, LABEL_K3S_PINNED],
+                )],
             ),
-            ("unpin unpinned: nothing", vec![rec("docker.io/library/app:1", &[])], PinAction::Unpin, vec![]),
+            (
+                "unpin unpinned: nothing",
+                vec![rec("docker.io/library/app:1", &[])],
+                PinAction::Unpin,
+                vec![],
+            ),
         ];
         for (name, records, action, want) in cases {
             let images = vec![image(records)];

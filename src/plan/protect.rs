@@ -40,10 +40,15 @@ pub enum Reason {
     Pinned(PinSource),
     SandboxImage,
     Builtin(String),
-    Excluded { file: String, line: usize },
+    Excluded {
+        file: String,
+        line: usize,
+    },
     ExcludedCli,
     NewerThan(String),
     KeepLast,
+    /// `--target-usage`: the image filesystem is at or below the target without it.
+    BelowTarget(String),
 }
 
 impl fmt::Display for Reason {
@@ -58,6 +63,7 @@ impl fmt::Display for Reason {
             Reason::ExcludedCli => f.write_str("excluded:cli"),
             Reason::NewerThan(d) => write!(f, "newer-than:{d}"),
             Reason::KeepLast => f.write_str("keep-last"),
+            Reason::BelowTarget(p) => write!(f, "target-usage:{p}"),
         }
     }
 }
@@ -92,7 +98,12 @@ impl Protection {
             .containers
             .iter()
             .map(|c| Reason::InUseContainer(c.clone()))
-            .chain(image.sandboxes.iter().map(|s| Reason::InUseSandbox(s.clone())))
+            .chain(
+                image
+                    .sandboxes
+                    .iter()
+                    .map(|s| Reason::InUseSandbox(s.clone())),
+            )
             .chain(image.pinned_by().into_iter().map(Reason::Pinned))
             .collect();
         if let Some(sandbox) = &self.sandbox_image {
@@ -150,11 +161,19 @@ mod tests {
 
         let cases: Vec<(&str, Image, bool, Vec<&str>)> = vec![
             ("plain", image(&["docker.io/library/app:1"]), true, vec![]),
-            ("used", used, true, vec!["in-use:container:c1", "in-use:sandbox:s1"]),
+            (
+                "used",
+                used,
+                true,
+                vec!["in-use:container:c1", "in-use:sandbox:s1"],
+            ),
             ("cri pin", cri_pinned, true, vec!["pinned:cri"]),
             (
                 "user pin",
-                labelled(&["docker.io/library/app:1"], &[(LABEL_CRI_PINNED, "pinned")]),
+                labelled(
+                    &["docker.io/library/app:1"],
+                    &[(LABEL_CRI_PINNED, "pinned")],
+                ),
                 true,
                 vec!["pinned:user"],
             ),
@@ -209,7 +228,12 @@ mod tests {
                 true,
                 vec!["allowlist:builtin:docker.io/rancher/klipper-helm"],
             ),
-            ("not a system image", image(&["docker.io/library/etcd-operator:1"]), true, vec![]),
+            (
+                "not a system image",
+                image(&["docker.io/library/etcd-operator:1"]),
+                true,
+                vec![],
+            ),
         ];
         for (name, img, builtin, want) in cases {
             let p = Protection::new(Some("registry.k8s.io/pause:3.9"), builtin);

@@ -32,3 +32,40 @@ pub struct PinResult {
     pub unchanged: Vec<String>,
     pub not_found: Vec<String>,
 }
+
+#[derive(Debug, Serialize)]
+pub struct PruneResult {
+    pub dry_run: bool,
+    pub removed: Vec<PrunedImage>,
+    pub kept: Vec<KeptImage>,
+    pub failed: Vec<FailedImage>,
+    pub reclaimed_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrunedImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeptImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedImage {
+    pub id: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PruneWhy {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub action: &'static str,
+    pub reasons: Vec<String>,
+}

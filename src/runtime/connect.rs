@@ -88,7 +88,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 10s or 2m ({e})"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 10s or 2m ({e})"))
 }
 
 /// The endpoints to use once flags, environment and the config file are merged.
@@ -133,7 +134,10 @@ pub fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
     let (runtime_candidates, runtime_configured) = match configured {
         Some(ep) => (vec![ep], true),
         None => (
-            DEFAULT_RUNTIME_ENDPOINTS.iter().map(|s| s.to_string()).collect(),
+            DEFAULT_RUNTIME_ENDPOINTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             false,
         ),
     };
@@ -199,7 +203,9 @@ pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
         }
         _ => (runtime_ep.clone(), runtime_ch.clone()),
     };
-    Ok(Cri::new(runtime_ch, image_ch, r.timeout, runtime_ep, image_ep))
+    Ok(Cri::new(
+        runtime_ch, image_ch, r.timeout, runtime_ep, image_ep,
+    ))
 }
 
 /// The containerd sockets to try: the configured address; else the CRI endpoint when the
@@ -263,7 +269,6 @@ fn short_status(e: &anyhow::Error) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,17 +323,27 @@ mod tests {
         };
         assert_eq!(
             containerd_candidates(&r, "unix:///tmp/x.sock", "containerd"),
-            ["/tmp/x.sock", "/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"]
+            [
+                "/tmp/x.sock",
+                "/run/containerd/containerd.sock",
+                "/run/k3s/containerd/containerd.sock"
+            ]
         );
         assert_eq!(
             containerd_candidates(&r, "unix:///var/run/crio/crio.sock", "cri-o"),
-            ["/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"]
+            [
+                "/run/containerd/containerd.sock",
+                "/run/k3s/containerd/containerd.sock"
+            ]
         );
         let with = Resolved {
             address: Some("/a.sock".into()),
             ..r
         };
-        assert_eq!(containerd_candidates(&with, "unix:///tmp/x.sock", "containerd"), ["/a.sock"]);
+        assert_eq!(
+            containerd_candidates(&with, "unix:///tmp/x.sock", "containerd"),
+            ["/a.sock"]
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    pub fn new(channel: Channel, namespace: &str, timeout: Duration, address: String) -> Result<Self> {
+    pub fn new(
+        channel: Channel,
+        namespace: &str,
+        timeout: Duration,
+        address: String,
+    ) -> Result<Self> {
         let namespace = namespace
             .parse()
             .with_context(|| format!("namespace {namespace:?} is not a valid header value"))?;
@@ -50,7 +55,8 @@ impl Containerd {
     /// A request in this namespace without a deadline, for transfers.
     pub fn streaming_req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert(NAMESPACE_HEADER, self.namespace.clone());
+        r.metadata_mut()
+            .insert(NAMESPACE_HEADER, self.namespace.clone());
         r
     }
 
@@ -79,7 +85,12 @@ impl Containerd {
     }
 
     /// Sets and removes labels of one image record, leaving its other labels alone.
-    pub async fn update_labels(&self, name: &str, set: &[(String, String)], remove: &[String]) -> Result<()> {
+    pub async fn update_labels(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        remove: &[String],
+    ) -> Result<()> {
         let paths = set
             .iter()
             .map(|(k, _)| format!("labels.{k}"))
@@ -124,4 +135,33 @@ pub(crate) fn time(t: prost_types::Timestamp) -> Option<SystemTime> {
     let secs = u64::try_from(t.seconds).ok()?;
     let nanos = u32::try_from(t.nanos).ok()?;
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+impl Containerd {
+    /// Deletes one image record. `sync` waits for containerd's garbage collection.
+    /// containerd 2.x also checks the record still points at `target` (1.6 ignores it),
+    /// so a tag moved to another image meanwhile is not deleted there.
+    /// A record that is already gone is no error.
+    pub async fn delete_image(&self, record: &ImageRecord, sync: bool) -> Result<()> {
+        let name = &record.name;
+        let target = (!record.target.digest.is_empty()).then(|| types::Descriptor {
+            media_type: record.target.media_type.clone(),
+            digest: record.target.digest.clone(),
+            size: record.target.size,
+            ..Default::default()
+        });
+        let r = self
+            .images()
+            .delete(self.streaming_req(images::DeleteImageRequest {
+                name: name.clone(),
+                sync,
+                target,
+            }))
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(anyhow::Error::new(s).context(format!("deleting image record {name}"))),
+        }
+    }
 }

@@ -147,10 +147,11 @@ impl Cri {
             .collect();
         // One status call per sandbox, a bounded number at a time.
         use futures::stream::{self, StreamExt};
-        let images: Vec<Option<String>> = stream::iter(sandboxes.iter().map(|s| self.sandbox_image(&s.id)))
-            .buffered(16)
-            .collect()
-            .await;
+        let images: Vec<Option<String>> =
+            stream::iter(sandboxes.iter().map(|s| self.sandbox_image(&s.id)))
+                .buffered(16)
+                .collect()
+                .await;
         for (s, image) in sandboxes.iter_mut().zip(images) {
             s.image = image;
         }
@@ -266,7 +267,10 @@ mod tests {
             "info".to_string(),
             r#"{"pid":1,"image":"registry.k8s.io/pause:3.9"}"#.to_string(),
         )]);
-        assert_eq!(sandbox_image_from_info(&info).as_deref(), Some("registry.k8s.io/pause:3.9"));
+        assert_eq!(
+            sandbox_image_from_info(&info).as_deref(),
+            Some("registry.k8s.io/pause:3.9")
+        );
         assert_eq!(sandbox_image_from_info(&HashMap::new()), None);
         let status = HashMap::from([(
             "config".to_string(),

@@ -72,8 +72,14 @@ mod tests {
     #[test]
     fn socket_paths() {
         let cases = [
-            ("unix:///run/containerd/containerd.sock", Some("/run/containerd/containerd.sock")),
-            ("unix:/run/k3s/containerd/containerd.sock", Some("/run/k3s/containerd/containerd.sock")),
+            (
+                "unix:///run/containerd/containerd.sock",
+                Some("/run/containerd/containerd.sock"),
+            ),
+            (
+                "unix:/run/k3s/containerd/containerd.sock",
+                Some("/run/k3s/containerd/containerd.sock"),
+            ),
             ("/var/run/crio/crio.sock", Some("/var/run/crio/crio.sock")),
             ("tcp://127.0.0.1:1234", None),
         ];

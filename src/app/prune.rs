@@ -1,0 +1,397 @@
+//! `crimg prune`: gather, plan, re-check, remove, report.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use futures::stream::{self, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::{Outcome, Session, Settings, inventory, state, status_text};
+use crate::cli::{OutputFormat, PruneArgs};
+use crate::error::CrimgError;
+use crate::model::{Image, Inventory};
+use crate::plan::exclude;
+use crate::plan::protect::Protection;
+use crate::plan::prune::{
+    Action, Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck,
+};
+use crate::reference::resolve;
+use crate::render::{self, json};
+
+/// How long to wait for CRI's image list to catch up with deleted records.
+const CRI_CATCH_UP: Duration = Duration::from_secs(15);
+
+pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
+    // Bad exclusion input stops everything before the runtime is even asked.
+    let excludes = exclude::load(&args.exclude_file, &args.exclude_dir, &args.exclude)
+        .map_err(|e| CrimgError::Usage(format!("{e}; nothing was removed")))?;
+    let state_file = args
+        .state_file
+        .clone()
+        .unwrap_or_else(|| state::state_dir().join("state.json"));
+    let mut last_used = state::load_last_used(&state_file)?;
+
+    let mut session = Session::connect(settings).await?;
+    let inv = inventory::gather(&mut session).await?;
+    for w in &inv.warnings {
+        session.settings.warn(w);
+    }
+    let target = match args.target_usage {
+        Some(percent) => Some(target_usage(&session, percent).await?),
+        None => None,
+    };
+    let policy = PrunePolicy {
+        protection: Protection::new(inv.sandbox_image.as_deref(), !args.no_builtin_allowlist),
+        excludes,
+        older_than: args
+            .older_than
+            .as_ref()
+            .map(|d| (d.duration, d.text.clone())),
+        keep_last: args.keep_last,
+        target,
+    };
+    let now = SystemTime::now();
+    let mut plan = plan(&inv.images, &policy, now, &last_used);
+
+    if let Some(reference) = &args.why {
+        let image = resolve(&inv.images, reference)?;
+        let decision = plan
+            .decisions
+            .iter()
+            .find(|d| d.image.id == image.id)
+            .expect("every image has a decision");
+        render_why(&session.settings, decision)?;
+        return Ok(Outcome::Done);
+    }
+
+    // Remember what is in use now, for --target-usage on later runs. Not on a dry run:
+    // a dry run changes nothing, the state file included.
+    if !args.dry_run {
+        mark_used(&mut last_used, &inv.images, now);
+        if let Err(e) = state::save_last_used(&state_file, &last_used) {
+            session.settings.warn(format_args!("{e:#}"));
+        }
+    }
+
+    let mut failed: Vec<(Image, String)> = Vec::new();
+    if !args.dry_run && plan.removals().next().is_some() {
+        // Anything that started using an image since the plan was made keeps it.
+        let fresh = inventory::gather(&mut session).await?;
+        let newly_used = recheck(&mut plan, &fresh.images);
+        if newly_used > 0 {
+            session.settings.warn(format_args!(
+                "{newly_used} image(s) became used while planning; kept"
+            ));
+        }
+        failed = remove(&mut session, &inv, &plan, args.parallel as usize).await;
+    }
+    render_plan(&session.settings, &plan, &failed, args.dry_run)?;
+    Ok(if failed.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// Reads the image filesystem's size and use for `--target-usage`.
+async fn target_usage(session: &Session, percent: f64) -> Result<TargetUsage> {
+    let filesystems = session.cri.image_fs_info().await?;
+    let fs = filesystems
+        .iter()
+        .find(|f| !f.mountpoint.is_empty())
+        .context(
+            "the runtime reports no image filesystem (CRI ImageFsInfo); --target-usage cannot work",
+        )?;
+    let st = rustix::fs::statvfs(fs.mountpoint.as_str()).with_context(|| {
+        format!(
+            "reading the size of the image filesystem at {}",
+            fs.mountpoint
+        )
+    })?;
+    let capacity = st.f_blocks.saturating_mul(st.f_frsize);
+    let used = capacity.saturating_sub(st.f_bfree.saturating_mul(st.f_frsize));
+    session.settings.debug(format_args!(
+        "image filesystem {}: {} of {} used ({:.1}%), target {percent}%",
+        fs.mountpoint,
+        render::human_size(used),
+        render::human_size(capacity),
+        if capacity == 0 {
+            0.0
+        } else {
+            used as f64 * 100.0 / capacity as f64
+        }
+    ));
+    Ok(TargetUsage {
+        label: format!("{percent}%"),
+        percent,
+        capacity,
+        used,
+    })
+}
+
+/// Removes the planned images. Returns those that failed, with the error.
+///
+/// With containerd, every record of every image (tags, digests, the ID record CRI keeps)
+/// is deleted without waiting for garbage collection, a bounded number at a time, and
+/// only the very last delete waits for it: one collection for the whole prune instead of
+/// one per image. CRI's view follows the deletes; we wait until it has.
+/// Other runtimes get bounded parallel CRI `RemoveImage` calls.
+async fn remove(
+    session: &mut Session,
+    inv: &Inventory,
+    plan: &Plan,
+    parallel: usize,
+) -> Vec<(Image, String)> {
+    let removals: Vec<&Decision> = plan.removals().collect();
+    let bar = progress(&session.settings, removals.len() as u64);
+    let containerd = if inv.containerd {
+        session.containerd().await.ok().cloned()
+    } else {
+        None
+    };
+    let results: Vec<(Image, Result<()>)> = match &containerd {
+        Some(c) => {
+            let with_records = removals.iter().filter(|d| !d.image.records.is_empty());
+            let out: Vec<(Image, Result<()>)> = stream::iter(with_records)
+                .map(|d| {
+                    let bar = &bar;
+                    async move {
+                        let mut result = Ok(());
+                        for r in &d.image.records {
+                            if let Err(e) = c.delete_image(r, false).await {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                        bar.inc(1);
+                        (d.image.clone(), result)
+                    }
+                })
+                .buffer_unordered(parallel)
+                .collect()
+                .await;
+            // Images CRI lists without a containerd record of their own go through CRI.
+            let cri_only = removals.iter().filter(|d| d.image.records.is_empty());
+            let mut out = out;
+            out.extend(cri_remove(session, cri_only, parallel, &bar).await);
+            if let Some(last) = out
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .find_map(|(i, _)| i.records.last())
+                && let Err(e) = c.delete_image(last, true).await
+            {
+                session.settings.warn(format_args!(
+                    "final garbage collection: {}",
+                    status_text(&e)
+                ));
+            }
+            out
+        }
+        None => cri_remove(session, removals.iter(), parallel, &bar).await,
+    };
+    bar.finish_and_clear();
+    let removed: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i.id.as_str())
+        .collect();
+    wait_for_cri(session, &removed).await;
+    results
+        .into_iter()
+        .filter_map(|(i, r)| r.err().map(|e| (i, status_text(&e))))
+        .collect()
+}
+
+async fn cri_remove<'a>(
+    session: &Session,
+    decisions: impl Iterator<Item = &'a &'a Decision>,
+    parallel: usize,
+    bar: &ProgressBar,
+) -> Vec<(Image, Result<()>)> {
+    let cri = &session.cri;
+    stream::iter(decisions)
+        .map(|d| async move {
+            let r = cri.remove_image(&d.image.id).await;
+            bar.inc(1);
+            (d.image.clone(), r)
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+/// Waits until CRI no longer lists the removed images, so the next command sees the
+/// node as it now is.
+async fn wait_for_cri(session: &Session, removed: &[&str]) {
+    if removed.is_empty() {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        match session.cri.list_images().await {
+            Ok(images) => {
+                let left = images
+                    .iter()
+                    .filter(|i| removed.contains(&i.id.as_str()))
+                    .count();
+                if left == 0 {
+                    return;
+                }
+                if start.elapsed() > CRI_CATCH_UP {
+                    session.settings.warn(format_args!(
+                        "{left} removed image(s) still listed by the runtime after {}s",
+                        CRI_CATCH_UP.as_secs()
+                    ));
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn progress(settings: &Settings, len: u64) -> ProgressBar {
+    if !settings.progress || len < 2 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} removing {pos}/{len} images {wide_bar} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn render_why(settings: &Settings, d: &Decision) -> Result<()> {
+    let action = if d.action == Action::Remove {
+        "remove"
+    } else {
+        "keep"
+    };
+    match settings.output {
+        OutputFormat::Json => render::print_json(&json::PruneWhy {
+            id: d.image.id.clone(),
+            repo_tags: d.image.repo_tags.clone(),
+            action,
+            reasons: d.reasons.iter().map(ToString::to_string).collect(),
+        })?,
+        _ => {
+            let mut lines = vec![format!(
+                "{} ({}): {action}",
+                d.image.display_name(),
+                d.image.id
+            )];
+            if d.reasons.is_empty() {
+                lines.push("  nothing uses or protects it".into());
+            }
+            lines.extend(d.reasons.iter().map(|r| format!("  {r}")));
+            render::print_lines(lines)?;
+        }
+    }
+    Ok(())
+}
+
+fn render_plan(
+    settings: &Settings,
+    plan: &Plan,
+    failed: &[(Image, String)],
+    dry_run: bool,
+) -> Result<()> {
+    let failed_ids: HashMap<&str, &str> = failed
+        .iter()
+        .map(|(i, e)| (i.id.as_str(), e.as_str()))
+        .collect();
+    let removed: Vec<&Decision> = plan
+        .removals()
+        .filter(|d| !failed_ids.contains_key(d.image.id.as_str()))
+        .collect();
+    let reclaimed: u64 = removed.iter().map(|d| d.image.size).sum();
+    match settings.output {
+        OutputFormat::Json => render::print_json(&json::PruneResult {
+            dry_run,
+            removed: removed
+                .iter()
+                .map(|d| json::PrunedImage {
+                    id: d.image.id.clone(),
+                    repo_tags: d.image.repo_tags.clone(),
+                    size: d.image.size,
+                })
+                .collect(),
+            kept: plan
+                .kept()
+                .map(|d| json::KeptImage {
+                    id: d.image.id.clone(),
+                    repo_tags: d.image.repo_tags.clone(),
+                    reasons: d.reasons.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+            failed: failed
+                .iter()
+                .map(|(i, e)| json::FailedImage {
+                    id: i.id.clone(),
+                    error: e.clone(),
+                })
+                .collect(),
+            reclaimed_bytes: reclaimed,
+        })?,
+        OutputFormat::Name => render::print_lines(removed.iter().map(|d| d.image.display_name()))?,
+        OutputFormat::Table | OutputFormat::Wide => {
+            let wide = settings.output == OutputFormat::Wide;
+            let mut t = render::table(&["IMAGE", "ACTION", "REASON", "SIZE"]);
+            let mut rows: Vec<&Decision> = plan.decisions.iter().collect();
+            // Removals first, then what is kept; by name within each.
+            rows.sort_by(|a, b| {
+                (a.action != Action::Remove, a.image.display_name())
+                    .cmp(&(b.action != Action::Remove, b.image.display_name()))
+            });
+            for d in rows {
+                let (action, reason) = match (d.action, failed_ids.get(d.image.id.as_str())) {
+                    (Action::Keep, _) => ("keep", reasons_text(d, wide)),
+                    (Action::Remove, Some(e)) => ("failed", e.to_string()),
+                    (Action::Remove, None) if dry_run => ("remove", "unused".to_string()),
+                    (Action::Remove, None) => ("removed", "unused".to_string()),
+                };
+                t.add_row(vec![
+                    d.image.display_name().to_string(),
+                    action.to_string(),
+                    reason,
+                    render::human_size(d.image.size),
+                ]);
+            }
+            render::print_table(&t)?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            let mut summary = format!(
+                "{verb} {} image(s), {} reclaimed{}; kept {}",
+                removed.len(),
+                render::human_size(reclaimed),
+                if dry_run { " (dry run)" } else { "" },
+                plan.kept().count()
+            );
+            if !failed.is_empty() {
+                summary.push_str(&format!("; {} failed", failed.len()));
+            }
+            render::print_lines([summary])?;
+        }
+    }
+    Ok(())
+}
+
+fn reasons_text(d: &Decision, wide: bool) -> String {
+    let all: Vec<String> = d
+        .reasons
+        .iter()
+        .map(|r| match r {
+            crate::plan::protect::Reason::InUseContainer(id) if !wide => {
+                format!("in-use:container:{}", crate::model::short_id(id))
+            }
+            crate::plan::protect::Reason::InUseSandbox(id) if !wide => {
+                format!("in-use:sandbox:{}", crate::model::short_id(id))
+            }
+            other => other.to_string(),
+        })
+        .collect();
+    all.join(", ")
+}

@@ -1,0 +1,306 @@
+//! Exclusion rules for prune: files of patterns (one per line, `#` comments), Eraser's
+//! JSON form, and `--exclude` patterns from the command line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::model::Image;
+use crate::plan::pattern::RefPattern;
+use crate::plan::protect::Reason;
+
+/// Where a rule came from, for the reason it gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File { file: String, line: usize },
+    Cli,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExcludeRule {
+    pub pattern: RefPattern,
+    pub source: Source,
+}
+
+impl ExcludeRule {
+    pub fn reason(&self) -> Reason {
+        match &self.source {
+            Source::File { file, line } => Reason::Excluded {
+                file: file.clone(),
+                line: *line,
+            },
+            Source::Cli => Reason::ExcludedCli,
+        }
+    }
+
+    pub fn matches(&self, image: &Image) -> bool {
+        self.pattern.matches(image)
+    }
+}
+
+/// A problem with an exclusion file or pattern, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludeError {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ExcludeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => {
+                write!(f, "exclusion file {file}, line {line}: {}", self.message)
+            }
+            (Some(file), None) => write!(f, "exclusion file {file}: {}", self.message),
+            _ => write!(f, "--exclude: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ExcludeError {}
+
+/// Characters a pattern may hold: those of references, plus glob syntax.
+fn valid_chars(p: &str) -> bool {
+    p.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/:@*?[]{},!".contains(c))
+}
+
+fn compile(text: &str) -> Result<RefPattern, String> {
+    if !valid_chars(text) {
+        return Err(format!(
+            "{text:?} is not a pattern (one reference glob or sha256: prefix per line; no spaces)"
+        ));
+    }
+    RefPattern::new(text)
+}
+
+/// Parses the text of one exclusion file. Eraser's JSON form (`{"excluded": [...]}`) is
+/// recognised by its leading `{`.
+pub fn parse_file(file: &str, text: &str) -> Result<Vec<ExcludeRule>, ExcludeError> {
+    if text.trim_start().starts_with('{') {
+        return parse_eraser_json(file, text);
+    }
+    let mut rules = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let pattern = compile(line).map_err(|message| ExcludeError {
+            file: Some(file.to_string()),
+            line: Some(i + 1),
+            message,
+        })?;
+        rules.push(ExcludeRule {
+            pattern,
+            source: Source::File {
+                file: file.to_string(),
+                line: i + 1,
+            },
+        });
+    }
+    Ok(rules)
+}
+
+fn parse_eraser_json(file: &str, text: &str) -> Result<Vec<ExcludeRule>, ExcludeError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Eraser {
+        excluded: Vec<String>,
+    }
+    let err = |line: Option<usize>, message: String| ExcludeError {
+        file: Some(file.to_string()),
+        line,
+        message,
+    };
+    let doc: Eraser = serde_json::from_str(text).map_err(|e| {
+        err(
+            Some(e.line()),
+            format!("not Eraser's JSON form {{\"excluded\": [\"pattern\", ...]}}: {e}"),
+        )
+    })?;
+    // Each entry's line is where its quoted text first appears after the previous one.
+    let mut from = 0;
+    let mut rules = Vec::new();
+    for entry in doc.excluded {
+        let quoted = format!("\"{entry}\"");
+        let at = text[from..].find(&quoted).map_or(from, |i| from + i);
+        let line = text[..at].matches('\n').count() + 1;
+        from = at + quoted.len().min(text.len() - at);
+        let pattern = compile(entry.trim()).map_err(|m| err(Some(line), m))?;
+        rules.push(ExcludeRule {
+            pattern,
+            source: Source::File {
+                file: file.to_string(),
+                line,
+            },
+        });
+    }
+    Ok(rules)
+}
+
+/// Compiles `--exclude` patterns.
+pub fn parse_cli(patterns: &[String]) -> Result<Vec<ExcludeRule>, ExcludeError> {
+    patterns
+        .iter()
+        .map(|p| {
+            compile(p.trim())
+                .map(|pattern| ExcludeRule {
+                    pattern,
+                    source: Source::Cli,
+                })
+                .map_err(|message| ExcludeError {
+                    file: None,
+                    line: None,
+                    message,
+                })
+        })
+        .collect()
+}
+
+/// The exclusion files to read: the named ones, then every `*.conf` in the directory in
+/// name order. A missing directory has no files; a named file that is missing is an error
+/// when read.
+pub fn files_to_read(named: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>, ExcludeError> {
+    let mut files = named.to_vec();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut confs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+                .collect();
+            confs.sort();
+            files.extend(confs);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(ExcludeError {
+                file: Some(dir.display().to_string()),
+                line: None,
+                message: format!("cannot read the directory: {e}"),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Reads and parses every exclusion file; the first problem stops everything.
+pub fn load(
+    named: &[PathBuf],
+    dir: &Path,
+    cli: &[String],
+) -> Result<Vec<ExcludeRule>, ExcludeError> {
+    let mut rules = Vec::new();
+    for file in files_to_read(named, dir)? {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(&file).map_err(|e| ExcludeError {
+            file: Some(name.clone()),
+            line: None,
+            message: format!("cannot read it: {e}"),
+        })?;
+        rules.extend(parse_file(&name, &text)?);
+    }
+    rules.extend(parse_cli(cli)?);
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(tag: &str) -> Image {
+        Image {
+            id: "sha256:abcdef0123".into(),
+            repo_tags: vec![tag.into()],
+            ..Image::default()
+        }
+    }
+
+    #[test]
+    fn line_format() {
+        let text = "# keep these\n\nnginx:*   # web\nreg.local/team/**\n  sha256:abcdef\n";
+        let rules = parse_file("/etc/crimg/exclude.d/a.conf", text).unwrap();
+        let lines: Vec<String> = rules.iter().map(|r| r.reason().to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "excluded:/etc/crimg/exclude.d/a.conf:3",
+                "excluded:/etc/crimg/exclude.d/a.conf:4",
+                "excluded:/etc/crimg/exclude.d/a.conf:5"
+            ]
+        );
+        assert!(rules[0].matches(&image("docker.io/library/nginx:1.25")));
+        assert!(rules[1].matches(&image("reg.local/team/x/y:1")));
+        assert!(
+            rules[2].matches(&image("docker.io/library/other:1")),
+            "ID prefix"
+        );
+        assert!(!rules[0].matches(&image("docker.io/library/redis:7")));
+    }
+
+    #[test]
+    fn malformed_lines_name_file_and_line() {
+        let cases = [
+            ("ok:1\nnginx latest\n", 2),
+            ("sha256:nothex\n", 1),
+            ("a\nb\n[unclosed\n", 3),
+            ("ok\n\"quoted\"\n", 2),
+        ];
+        for (text, line) in cases {
+            let e = parse_file("f.conf", text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("exclusion file f.conf, line {line}:")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn eraser_json() {
+        let text =
+            "{\n  \"excluded\": [\n    \"docker.io/library/*\",\n    \"quay.io/x:*\"\n  ]\n}\n";
+        let rules = parse_file("eraser.json", text).unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].reason().to_string(), "excluded:eraser.json:3");
+        assert_eq!(rules[1].reason().to_string(), "excluded:eraser.json:4");
+        assert!(rules[0].matches(&image("docker.io/library/nginx:1")));
+        assert!(rules[1].matches(&image("quay.io/x:v2")));
+        assert!(parse_file("e.json", "{\"excluded\": 3}").is_err());
+        assert!(parse_file("e.json", "{\"excluded\": [\"a b\"]}").is_err());
+        assert!(parse_file("e.json", "{\"other\": []}").is_err());
+    }
+
+    #[test]
+    fn cli_patterns() {
+        let rules = parse_cli(&["redis".into()]).unwrap();
+        assert_eq!(rules[0].reason().to_string(), "excluded:cli");
+        assert!(rules[0].matches(&image("docker.io/library/redis:7")));
+        let e = parse_cli(&["bad pattern".into()]).unwrap_err();
+        assert!(e.to_string().starts_with("--exclude:"), "{e}");
+    }
+
+    #[test]
+    fn directory_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.conf"), "redis\n").unwrap();
+        std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
+        std::fs::write(dir.path().join("ignored.txt"), "bad pattern\n").unwrap();
+        let rules = load(&[], dir.path(), &[]).unwrap();
+        let reasons: Vec<String> = rules.iter().map(|r| r.reason().to_string()).collect();
+        assert!(
+            reasons[0].ends_with("a.conf:1") && reasons[1].ends_with("b.conf:1"),
+            "{reasons:?}"
+        );
+        assert!(
+            load(&[], &dir.path().join("absent"), &[])
+                .unwrap()
+                .is_empty()
+        );
+        let missing = dir.path().join("missing.conf");
+        let e = load(&[missing.clone()], &dir.path().join("absent"), &[]).unwrap_err();
+        assert_eq!(e.file.as_deref(), Some(missing.to_str().unwrap()));
+    }
+}
