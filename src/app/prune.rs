@@ -1,7 +1,6 @@
 //! `crimg prune`: gather, plan, re-check, remove, report.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
