@@ -197,7 +197,7 @@ pub struct PruneArgs {
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
     /// Directory whose *.conf files are exclusion files
-    #[arg(long, value_name = "DIR", default_value = "/etc/crimg/exclude.d")]
+    #[arg(long, value_name = "DIR", default_value = crate::plan::exclude::DEFAULT_EXCLUDE_DIR)]
     pub exclude_dir: PathBuf,
     /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
     #[arg(long, value_name = "PATTERN")]

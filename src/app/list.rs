@@ -1,11 +1,14 @@
 //! `crimg list`: one row per image with its tags, pins, users and protections.
 
+use std::path::Path;
+
 use anyhow::Result;
 
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::cli::{ListArgs, OutputFormat};
 use crate::error::CrimgError;
 use crate::model::{Image, short_id};
+use crate::plan::exclude::{self, DEFAULT_EXCLUDE_DIR};
 use crate::plan::pattern::RefPattern;
 use crate::plan::protect::{Protection, Reason};
 use crate::reference::{repository_of, tag_of};
@@ -32,14 +35,26 @@ pub async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
     if !inv.containerd {
         settings.debug("containerd API not reachable: pins come from CRI only");
     }
+    // PROTECTED says what a default prune would keep: layers 1-3 plus the exclusion
+    // directory. A broken exclusion file must not hide the list; prune will refuse it.
     let protection = Protection::new(inv.sandbox_image.as_deref(), true);
+    let excludes = exclude::load(&[], Path::new(DEFAULT_EXCLUDE_DIR), &[]).unwrap_or_else(|e| {
+        settings.warn(format_args!("{e}; PROTECTED ignores exclusion files"));
+        Vec::new()
+    });
     let mut rows: Vec<Row> = inv
         .images
         .iter()
         .filter(|i| patterns.is_empty() || patterns.iter().any(|p| p.matches(i)))
-        .map(|image| Row {
-            image,
-            reasons: protection.reasons(image),
+        .map(|image| {
+            let mut reasons = protection.reasons(image);
+            reasons.extend(
+                excludes
+                    .iter()
+                    .filter(|r| r.matches(image))
+                    .map(|r| r.reason()),
+            );
+            Row { image, reasons }
         })
         .filter(|r| keep(&args, r))
         .collect();

@@ -8,6 +8,9 @@ use crate::model::Image;
 use crate::plan::pattern::RefPattern;
 use crate::plan::protect::Reason;
 
+/// Exclusion files read by default: every `*.conf` here.
+pub const DEFAULT_EXCLUDE_DIR: &str = "/etc/crimg/exclude.d";
+
 /// Where a rule came from, for the reason it gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -300,7 +303,12 @@ mod tests {
                 .is_empty()
         );
         let missing = dir.path().join("missing.conf");
-        let e = load(&[missing.clone()], &dir.path().join("absent"), &[]).unwrap_err();
+        let e = load(
+            std::slice::from_ref(&missing),
+            &dir.path().join("absent"),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.file.as_deref(), Some(missing.to_str().unwrap()));
     }
 }

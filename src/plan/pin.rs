@@ -146,14 +146,17 @@ mod tests {
     const CRI: (&str, &str) = (LABEL_CRI_PINNED, PINNED_VALUE);
     const K3S: (&str, &str) = (LABEL_K3S_PINNED, PINNED_VALUE);
 
+    /// (name, records, action, expected edits as (record, labels set, labels removed))
+    type Case = (
+        &'static str,
+        Vec<ImageRecord>,
+        PinAction,
+        Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)>,
+    );
+
     #[test]
     fn pin_and_unpin_table() {
-        let cases: Vec<(
-            &str,
-            Vec<ImageRecord>,
-            PinAction,
-            Vec<(&str, Vec<&str>, Vec<&str>)>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "pin plain image: every record",
                 vec![

@@ -1,0 +1,119 @@
+//! The JSON shapes of the contract, strict: an unknown or missing field fails the test,
+//! so these structs are the schema under test.
+#![allow(dead_code)]
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageList {
+    pub images: Vec<ListedImage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub size: u64,
+    pub pinned: bool,
+    pub pinned_by: Vec<String>,
+    pub in_use: InUse,
+    pub protected: Vec<String>,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InUse {
+    pub containers: Vec<String>,
+    pub sandboxes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinResult {
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub not_found: Vec<String>,
+}
+
+impl ImageList {
+    /// The image with this tag; panics listing what there is when it is absent.
+    pub fn by_tag(&self, tag: &str) -> &ListedImage {
+        self.images
+            .iter()
+            .find(|i| i.repo_tags.iter().any(|t| t == tag))
+            .unwrap_or_else(|| panic!("no image tagged {tag} in {:#?}", self.images))
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.images
+            .iter()
+            .any(|i| i.repo_tags.iter().any(|t| t == tag))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneResult {
+    pub dry_run: bool,
+    pub removed: Vec<PrunedImage>,
+    pub kept: Vec<KeptImage>,
+    pub failed: Vec<FailedImage>,
+    pub reclaimed_bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrunedImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub size: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeptImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedImage {
+    pub id: String,
+    pub error: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneWhy {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub action: String,
+    pub reasons: Vec<String>,
+}
+
+impl PruneResult {
+    pub fn removed_tags(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .removed
+            .iter()
+            .flat_map(|i| i.repo_tags.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn reasons_of(&self, tag: &str) -> Vec<String> {
+        self.kept
+            .iter()
+            .find(|k| k.repo_tags.iter().any(|t| t == tag))
+            .unwrap_or_else(|| panic!("{tag} not kept: {self:#?}"))
+            .reasons
+            .clone()
+    }
+}

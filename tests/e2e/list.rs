@@ -1,0 +1,170 @@
+//! `crimg list` on a node with a running pod, exited containers, pins and plain images.
+
+use crate::json::ImageList;
+use crate::run::crimg;
+use crate::support::{FixtureImage, Node};
+
+const PAUSE: &str = "registry.k8s.io/pause:3.9";
+const RUNNING: &str = "docker.io/library/app-running:1.0";
+const EXITED: &str = "docker.io/library/app-exited:1.0";
+const USER_PINNED: &str = "docker.io/library/app-pinned:1.0";
+const K3S_PINNED: &str = "docker.io/rancher/app-k3s:1.0";
+const PLAIN: &str = "docker.io/library/app-plain:1.0";
+const PLAIN_OTHER_TAG: &str = "docker.io/library/app-plain:latest";
+
+/// Imports the scenario's images and runs one pod with a running and an exited container.
+/// Returns (sandbox id, running container id, exited container id).
+fn scenario(node: &Node) -> (String, String, String) {
+    for name in [RUNNING, EXITED, USER_PINNED, K3S_PINNED, PLAIN] {
+        node.import(&FixtureImage::new(name));
+    }
+    // A second tag of the plain image: one row, two tags.
+    node.import(&FixtureImage::with_seed(PLAIN_OTHER_TAG, PLAIN));
+    node.set_label(USER_PINNED, "io.cri-containerd.pinned", Some("pinned"));
+    node.set_label(K3S_PINNED, "io.cri-containerd.pinned", Some("pinned"));
+    node.set_label(K3S_PINNED, "io.cattle.k3s.pinned", Some("pinned"));
+    let pod = node.run_pod("web");
+    let running = node.run_container(&pod, "web", RUNNING);
+    let exited = node.run_exited_container(&pod, "web", EXITED);
+    (pod, running, exited)
+}
+
+#[test]
+fn list_json_joins_users_pins_and_protections() {
+    let node = Node::start();
+    let (pod, running, exited) = scenario(&node);
+
+    let run = crimg(node.crimg(), &["list", "-o", "json"]).expect_code(0);
+    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    let list: ImageList = run.json();
+
+    let pause = list.by_tag(PAUSE);
+    assert_eq!(
+        pause.in_use.sandboxes,
+        [pod.as_str()],
+        "the sandbox keeps its pause image"
+    );
+    assert!(pause.in_use.containers.is_empty());
+    assert_eq!(
+        pause.protected,
+        [
+            format!("in-use:sandbox:{pod}"),
+            "allowlist:sandbox-image".into(),
+            "allowlist:builtin:**/pause".into()
+        ]
+    );
+
+    let r = list.by_tag(RUNNING);
+    assert_eq!(r.in_use.containers, [running.as_str()]);
+    assert_eq!(r.protected, [format!("in-use:container:{running}")]);
+    assert_eq!(r.id, FixtureImage::new(RUNNING).config_digest());
+
+    let e = list.by_tag(EXITED);
+    assert_eq!(
+        e.in_use.containers,
+        [exited.as_str()],
+        "an exited container still uses its image"
+    );
+
+    let u = list.by_tag(USER_PINNED);
+    assert!(u.pinned);
+    assert_eq!(u.pinned_by, ["user"]);
+    assert_eq!(u.protected, ["pinned:user"]);
+
+    let k = list.by_tag(K3S_PINNED);
+    assert!(k.pinned);
+    assert_eq!(k.pinned_by, ["k3s"]);
+    assert_eq!(k.protected, ["pinned:k3s"]);
+
+    let p = list.by_tag(PLAIN);
+    assert!(!p.pinned && p.pinned_by.is_empty());
+    assert!(p.protected.is_empty());
+    assert!(p.in_use.containers.is_empty() && p.in_use.sandboxes.is_empty());
+    let mut tags = p.repo_tags.clone();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [PLAIN, PLAIN_OTHER_TAG],
+        "one row per image, all its tags"
+    );
+    assert!(p.size > 0);
+    let created = p
+        .created_at
+        .as_deref()
+        .expect("created_at from the containerd record");
+    assert!(
+        created.ends_with('Z') && created.contains('T'),
+        "RFC 3339: {created}"
+    );
+    assert_eq!(list.images.len(), 6);
+
+    // A stopped pod still holds its pause image: sandboxes count in any state.
+    node.stop_pod(&pod);
+    let list: ImageList = crimg(node.crimg(), &["list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(list.by_tag(PAUSE).in_use.sandboxes, [pod]);
+}
+
+#[test]
+fn list_filters_patterns_and_formats() {
+    let node = Node::start();
+    let (pod, running, _) = scenario(&node);
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["list", "-o", "name"];
+        all.extend_from_slice(args);
+        let run = crimg(node.crimg(), &all).expect_code(0);
+        run.stdout.lines().map(str::to_owned).collect()
+    };
+    let plain = |lines: Vec<String>| {
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0] == PLAIN || lines[0] == PLAIN_OTHER_TAG,
+            "{lines:?}"
+        );
+    };
+    plain(names(&["--unused", "--unprotected"]));
+    assert_eq!(names(&["--in-use"]).len(), 3, "pause, running, exited");
+    assert_eq!(names(&["--pinned"]).len(), 2);
+    plain(names(&["--unpinned", "--unused"]));
+    assert_eq!(names(&["--protected"]).len(), 5);
+    assert_eq!(names(&["app-running:*"]), [RUNNING]);
+    assert_eq!(names(&["docker.io/rancher/**"]), [K3S_PINNED]);
+    plain(names(&["app-plain"]));
+    plain(names(&["app-plain:latest"]));
+    let id = FixtureImage::new(RUNNING).config_digest();
+    assert_eq!(names(&[&id[..19]]), [RUNNING], "ID prefix pattern");
+
+    // The table: header, one row per image, short IDs and reasons.
+    let table = crimg(node.crimg(), &["list"]).expect_code(0).stdout;
+    let header = table.lines().next().unwrap();
+    for col in [
+        "IMAGE",
+        "TAG",
+        "IMAGE ID",
+        "SIZE",
+        "PINNED",
+        "IN USE",
+        "PROTECTED",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(table.contains(&id[7..19]), "12-hex image ID in:\n{table}");
+    assert!(
+        table.contains(&format!("in-use:container:{}", &running[..12])),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("in-use:sandbox:{}", &pod[..12])),
+        "{table}"
+    );
+    let wide = crimg(node.crimg(), &["list", "-o", "wide"])
+        .expect_code(0)
+        .stdout;
+    assert!(wide.lines().next().unwrap().contains("CREATED"), "{wide}");
+
+    // A bad pattern is a usage error before anything is asked.
+    let bad = crimg(node.crimg(), &["list", "sha256:xyz"]).expect_code(2);
+    assert!(bad.stderr.contains("sha256:xyz"), "{}", bad.stderr);
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real crimg binary against a private containerd per test.
+
+mod support;
+
+mod connect;
+mod harness;
+mod json;
+mod list;
+mod pin;
+mod prune;
+mod run;

@@ -1,0 +1,279 @@
+//! `crimg prune` on a node with every kind of protected image and some plain ones.
+
+use std::path::PathBuf;
+
+use crate::json::{ImageList, PruneResult, PruneWhy};
+use crate::run::{Run, crimg};
+use crate::support::{FixtureImage, Node};
+
+const PAUSE: &str = "registry.k8s.io/pause:3.9";
+const RUNNING: &str = "docker.io/library/web:1.0";
+const EXITED: &str = "docker.io/library/job:1.0";
+const USER_PINNED: &str = "docker.io/library/pinned:1.0";
+const K3S_PINNED: &str = "docker.io/rancher/airgap:1.0";
+const SYSTEM: &str = "registry.k8s.io/kube-proxy:v1.30.0";
+const BY_FILE: &str = "reg.local:5000/team/tool:2.1";
+const BY_FLAG: &str = "docker.io/library/keepme:3";
+const PLAIN: [&str; 3] = [
+    "docker.io/library/old-a:1",
+    "docker.io/library/old-b:1",
+    "quay.io/someone/old-c:7",
+];
+
+struct Scenario {
+    node: Node,
+    pod: String,
+    running: String,
+    exited: String,
+    exclude_dir: PathBuf,
+}
+
+fn scenario() -> Scenario {
+    let node = Node::start();
+    for name in [
+        RUNNING,
+        EXITED,
+        USER_PINNED,
+        K3S_PINNED,
+        SYSTEM,
+        BY_FILE,
+        BY_FLAG,
+    ]
+    .into_iter()
+    .chain(PLAIN)
+    {
+        node.import(&FixtureImage::new(name));
+    }
+    node.set_label(USER_PINNED, "io.cri-containerd.pinned", Some("pinned"));
+    node.set_label(K3S_PINNED, "io.cri-containerd.pinned", Some("pinned"));
+    node.set_label(K3S_PINNED, "io.cattle.k3s.pinned", Some("pinned"));
+    let pod = node.run_pod("web");
+    let running = node.run_container(&pod, "web", RUNNING);
+    let exited = node.run_exited_container(&pod, "web", EXITED);
+    let exclude_dir = node.dir().join("exclude.d");
+    std::fs::create_dir_all(&exclude_dir).unwrap();
+    std::fs::write(
+        exclude_dir.join("team.conf"),
+        "# team tools stay\n\nreg.local:5000/team/**\n",
+    )
+    .unwrap();
+    Scenario {
+        node,
+        pod,
+        running,
+        exited,
+        exclude_dir,
+    }
+}
+
+impl Scenario {
+    fn prune(&self, extra: &[&str]) -> Run {
+        let dir = self.exclude_dir.to_str().unwrap();
+        let mut args = vec!["prune", "--exclude-dir", dir, "--exclude", "keepme"];
+        args.extend_from_slice(extra);
+        crimg(self.node.crimg(), &args)
+    }
+
+    fn listed_tags(&self) -> Vec<String> {
+        let list: ImageList = crimg(self.node.crimg(), &["list", "-o", "json"])
+            .expect_code(0)
+            .json();
+        let mut tags: Vec<String> = list
+            .images
+            .iter()
+            .flat_map(|i| i.repo_tags.clone())
+            .collect();
+        tags.sort();
+        tags
+    }
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn dry_run_then_prune_removes_exactly_the_plain_images() {
+    let s = scenario();
+    let before = s.listed_tags();
+    assert_eq!(before.len(), 11, "{before:?}");
+
+    let dry: PruneResult = s.prune(&["--dry-run", "-o", "json"]).expect_code(0).json();
+    assert!(dry.dry_run);
+    assert_eq!(dry.removed_tags(), sorted(&PLAIN));
+    assert!(dry.failed.is_empty());
+    assert_eq!(
+        dry.reclaimed_bytes,
+        dry.removed.iter().map(|r| r.size).sum::<u64>()
+    );
+    assert!(dry.reclaimed_bytes > 0);
+    assert_eq!(s.listed_tags(), before, "a dry run removes nothing");
+
+    assert_eq!(
+        dry.reasons_of(PAUSE),
+        [
+            format!("in-use:sandbox:{}", s.pod),
+            "allowlist:sandbox-image".into(),
+            "allowlist:builtin:**/pause".into()
+        ]
+    );
+    assert_eq!(
+        dry.reasons_of(RUNNING),
+        [format!("in-use:container:{}", s.running)]
+    );
+    assert_eq!(
+        dry.reasons_of(EXITED),
+        [format!("in-use:container:{}", s.exited)]
+    );
+    assert_eq!(dry.reasons_of(USER_PINNED), ["pinned:user"]);
+    assert_eq!(dry.reasons_of(K3S_PINNED), ["pinned:k3s"]);
+    assert_eq!(dry.reasons_of(SYSTEM), ["allowlist:builtin:**/kube-proxy"]);
+    let team = s.exclude_dir.join("team.conf");
+    assert_eq!(
+        dry.reasons_of(BY_FILE),
+        [format!("excluded:{}:3", team.display())]
+    );
+    assert_eq!(dry.reasons_of(BY_FLAG), ["excluded:cli"]);
+
+    // The table says the same.
+    let table = s.prune(&["--dry-run"]).expect_code(0).stdout;
+    for p in PLAIN {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p}:\n{table}"));
+        assert!(row.contains("remove"), "{row}");
+    }
+    assert!(table.contains("would remove 3 image(s)"), "{table}");
+
+    // The real run removes exactly what the dry run said.
+    let real: PruneResult = s.prune(&["-o", "json"]).expect_code(0).json();
+    assert!(!real.dry_run);
+    assert_eq!(real.removed_tags(), dry.removed_tags());
+    assert_eq!(real.reclaimed_bytes, dry.reclaimed_bytes);
+    let after = s.listed_tags();
+    let mut want: Vec<String> = before
+        .into_iter()
+        .filter(|t| !PLAIN.contains(&t.as_str()))
+        .collect();
+    want.sort();
+    assert_eq!(after, want);
+    for p in PLAIN {
+        assert!(
+            !s.node.image_names().iter().any(|n| n == p),
+            "containerd record {p} left"
+        );
+    }
+
+    // Nothing left to do: a second run removes nothing.
+    let again: PruneResult = s.prune(&["-o", "json"]).expect_code(0).json();
+    assert!(again.removed.is_empty());
+}
+
+#[test]
+fn malformed_exclusion_file_removes_nothing() {
+    let s = scenario();
+    let before = s.listed_tags();
+    let bad = s.exclude_dir.join("zz-bad.conf");
+    std::fs::write(&bad, "nginx:*\nthis line has spaces\n").unwrap();
+    let run = s.prune(&[]).expect_code(2);
+    assert!(
+        run.stderr.contains(&format!("{}, line 2", bad.display())),
+        "names file and line: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was removed"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert_eq!(s.listed_tags(), before);
+
+    // An unreadable named file too.
+    std::fs::remove_file(&bad).unwrap();
+    let run = s
+        .prune(&["--exclude-file", "/nonexistent/x.conf"])
+        .expect_code(2);
+    assert!(run.stderr.contains("/nonexistent/x.conf"), "{}", run.stderr);
+    assert_eq!(s.listed_tags(), before);
+}
+
+#[test]
+fn why_policy_options_eraser_json_and_state() {
+    let s = scenario();
+    let before = s.listed_tags();
+
+    // --why: the decision and every reason, nothing removed.
+    let why: PruneWhy = s
+        .prune(&["--why", PAUSE, "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(why.action, "keep");
+    assert_eq!(why.reasons.len(), 3, "{why:?}");
+    let why: PruneWhy = s
+        .prune(&["--why", "old-a:1", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!((why.action.as_str(), why.reasons.len()), ("remove", 0));
+    let text = s.prune(&["--why", USER_PINNED]).expect_code(0).stdout;
+    assert!(
+        text.contains("keep") && text.contains("pinned:user"),
+        "{text}"
+    );
+    let run = s.prune(&["--why", "no-such:image"]).expect_code(1);
+    assert!(run.stderr.contains("no-such:image"), "{}", run.stderr);
+    assert_eq!(s.listed_tags(), before);
+
+    let dry = |extra: &[&str]| -> PruneResult {
+        let mut args = vec!["--dry-run", "-o", "json"];
+        args.extend_from_slice(extra);
+        s.prune(&args).expect_code(0).json()
+    };
+    // Without the built-in list, kube-proxy goes; the runtime's sandbox image never does.
+    let r = dry(&["--no-builtin-allowlist"]);
+    assert!(r.removed_tags().contains(&SYSTEM.to_string()));
+    assert_eq!(
+        r.reasons_of(PAUSE),
+        [
+            format!("in-use:sandbox:{}", s.pod),
+            "allowlist:sandbox-image".into()
+        ]
+    );
+    // Everything here was created seconds ago.
+    let r = dry(&["--older-than", "1h"]);
+    assert!(r.removed.is_empty());
+    assert_eq!(r.reasons_of(PLAIN[0]), ["newer-than:1h"]);
+    // One image per repository: --keep-last 1 keeps them all.
+    let r = dry(&["--keep-last", "1"]);
+    assert!(r.removed.is_empty());
+    assert_eq!(r.reasons_of(PLAIN[2]), ["keep-last"]);
+    // The image filesystem is below 100% of its size already; at 0% every candidate goes.
+    let r = dry(&["--target-usage", "100"]);
+    assert!(r.removed.is_empty());
+    assert_eq!(r.reasons_of(PLAIN[1]), ["target-usage:100%"]);
+    assert_eq!(
+        dry(&["--target-usage", "0%"]).removed_tags(),
+        sorted(&PLAIN)
+    );
+
+    // Eraser's JSON form, then a real run.
+    let eraser = s.exclude_dir.join("eraser.conf");
+    std::fs::write(
+        &eraser,
+        "{\n  \"excluded\": [\n    \"docker.io/library/old-a:*\"\n  ]\n}\n",
+    )
+    .unwrap();
+    let r: PruneResult = s.prune(&["-o", "json"]).expect_code(0).json();
+    assert_eq!(r.removed_tags(), sorted(&PLAIN[1..]));
+    assert_eq!(
+        r.reasons_of(PLAIN[0]),
+        [format!("excluded:{}:3", eraser.display())]
+    );
+
+    // The real run remembered what it saw in use.
+    let state =
+        std::fs::read_to_string(s.node.dir().join("crimg-state/state.json")).expect("state file");
+    assert!(
+        state.contains(&FixtureImage::new(RUNNING).config_digest()),
+        "{state}"
+    );
+}
