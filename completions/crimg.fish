@@ -46,6 +46,8 @@ complete -c crimg -n "__fish_crimg_needs_command" -f -a "ls" -d 'List images wit
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "unpin" -d 'Remove the pins of images'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "import" -d 'Import image archives (OCI or docker save, any compression) into containerd'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "export" -d 'Write images to one archive that ctr import and docker load both accept'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
@@ -158,6 +160,56 @@ complete -c crimg -n "__fish_crimg_using_subcommand prune" -s q -l quiet -d 'Onl
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l platform -d 'Import this platform (os/arch[/variant]; repeatable) [default: the host\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l snapshotter -d 'Snapshotter to unpack into [default: the CRI\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l base-name -d 'Repository for OCI archives whose index names images by bare tags' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l pin -d 'Pin every imported image'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l all-platforms -d 'Import every platform of multi-platform images'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l no-unpack -d 'Store content only; do not unpack into a snapshotter'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l watch -d 'Keep running and import archives that appear or change in the given directories'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s O -l output-file -d 'The archive to write (`-` for standard output)' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l platform -d 'Export this platform (os/arch[/variant]; repeatable) [default: the host\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l compress -d 'Compress the whole archive' -r -f -a "gzip\t''
+zstd\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l registry-config-dir -d 'containerd\'s registry hosts directory (hosts.toml files), for --fetch-missing' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l registries-yaml -d 'K3s\'s registries.yaml, for --fetch-missing' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l all-platforms -d 'Export every platform the content store holds'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l fetch-missing -d 'Fetch blobs missing from the content store from the image\'s registry first'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l force -d 'Overwrite FILE if it exists'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand export" -s V -l version -d 'Print version'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
@@ -175,9 +227,11 @@ complete -c crimg -n "__fish_crimg_using_subcommand completions" -s q -l quiet -
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "unpin" -d 'Remove the pins of images'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "unpin" -d 'Remove the pins of images'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "import" -d 'Import image archives (OCI or docker save, any compression) into containerd'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "export" -d 'Write images to one archive that ctr import and docker load both accept'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -139,6 +139,10 @@ pub enum Command {
     Unpin(PinArgs),
     /// Remove every image that nothing uses and nothing protects, saying why for each
     Prune(PruneArgs),
+    /// Import image archives (OCI or docker save, any compression) into containerd
+    Import(ImportArgs),
+    /// Write images to one archive that ctr import and docker load both accept
+    Export(ExportArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -250,4 +254,78 @@ fn parse_duration_text(s: &str) -> Result<DurationText, String> {
         duration: parse_duration(s)?,
         text: s.trim().to_string(),
     })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Archives, directories of archives, `.txt` lists of references to pull, or `-` for stdin
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Pin every imported image
+    #[arg(long)]
+    pub pin: bool,
+    /// Import this platform (os/arch[/variant]; repeatable) [default: the host's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Vec<crate::plan::platform::Platform>,
+    /// Import every platform of multi-platform images
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
+    /// Store content only; do not unpack into a snapshotter
+    #[arg(long)]
+    pub no_unpack: bool,
+    /// Snapshotter to unpack into [default: the CRI's]
+    #[arg(long, value_name = "NAME")]
+    pub snapshotter: Option<String>,
+    /// Repository for OCI archives whose index names images by bare tags
+    #[arg(long, value_name = "NAME")]
+    pub base_name: Option<String>,
+    /// Keep running and import archives that appear or change in the given directories
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The archive to write (`-` for standard output)
+    #[arg(
+        short = 'O',
+        long = "output-file",
+        value_name = "FILE",
+        required = true
+    )]
+    pub output_file: PathBuf,
+    /// Images by reference, ID or ID prefix
+    #[arg(value_name = "REF", required = true)]
+    pub refs: Vec<String>,
+    /// Export this platform (os/arch[/variant]; repeatable) [default: the host's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Vec<crate::plan::platform::Platform>,
+    /// Export every platform the content store holds
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
+    /// Compress the whole archive
+    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    pub compress: Option<Compression>,
+    /// Fetch blobs missing from the content store from the image's registry first
+    #[arg(long)]
+    pub fetch_missing: bool,
+    /// Overwrite FILE if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// containerd's registry hosts directory (hosts.toml files), for --fetch-missing
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    pub registry_config_dir: PathBuf,
+    /// K3s's registries.yaml, for --fetch-missing
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/rancher/k3s/registries.yaml"
+    )]
+    pub registries_yaml: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    Gzip,
+    Zstd,
 }

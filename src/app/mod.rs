@@ -1,6 +1,8 @@
 //! One module per subcommand: gather, plan, apply, render. This module turns raw
 //! arguments into settings and holds the connections a command needs.
 
+pub mod export;
+pub mod import;
 pub mod inventory;
 pub mod list;
 pub mod pin;
@@ -173,5 +175,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Pin(args) => pin::run(settings, args, crate::plan::pin::PinAction::Pin).await,
         Command::Unpin(args) => pin::run(settings, args, crate::plan::pin::PinAction::Unpin).await,
         Command::Prune(args) => prune::run(settings, args).await,
+        Command::Import(args) => import::run(settings, args).await,
+        Command::Export(args) => export::run(settings, args).await,
     }
 }

@@ -4,5 +4,6 @@ pub mod exclude;
 pub mod inventory;
 pub mod pattern;
 pub mod pin;
+pub mod platform;
 pub mod protect;
 pub mod prune;

@@ -13,12 +13,15 @@ use crate::proto::containerd::types;
 
 /// The gRPC header that selects a containerd namespace.
 const NAMESPACE_HEADER: &str = "containerd-namespace";
+/// The gRPC header that puts what a call creates under a lease.
+const LEASE_HEADER: &str = "containerd-lease";
 
 /// A connection to containerd's API in one namespace.
 #[derive(Clone)]
 pub struct Containerd {
     channel: Channel,
     namespace: MetadataValue<tonic::metadata::Ascii>,
+    lease: Option<MetadataValue<tonic::metadata::Ascii>>,
     timeout: Duration,
     pub address: String,
 }
@@ -36,6 +39,7 @@ impl Containerd {
         Ok(Containerd {
             channel,
             namespace,
+            lease: None,
             timeout,
             address,
         })
@@ -43,6 +47,13 @@ impl Containerd {
 
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    /// The same connection with every call made under lease `id`.
+    pub fn with_lease(&self, id: &str) -> Result<Containerd> {
+        let mut c = self.clone();
+        c.lease = Some(id.parse().with_context(|| format!("lease id {id:?}"))?);
+        Ok(c)
     }
 
     /// A request in this namespace with the short-call deadline.
@@ -57,6 +68,9 @@ impl Containerd {
         let mut r = tonic::Request::new(msg);
         r.metadata_mut()
             .insert(NAMESPACE_HEADER, self.namespace.clone());
+        if let Some(lease) = &self.lease {
+            r.metadata_mut().insert(LEASE_HEADER, lease.clone());
+        }
         r
     }
 

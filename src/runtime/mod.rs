@@ -3,5 +3,6 @@
 
 pub mod connect;
 pub mod containerd;
+pub mod content;
 pub mod cri;
 pub mod transport;

@@ -3,6 +3,7 @@
 mod support;
 
 mod connect;
+mod content;
 mod harness;
 mod json;
 mod list;
