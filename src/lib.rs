@@ -1,6 +1,7 @@
 //! crimg: image lifecycle for Kubernetes nodes over CRI and containerd.
 
 pub mod app;
+pub mod archive;
 pub mod cli;
 pub mod docs;
 pub mod error;
@@ -8,5 +9,6 @@ pub mod model;
 pub mod plan;
 pub mod proto;
 pub mod reference;
+pub mod registry;
 pub mod render;
 pub mod runtime;

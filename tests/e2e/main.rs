@@ -4,6 +4,7 @@ mod support;
 
 mod connect;
 mod content;
+mod export;
 mod harness;
 mod json;
 mod list;

@@ -7,6 +7,7 @@
 mod cri;
 mod fixtures;
 mod node;
+pub mod registry;
 pub mod sys;
 
 pub use fixtures::{FixtureImage, digest, host_arch, pause_binary};

@@ -1,0 +1,562 @@
+//! Writing image archives: an OCI image layout (`oci-layout`, `index.json`,
+//! `blobs/<alg>/<hex>`) plus Docker's `manifest.json`, in one tar, optionally compressed
+//! as a whole.
+//!
+//! Blobs are streamed: a tar header needs the entry's size up front, and the size is
+//! known from the descriptor, so a blob's header is written first and its bytes follow
+//! chunk by chunk as they arrive. The writer checks that exactly the declared number of
+//! bytes was written for every entry, so a short read can never produce a tar whose
+//! framing is wrong.
+
+use std::io::{self, Write};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::model::Descriptor;
+
+/// The annotation containerd's importer reads for an image's full name.
+pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
+/// The OCI annotation for a reference's tag (skopeo's `oci-archive:FILE:TAG`).
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The OCI index media type.
+pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+const BLOCK: usize = 512;
+const ZEROES: [u8; BLOCK] = [0; BLOCK];
+
+/// Counts bytes passing through a writer (the archive's size on disk).
+pub struct Counting<W> {
+    inner: W,
+    pub count: u64,
+}
+
+impl<W: Write> Counting<W> {
+    pub fn new(inner: W) -> Self {
+        Counting { inner, count: 0 }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// How the whole archive is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// A writer that compresses (or not) everything written to it.
+pub enum Compressor<W: Write> {
+    Plain(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Compressor<W> {
+    pub fn new(out: W, compression: Compression) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::None => Compressor::Plain(out),
+            // Level 6 is gzip's own default: the usual size/speed trade-off.
+            Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::new(6),
+            )),
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+                // Compress on worker threads so compression keeps up with the reads.
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                enc.multithread(workers.min(8) as u32)?;
+                Compressor::Zstd(enc)
+            }
+        })
+    }
+
+    /// Ends the compressed stream and returns the underlying writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Plain(w) => Ok(w),
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Plain(w) => w.write(buf),
+            Compressor::Gzip(e) => e.write(buf),
+            Compressor::Zstd(e) => e.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Compressor::Plain(w) => w.write_all(buf),
+            Compressor::Gzip(e) => e.write_all(buf),
+            Compressor::Zstd(e) => e.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Plain(w) => w.flush(),
+            Compressor::Gzip(e) => e.flush(),
+            Compressor::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+/// A tar stream written entry by entry, with file contents streamed in.
+///
+/// Entries get fixed owner (0:0), mode and modification time (0), so the same images
+/// always give the same archive bytes.
+pub struct TarWriter<W: Write> {
+    out: W,
+    /// The entry being streamed: its path, declared size and bytes written so far.
+    open: Option<(String, u64, u64)>,
+}
+
+impl<W: Write> TarWriter<W> {
+    pub fn new(out: W) -> Self {
+        TarWriter { out, open: None }
+    }
+
+    /// A directory entry.
+    pub fn add_dir(&mut self, path: &str) -> Result<()> {
+        self.ensure_closed()?;
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        set_path(&mut h, path)?;
+        self.out.write_all(h.as_bytes())?;
+        Ok(())
+    }
+
+    /// A regular file whose bytes are at hand.
+    pub fn add_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        self.begin_file(path, data.len() as u64)?;
+        self.write_data(data)?;
+        self.end_file()
+    }
+
+    /// Starts a regular file of `size` bytes; its bytes follow through `write_data`.
+    pub fn begin_file(&mut self, path: &str, size: u64) -> Result<()> {
+        self.ensure_closed()?;
+        let mut h = header(tar::EntryType::Regular, 0o644, size);
+        set_path(&mut h, path)?;
+        self.out.write_all(h.as_bytes())?;
+        self.open = Some((path.to_string(), size, 0));
+        Ok(())
+    }
+
+    /// Appends bytes to the open file; more than its declared size is an error.
+    pub fn write_data(&mut self, data: &[u8]) -> Result<()> {
+        let Some((path, size, written)) = &mut self.open else {
+            bail!("tar writer: data written outside a file entry");
+        };
+        let after = *written + data.len() as u64;
+        if after > *size {
+            bail!("{path}: more bytes than its declared size {size}");
+        }
+        self.out.write_all(data)?;
+        *written = after;
+        Ok(())
+    }
+
+    /// Ends the open file: checks it got all its bytes and pads to a block boundary.
+    pub fn end_file(&mut self) -> Result<()> {
+        let Some((path, size, written)) = self.open.take() else {
+            bail!("tar writer: no file entry to end");
+        };
+        if written != size {
+            bail!("{path}: {written} bytes written, its declared size is {size}");
+        }
+        let rem = (size % BLOCK as u64) as usize;
+        if rem != 0 {
+            self.out.write_all(&ZEROES[..BLOCK - rem])?;
+        }
+        Ok(())
+    }
+
+    /// Ends the archive (two zero blocks) and returns the writer.
+    pub fn finish(mut self) -> Result<W> {
+        self.ensure_closed()?;
+        self.out.write_all(&ZEROES)?;
+        self.out.write_all(&ZEROES)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn ensure_closed(&self) -> Result<()> {
+        match &self.open {
+            Some((path, _, _)) => bail!("tar writer: entry {path} was not ended"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    // Sizes past ustar's 8 GiB octal limit get the base-256 form every reader accepts.
+    h.set_size(size);
+    h
+}
+
+fn set_path(h: &mut tar::Header, path: &str) -> Result<()> {
+    // Our paths are at most `blobs/sha512/<128 hex>`, which ustar's prefix+name holds.
+    h.set_path(path)
+        .map_err(|e| anyhow::anyhow!("tar path {path:?}: {e}"))?;
+    h.set_cksum();
+    Ok(())
+}
+
+/// `blobs/<algorithm>/<hex>` for a digest, refusing anything that is not a plain
+/// `algorithm:hex` (a digest comes from manifests, which must not choose paths).
+pub fn blob_path(digest: &str) -> Result<String> {
+    let Some((alg, hex)) = digest.split_once(':') else {
+        bail!("{digest:?} is not a digest (algorithm:hex)");
+    };
+    let alg_ok = !alg.is_empty()
+        && alg.len() <= 16
+        && alg
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let hex_ok = (32..=128).contains(&hex.len())
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !alg_ok || !hex_ok {
+        bail!("{digest:?} is not a digest (algorithm:hex)");
+    }
+    Ok(format!("blobs/{alg}/{hex}"))
+}
+
+/// One named image of the archive: an `index.json` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedTarget {
+    /// The full normalised name (`docker.io/library/nginx:1.25`, or `repo@sha256:…`).
+    pub name: String,
+    /// The record's target: an index or a manifest.
+    pub target: Descriptor,
+}
+
+/// One image for Docker's `manifest.json`: a single platform's config and layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerImage {
+    pub config: String,
+    pub repo_tags: Vec<String>,
+    pub layers: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct OciLayout {
+    #[serde(rename = "imageLayoutVersion")]
+    image_layout_version: &'static str,
+}
+
+#[derive(Serialize)]
+struct OciIndex<'a> {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType")]
+    media_type: &'static str,
+    manifests: Vec<OciEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct OciEntry<'a> {
+    #[serde(rename = "mediaType")]
+    media_type: &'a str,
+    digest: &'a str,
+    size: i64,
+    annotations: std::collections::BTreeMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+struct DockerEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags")]
+    repo_tags: Vec<String>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// The `oci-layout` file.
+pub fn oci_layout_json() -> Vec<u8> {
+    serde_json::to_vec(&OciLayout {
+        image_layout_version: "1.0.0",
+    })
+    .unwrap_or_default()
+}
+
+/// `index.json`: one entry per name, annotated with the full name (containerd) and the
+/// tag (OCI `ref.name`, what skopeo and others select by).
+pub fn index_json(names: &[NamedTarget]) -> Vec<u8> {
+    let manifests = names
+        .iter()
+        .map(|n| {
+            let mut annotations = std::collections::BTreeMap::new();
+            annotations.insert(ANNOTATION_IMAGE_NAME, n.name.clone());
+            if let Some(tag) = oci_ref_name(&n.name) {
+                annotations.insert(ANNOTATION_REF_NAME, tag);
+            }
+            OciEntry {
+                media_type: &n.target.media_type,
+                digest: &n.target.digest,
+                size: n.target.size,
+                annotations,
+            }
+        })
+        .collect();
+    serde_json::to_vec(&OciIndex {
+        schema_version: 2,
+        media_type: MEDIA_TYPE_OCI_INDEX,
+        manifests,
+    })
+    .unwrap_or_default()
+}
+
+/// Docker's `manifest.json`: paths of each image's config and layers inside the archive.
+pub fn docker_manifest_json(images: &[DockerImage]) -> Result<Vec<u8>> {
+    let entries = images
+        .iter()
+        .map(|i| {
+            Ok(DockerEntry {
+                config: blob_path(&i.config)?,
+                repo_tags: i.repo_tags.clone(),
+                layers: i
+                    .layers
+                    .iter()
+                    .map(|l| blob_path(l))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(serde_json::to_vec(&entries)?)
+}
+
+/// The tag of a tagged name, as containerd's exporter writes `ref.name`; none for a
+/// digest reference.
+pub fn oci_ref_name(name: &str) -> Option<String> {
+    if name.contains('@') {
+        return None;
+    }
+    crate::reference::tag_of(name).map(str::to_string)
+}
+
+/// A name Docker accepts in `RepoTags` (`repo:tag`); digest references have none.
+pub fn docker_repo_tag(name: &str) -> Option<String> {
+    if name.contains('@') {
+        return None;
+    }
+    crate::reference::tag_of(name).map(|_| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn desc(media: &str, digest: &str, size: i64) -> Descriptor {
+        Descriptor {
+            media_type: media.into(),
+            digest: digest.into(),
+            size,
+        }
+    }
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn blob_paths() {
+        assert_eq!(
+            blob_path(&d('a')).unwrap(),
+            format!("blobs/sha256/{}", "a".repeat(64))
+        );
+        for bad in [
+            "sha256:../../etc/passwd",
+            "sha256:ABCDEF0123456789ABCDEF0123456789ABCDEF",
+            "nocolon",
+            "sha/256:0123456789abcdef0123456789abcdef",
+            "sha256:",
+            ":0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(blob_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_in_index_and_docker_manifest() {
+        let cases = [
+            (
+                "docker.io/library/nginx:1.25",
+                Some("1.25"),
+                Some("docker.io/library/nginx:1.25"),
+            ),
+            (
+                "127.0.0.1:5000/team/app:v1",
+                Some("v1"),
+                Some("127.0.0.1:5000/team/app:v1"),
+            ),
+            ("127.0.0.1:5000/team/app@sha256:abc", None, None),
+            ("127.0.0.1:5000/team/app", None, None),
+        ];
+        for (name, tag, repo_tag) in cases {
+            assert_eq!(oci_ref_name(name).as_deref(), tag, "{name}");
+            assert_eq!(docker_repo_tag(name).as_deref(), repo_tag, "{name}");
+        }
+    }
+
+    #[test]
+    fn index_json_shape() {
+        let m = desc("application/vnd.oci.image.manifest.v1+json", &d('1'), 123);
+        let names = vec![
+            NamedTarget {
+                name: "docker.io/library/a:1".into(),
+                target: m.clone(),
+            },
+            NamedTarget {
+                name: format!("docker.io/library/a@{}", d('1')),
+                target: m,
+            },
+        ];
+        let v: serde_json::Value = serde_json::from_slice(&index_json(&names)).unwrap();
+        assert_eq!(v["schemaVersion"], 2);
+        assert_eq!(v["mediaType"], MEDIA_TYPE_OCI_INDEX);
+        let e = &v["manifests"][0];
+        assert_eq!(e["digest"], d('1'));
+        assert_eq!(e["size"], 123);
+        assert_eq!(
+            e["annotations"][ANNOTATION_IMAGE_NAME],
+            "docker.io/library/a:1"
+        );
+        assert_eq!(e["annotations"][ANNOTATION_REF_NAME], "1");
+        assert!(v["manifests"][1]["annotations"][ANNOTATION_REF_NAME].is_null());
+    }
+
+    #[test]
+    fn docker_manifest_shape() {
+        let images = vec![
+            DockerImage {
+                config: d('c'),
+                repo_tags: vec![
+                    "docker.io/library/a:1".into(),
+                    "docker.io/library/a:2".into(),
+                ],
+                layers: vec![d('1'), d('2')],
+            },
+            DockerImage {
+                config: d('e'),
+                repo_tags: vec![],
+                layers: vec![d('1')],
+            },
+        ];
+        let v: serde_json::Value =
+            serde_json::from_slice(&docker_manifest_json(&images).unwrap()).unwrap();
+        let want = serde_json::json!([
+            {
+                "Config": format!("blobs/sha256/{}", "c".repeat(64)),
+                "RepoTags": ["docker.io/library/a:1", "docker.io/library/a:2"],
+                "Layers": [
+                    format!("blobs/sha256/{}", "1".repeat(64)),
+                    format!("blobs/sha256/{}", "2".repeat(64)),
+                ],
+            },
+            {
+                "Config": format!("blobs/sha256/{}", "e".repeat(64)),
+                "RepoTags": [],
+                "Layers": [format!("blobs/sha256/{}", "1".repeat(64))],
+            },
+        ]);
+        assert_eq!(v, want);
+        let bad = vec![DockerImage {
+            config: "sha256:../x".into(),
+            repo_tags: vec![],
+            layers: vec![],
+        }];
+        assert!(docker_manifest_json(&bad).is_err());
+    }
+
+    #[test]
+    fn tar_round_trip_and_size_checks() {
+        let mut w = TarWriter::new(Vec::new());
+        w.add_file("oci-layout", &oci_layout_json()).unwrap();
+        w.add_dir("blobs/").unwrap();
+        let big: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8).collect();
+        w.begin_file("blobs/sha256/x", big.len() as u64).unwrap();
+        for chunk in big.chunks(700) {
+            w.write_data(chunk).unwrap();
+        }
+        w.end_file().unwrap();
+        let bytes = w.finish().unwrap();
+        assert_eq!(bytes.len() % 512, 0);
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            seen.push((path, data));
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].1, br#"{"imageLayoutVersion":"1.0.0"}"#);
+        assert_eq!(seen[1].0, "blobs/");
+        assert_eq!(seen[2].1, big);
+
+        // Too many bytes, too few bytes, an unended entry: errors, never a bad tar.
+        let mut w = TarWriter::new(Vec::new());
+        w.begin_file("f", 3).unwrap();
+        assert!(w.write_data(b"abcd").is_err());
+        w.write_data(b"ab").unwrap();
+        assert!(w.end_file().is_err());
+        let mut w = TarWriter::new(Vec::new());
+        w.begin_file("f", 3).unwrap();
+        assert!(w.add_file("g", b"x").is_err());
+        assert!(w.finish().is_err());
+    }
+
+    #[test]
+    fn compressors_round_trip() {
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut w = Compressor::new(Vec::new(), c).unwrap();
+            w.write_all(&b"hello ".repeat(1000)).unwrap();
+            let out = w.finish().unwrap();
+            let plain = match c {
+                Compression::None => out,
+                Compression::Gzip => {
+                    let mut s = Vec::new();
+                    flate2::read::GzDecoder::new(&out[..])
+                        .read_to_end(&mut s)
+                        .unwrap();
+                    s
+                }
+                Compression::Zstd => zstd::decode_all(&out[..]).unwrap(),
+            };
+            assert_eq!(plain, b"hello ".repeat(1000), "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,929 @@
+//! What an export writes, decided before a byte is written: the walk from each image's
+//! target (index → manifests → config and layers), which of those blobs the content store
+//! lacks, the report that says so, and the Docker `manifest.json` entries.
+//!
+//! The walk asks a [`Store`] for presence and for the small JSON blobs it must parse; the
+//! export command backs it with containerd (and the registry, with `--fetch-missing`),
+//! and the tests with a map.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+use serde::Deserialize;
+
+use crate::archive::write::{DockerImage, docker_repo_tag};
+use crate::model::Descriptor;
+use crate::plan::platform::{Platform, PlatformChoice};
+use crate::runtime::content::GC_REF_CONTENT;
+
+/// Manifests, indexes and configs larger than this are refused rather than read into
+/// memory (the OCI distribution spec lets registries refuse manifests over 4 MiB).
+pub const MAX_JSON_BLOB: i64 = 16 << 20;
+
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Where the walk gets its facts.
+#[allow(async_fn_in_trait)] // used with concrete types only, never boxed or sent
+pub trait Store {
+    /// Whether the content store has the blob (a leaf: config or layer).
+    async fn has(&mut self, desc: &Descriptor) -> Result<bool>;
+    /// The bytes of an index or manifest, or `None` when the store lacks it.
+    async fn read_small(&mut self, desc: &Descriptor) -> Result<Option<Vec<u8>>>;
+}
+
+/// What a blob is to its image, for messages and for GC labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The image's multi-platform index.
+    Index,
+    /// A manifest; `position` is its place in the parent index's list.
+    Manifest {
+        position: Option<usize>,
+    },
+    Config,
+    /// Layer `index` (0-based) of `count`.
+    Layer {
+        index: usize,
+        count: usize,
+    },
+}
+
+/// One blob of an image, in walk order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedBlob {
+    pub desc: Descriptor,
+    pub role: Role,
+    /// The digest of the index or manifest that references it.
+    pub parent: Option<String>,
+    /// The platform of the manifest it belongs to, when known.
+    pub platform: Option<Platform>,
+    pub present: bool,
+    /// Absent non-distributable (foreign) layers are not required: importers fetch
+    /// them from their URLs.
+    pub required: bool,
+}
+
+impl PlannedBlob {
+    /// `layer 2 of 3 of manifest sha256:…`, `config of manifest sha256:…`, `index`.
+    pub fn describe(&self) -> String {
+        let parent = self.parent.as_deref().unwrap_or("?");
+        match &self.role {
+            Role::Index => "index".to_string(),
+            Role::Manifest { position: None } => "manifest".to_string(),
+            Role::Manifest {
+                position: Some(_), ..
+            } => format!("manifest of index {parent}"),
+            Role::Config => format!("config of manifest {parent}"),
+            Role::Layer { index, count } => {
+                format!("layer {} of {count} of manifest {parent}", index + 1)
+            }
+        }
+    }
+}
+
+/// One exported manifest: a single platform's config and layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPlan {
+    pub digest: String,
+    pub platform: Option<Platform>,
+    pub config: String,
+    pub layers: Vec<String>,
+}
+
+/// Everything exported for one image target (one or more names pointing at it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImagePlan {
+    pub names: Vec<String>,
+    pub target: Descriptor,
+    /// Target first, then for each manifest: manifest, config, layers.
+    pub blobs: Vec<PlannedBlob>,
+    /// Manifests whose config and layers are exported.
+    pub manifests: Vec<ManifestPlan>,
+    /// With `--all-platforms`: platforms of the index whose manifest the node never had
+    /// (a pull fetches only its own platform), left out of the archive.
+    pub skipped_platforms: Vec<String>,
+}
+
+impl ImagePlan {
+    /// The name shown in messages.
+    pub fn display_name(&self) -> &str {
+        self.names
+            .first()
+            .map_or(self.target.digest.as_str(), String::as_str)
+    }
+
+    pub fn missing(&self) -> impl Iterator<Item = &PlannedBlob> {
+        self.blobs.iter().filter(|b| b.required && !b.present)
+    }
+}
+
+#[derive(Deserialize)]
+struct IndexDoc {
+    #[serde(default)]
+    manifests: Vec<DescDoc>,
+}
+
+#[derive(Deserialize)]
+struct ManifestDoc {
+    config: DescDoc,
+    #[serde(default)]
+    layers: Vec<DescDoc>,
+}
+
+#[derive(Deserialize)]
+struct DescDoc {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    platform: Option<PlatformDoc>,
+}
+
+#[derive(Deserialize)]
+struct PlatformDoc {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+impl DescDoc {
+    fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+        }
+    }
+
+    fn platform(&self) -> Option<Platform> {
+        self.platform
+            .as_ref()
+            .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Index,
+    Manifest,
+}
+
+fn kind_of(media_type: &str, bytes: Option<&[u8]>) -> Option<Kind> {
+    if INDEX_TYPES.contains(&media_type) {
+        return Some(Kind::Index);
+    }
+    if MANIFEST_TYPES.contains(&media_type) {
+        return Some(Kind::Manifest);
+    }
+    // Some records carry no media type; the document says what it is.
+    let v: serde_json::Value = serde_json::from_slice(bytes?).ok()?;
+    if v.get("manifests").is_some() {
+        Some(Kind::Index)
+    } else if v.get("layers").is_some() && v.get("config").is_some() {
+        Some(Kind::Manifest)
+    } else {
+        None
+    }
+}
+
+fn non_distributable(media_type: &str) -> bool {
+    media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
+}
+
+/// Walks one image target and decides what to export for `choice`.
+pub async fn walk<S: Store>(
+    store: &mut S,
+    names: Vec<String>,
+    target: &Descriptor,
+    choice: &PlatformChoice,
+) -> Result<ImagePlan> {
+    let mut plan = ImagePlan {
+        names,
+        target: target.clone(),
+        ..ImagePlan::default()
+    };
+    let bytes = read_json(store, target).await?;
+    match kind_of(&target.media_type, bytes.as_deref()) {
+        Some(Kind::Index) => {
+            plan.blobs.push(PlannedBlob {
+                desc: target.clone(),
+                role: Role::Index,
+                parent: None,
+                platform: None,
+                present: bytes.is_some(),
+                required: true,
+            });
+            let Some(bytes) = bytes else {
+                return Ok(plan);
+            };
+            let index: IndexDoc = parse(&bytes, target, &plan)?;
+            let platforms: Vec<Option<Platform>> =
+                index.manifests.iter().map(DescDoc::platform).collect();
+            let chosen = choice.select(&platforms);
+            if chosen.is_empty() {
+                let available: Vec<String> = platforms
+                    .iter()
+                    .map(|p| p.as_ref().map_or("unknown".into(), ToString::to_string))
+                    .collect();
+                bail!(
+                    "{} has no manifest for {}; it has: {} (use --platform or --all-platforms)",
+                    plan.display_name(),
+                    describe_choice(choice),
+                    available.join(", ")
+                );
+            }
+            for i in chosen {
+                let entry = &index.manifests[i];
+                if INDEX_TYPES.contains(&entry.media_type.as_str()) {
+                    bail!(
+                        "{}: index {} nests another index ({}); nested indexes are not supported",
+                        plan.display_name(),
+                        target.digest,
+                        entry.digest
+                    );
+                }
+                let desc = entry.descriptor();
+                let manifest = read_json(store, &desc).await?;
+                if manifest.is_none() && *choice == PlatformChoice::All {
+                    plan.skipped_platforms.push(
+                        platforms[i]
+                            .as_ref()
+                            .map_or_else(|| desc.digest.clone(), ToString::to_string),
+                    );
+                    continue;
+                }
+                walk_manifest(
+                    store,
+                    &mut plan,
+                    &desc,
+                    manifest,
+                    Some(&target.digest),
+                    Some(i),
+                    platforms[i].clone(),
+                )
+                .await?;
+            }
+            if plan.manifests.is_empty() && plan.missing().next().is_none() {
+                bail!(
+                    "{}: none of the platforms of index {} is in the content store",
+                    plan.display_name(),
+                    target.digest
+                );
+            }
+        }
+        Some(Kind::Manifest) => {
+            walk_manifest(store, &mut plan, target, bytes, None, None, None).await?;
+        }
+        None if bytes.is_none() => {
+            // The target itself is absent: report it, there is nothing to descend into.
+            plan.blobs.push(PlannedBlob {
+                desc: target.clone(),
+                role: Role::Manifest { position: None },
+                parent: None,
+                platform: None,
+                present: false,
+                required: true,
+            });
+        }
+        None => bail!(
+            "{}: target {} has media type {:?}, which is neither an image index nor a manifest \
+             (Docker schema 1 images cannot be exported)",
+            plan.display_name(),
+            target.digest,
+            target.media_type
+        ),
+    }
+    Ok(plan)
+}
+
+async fn walk_manifest<S: Store>(
+    store: &mut S,
+    plan: &mut ImagePlan,
+    desc: &Descriptor,
+    bytes: Option<Vec<u8>>,
+    parent: Option<&str>,
+    position: Option<usize>,
+    platform: Option<Platform>,
+) -> Result<()> {
+    plan.blobs.push(PlannedBlob {
+        desc: desc.clone(),
+        role: Role::Manifest { position },
+        parent: parent.map(str::to_string),
+        platform: platform.clone(),
+        present: bytes.is_some(),
+        required: true,
+    });
+    let Some(bytes) = bytes else {
+        return Ok(());
+    };
+    let doc: ManifestDoc = parse(&bytes, desc, plan)?;
+    let config = doc.config.descriptor();
+    let present = store.has(&config).await?;
+    plan.blobs.push(PlannedBlob {
+        desc: config.clone(),
+        role: Role::Config,
+        parent: Some(desc.digest.clone()),
+        platform: platform.clone(),
+        present,
+        required: true,
+    });
+    let count = doc.layers.len();
+    let mut layers = Vec::with_capacity(count);
+    for (index, l) in doc.layers.iter().enumerate() {
+        let layer = l.descriptor();
+        let present = store.has(&layer).await?;
+        let required = present || !non_distributable(&layer.media_type);
+        if present || required {
+            layers.push(layer.digest.clone());
+        }
+        plan.blobs.push(PlannedBlob {
+            desc: layer,
+            role: Role::Layer { index, count },
+            parent: Some(desc.digest.clone()),
+            platform: platform.clone(),
+            present,
+            required,
+        });
+    }
+    plan.manifests.push(ManifestPlan {
+        digest: desc.digest.clone(),
+        platform,
+        config: config.digest,
+        layers,
+    });
+    Ok(())
+}
+
+async fn read_json<S: Store>(store: &mut S, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+    if desc.size > MAX_JSON_BLOB || desc.size < 0 {
+        bail!(
+            "{} claims to be a {}-byte manifest or index; refusing to read more than {MAX_JSON_BLOB} bytes",
+            desc.digest,
+            desc.size
+        );
+    }
+    store.read_small(desc).await
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    desc: &Descriptor,
+    plan: &ImagePlan,
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: blob {} ({}) is not a valid image index or manifest: {e}",
+            plan.display_name(),
+            desc.digest,
+            desc.media_type
+        )
+    })
+}
+
+fn describe_choice(choice: &PlatformChoice) -> String {
+    match choice {
+        PlatformChoice::All => "any platform".into(),
+        PlatformChoice::These(ps) => ps
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Every blob to write, each once, in walk order across images.
+pub fn unique_blobs(plans: &[ImagePlan]) -> Vec<Descriptor> {
+    let mut seen = HashSet::new();
+    plans
+        .iter()
+        .flat_map(|p| &p.blobs)
+        .filter(|b| b.present && seen.insert(b.desc.digest.clone()))
+        .map(|b| b.desc.clone())
+        .collect()
+}
+
+/// The operator's explanation of missing blobs, or `None` when nothing is missing.
+pub fn missing_report(plans: &[ImagePlan]) -> Option<String> {
+    let mut seen = HashSet::new();
+    let mut count = 0;
+    let mut images = 0;
+    let mut body = String::new();
+    for p in plans {
+        let missing: Vec<&PlannedBlob> = p
+            .missing()
+            .filter(|b| seen.insert((p.target.digest.clone(), b.desc.digest.clone())))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        images += 1;
+        let mut by_platform: BTreeMap<String, Vec<&PlannedBlob>> = BTreeMap::new();
+        for b in &missing {
+            let platform = b.platform.as_ref().map_or_else(
+                || "single-platform manifest".to_string(),
+                ToString::to_string,
+            );
+            by_platform.entry(platform).or_default().push(b);
+        }
+        for (platform, blobs) in by_platform {
+            let _ = writeln!(body, "  image {} ({platform}):", p.names.join(", "));
+            for b in blobs {
+                count += 1;
+                let _ = writeln!(
+                    body,
+                    "    {} ({}): {}",
+                    b.desc.digest,
+                    crate::render::human_size(b.desc.size.max(0) as u64),
+                    b.describe()
+                );
+            }
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let layers_only = plans
+        .iter()
+        .flat_map(|p| p.missing())
+        .all(|b| matches!(b.role, Role::Layer { .. }));
+    let mut out = format!(
+        "cannot export: {count} blob{} of {images} image{} missing from the content store; nothing was written\n{body}",
+        plural(count),
+        plural(images),
+    );
+    if layers_only {
+        out.push_str(
+            "  likely cause: the CRI plugin's containerd section sets `discard_unpacked_layers = true`, \
+             which deletes compressed layers once they are unpacked\n",
+        );
+    }
+    out.push_str(
+        "  ways out: set `discard_unpacked_layers = false` under [plugins.\"io.containerd.grpc.v1.cri\".containerd] \
+         (or [plugins.\"io.containerd.cri.v1.images\"] in containerd 2.x), restart containerd and pull the image again; \
+         or run this export again with --fetch-missing to fetch the missing blobs from the image's registry",
+    );
+    Some(out)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Docker `manifest.json` entries: per image target, the manifest of the preferred
+/// platform (the first `--platform`, else the host's, else the first exported), with the
+/// tagged names as `RepoTags`. Targets resolving to the same manifest share one entry.
+pub fn docker_images(plans: &[ImagePlan], choice: &PlatformChoice) -> Vec<DockerImage> {
+    let preferred = match choice {
+        PlatformChoice::These(ps) if !ps.is_empty() => ps[0].clone(),
+        _ => Platform::host(),
+    };
+    let mut out: Vec<DockerImage> = Vec::new();
+    for p in plans {
+        let best = p
+            .manifests
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match &m.platform {
+                Some(pl) => preferred.score(pl).map(|s| (s, i)),
+                None => Some((0, i)),
+            })
+            .max_by_key(|(s, i)| (*s, std::cmp::Reverse(*i)))
+            .map(|(_, i)| i)
+            .or(if p.manifests.is_empty() {
+                None
+            } else {
+                Some(0)
+            });
+        let Some(m) = best.map(|i| &p.manifests[i]) else {
+            continue;
+        };
+        let tags: Vec<String> = p.names.iter().filter_map(|n| docker_repo_tag(n)).collect();
+        match out
+            .iter_mut()
+            .find(|d| d.config == m.config && d.layers == m.layers)
+        {
+            Some(d) => {
+                for t in tags {
+                    if !d.repo_tags.contains(&t) {
+                        d.repo_tags.push(t);
+                    }
+                }
+            }
+            None => out.push(DockerImage {
+                config: m.config.clone(),
+                repo_tags: tags,
+                layers: m.layers.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// The GC reference labels each exported parent needs so its children stay alive:
+/// `(parent digest, label key, child digest)`, as containerd's own pull sets them
+/// (index → `…content.m.<i>`, manifest → `…content.config` and `…content.l.<i>`).
+pub fn gc_labels(plans: &[ImagePlan]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for p in plans {
+        for b in &p.blobs {
+            let Some(parent) = &b.parent else { continue };
+            let key = match &b.role {
+                Role::Index | Role::Manifest { position: None } => continue,
+                Role::Manifest {
+                    position: Some(i), ..
+                } => format!("{GC_REF_CONTENT}.m.{i}"),
+                Role::Config => format!("{GC_REF_CONTENT}.config"),
+                Role::Layer { index, .. } => format!("{GC_REF_CONTENT}.l.{index}"),
+            };
+            if seen.insert((parent.clone(), key.clone())) {
+                out.push((parent.clone(), key, b.desc.digest.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// An in-memory content store.
+    #[derive(Default)]
+    struct MapStore {
+        blobs: HashMap<String, Vec<u8>>,
+    }
+
+    impl MapStore {
+        fn put(&mut self, bytes: Vec<u8>) -> String {
+            let d = crate::runtime::content::sha256_digest({
+                use sha2::Digest as _;
+                let mut h = sha2::Sha256::new();
+                h.update(&bytes);
+                h
+            });
+            self.blobs.insert(d.clone(), bytes);
+            d
+        }
+    }
+
+    impl Store for MapStore {
+        async fn has(&mut self, desc: &Descriptor) -> Result<bool> {
+            Ok(self.blobs.contains_key(&desc.digest))
+        }
+        async fn read_small(&mut self, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+            Ok(self.blobs.get(&desc.digest).cloned())
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn desc(media: &str, digest: &str, size: usize) -> Descriptor {
+        Descriptor {
+            media_type: media.into(),
+            digest: digest.into(),
+            size: size as i64,
+        }
+    }
+
+    /// A manifest with `layers` layers (content from `seed`), stored along with its
+    /// config and layers; returns its descriptor and the layer digests.
+    fn manifest(s: &mut MapStore, seed: &str, layers: usize) -> (Descriptor, String, Vec<String>) {
+        let config = format!("{{\"os\":\"linux\",\"seed\":\"{seed}\"}}").into_bytes();
+        let config_len = config.len();
+        let config_d = s.put(config);
+        let mut ls = Vec::new();
+        let mut docs = Vec::new();
+        for i in 0..layers {
+            let bytes = format!("layer {seed} {i}").into_bytes();
+            let len = bytes.len();
+            let d = s.put(bytes);
+            docs.push(serde_json::json!({"mediaType": MT_LAYER, "digest": d, "size": len}));
+            ls.push(d);
+        }
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPES[0],
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config_len},
+            "layers": docs,
+        }))
+        .unwrap();
+        let len = m.len();
+        let d = s.put(m);
+        (desc(MANIFEST_TYPES[0], &d, len), config_d, ls)
+    }
+
+    const MT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+    fn index(s: &mut MapStore, entries: &[(&Descriptor, &str)]) -> Descriptor {
+        let ms: Vec<_> = entries
+            .iter()
+            .map(|(d, p)| {
+                let parts: Vec<&str> = p.split('/').collect();
+                serde_json::json!({
+                    "mediaType": d.media_type, "digest": d.digest, "size": d.size,
+                    "platform": {"os": parts[0], "architecture": parts[1]},
+                })
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": INDEX_TYPES[1], "manifests": ms,
+        }))
+        .unwrap();
+        let len = bytes.len();
+        let d = s.put(bytes);
+        desc(INDEX_TYPES[1], &d, len)
+    }
+
+    fn p(s: &str) -> Platform {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn single_manifest_complete() {
+        let mut s = MapStore::default();
+        let (m, config, layers) = manifest(&mut s, "a", 2);
+        let plan = block_on(walk(
+            &mut s,
+            vec!["docker.io/library/a:1".into()],
+            &m,
+            &PlatformChoice::These(vec![p("linux/amd64")]),
+        ))
+        .unwrap();
+        assert_eq!(plan.blobs.len(), 4);
+        assert!(plan.missing().next().is_none());
+        assert_eq!(missing_report(std::slice::from_ref(&plan)), None);
+        let order: Vec<String> = unique_blobs(std::slice::from_ref(&plan))
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                m.digest.clone(),
+                config.clone(),
+                layers[0].clone(),
+                layers[1].clone()
+            ]
+        );
+        let labels = gc_labels(&[plan]);
+        assert_eq!(
+            labels,
+            vec![
+                (
+                    m.digest.clone(),
+                    "containerd.io/gc.ref.content.config".to_string(),
+                    config
+                ),
+                (
+                    m.digest.clone(),
+                    "containerd.io/gc.ref.content.l.0".to_string(),
+                    layers[0].clone()
+                ),
+                (
+                    m.digest,
+                    "containerd.io/gc.ref.content.l.1".to_string(),
+                    layers[1].clone()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn discarded_layers_are_reported_with_role_and_remedies() {
+        let mut s = MapStore::default();
+        let (m, _, layers) = manifest(&mut s, "a", 3);
+        s.blobs.remove(&layers[1]);
+        s.blobs.remove(&layers[2]);
+        let plan = block_on(walk(
+            &mut s,
+            vec!["127.0.0.1:5000/team/app:v1".into()],
+            &m,
+            &PlatformChoice::These(vec![p("linux/amd64")]),
+        ))
+        .unwrap();
+        let missing: Vec<String> = plan.missing().map(|b| b.desc.digest.clone()).collect();
+        assert_eq!(missing, vec![layers[1].clone(), layers[2].clone()]);
+        let report = missing_report(&[plan]).unwrap();
+        for want in [
+            "2 blobs of 1 image missing",
+            "127.0.0.1:5000/team/app:v1",
+            &layers[1],
+            &format!("layer 2 of 3 of manifest {}", m.digest),
+            &format!("layer 3 of 3 of manifest {}", m.digest),
+            "discard_unpacked_layers = true",
+            "discard_unpacked_layers = false",
+            "--fetch-missing",
+            "nothing was written",
+        ] {
+            assert!(report.contains(want), "{want:?} not in:\n{report}");
+        }
+        assert!(!report.contains(&layers[0]), "{report}");
+    }
+
+    #[test]
+    fn index_platform_selection_and_missing_manifests() {
+        let mut s = MapStore::default();
+        let (amd, _, amd_layers) = manifest(&mut s, "amd", 1);
+        let (arm, _, _) = manifest(&mut s, "arm", 1);
+        let (ppc, _, _) = manifest(&mut s, "ppc", 1);
+        let idx = index(
+            &mut s,
+            &[
+                (&amd, "linux/amd64"),
+                (&arm, "linux/arm64"),
+                (&ppc, "linux/ppc64le"),
+            ],
+        );
+        // A pull fetches only its own platform: the others' manifests are absent.
+        s.blobs.remove(&arm.digest);
+        s.blobs.remove(&ppc.digest);
+        let names = vec!["docker.io/library/multi:1".to_string()];
+
+        // The host's platform: complete.
+        let plan = block_on(walk(
+            &mut s,
+            names.clone(),
+            &idx,
+            &PlatformChoice::These(vec![p("linux/amd64")]),
+        ))
+        .unwrap();
+        assert!(plan.missing().next().is_none());
+        assert_eq!(plan.manifests.len(), 1);
+        assert_eq!(plan.manifests[0].layers, amd_layers);
+        assert_eq!(
+            gc_labels(std::slice::from_ref(&plan))[0],
+            (
+                idx.digest.clone(),
+                "containerd.io/gc.ref.content.m.0".into(),
+                amd.digest.clone()
+            )
+        );
+
+        // --all-platforms exports what the node has and says what it left out.
+        let plan = block_on(walk(&mut s, names.clone(), &idx, &PlatformChoice::All)).unwrap();
+        assert!(plan.missing().next().is_none());
+        assert_eq!(plan.manifests.len(), 1);
+        assert_eq!(
+            plan.skipped_platforms,
+            vec!["linux/arm64/v8", "linux/ppc64le"]
+        );
+
+        // An explicitly wanted platform the node lacks is missing, named by platform.
+        let plan = block_on(walk(
+            &mut s,
+            names.clone(),
+            &idx,
+            &PlatformChoice::These(vec![p("linux/arm64")]),
+        ))
+        .unwrap();
+        let missing: Vec<&PlannedBlob> = plan.missing().collect();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].desc.digest, arm.digest);
+        let report = missing_report(&[plan]).unwrap();
+        assert!(report.contains("(linux/arm64/v8)"), "{report}");
+        assert!(
+            report.contains(&format!("manifest of index {}", idx.digest)),
+            "{report}"
+        );
+        // Not only layers missing: the discard hint would mislead.
+        assert!(!report.contains("likely cause"), "{report}");
+
+        // A platform the index does not have at all is an error naming what it has.
+        let e = block_on(walk(
+            &mut s,
+            names,
+            &idx,
+            &PlatformChoice::These(vec![p("linux/s390x")]),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("linux/s390x"), "{e}");
+        assert!(
+            e.contains("linux/amd64, linux/arm64/v8, linux/ppc64le"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn absent_target_bad_json_and_huge_blobs() {
+        let mut s = MapStore::default();
+        let absent = desc(MANIFEST_TYPES[0], &format!("sha256:{}", "9".repeat(64)), 10);
+        let plan = block_on(walk(
+            &mut s,
+            vec!["x:1".into()],
+            &absent,
+            &PlatformChoice::All,
+        ))
+        .unwrap();
+        assert_eq!(plan.missing().count(), 1);
+        let d = s.put(b"not json".to_vec());
+        let bad = desc(MANIFEST_TYPES[0], &d, 8);
+        let e = block_on(walk(&mut s, vec!["x:1".into()], &bad, &PlatformChoice::All))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&d) && e.contains("not a valid"), "{e}");
+        let huge = desc(MANIFEST_TYPES[0], &d, 1 << 40);
+        assert!(block_on(walk(&mut s, vec![], &huge, &PlatformChoice::All)).is_err());
+        let unknown = desc(
+            "application/vnd.docker.distribution.manifest.v1+json",
+            &d,
+            8,
+        );
+        let e = block_on(walk(&mut s, vec![], &unknown, &PlatformChoice::All))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schema 1"), "{e}");
+    }
+
+    #[test]
+    fn shared_blobs_once_and_docker_entries() {
+        let mut s = MapStore::default();
+        let (m, config, layers) = manifest(&mut s, "a", 2);
+        let (m2, config2, layers2) = manifest(&mut s, "b", 1);
+        let choice = PlatformChoice::These(vec![Platform::host()]);
+        let plans = vec![
+            block_on(walk(
+                &mut s,
+                vec![
+                    "docker.io/library/a:1".into(),
+                    "docker.io/library/a:2".into(),
+                ],
+                &m,
+                &choice,
+            ))
+            .unwrap(),
+            block_on(walk(
+                &mut s,
+                vec![format!("docker.io/library/a@{}", m.digest)],
+                &m,
+                &choice,
+            ))
+            .unwrap(),
+            block_on(walk(
+                &mut s,
+                vec!["docker.io/library/b:1".into()],
+                &m2,
+                &choice,
+            ))
+            .unwrap(),
+        ];
+        assert_eq!(unique_blobs(&plans).len(), 4 + 3);
+        let docker = docker_images(&plans, &choice);
+        assert_eq!(
+            docker,
+            vec![
+                DockerImage {
+                    config,
+                    repo_tags: vec![
+                        "docker.io/library/a:1".into(),
+                        "docker.io/library/a:2".into()
+                    ],
+                    layers,
+                },
+                DockerImage {
+                    config: config2,
+                    repo_tags: vec!["docker.io/library/b:1".into()],
+                    layers: layers2,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn docker_entry_prefers_the_wanted_platform() {
+        let mut s = MapStore::default();
+        let (amd, amd_config, _) = manifest(&mut s, "amd", 1);
+        let (arm, arm_config, _) = manifest(&mut s, "arm", 1);
+        let idx = index(&mut s, &[(&amd, "linux/amd64"), (&arm, "linux/arm64")]);
+        let plan = block_on(walk(
+            &mut s,
+            vec!["docker.io/library/m:1".into()],
+            &idx,
+            &PlatformChoice::All,
+        ))
+        .unwrap();
+        assert_eq!(plan.manifests.len(), 2);
+        let plans = [plan];
+        let arm_first = PlatformChoice::These(vec![p("linux/arm64"), p("linux/amd64")]);
+        assert_eq!(docker_images(&plans, &arm_first)[0].config, arm_config);
+        let amd_first = PlatformChoice::These(vec![p("linux/amd64"), p("linux/arm64")]);
+        assert_eq!(docker_images(&plans, &amd_first)[0].config, amd_config);
+    }
+}

@@ -1,0 +1,633 @@
+//! `crimg export`: archives that ctr imports back, shared blobs written once, stdout and
+//! compression, safe targets, and images whose layers containerd discarded, fetched back
+//! through the node's mirror configuration from a local registry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::run::crimg;
+use crate::support::registry::{Registry, cri_mirror_toml, free_port};
+use crate::support::{FixtureImage, Node, NodeOptions};
+
+/// `-o json` of an export to a file, strict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportResult {
+    file: String,
+    images: Vec<String>,
+    blobs: usize,
+    bytes: u64,
+    fetched: Vec<String>,
+}
+
+/// Docker's `manifest.json` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DockerEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags")]
+    repo_tags: Vec<String>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// `ctr` in another namespace of the node.
+fn ctr_ns(node: &Node, ns: &str, args: &[&str]) -> Output {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(node.socket())
+        .args(["--namespace", ns])
+        .args(args)
+        .env_remove("CONTAINERD_ADDRESS")
+        .env_remove("CONTAINERD_NAMESPACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ctr")
+}
+
+fn ctr_ns_ok(node: &Node, ns: &str, args: &[&str]) -> String {
+    let out = ctr_ns(node, ns, args);
+    assert!(
+        out.status.success(),
+        "ctr -n {ns} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `name → target digest` of the image records of a namespace.
+fn records(node: &Node, ns: &str) -> BTreeMap<String, String> {
+    ctr_ns_ok(node, ns, &["images", "ls"])
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+/// Imports an archive into namespace `ns` with ctr and checks every name came back
+/// pointing at the same target as in k8s.io.
+fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&str]) {
+    ctr_ns_ok(node, ns, &["images", "import", archive.to_str().unwrap()]);
+    let theirs = records(node, ns);
+    let ours = records(node, "k8s.io");
+    for name in names {
+        assert_eq!(
+            theirs.get(*name),
+            ours.get(*name),
+            "{name} after import into {ns}: {theirs:?}"
+        );
+        assert!(
+            theirs.contains_key(*name),
+            "{name} not imported: {theirs:?}"
+        );
+    }
+}
+
+/// Every entry of a tar: path and bytes, in order.
+fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut ar = tar::Archive::new(bytes);
+    ar.entries()
+        .expect("archive is a tar")
+        .map(|e| {
+            let mut e = e.expect("tar entry");
+            let path = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (path, data)
+        })
+        .collect()
+}
+
+/// Files in `dir` (names), to see that nothing else was left there.
+fn dir_names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn export_dir(node: &Node) -> std::path::PathBuf {
+    let d = node.dir().join("out");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn round_trip_into_another_namespace_with_shared_blobs_once() {
+    let node = Node::start();
+    let a1 = FixtureImage::with_seed("docker.io/library/exp-a:1", "exp-a");
+    let a2 = FixtureImage::with_seed("docker.io/library/exp-a:2", "exp-a");
+    let b = FixtureImage::new("docker.io/library/exp-b:1");
+    for f in [&a1, &a2, &b] {
+        node.import(f);
+    }
+    let dir = export_dir(&node);
+    let file = dir.join("images.tar");
+    let prefix = &a1.config_digest()["sha256:".len()..][..12];
+    // A tag, an ID prefix (every tag of that image) and a short name.
+    let run = crimg(
+        node.crimg(),
+        &[
+            "-o",
+            "json",
+            "export",
+            "-O",
+            file.to_str().unwrap(),
+            "docker.io/library/exp-a:1",
+            prefix,
+            "exp-b:1",
+        ],
+    )
+    .expect_code(0);
+    let result: ExportResult = run.json();
+    assert_eq!(result.file, file.display().to_string());
+    assert_eq!(
+        result.images,
+        vec![
+            "docker.io/library/exp-a:1",
+            "docker.io/library/exp-a:2",
+            "docker.io/library/exp-b:1"
+        ]
+    );
+    assert_eq!(
+        result.blobs, 6,
+        "3 blobs per image, the shared image's once"
+    );
+    assert!(result.fetched.is_empty());
+    assert!(
+        run.stderr.contains("exported 3 images, 6 blobs"),
+        "{}",
+        run.stderr
+    );
+
+    let bytes = fs::read(&file).unwrap();
+    assert_eq!(result.bytes, bytes.len() as u64);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    assert_eq!(dir_names(&dir), BTreeSet::from(["images.tar".to_string()]));
+
+    // Layout files first, then each blob exactly once.
+    let entries = tar_entries(&bytes);
+    let paths: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths[..3],
+        ["oci-layout", "index.json", "manifest.json"],
+        "{paths:?}"
+    );
+    let blobs: Vec<&str> = paths
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("blobs/sha256/") && p.len() > "blobs/sha256/".len())
+        .collect();
+    let unique: BTreeSet<&str> = blobs.iter().copied().collect();
+    assert_eq!(blobs.len(), 6, "{paths:?}");
+    assert_eq!(unique.len(), 6, "a blob was written twice: {paths:?}");
+    for (path, data) in &entries {
+        if let Some(hex) = path.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
+            assert_eq!(crate::support::digest(data), format!("sha256:{hex}"));
+        }
+    }
+    let docker: Vec<DockerEntry> = serde_json::from_slice(&entries[2].1).unwrap();
+    assert_eq!(docker.len(), 2, "{docker:?}");
+    assert_eq!(
+        docker[0].repo_tags,
+        vec!["docker.io/library/exp-a:1", "docker.io/library/exp-a:2"]
+    );
+    assert_eq!(
+        docker[0].config,
+        format!("blobs/sha256/{}", &a1.config_digest()[7..])
+    );
+    assert_eq!(
+        docker[0].layers,
+        vec![format!("blobs/sha256/{}", &a1.layer_digest()[7..])]
+    );
+    assert_eq!(docker[1].repo_tags, vec!["docker.io/library/exp-b:1"]);
+    let index: serde_json::Value = serde_json::from_slice(&entries[1].1).unwrap();
+    let refs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(refs, vec!["1", "2", "1"]);
+
+    assert_imports(
+        &node,
+        &file,
+        "other",
+        &[
+            "docker.io/library/exp-a:1",
+            "docker.io/library/exp-a:2",
+            "docker.io/library/exp-b:1",
+        ],
+    );
+}
+
+#[test]
+fn stdout_and_compressed_archives_match_the_file() {
+    let node = Node::start();
+    let img = FixtureImage::new("docker.io/library/exp-c:1");
+    node.import(&img);
+    let dir = export_dir(&node);
+    let plain = dir.join("c.tar");
+    crimg(
+        node.crimg(),
+        &["export", "-O", plain.to_str().unwrap(), "exp-c:1"],
+    )
+    .expect_code(0);
+    let plain_bytes = fs::read(&plain).unwrap();
+
+    // -O -: the archive on stdout, byte for byte the file (entries have fixed times).
+    let out = node
+        .crimg()
+        .args(["export", "-O", "-", "exp-c:1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == plain_bytes, "stdout differs from the file");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("to standard output"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (algo, ext) in [("gzip", "tar.gz"), ("zstd", "tar.zst")] {
+        let file = dir.join(format!("c.{ext}"));
+        let run = crimg(
+            node.crimg(),
+            &[
+                "--quiet",
+                "export",
+                "--compress",
+                algo,
+                "-O",
+                file.to_str().unwrap(),
+                "exp-c:1",
+            ],
+        )
+        .expect_code(0);
+        assert_eq!(run.stderr, "", "--quiet prints nothing");
+        assert_eq!(run.stdout, "", "stdout stays empty without -o json");
+        let packed = fs::read(&file).unwrap();
+        assert!(packed.len() < plain_bytes.len(), "{algo} did not compress");
+        let unpacked = match algo {
+            "gzip" => {
+                let mut v = Vec::new();
+                flate2::read::GzDecoder::new(&packed[..])
+                    .read_to_end(&mut v)
+                    .unwrap();
+                v
+            }
+            _ => zstd::decode_all(&packed[..]).unwrap(),
+        };
+        assert!(
+            unpacked == plain_bytes,
+            "{algo} archive differs once unpacked"
+        );
+        let tar = dir.join(format!("c-from-{algo}.tar"));
+        fs::write(&tar, &unpacked).unwrap();
+        assert_imports(&node, &tar, algo, &["docker.io/library/exp-c:1"]);
+    }
+}
+
+#[test]
+fn targets_are_never_clobbered_or_followed() {
+    let node = Node::start();
+    let img = FixtureImage::new("docker.io/library/exp-d:1");
+    node.import(&img);
+    let dir = export_dir(&node);
+    let target = dir.join("d.tar");
+
+    // An existing file is kept without --force: a usage error (2).
+    fs::write(&target, "keep me").unwrap();
+    let run = crimg(
+        node.crimg(),
+        &["export", "-O", target.to_str().unwrap(), "exp-d:1"],
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
+    crimg(
+        node.crimg(),
+        &[
+            "export",
+            "--force",
+            "-O",
+            target.to_str().unwrap(),
+            "exp-d:1",
+        ],
+    )
+    .expect_code(0);
+    assert!(fs::read(&target).unwrap().len() > 1024);
+
+    // A symlink is an existing target too; --force replaces the link, not what it
+    // points at.
+    let victim = dir.join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    let link = dir.join("link.tar");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    crimg(
+        node.crimg(),
+        &["export", "-O", link.to_str().unwrap(), "exp-d:1"],
+    )
+    .expect_code(2);
+    crimg(
+        node.crimg(),
+        &["export", "--force", "-O", link.to_str().unwrap(), "exp-d:1"],
+    )
+    .expect_code(0);
+    assert!(
+        !fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+
+    // A directory, a missing directory, an unknown image: errors, and no file.
+    crimg(
+        node.crimg(),
+        &["export", "-O", dir.to_str().unwrap(), "exp-d:1"],
+    )
+    .expect_code(2);
+    let nowhere = dir.join("no/such/dir/x.tar");
+    let run = crimg(
+        node.crimg(),
+        &["export", "-O", nowhere.to_str().unwrap(), "exp-d:1"],
+    )
+    .expect_code(1);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+    let missing = dir.join("missing.tar");
+    let run = crimg(
+        node.crimg(),
+        &[
+            "export",
+            "-O",
+            missing.to_str().unwrap(),
+            "exp-d:1",
+            "no-such:image",
+        ],
+    )
+    .expect_code(1);
+    assert!(run.stderr.contains("no-such:image"), "{}", run.stderr);
+    assert_eq!(
+        dir_names(&dir),
+        BTreeSet::from([
+            "d.tar".to_string(),
+            "link.tar".to_string(),
+            "victim".to_string()
+        ]),
+        "nothing else, no temp file"
+    );
+}
+
+/// A node whose CRI discards unpacked layers, a registry holding one image, and that
+/// image pulled through CRI, its layer collected. Returns the image's name.
+fn discarded_image() -> (Node, Registry, FixtureImage) {
+    let port = free_port();
+    let node = Node::start_with(NodeOptions {
+        discard_unpacked_layers: true,
+        extra_toml: cri_mirror_toml(port),
+        ..NodeOptions::default()
+    });
+    let registry = Registry::start(node.dir(), port);
+    let img = FixtureImage::new(&format!("127.0.0.1:{port}/team/app:v1"));
+    registry.push(&img, "team/app");
+    node.pull(&img.name);
+    // skopeo compresses the fixture's layer on push: the pulled layer is that one.
+    let layer = pulled_layer(&node, &img.name);
+    wait_until_gone(&node, &layer);
+    (node, registry, img)
+}
+
+/// The (compressed) layer digest of a pulled single-layer image, from its manifest.
+fn pulled_layer(node: &Node, name: &str) -> String {
+    let manifest = records(node, "k8s.io")
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no record {name}"));
+    let m: serde_json::Value =
+        serde_json::from_str(&node.ctr_ok(&["content", "get", &manifest])).unwrap();
+    m["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+fn content_digests(node: &Node) -> Vec<String> {
+    node.ctr_ok(&["content", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Makes containerd collect garbage now: a synchronous delete of a throwaway tag.
+fn force_gc(node: &Node, name: &str) {
+    let tag = "docker.io/library/crimg-gc-trigger:x";
+    node.ctr_ok(&["images", "tag", "--force", name, tag]);
+    node.ctr_ok(&["images", "rm", "--sync", tag]);
+}
+
+fn wait_until_gone(node: &Node, digest: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut forced = false;
+    while content_digests(node).iter().any(|d| d == digest) {
+        assert!(
+            Instant::now() < deadline,
+            "containerd kept layer {digest} despite discard_unpacked_layers"
+        );
+        if !forced {
+            std::thread::sleep(Duration::from_millis(500));
+            // CRI's images are all there is to keep; a sync delete runs the GC.
+            let name = node
+                .image_names()
+                .into_iter()
+                .find(|n| !n.starts_with("sha256:"));
+            if let Some(name) = name {
+                force_gc(node, &name);
+            }
+            forced = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The plain export fails, explaining; `--fetch-missing` (with `extra` options) then
+/// fetches the layer, stores it so it survives garbage collection, and a plain export
+/// works again.
+fn fetch_repairs(node: &Node, registry: &Registry, img: &FixtureImage, extra: &[&str]) {
+    let layer = pulled_layer(node, &img.name);
+    let dir = export_dir(node);
+    let file = dir.join("app.tar");
+    let run = crimg(
+        node.crimg(),
+        &["export", "-O", file.to_str().unwrap(), &img.name],
+    )
+    .expect_code(1);
+    for want in [
+        &layer,
+        &img.name,
+        "layer 1 of 1 of manifest",
+        "discard_unpacked_layers",
+        "--fetch-missing",
+    ] {
+        assert!(
+            run.stderr.contains(want),
+            "{want:?} not in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(dir_names(&dir).is_empty(), "a failed export left files");
+
+    let mut args = vec!["-o", "json", "export", "--fetch-missing"];
+    args.extend_from_slice(extra);
+    args.extend(["-O", file.to_str().unwrap(), &img.name]);
+    let run = crimg(node.crimg(), &args).expect_code(0);
+    let result: ExportResult = run.json();
+    assert_eq!(result.fetched, vec![layer.clone()], "{}", run.stderr);
+    // The dead mirror was tried first and said so; the registry itself served the blob.
+    assert!(
+        run.stderr.contains("http://127.0.0.1:1/v2")
+            && run.stderr.contains("trying the next endpoint"),
+        "{}",
+        run.stderr
+    );
+    let blob_get = format!("GET /v2/team/app/blobs/{layer}");
+    assert!(registry.log().contains(&blob_get), "{}", registry.log());
+    assert!(run.stderr.contains("1 blob fetched"), "{}", run.stderr);
+
+    // Repaired: the layer is back, held by its manifest's GC label, not a lease.
+    force_gc(node, &img.name);
+    assert!(
+        content_digests(node).contains(&layer),
+        "fetched layer was collected"
+    );
+    let again = dir.join("again.tar");
+    crimg(
+        node.crimg(),
+        &["export", "-O", again.to_str().unwrap(), &img.name],
+    )
+    .expect_code(0);
+    assert_imports(node, &again, "other", &[img.name.as_str()]);
+}
+
+#[test]
+fn discarded_layers_fetched_through_registries_yaml_wildcard_mirror() {
+    let (node, registry, img) = discarded_image();
+    // The wildcard mirror is dead; the registry has no entry of its own, so the default
+    // endpoint comes next: for a loopback registry, HTTPS and then plain HTTP.
+    let yaml = node.dir().join("registries.yaml");
+    fs::write(
+        &yaml,
+        "mirrors:\n  \"*\":\n    endpoint:\n      - \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let no_certs = node.dir().join("no-certs.d");
+    fetch_repairs(
+        &node,
+        &registry,
+        &img,
+        &[
+            "--registries-yaml",
+            yaml.to_str().unwrap(),
+            "--registry-config-dir",
+            no_certs.to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn discarded_layers_fetched_through_certs_d_hosts_toml() {
+    let (node, registry, img) = discarded_image();
+    let certs = node.dir().join("certs.d");
+    let host_dir = certs.join(registry.host());
+    fs::create_dir_all(&host_dir).unwrap();
+    fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "server = \"http://{}\"\n\n[host.\"http://127.0.0.1:1\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let no_yaml = node.dir().join("no-registries.yaml");
+    fetch_repairs(
+        &node,
+        &registry,
+        &img,
+        &[
+            "--registry-config-dir",
+            certs.to_str().unwrap(),
+            "--registries-yaml",
+            no_yaml.to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn fetch_missing_fails_cleanly_when_no_endpoint_has_the_blob() {
+    let (node, registry, img) = discarded_image();
+    drop(registry);
+    let yaml = node.dir().join("registries.yaml");
+    fs::write(&yaml, "mirrors: {}\n").unwrap();
+    let dir = export_dir(&node);
+    let file = dir.join("app.tar");
+    let run = crimg(
+        node.crimg(),
+        &[
+            "export",
+            "--fetch-missing",
+            "--registries-yaml",
+            yaml.to_str().unwrap(),
+            "--registry-config-dir",
+            dir.join("none").to_str().unwrap(),
+            "-O",
+            file.to_str().unwrap(),
+            &img.name,
+        ],
+    )
+    .expect_code(1);
+    assert!(
+        run.stderr.contains(&pulled_layer(&node, &img.name)),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("cannot fetch"), "{}", run.stderr);
+    assert!(dir_names(&dir).is_empty(), "a failed export left files");
+    // A broken registries.yaml is a usage error naming it.
+    fs::write(&yaml, "mirrors: [").unwrap();
+    let run = crimg(
+        node.crimg(),
+        &[
+            "export",
+            "--fetch-missing",
+            "--registries-yaml",
+            yaml.to_str().unwrap(),
+            "-O",
+            file.to_str().unwrap(),
+            &img.name,
+        ],
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("registries.yaml"), "{}", run.stderr);
+}
