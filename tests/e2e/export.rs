@@ -229,6 +229,33 @@ fn round_trip_into_another_namespace_with_shared_blobs_once() {
         .collect();
     assert_eq!(refs, vec!["1", "2", "1"]);
 
+    // skopeo reads it both ways: as Docker's archive (by RepoTag) and as OCI (by ref.name).
+    for (src, config) in [
+        (
+            format!(
+                "docker-archive:{}:docker.io/library/exp-b:1",
+                file.display()
+            ),
+            b.config_digest(),
+        ),
+        (
+            format!("oci-archive:{}:2", file.display()),
+            a1.config_digest(),
+        ),
+    ] {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--config", "--raw"])
+            .arg(&src)
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo inspect {src}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(crate::support::digest(&out.stdout), config, "{src}");
+    }
+
     assert_imports(
         &node,
         &file,
