@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::run::crimg;
-use crate::support::registry::{Registry, cri_mirror_toml, free_port};
+use crate::support::registry::{Registry, TokenMirror, cri_mirror_toml, free_port};
 use crate::support::{FixtureImage, Node, NodeOptions};
 
 /// `-o json` of an export to a file, strict.
@@ -609,6 +609,66 @@ fn discarded_layers_fetched_through_certs_d_hosts_toml() {
             no_yaml.to_str().unwrap(),
         ],
     );
+}
+
+#[test]
+fn discarded_layers_fetched_from_a_token_authenticated_mirror() {
+    let (node, registry, img) = discarded_image();
+    let layer = pulled_layer(&node, &img.name);
+    let mirror = TokenMirror::start(
+        vec![(layer.clone(), registry.blob(&layer))],
+        "alice",
+        "s3cret",
+    );
+    let host = registry.host();
+    // Only the mirror can serve it now.
+    drop(registry);
+    let yaml = node.dir().join("registries.yaml");
+    fs::write(
+        &yaml,
+        format!(
+            "mirrors:\n  \"{host}\":\n    endpoint: [\"http://127.0.0.1:{p}\"]\n\
+             configs:\n  \"127.0.0.1:{p}\":\n    auth:\n      username: alice\n      password: s3cret\n",
+            p = mirror.port
+        ),
+    )
+    .unwrap();
+    let file = export_dir(&node).join("app.tar");
+    let run = crimg(
+        node.crimg(),
+        &[
+            "-o",
+            "json",
+            "export",
+            "--fetch-missing",
+            "--registries-yaml",
+            yaml.to_str().unwrap(),
+            "--registry-config-dir",
+            node.dir().join("none").to_str().unwrap(),
+            "-O",
+            file.to_str().unwrap(),
+            &img.name,
+        ],
+    )
+    .expect_code(0);
+    let result: ExportResult = run.json();
+    assert_eq!(result.fetched, vec![layer.clone()]);
+    // Challenged, fetched a token with the configured credentials, retried with it; the
+    // mirror was told which registry the request is for.
+    let reqs = mirror.requests();
+    let blob = format!("GET /v2/team/app/blobs/{layer}?ns={host} HTTP/1.1");
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    assert_eq!(reqs[0], format!("{blob} auth="), "{reqs:?}");
+    assert!(
+        reqs[1].starts_with("GET /token?service=mirror&scope=repository%3Ateam%2Fapp%3Apull ")
+            && reqs[1].ends_with("auth=Basic YWxpY2U6czNjcmV0"),
+        "{reqs:?}"
+    );
+    assert_eq!(
+        reqs[2],
+        format!("{blob} auth=Bearer {}", TokenMirror::TOKEN)
+    );
+    assert_imports(&node, &file, "other", &[img.name.as_str()]);
 }
 
 #[test]

@@ -139,6 +139,166 @@ impl Drop for Registry {
     }
 }
 
+impl Registry {
+    /// The bytes of a blob the registry stores (distribution's filesystem layout).
+    pub fn blob(&self, digest: &str) -> Vec<u8> {
+        let hex = digest.trim_start_matches("sha256:");
+        fs::read(
+            self.dir
+                .join("storage/docker/registry/v2/blobs/sha256")
+                .join(&hex[..2])
+                .join(hex)
+                .join("data"),
+        )
+        .unwrap_or_else(|e| panic!("registry has no blob {digest}: {e}"))
+    }
+}
+
+/// A minimal token-authenticated registry mirror on a loopback port: blob GETs need
+/// `Authorization: Bearer <token>`, else they get a 401 Bearer challenge whose realm
+/// (`/token`) hands out the token for HTTP Basic `username:password`. Every request line
+/// and its Authorization header are recorded. Serves one connection at a time and stops
+/// when dropped.
+pub struct TokenMirror {
+    pub port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenMirror {
+    pub const TOKEN: &str = "t0k3n";
+
+    pub fn start(blobs: Vec<(String, Vec<u8>)>, username: &str, password: &str) -> TokenMirror {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind mirror");
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let basic = format!(
+            "Basic {}",
+            base64(format!("{username}:{password}").as_bytes())
+        );
+        let (reqs, stopping) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let Some((line, auth)) = read_request(&mut conn) else {
+                    continue;
+                };
+                reqs.lock().unwrap().push(format!("{line} auth={auth}"));
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let challenge =
+                    format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"mirror\"");
+                let (status, headers, body): (&str, Vec<String>, Vec<u8>) =
+                    if path.starts_with("/token") {
+                        if auth == basic {
+                            let body = format!("{{\"token\":\"{}\"}}", Self::TOKEN);
+                            ("200 OK", vec![], body.into_bytes())
+                        } else {
+                            ("401 Unauthorized", vec![], vec![])
+                        }
+                    } else if auth != format!("Bearer {}", Self::TOKEN) {
+                        (
+                            "401 Unauthorized",
+                            vec![format!("WWW-Authenticate: {challenge}")],
+                            vec![],
+                        )
+                    } else {
+                        let digest = path
+                            .split('?')
+                            .next()
+                            .and_then(|p| p.rsplit('/').next())
+                            .unwrap_or("");
+                        match blobs.iter().find(|(d, _)| d == digest) {
+                            Some((_, b)) => ("200 OK", vec![], b.clone()),
+                            None => ("404 Not Found", vec![], vec![]),
+                        }
+                    };
+                let mut head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for h in headers {
+                    head.push_str(&h);
+                    head.push_str("\r\n");
+                }
+                head.push_str("\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            }
+        });
+        TokenMirror {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `request line auth=<Authorization header>` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TokenMirror {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads a request's head: its first line and its Authorization header.
+fn read_request(conn: &mut TcpStream) -> Option<(String, String)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 || head.len() > 64 << 10 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.lines();
+    let first = lines.next()?.to_string();
+    let auth = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    Some((first, auth))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 impl Node {
     /// Pulls an image through CRI `PullImage` (as the kubelet would) and returns the
     /// image reference CRI answers with.
