@@ -1,10 +1,6 @@
 //! Image references as users type them: normalisation (Docker's rules) and resolution
 //! against the node's images (tags, digests, IDs and ID prefixes).
 
-use std::str::FromStr;
-
-use oci_spec::distribution::Reference;
-
 use crate::error::CrimgError;
 use crate::model::Image;
 
@@ -12,10 +8,169 @@ use crate::model::Image;
 pub const MIN_ID_PREFIX: usize = 6;
 
 /// Normalises a reference as Docker does: `nginx` → `docker.io/library/nginx:latest`.
+///
+/// Parsed by hand to the distribution grammar: the regex-based parsers cost tens of
+/// milliseconds to build, on every run, for a grammar this small.
 pub fn normalize(reference: &str) -> Result<String, String> {
-    Reference::from_str(reference.trim())
-        .map(|r| r.whole())
-        .map_err(|e| format!("{reference:?} is not a valid image reference ({e})"))
+    parse(reference.trim())
+        .map_err(|why| format!("{reference:?} is not a valid image reference ({why})"))
+}
+
+fn parse(s: &str) -> Result<String, &'static str> {
+    if s.is_empty() {
+        return Err("empty");
+    }
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => {
+            check_digest(d)?;
+            (r, Some(d))
+        }
+        None => (s, None),
+    };
+    // A tag follows the last ':' after the last '/'; an earlier ':' is a registry port.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        check_tag(t)?;
+    }
+    let (domain, mut path) = match name.split_once('/') {
+        Some((first, remainder))
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            check_domain(first)?;
+            (
+                if first == "index.docker.io" {
+                    "docker.io"
+                } else {
+                    first
+                },
+                remainder.to_string(),
+            )
+        }
+        Some(_) => ("docker.io", name.to_string()),
+        None => ("docker.io", format!("library/{name}")),
+    };
+    if domain == "docker.io" && !path.contains('/') {
+        path = format!("library/{path}");
+    }
+    for component in path.split('/') {
+        check_path_component(component)?;
+    }
+    if domain.len() + 1 + path.len() > 255 {
+        return Err("repository name longer than 255 characters");
+    }
+    let mut out = format!("{domain}/{path}");
+    match (tag, digest) {
+        (Some(t), Some(d)) => out.push_str(&format!(":{t}@{d}")),
+        (Some(t), None) => out.push_str(&format!(":{t}")),
+        (None, Some(d)) => out.push_str(&format!("@{d}")),
+        (None, None) => out.push_str(":latest"),
+    }
+    Ok(out)
+}
+
+/// `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+fn check_path_component(c: &str) -> Result<(), &'static str> {
+    let bytes = c.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return Err(
+            "repository path components are lowercase letters and digits, with separators inside",
+        );
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if alnum(b) {
+            i += 1;
+            continue;
+        }
+        let sep_end = match b {
+            b'.' => i + 1,
+            b'_' if bytes.get(i + 1) == Some(&b'_') => i + 2,
+            b'_' => i + 1,
+            b'-' => i + bytes[i..].iter().take_while(|&&x| x == b'-').count(),
+            _ => {
+                return Err("repository path has a character other than a-z, 0-9, '.', '_' or '-'");
+            }
+        };
+        if !bytes.get(sep_end).copied().is_some_and(alnum) {
+            return Err("repository path has two separators in a row");
+        }
+        i = sep_end;
+    }
+    Ok(())
+}
+
+fn check_domain(d: &str) -> Result<(), &'static str> {
+    let (host, port) = match d.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
+        _ => (d, None),
+    };
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("registry port is not a number");
+    }
+    if host.starts_with('[') && host.ends_with(']') {
+        return Ok(());
+    }
+    let ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
+        });
+    if ok { Ok(()) } else { Err("bad registry host") }
+}
+
+fn check_tag(t: &str) -> Result<(), &'static str> {
+    let b = t.as_bytes();
+    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+    if b.is_empty()
+        || b.len() > 128
+        || !word(b[0])
+        || !b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    {
+        return Err("bad tag");
+    }
+    Ok(())
+}
+
+fn check_digest(d: &str) -> Result<(), &'static str> {
+    let Some((alg, hex)) = d.split_once(':') else {
+        return Err("digest has no algorithm");
+    };
+    let valid = match alg {
+        "sha256" => {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        "sha512" => {
+            hex.len() == 128
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        _ => {
+            !alg.is_empty()
+                && hex.len() >= 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
+        }
+    };
+    if valid { Ok(()) } else { Err("bad digest") }
 }
 
 /// The repository part of a normalised reference (no tag, no digest).
@@ -113,8 +268,60 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(normalize(input).unwrap(), want, "{input}");
         }
-        assert!(normalize("Nginx").is_err());
-        assert!(normalize("a:b:c").is_err());
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let more = [
+            (
+                "index.docker.io/library/nginx",
+                "docker.io/library/nginx:latest".to_string(),
+            ),
+            (
+                "docker.io/nginx",
+                "docker.io/library/nginx:latest".to_string(),
+            ),
+            (
+                "127.0.0.1:5000/a/b",
+                "127.0.0.1:5000/a/b:latest".to_string(),
+            ),
+            (
+                "a__b/c-d.e--f:V1.0_x",
+                "docker.io/a__b/c-d.e--f:V1.0_x".to_string(),
+            ),
+            (
+                &*format!("reg.local:5000/app@{d}"),
+                format!("reg.local:5000/app@{d}"),
+            ),
+            (
+                &*format!("nginx:1.25@{d}"),
+                format!("docker.io/library/nginx:1.25@{d}"),
+            ),
+            ("[::1]:5000/app:v1", "[::1]:5000/app:v1".to_string()),
+        ];
+        for (input, want) in more {
+            assert_eq!(normalize(input).unwrap(), want, "{input}");
+        }
+        for bad in [
+            "Nginx",
+            "a:b:c",
+            "",
+            "nginx:",
+            "-nginx",
+            "nginx-",
+            "a//b",
+            "a/b/",
+            "nginx@sha256:abc",
+            "nginx:bad tag",
+            "reg.local:port/app",
+            "a..b/c",
+            "app@md5",
+            "nginx:-x",
+            "ex ample",
+        ] {
+            assert!(
+                normalize(bad).is_err(),
+                "{bad:?} accepted as {:?}",
+                normalize(bad)
+            );
+        }
     }
 
     #[test]

@@ -20,12 +20,19 @@ pub async fn gather(session: &mut Session) -> Result<Inventory> {
             None => Ok(None),
         }
     };
+    let settings = &session.settings;
     let (images, containers, sandboxes, sandbox_image, records) = tokio::try_join!(
-        cri.list_images(),
-        cri.list_containers(),
-        cri.list_sandboxes(),
-        async { Ok(cri.configured_sandbox_image().await.unwrap_or(None)) },
-        records,
+        timed(settings, "CRI ListImages", cri.list_images()),
+        timed(settings, "CRI ListContainers", cri.list_containers()),
+        timed(
+            settings,
+            "CRI ListPodSandbox + statuses",
+            cri.list_sandboxes()
+        ),
+        timed(settings, "CRI Status", async {
+            Ok(cri.configured_sandbox_image().await.unwrap_or(None))
+        }),
+        timed(settings, "containerd Images.List", records),
     )?;
     let mut facts = Facts {
         images,
@@ -44,6 +51,17 @@ pub async fn gather(session: &mut Session) -> Result<Inventory> {
         containerd: facts.records.is_some(),
         warnings,
     })
+}
+
+/// Runs a call and, with --verbose, says how long it took.
+async fn timed<T>(settings: &crate::app::Settings, what: &str, fut: impl Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let out = fut.await;
+    settings.debug(format_args!(
+        "{what}: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    ));
+    out
 }
 
 /// Container images named in a way no listed tag, digest or ID matches (a digest

@@ -1,7 +1,7 @@
 //! Patterns that select images: globs on normalised references, or ID / digest prefixes.
 //! Used by `list PATTERN`, the built-in allowlist and exclusion rules.
 
-use globset::{Glob, GlobMatcher};
+use glob::{MatchOptions, Pattern};
 
 use crate::model::Image;
 use crate::reference::repository_of;
@@ -17,8 +17,15 @@ pub struct RefPattern {
 enum Kind {
     /// `sha256:<hex prefix>`: matches image IDs and the digests of digest references.
     Digest(String),
-    Glob(GlobMatcher),
+    Glob(Pattern),
 }
+
+/// `*` and `?` stay within a path component; `**` crosses them.
+const OPTIONS: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
 
 impl RefPattern {
     /// Compiles a pattern. Short names normalise like references: `nginx:*` means
@@ -42,15 +49,13 @@ impl RefPattern {
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("{text:?}: a pattern has no spaces"));
         }
+        // A glob compiles to a small matcher here, not a regex: patterns are compiled on
+        // every run (the built-in allowlist among them) and must cost next to nothing.
         let full = normalize_pattern(text);
-        let glob = globset::GlobBuilder::new(&full)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| format!("{text:?}: {}", e.kind()))?;
+        let glob = Pattern::new(&full).map_err(|e| format!("{text:?}: {}", e.msg))?;
         Ok(RefPattern {
             text: text.into(),
-            kind: Kind::Glob(Glob::compile_matcher(&glob)),
+            kind: Kind::Glob(glob),
         })
     }
 
@@ -66,9 +71,7 @@ impl RefPattern {
                             .is_some_and(|(_, h)| h.starts_with(hex.as_str()))
                     })
             }
-            Kind::Glob(g) => image
-                .references()
-                .any(|r| g.is_match(r) || g.is_match(repository_of(r))),
+            Kind::Glob(g) => image.references().any(|r| glob_match(g, r)),
         }
     }
 
@@ -77,9 +80,13 @@ impl RefPattern {
             Kind::Digest(hex) => normalized
                 .split_once("@sha256:")
                 .is_some_and(|(_, h)| h.starts_with(hex.as_str())),
-            Kind::Glob(g) => g.is_match(normalized) || g.is_match(repository_of(normalized)),
+            Kind::Glob(g) => glob_match(g, normalized),
         }
     }
+}
+
+fn glob_match(g: &Pattern, reference: &str) -> bool {
+    g.matches_with(reference, OPTIONS) || g.matches_with(repository_of(reference), OPTIONS)
 }
 
 /// Adds Docker's implicit registry and `library/` to a pattern that lacks them. Tags are
@@ -154,7 +161,7 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        for bad in ["", "sha256:xyz", "a b", "nginx:[", "sha256:"] {
+        for bad in ["", "sha256:xyz", "a b", "nginx:[", "sha256:", "a/**b"] {
             assert!(RefPattern::new(bad).is_err(), "{bad:?}");
         }
     }
