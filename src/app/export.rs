@@ -428,7 +428,7 @@ impl Store for NodeStore<'_> {
         }
     }
 
-    async fn read_small(&mut self, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+    async fn read_small(&mut self, desc: &Descriptor, may_fetch: bool) -> Result<Option<Vec<u8>>> {
         if let Some(info) = self.c.content_info(&desc.digest).await? {
             self.seen.push(desc.digest.clone());
             self.labels.insert(desc.digest.clone(), info.labels);
@@ -456,23 +456,18 @@ impl Store for NodeStore<'_> {
             }
             return Ok(Some(bytes));
         }
-        let sources = self.sources(&self.seen.clone(), &self.names.clone());
-        let Some(f) = self.fetch.as_deref_mut() else {
+        let sources = self.sources(&self.seen, &self.names);
+        let Some(f) = self.fetch.as_deref_mut().filter(|_| may_fetch) else {
             return Ok(None);
         };
         let labels = source_labels(&sources);
-        let (bytes, from) = f
+        let (bytes, _from) = f
             .fetcher
             .fetch_manifest(&sources, desc, &f.leased, &labels)
             .await?;
         f.fetched.push(desc.digest.clone());
-        if let Some(s) = sources.first() {
-            let (k, v) = s.label();
-            self.labels
-                .insert(desc.digest.clone(), BTreeMap::from([(k, v)]));
-            self.seen.push(desc.digest.clone());
-        }
-        let _ = from;
+        self.seen.push(desc.digest.clone());
+        self.labels.insert(desc.digest.clone(), labels);
         Ok(Some(bytes))
     }
 }
@@ -778,10 +773,11 @@ fn write_thread<W: Write>(
             Msg::Finish => {
                 let counting = tar.finish()?.finish()?;
                 let count = counting.count;
-                let out = counting
+                let mut out = counting
                     .into_inner()
                     .into_inner()
                     .map_err(|e| anyhow::Error::new(e.into_error()))?;
+                out.flush()?;
                 return Ok((out, count));
             }
         }

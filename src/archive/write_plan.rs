@@ -35,8 +35,9 @@ const MANIFEST_TYPES: [&str; 2] = [
 pub trait Store {
     /// Whether the content store has the blob (a leaf: config or layer).
     async fn has(&mut self, desc: &Descriptor) -> Result<bool>;
-    /// The bytes of an index or manifest, or `None` when the store lacks it.
-    async fn read_small(&mut self, desc: &Descriptor) -> Result<Option<Vec<u8>>>;
+    /// The bytes of an index or manifest, or `None` when the store lacks it (and, if
+    /// `may_fetch`, a registry cannot supply it either).
+    async fn read_small(&mut self, desc: &Descriptor, may_fetch: bool) -> Result<Option<Vec<u8>>>;
 }
 
 /// What a blob is to its image, for messages and for GC labels.
@@ -212,7 +213,7 @@ pub async fn walk<S: Store>(
         target: target.clone(),
         ..ImagePlan::default()
     };
-    let bytes = read_json(store, target).await?;
+    let bytes = read_json(store, target, true).await?;
     match kind_of(&target.media_type, bytes.as_deref()) {
         Some(Kind::Index) => {
             plan.blobs.push(PlannedBlob {
@@ -253,7 +254,9 @@ pub async fn walk<S: Store>(
                     );
                 }
                 let desc = entry.descriptor();
-                let manifest = read_json(store, &desc).await?;
+                // With --all-platforms, what the node never pulled is left out, not fetched.
+                let may_fetch = *choice != PlatformChoice::All;
+                let manifest = read_json(store, &desc, may_fetch).await?;
                 if manifest.is_none() && *choice == PlatformChoice::All {
                     plan.skipped_platforms.push(
                         platforms[i]
@@ -364,7 +367,11 @@ async fn walk_manifest<S: Store>(
     Ok(())
 }
 
-async fn read_json<S: Store>(store: &mut S, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+async fn read_json<S: Store>(
+    store: &mut S,
+    desc: &Descriptor,
+    may_fetch: bool,
+) -> Result<Option<Vec<u8>>> {
     if desc.size > MAX_JSON_BLOB || desc.size < 0 {
         bail!(
             "{} claims to be a {}-byte manifest or index; refusing to read more than {MAX_JSON_BLOB} bytes",
@@ -372,7 +379,7 @@ async fn read_json<S: Store>(store: &mut S, desc: &Descriptor) -> Result<Option<
             desc.size
         );
     }
-    store.read_small(desc).await
+    store.read_small(desc, may_fetch).await
 }
 
 fn parse<T: serde::de::DeserializeOwned>(
@@ -563,6 +570,8 @@ mod tests {
     #[derive(Default)]
     struct MapStore {
         blobs: HashMap<String, Vec<u8>>,
+        /// Digests the walk would have fetched when absent.
+        may_fetch: Vec<String>,
     }
 
     impl MapStore {
@@ -582,7 +591,14 @@ mod tests {
         async fn has(&mut self, desc: &Descriptor) -> Result<bool> {
             Ok(self.blobs.contains_key(&desc.digest))
         }
-        async fn read_small(&mut self, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+        async fn read_small(
+            &mut self,
+            desc: &Descriptor,
+            may_fetch: bool,
+        ) -> Result<Option<Vec<u8>>> {
+            if may_fetch {
+                self.may_fetch.push(desc.digest.clone());
+            }
             Ok(self.blobs.get(&desc.digest).cloned())
         }
     }
@@ -776,8 +792,11 @@ mod tests {
             )
         );
 
-        // --all-platforms exports what the node has and says what it left out.
+        // --all-platforms exports what the node has and says what it left out; it would
+        // fetch the index, never the platforms the node never pulled.
+        s.may_fetch.clear();
         let plan = block_on(walk(&mut s, names.clone(), &idx, &PlatformChoice::All)).unwrap();
+        assert_eq!(s.may_fetch, vec![idx.digest.clone()]);
         assert!(plan.missing().next().is_none());
         assert_eq!(plan.manifests.len(), 1);
         assert_eq!(
@@ -785,7 +804,9 @@ mod tests {
             vec!["linux/arm64/v8", "linux/ppc64le"]
         );
 
-        // An explicitly wanted platform the node lacks is missing, named by platform.
+        // An explicitly wanted platform the node lacks is missing (or fetched), named by
+        // platform.
+        s.may_fetch.clear();
         let plan = block_on(walk(
             &mut s,
             names.clone(),
@@ -796,6 +817,7 @@ mod tests {
         let missing: Vec<&PlannedBlob> = plan.missing().collect();
         assert_eq!(missing.len(), 1);
         assert_eq!(missing[0].desc.digest, arm.digest);
+        assert_eq!(s.may_fetch, vec![idx.digest.clone(), arm.digest.clone()]);
         let report = missing_report(&[plan]).unwrap();
         assert!(report.contains("(linux/arm64/v8)"), "{report}");
         assert!(
