@@ -168,3 +168,17 @@ fn list_filters_patterns_and_formats() {
     let bad = crimg(node.crimg(), &["list", "sha256:xyz"]).expect_code(2);
     assert!(bad.stderr.contains("sha256:xyz"), "{}", bad.stderr);
 }
+
+/// Prints `crimg list` (table and JSON) on a node with a running pod, for documentation:
+/// `cargo test --test e2e -- --ignored --nocapture show_list`.
+#[test]
+#[ignore = "prints example output; run by hand"]
+fn show_list_on_a_node_with_a_running_pod() {
+    let node = Node::start();
+    let (pod, running, exited) = scenario(&node);
+    println!("pod sandbox {pod}\nrunning container {running}\nexited container {exited}\n");
+    for args in [&["list"][..], &["list", "-o", "wide"], &["list", "-o", "json"]] {
+        let run = crimg(node.crimg(), args).expect_code(0);
+        println!("$ crimg {}\n{}", args.join(" "), run.stdout);
+    }
+}
