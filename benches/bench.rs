@@ -2,7 +2,8 @@
 //! data, and times crimg against the reference way of doing the same job on identical
 //! data. Prints median, min and max of each row and the ratio to its reference.
 //!
-//! `cargo bench --bench bench -- [prune] [list] [--runs N] [--images N] [--json FILE]`
+//! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory]
+//!  [--runs N] [--images N] [--mib N] [--json FILE]`
 //!
 //! Run as root on the same kind of machine as the tests (it starts containerd).
 
@@ -25,6 +26,8 @@ struct Options {
     scenarios: Vec<String>,
     runs: usize,
     images: usize,
+    /// Layer size for import/export, MiB.
+    mib: u64,
     json: Option<String>,
 }
 
@@ -33,6 +36,7 @@ fn options() -> Options {
         scenarios: vec![],
         runs: 3,
         images: 500,
+        mib: 256,
         json: None,
     };
     let mut args = std::env::args().skip(1);
@@ -46,13 +50,16 @@ fn options() -> Options {
                     .expect("--images N")
             }
             "--json" => o.json = args.next(),
+            "--mib" => o.mib = args.next().and_then(|v| v.parse().ok()).expect("--mib N"),
             "--bench" => {} // cargo passes this
             s if s.starts_with('-') => {}
             s => o.scenarios.push(s.to_string()),
         }
     }
     if o.scenarios.is_empty() {
-        o.scenarios = vec!["prune".into(), "list".into()];
+        o.scenarios = ["import", "export", "list", "prune", "memory"]
+            .map(String::from)
+            .to_vec();
     }
     o
 }
@@ -62,6 +69,19 @@ struct Row {
     name: String,
     samples: Vec<Duration>,
     reference: Option<String>,
+    /// A quantity that is not a time (peak memory), printed instead of seconds.
+    value: Option<String>,
+}
+
+impl Row {
+    fn new(name: impl Into<String>, reference: Option<String>) -> Row {
+        Row {
+            name: name.into(),
+            samples: vec![],
+            reference,
+            value: None,
+        }
+    }
 }
 
 impl Row {
@@ -79,7 +99,10 @@ fn main() {
         match scenario.as_str() {
             "prune" => prune(&opts, &mut rows),
             "list" => list(&opts, &mut rows),
-            other => eprintln!("bench: unknown scenario {other:?} (prune, list)"),
+            "import" => import(&opts, &mut rows),
+            "export" => export(&opts, &mut rows),
+            "memory" => memory(&opts, &mut rows),
+            other => eprintln!("bench: unknown scenario {other:?} (import, export, list, prune, memory)"),
         }
     }
     print_rows(&rows);
@@ -87,6 +110,9 @@ fn main() {
         let doc: Vec<_> = rows
             .iter()
             .map(|r| {
+                if let Some(v) = &r.value {
+                    return json!({ "name": r.name, "value": v });
+                }
                 json!({
                     "name": r.name,
                     "median_s": r.median().as_secs_f64(),
@@ -105,6 +131,10 @@ fn print_rows(rows: &[Row]) {
         "benchmark", "median", "min", "max", "ratio"
     );
     for r in rows {
+        if let Some(v) = &r.value {
+            println!("{:<58} {v:>9}", r.name);
+            continue;
+        }
         let min = r.samples.iter().min().unwrap();
         let max = r.samples.iter().max().unwrap();
         let ratio = r
@@ -236,23 +266,11 @@ fn prune(opts: &Options, rows: &mut Vec<Row>) {
     let n = opts.images;
     let exclude_dir = tempfile::tempdir().unwrap();
     let dir = exclude_dir.path().to_str().unwrap().to_string();
-    let mut plan = Row {
-        name: format!("crimg prune --dry-run, {n} images (planning)"),
-        samples: vec![],
-        reference: None,
-    };
-    let mut ours = Row {
-        name: format!("crimg prune, {n} unused unpacked images"),
-        samples: vec![],
-        reference: Some(format!(
+    let mut plan = Row::new(format!("crimg prune --dry-run, {n} images (planning)"), None);
+    let mut ours = Row::new(format!("crimg prune, {n} unused unpacked images"), Some(format!(
             "sequential CRI RemoveImage (crictl's way), {n} images"
-        )),
-    };
-    let mut theirs = Row {
-        name: format!("sequential CRI RemoveImage (crictl's way), {n} images"),
-        samples: vec![],
-        reference: None,
-    };
+        )));
+    let mut theirs = Row::new(format!("sequential CRI RemoveImage (crictl's way), {n} images"), None);
     let node = Node::start();
     for run in 0..opts.runs {
         eprintln!(
@@ -298,16 +316,8 @@ fn list(opts: &Options, rows: &mut Vec<Row>) {
     let node = Node::start();
     eprintln!("bench: list: importing {n} images");
     import_tiny_images(&node, n, "l");
-    let mut ours = Row {
-        name: format!("crimg list -o json, {n} images"),
-        samples: vec![],
-        reference: Some(format!("ctr images ls -q, {n} images")),
-    };
-    let mut theirs = Row {
-        name: format!("ctr images ls -q, {n} images"),
-        samples: vec![],
-        reference: None,
-    };
+    let mut ours = Row::new(format!("crimg list -o json, {n} images"), Some(format!("ctr images ls -q, {n} images")));
+    let mut theirs = Row::new(format!("ctr images ls -q, {n} images"), None);
     for _ in 0..opts.runs.max(5) {
         ours.samples.push(crimg(&node, &["list", "-o", "json"]));
         theirs.samples.push(timed(|| {
@@ -328,4 +338,255 @@ fn list(opts: &Options, rows: &mut Vec<Row>) {
         }));
     }
     rows.extend([ours, theirs]);
+}
+
+/// A deterministic, incompressible byte stream (xorshift64*), so archives are the same
+/// size compressed or not and identical across runs.
+struct Noise(u64, u64);
+
+impl std::io::Read for Noise {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.1 as usize) / 8 * 8;
+        let n = if n == 0 { (self.1 as usize).min(buf.len()) } else { n };
+        for chunk in buf[..n].chunks_mut(8) {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let v = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        self.1 -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A single-layer image whose layer holds one `mib` MiB incompressible file.
+struct BigImage {
+    name: String,
+    archive: std::path::PathBuf,
+    layer: std::path::PathBuf,
+    layer_digest: String,
+    layer_size: u64,
+}
+
+fn big_image(dir: &Path, mib: u64) -> BigImage {
+    let layer_path = dir.join(format!("layer-{mib}.tar"));
+    {
+        let mut t = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&layer_path).unwrap()));
+        let mut h = tar::Header::new_ustar();
+        h.set_size(mib << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, "data.bin", Noise(0x9e37_79b9_7f4a_7c15 ^ mib, mib << 20)).unwrap();
+        t.into_inner().unwrap().into_inner().unwrap().sync_all().unwrap();
+    }
+    let (layer_digest, layer_size) = sha256_file(&layer_path);
+    let config = serde_json::to_vec(&json!({
+        "architecture": support::host_arch(), "os": "linux",
+        "config": {"Entrypoint": ["/bin/true"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let digest = |b: &[u8]| format!("sha256:{:x}", Sha256::digest(b));
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+    }))
+    .unwrap();
+    let name = format!("docker.io/bench/big-{mib}m:1.0");
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest(&manifest), "size": manifest.len(),
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "1.0"},
+    }]}))
+    .unwrap();
+    let archive = dir.join(format!("big-{mib}.tar"));
+    let mut t = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&archive).unwrap()));
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, name, data).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", &index);
+    add(&format!("blobs/sha256/{}", &digest(&manifest)[7..]), &manifest);
+    add(&format!("blobs/sha256/{}", &digest(&config)[7..]), &config);
+    let mut f = std::fs::File::open(&layer_path).unwrap();
+    t.append_file(format!("blobs/sha256/{}", &layer_digest[7..]), &mut f).unwrap();
+    t.into_inner().unwrap().into_inner().unwrap().sync_all().unwrap();
+    BigImage {
+        name,
+        archive,
+        layer: layer_path,
+        layer_digest,
+        layer_size,
+    }
+}
+
+fn sha256_file(path: &Path) -> (String, u64) {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f, &mut h).unwrap();
+    (format!("sha256:{:x}", h.finalize()), n)
+}
+
+fn ctr(node: &Node, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    let out = node.ctr(args);
+    let took = start.elapsed();
+    assert!(out.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    took
+}
+
+/// The machine's own limits on the same bytes: sha256 and a plain file copy.
+fn limits(big: &BigImage, rows: &mut Vec<Row>, runs: usize) {
+    let mib = big.layer_size >> 20;
+    let mut hash = Row::new(format!("sha256 of the {mib} MiB layer (this machine)"), None);
+    let mut copy = Row::new(format!("plain copy of the {mib} MiB layer (read + write)"), None);
+    for _ in 0..runs {
+        hash.samples.push(timed(|| {
+            sha256_file(&big.layer);
+        }));
+        let out = big.layer.with_extension("copy");
+        copy.samples.push(timed(|| {
+            let mut src = std::fs::File::open(&big.layer).unwrap();
+            let mut dst = std::fs::File::create(&out).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = std::io::Read::read(&mut src, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                std::io::Write::write_all(&mut dst, &buf[..n]).unwrap();
+            }
+        }));
+        std::fs::remove_file(&out).ok();
+    }
+    rows.extend([hash, copy]);
+}
+
+/// Import of one large single-layer archive with unpack, each run into a fresh
+/// containerd: crimg, `ctr images import`, and containerd's floor (one content Write of
+/// the layer plus one unpack of it, with nothing else).
+fn import(opts: &Options, rows: &mut Vec<Row>) {
+    let mib = opts.mib;
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    eprintln!("bench: import: generating a {mib} MiB archive");
+    let big = big_image(work.path(), mib);
+    let ctr_name = format!("ctr images import, {mib} MiB single layer, unpack");
+    let floor_name = format!("containerd floor: content Write + unpack, {mib} MiB");
+    let mut ours = Row::new(format!("crimg import, {mib} MiB single layer, unpack"), Some(ctr_name.clone()));
+    let mut vs_floor = Row::new(format!("crimg import vs containerd floor, {mib} MiB"), Some(floor_name.clone()));
+    let mut theirs = Row::new(ctr_name, None);
+    let mut floor = Row::new(floor_name, None);
+    let file = big.archive.to_str().unwrap();
+    for run in 0..opts.runs {
+        eprintln!("bench: import run {}/{}", run + 1, opts.runs);
+        let node = Node::start();
+        theirs.samples.push(ctr(&node, &["images", "import", file]));
+        drop(node);
+        let node = Node::start();
+        let t = crimg(&node, &["import", "-q", file]);
+        ours.samples.push(t);
+        vs_floor.samples.push(t);
+        drop(node);
+        let node = Node::start();
+        floor.samples.push(import_floor(&node, &big));
+    }
+    rows.extend([ours, theirs, vs_floor, floor]);
+    limits(&big, rows, opts.runs);
+}
+
+fn import_floor(node: &Node, big: &BigImage) -> Duration {
+    use crimg::model::Descriptor;
+    let socket = node.socket().display().to_string();
+    let layer = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        digest: big.layer_digest.clone(),
+        size: big.layer_size as i64,
+    };
+    node.block_on(async {
+        let c = crimg::runtime::connect::connect_containerd(&[socket], "k8s.io", Duration::from_secs(10))
+            .await
+            .unwrap();
+        let lease = c.create_lease("bench", Duration::from_secs(3600)).await.unwrap();
+        let c = c.with_lease(&lease).unwrap();
+        let start = Instant::now();
+        let f = tokio::fs::File::open(&big.layer).await.unwrap();
+        c.write_blob(&layer, &Default::default(), f, |_| {}).await.unwrap();
+        c.unpack_layer("overlayfs", None, &big.layer_digest, &layer, &big.layer_digest)
+            .await
+            .unwrap();
+        start.elapsed()
+    })
+}
+
+/// Export of one large image: crimg against `ctr images export`, same image, same disk.
+fn export(opts: &Options, rows: &mut Vec<Row>) {
+    let mib = opts.mib;
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    eprintln!("bench: export: generating and importing a {mib} MiB image");
+    let big = big_image(work.path(), mib);
+    let node = Node::start();
+    ctr(&node, &["images", "import", big.archive.to_str().unwrap()]);
+    let ctr_name = format!("ctr images export, {mib} MiB image");
+    let mut ours = Row::new(format!("crimg export, {mib} MiB image"), Some(ctr_name.clone()));
+    let mut theirs = Row::new(ctr_name, None);
+    let out = work.path().join("out.tar");
+    let out_s = out.to_str().unwrap();
+    for run in 0..opts.runs {
+        eprintln!("bench: export run {}/{}", run + 1, opts.runs);
+        theirs.samples.push(ctr(&node, &["images", "export", out_s, &big.name]));
+        std::fs::remove_file(&out).ok();
+        ours.samples.push(crimg(&node, &["export", "-q", "-O", out_s, &big.name]));
+        std::fs::remove_file(&out).ok();
+    }
+    rows.extend([ours, theirs]);
+}
+
+/// Peak resident memory of crimg import and export of a 1 GiB image (and a small one,
+/// to show it does not grow with size), measured by GNU time.
+fn memory(opts: &Options, rows: &mut Vec<Row>) {
+    if !Path::new("/usr/bin/time").exists() {
+        eprintln!("bench: memory needs GNU time (apt-get install time); skipped");
+        return;
+    }
+    let _ = opts;
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    for mib in [64, 1024] {
+        eprintln!("bench: memory: {mib} MiB image");
+        let big = big_image(work.path(), mib);
+        let node = Node::start();
+        let peak = |args: &[&str]| -> String {
+            let out = Command::new("/usr/bin/time")
+                .args(["-f", "%M"])
+                .arg(env!("CARGO_BIN_EXE_crimg"))
+                .args(["--runtime-endpoint", &node.endpoint(), "-q"])
+                .args(args)
+                .stdout(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "crimg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            let kib: u64 = String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap().trim().parse().unwrap();
+            format!("{:.1} MiB", kib as f64 / 1024.0)
+        };
+        let import = peak(&["import", big.archive.to_str().unwrap()]);
+        let exported = work.path().join("mem-out.tar");
+        let export = peak(&["export", "-O", exported.to_str().unwrap(), &big.name]);
+        std::fs::remove_file(&exported).ok();
+        rows.push(Row {
+            value: Some(import),
+            ..Row::new(format!("peak RSS, crimg import of a {mib} MiB image"), None)
+        });
+        rows.push(Row {
+            value: Some(export),
+            ..Row::new(format!("peak RSS, crimg export of a {mib} MiB image"), None)
+        });
+        std::fs::remove_file(&big.archive).ok();
+        std::fs::remove_file(&big.layer).ok();
+    }
 }
