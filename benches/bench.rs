@@ -102,7 +102,9 @@ fn main() {
             "import" => import(&opts, &mut rows),
             "export" => export(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
-            other => eprintln!("bench: unknown scenario {other:?} (import, export, list, prune, memory)"),
+            other => {
+                eprintln!("bench: unknown scenario {other:?} (import, export, list, prune, memory)")
+            }
         }
     }
     print_rows(&rows);
@@ -266,11 +268,20 @@ fn prune(opts: &Options, rows: &mut Vec<Row>) {
     let n = opts.images;
     let exclude_dir = tempfile::tempdir().unwrap();
     let dir = exclude_dir.path().to_str().unwrap().to_string();
-    let mut plan = Row::new(format!("crimg prune --dry-run, {n} images (planning)"), None);
-    let mut ours = Row::new(format!("crimg prune, {n} unused unpacked images"), Some(format!(
+    let mut plan = Row::new(
+        format!("crimg prune --dry-run, {n} images (planning)"),
+        None,
+    );
+    let mut ours = Row::new(
+        format!("crimg prune, {n} unused unpacked images"),
+        Some(format!(
             "sequential CRI RemoveImage (crictl's way), {n} images"
-        )));
-    let mut theirs = Row::new(format!("sequential CRI RemoveImage (crictl's way), {n} images"), None);
+        )),
+    );
+    let mut theirs = Row::new(
+        format!("sequential CRI RemoveImage (crictl's way), {n} images"),
+        None,
+    );
     let node = Node::start();
     for run in 0..opts.runs {
         eprintln!(
@@ -316,7 +327,10 @@ fn list(opts: &Options, rows: &mut Vec<Row>) {
     let node = Node::start();
     eprintln!("bench: list: importing {n} images");
     import_tiny_images(&node, n, "l");
-    let mut ours = Row::new(format!("crimg list -o json, {n} images"), Some(format!("ctr images ls -q, {n} images")));
+    let mut ours = Row::new(
+        format!("crimg list -o json, {n} images"),
+        Some(format!("ctr images ls -q, {n} images")),
+    );
     let mut theirs = Row::new(format!("ctr images ls -q, {n} images"), None);
     for _ in 0..opts.runs.max(5) {
         ours.samples.push(crimg(&node, &["list", "-o", "json"]));
@@ -347,7 +361,11 @@ struct Noise(u64, u64);
 impl std::io::Read for Noise {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.1 as usize) / 8 * 8;
-        let n = if n == 0 { (self.1 as usize).min(buf.len()) } else { n };
+        let n = if n == 0 {
+            (self.1 as usize).min(buf.len())
+        } else {
+            n
+        };
         for chunk in buf[..n].chunks_mut(8) {
             self.0 ^= self.0 >> 12;
             self.0 ^= self.0 << 25;
@@ -372,13 +390,25 @@ struct BigImage {
 fn big_image(dir: &Path, mib: u64) -> BigImage {
     let layer_path = dir.join(format!("layer-{mib}.tar"));
     {
-        let mut t = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&layer_path).unwrap()));
+        let mut t = tar::Builder::new(std::io::BufWriter::new(
+            std::fs::File::create(&layer_path).unwrap(),
+        ));
         let mut h = tar::Header::new_ustar();
         h.set_size(mib << 20);
         h.set_mode(0o644);
         h.set_cksum();
-        t.append_data(&mut h, "data.bin", Noise(0x9e37_79b9_7f4a_7c15 ^ mib, mib << 20)).unwrap();
-        t.into_inner().unwrap().into_inner().unwrap().sync_all().unwrap();
+        t.append_data(
+            &mut h,
+            "data.bin",
+            Noise(0x9e37_79b9_7f4a_7c15 ^ mib, mib << 20),
+        )
+        .unwrap();
+        t.into_inner()
+            .unwrap()
+            .into_inner()
+            .unwrap()
+            .sync_all()
+            .unwrap();
     }
     let (layer_digest, layer_size) = sha256_file(&layer_path);
     let config = serde_json::to_vec(&json!({
@@ -403,7 +433,9 @@ fn big_image(dir: &Path, mib: u64) -> BigImage {
     }]}))
     .unwrap();
     let archive = dir.join(format!("big-{mib}.tar"));
-    let mut t = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&archive).unwrap()));
+    let mut t = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(&archive).unwrap(),
+    ));
     let mut add = |name: &str, data: &[u8]| {
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);
@@ -413,11 +445,20 @@ fn big_image(dir: &Path, mib: u64) -> BigImage {
     };
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     add("index.json", &index);
-    add(&format!("blobs/sha256/{}", &digest(&manifest)[7..]), &manifest);
+    add(
+        &format!("blobs/sha256/{}", &digest(&manifest)[7..]),
+        &manifest,
+    );
     add(&format!("blobs/sha256/{}", &digest(&config)[7..]), &config);
     let mut f = std::fs::File::open(&layer_path).unwrap();
-    t.append_file(format!("blobs/sha256/{}", &layer_digest[7..]), &mut f).unwrap();
-    t.into_inner().unwrap().into_inner().unwrap().sync_all().unwrap();
+    t.append_file(format!("blobs/sha256/{}", &layer_digest[7..]), &mut f)
+        .unwrap();
+    t.into_inner()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
     BigImage {
         name,
         archive,
@@ -438,15 +479,25 @@ fn ctr(node: &Node, args: &[&str]) -> Duration {
     let start = Instant::now();
     let out = node.ctr(args);
     let took = start.elapsed();
-    assert!(out.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ctr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     took
 }
 
 /// The machine's own limits on the same bytes: sha256 and a plain file copy.
 fn limits(big: &BigImage, rows: &mut Vec<Row>, runs: usize) {
     let mib = big.layer_size >> 20;
-    let mut hash = Row::new(format!("sha256 of the {mib} MiB layer (this machine)"), None);
-    let mut copy = Row::new(format!("plain copy of the {mib} MiB layer (read + write)"), None);
+    let mut hash = Row::new(
+        format!("sha256 of the {mib} MiB layer (this machine)"),
+        None,
+    );
+    let mut copy = Row::new(
+        format!("plain copy of the {mib} MiB layer (read + write)"),
+        None,
+    );
     for _ in 0..runs {
         hash.samples.push(timed(|| {
             sha256_file(&big.layer);
@@ -474,13 +525,20 @@ fn limits(big: &BigImage, rows: &mut Vec<Row>, runs: usize) {
 /// the layer plus one unpack of it, with nothing else).
 fn import(opts: &Options, rows: &mut Vec<Row>) {
     let mib = opts.mib;
-    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
+        .unwrap();
     eprintln!("bench: import: generating a {mib} MiB archive");
     let big = big_image(work.path(), mib);
     let ctr_name = format!("ctr images import, {mib} MiB single layer, unpack");
     let floor_name = format!("containerd floor: content Write + unpack, {mib} MiB");
-    let mut ours = Row::new(format!("crimg import, {mib} MiB single layer, unpack"), Some(ctr_name.clone()));
-    let mut vs_floor = Row::new(format!("crimg import vs containerd floor, {mib} MiB"), Some(floor_name.clone()));
+    let mut ours = Row::new(
+        format!("crimg import, {mib} MiB single layer, unpack"),
+        Some(ctr_name.clone()),
+    );
+    let mut vs_floor = Row::new(
+        format!("crimg import vs containerd floor, {mib} MiB"),
+        Some(floor_name.clone()),
+    );
     let mut theirs = Row::new(ctr_name, None);
     let mut floor = Row::new(floor_name, None);
     let file = big.archive.to_str().unwrap();
@@ -510,17 +568,32 @@ fn import_floor(node: &Node, big: &BigImage) -> Duration {
         size: big.layer_size as i64,
     };
     node.block_on(async {
-        let c = crimg::runtime::connect::connect_containerd(&[socket], "k8s.io", Duration::from_secs(10))
+        let c = crimg::runtime::connect::connect_containerd(
+            &[socket],
+            "k8s.io",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let lease = c
+            .create_lease("bench", Duration::from_secs(3600))
             .await
             .unwrap();
-        let lease = c.create_lease("bench", Duration::from_secs(3600)).await.unwrap();
         let c = c.with_lease(&lease).unwrap();
         let start = Instant::now();
         let f = tokio::fs::File::open(&big.layer).await.unwrap();
-        c.write_blob(&layer, &Default::default(), f, |_| {}).await.unwrap();
-        c.unpack_layer("overlayfs", None, &big.layer_digest, &layer, &big.layer_digest)
+        c.write_blob(&layer, &Default::default(), f, |_| {})
             .await
             .unwrap();
+        c.unpack_layer(
+            "overlayfs",
+            None,
+            &big.layer_digest,
+            &layer,
+            &big.layer_digest,
+        )
+        .await
+        .unwrap();
         start.elapsed()
     })
 }
@@ -528,21 +601,28 @@ fn import_floor(node: &Node, big: &BigImage) -> Duration {
 /// Export of one large image: crimg against `ctr images export`, same image, same disk.
 fn export(opts: &Options, rows: &mut Vec<Row>) {
     let mib = opts.mib;
-    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
+        .unwrap();
     eprintln!("bench: export: generating and importing a {mib} MiB image");
     let big = big_image(work.path(), mib);
     let node = Node::start();
     ctr(&node, &["images", "import", big.archive.to_str().unwrap()]);
     let ctr_name = format!("ctr images export, {mib} MiB image");
-    let mut ours = Row::new(format!("crimg export, {mib} MiB image"), Some(ctr_name.clone()));
+    let mut ours = Row::new(
+        format!("crimg export, {mib} MiB image"),
+        Some(ctr_name.clone()),
+    );
     let mut theirs = Row::new(ctr_name, None);
     let out = work.path().join("out.tar");
     let out_s = out.to_str().unwrap();
     for run in 0..opts.runs {
         eprintln!("bench: export run {}/{}", run + 1, opts.runs);
-        theirs.samples.push(ctr(&node, &["images", "export", out_s, &big.name]));
+        theirs
+            .samples
+            .push(ctr(&node, &["images", "export", out_s, &big.name]));
         std::fs::remove_file(&out).ok();
-        ours.samples.push(crimg(&node, &["export", "-q", "-O", out_s, &big.name]));
+        ours.samples
+            .push(crimg(&node, &["export", "-q", "-O", out_s, &big.name]));
         std::fs::remove_file(&out).ok();
     }
     rows.extend([ours, theirs]);
@@ -556,7 +636,8 @@ fn memory(opts: &Options, rows: &mut Vec<Row>) {
         return;
     }
     let _ = opts;
-    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
+        .unwrap();
     for mib in [64, 1024] {
         eprintln!("bench: memory: {mib} MiB image");
         let big = big_image(work.path(), mib);
@@ -570,8 +651,19 @@ fn memory(opts: &Options, rows: &mut Vec<Row>) {
                 .stdout(Stdio::null())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "crimg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            let kib: u64 = String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap().trim().parse().unwrap();
+            assert!(
+                out.status.success(),
+                "crimg {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let kib: u64 = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
             format!("{:.1} MiB", kib as f64 / 1024.0)
         };
         let import = peak(&["import", big.archive.to_str().unwrap()]);

@@ -177,7 +177,11 @@ fn show_list_on_a_node_with_a_running_pod() {
     let node = Node::start();
     let (pod, running, exited) = scenario(&node);
     println!("pod sandbox {pod}\nrunning container {running}\nexited container {exited}\n");
-    for args in [&["list"][..], &["list", "-o", "wide"], &["list", "-o", "json"]] {
+    for args in [
+        &["list"][..],
+        &["list", "-o", "wide"],
+        &["list", "-o", "json"],
+    ] {
         let run = crimg(node.crimg(), args).expect_code(0);
         println!("$ crimg {}\n{}", args.join(" "), run.stdout);
     }
