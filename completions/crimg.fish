@@ -163,6 +163,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand prune" -s V -l version -d 'P
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l platform -d 'Import this platform (os/arch[/variant]; repeatable) [default: the host\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l snapshotter -d 'Snapshotter to unpack into [default: the CRI\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l base-name -d 'Repository for OCI archives whose index names images by bare tags' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l state-file -d 'With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r

@@ -282,6 +282,9 @@ pub struct ImportArgs {
     /// Keep running and import archives that appear or change in the given directories
     #[arg(long)]
     pub watch: bool,
+    /// With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub state_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -257,6 +257,49 @@ pub fn configured_sandbox_image_from_info(info: &HashMap<String, String>) -> Opt
         .map(str::to_string)
 }
 
+/// Used by `crimg import`: image lists pulled through CRI, and the runtime's snapshotter.
+impl Cri {
+    /// Pulls an image; returns the image reference the runtime reports (its ID on
+    /// containerd). No deadline: a pull takes as long as it takes.
+    pub async fn pull_image(&self, reference: &str) -> Result<String> {
+        let resp = self
+            .image
+            .clone()
+            .pull_image(tonic::Request::new(cri::PullImageRequest {
+                image: Some(image_spec(reference)),
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("CRI PullImage {reference}"))?
+            .into_inner();
+        Ok(resp.image_ref)
+    }
+
+    /// The snapshotter the runtime unpacks into (containerd: `Status` verbose info,
+    /// `config.containerd.snapshotter`); `None` when it does not say.
+    pub async fn snapshotter(&self) -> Result<Option<String>> {
+        let resp = self
+            .runtime
+            .clone()
+            .status(self.req(cri::StatusRequest { verbose: true }))
+            .await
+            .context("CRI Status")?
+            .into_inner();
+        Ok(snapshotter_from_info(&resp.info))
+    }
+}
+
+/// Finds the snapshotter in verbose runtime status info.
+pub fn snapshotter_from_info(info: &HashMap<String, String>) -> Option<String> {
+    let doc = info.get("config")?;
+    let v: serde_json::Value = serde_json::from_str(doc).ok()?;
+    v.get("containerd")?
+        .get("snapshotter")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

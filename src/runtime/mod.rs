@@ -5,4 +5,6 @@ pub mod connect;
 pub mod containerd;
 pub mod content;
 pub mod cri;
+pub mod images_write;
 pub mod transport;
+pub mod unpack;

@@ -6,6 +6,7 @@ mod connect;
 mod content;
 mod export;
 mod harness;
+mod import;
 mod json;
 mod list;
 mod pin;

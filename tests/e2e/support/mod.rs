@@ -4,6 +4,7 @@
 //! Every test module of the e2e binary shares this code and no single test uses all of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod archives;
 mod cri;
 mod fixtures;
 mod node;

@@ -1,0 +1,180 @@
+//! Outer compression of an archive, recognised by its magic bytes, never by its name.
+
+use std::io::{BufRead, Read};
+
+/// How many leading bytes [`detect`] needs to decide.
+pub const MAGIC_LEN: usize = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Bzip2,
+    Lz4,
+}
+
+/// A format crimg recognises but cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} compression is not supported (gzip, zstd, bzip2 and lz4 are)")]
+pub struct Unsupported(pub &'static str);
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Recognises the compression from the first bytes of a stream. Anything without a known
+/// magic is taken as uncompressed; whether that is a tar is checked later.
+pub fn detect(head: &[u8]) -> Result<Compression, Unsupported> {
+    let starts = |magic: &[u8]| head.starts_with(magic);
+    if starts(&[0x1f, 0x8b]) {
+        Ok(Compression::Gzip)
+    } else if starts(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok(Compression::Zstd)
+    } else if starts(b"BZh") && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d)) {
+        Ok(Compression::Bzip2)
+    } else if starts(&[0x04, 0x22, 0x4d, 0x18]) {
+        Ok(Compression::Lz4)
+    } else if starts(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Err(Unsupported("xz"))
+    } else if starts(&[0x5d, 0x00, 0x00]) {
+        Err(Unsupported("lzma"))
+    } else if starts(&[0x02, 0x21, 0x4c, 0x18]) {
+        Err(Unsupported("legacy lz4"))
+    } else {
+        Ok(Compression::None)
+    }
+}
+
+/// A decompressing reader over `input`. Multi-member gzip and concatenated zstd, bzip2
+/// and lz4 frames are read to the end, as their command-line tools do.
+pub fn decoder<'a, R: BufRead + Send + 'a>(
+    compression: Compression,
+    input: R,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
+    })
+}
+
+/// Whether a 512-byte block is a tar header: the `ustar` magic, or a valid checksum
+/// (old v7 archives have no magic).
+pub fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    if &block[257..262] == b"ustar" {
+        return true;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    stored == Some(sum) && block[0] != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn compress(c: Compression, data: &[u8]) -> Vec<u8> {
+        match c {
+            Compression::None => data.to_vec(),
+            Compression::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Zstd => zstd::encode_all(data, 1).unwrap(),
+            Compression::Bzip2 => {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Lz4 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+        }
+    }
+
+    #[test]
+    fn detection_by_magic() {
+        let cases: &[(&[u8], Result<Compression, Unsupported>)] = &[
+            (&[0x1f, 0x8b, 8, 0], Ok(Compression::Gzip)),
+            (&[0x28, 0xb5, 0x2f, 0xfd, 0], Ok(Compression::Zstd)),
+            (b"BZh91AY", Ok(Compression::Bzip2)),
+            (b"BZhx", Ok(Compression::None)),
+            (&[0x04, 0x22, 0x4d, 0x18, 0x64], Ok(Compression::Lz4)),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0], Err(Unsupported("xz"))),
+            (b"oci-layout\0\0", Ok(Compression::None)),
+            (b"", Ok(Compression::None)),
+        ];
+        for (head, want) in cases {
+            assert_eq!(&detect(head), want, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Bzip2,
+            Compression::Lz4,
+        ] {
+            let packed = compress(c, &data);
+            assert_eq!(detect(&packed).unwrap(), c);
+            let mut out = Vec::new();
+            decoder(c, &packed[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out == data, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn tar_headers() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        h.set_cksum();
+        b.append_data(&mut h, "a", &b"x"[..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        assert!(is_tar_header(&bytes[..512]));
+        let mut old = tar::Header::new_old();
+        old.set_path("a").unwrap();
+        old.set_cksum();
+        assert!(is_tar_header(old.as_bytes()));
+        assert!(!is_tar_header(&[0u8; 512]));
+        assert!(!is_tar_header(&[b'{'; 512]));
+    }
+}

@@ -1,0 +1,776 @@
+//! What an archive holds: OCI index and manifests, `docker save`'s manifest.json, the
+//! names of its images, and the plan of what to store and unpack for the chosen platforms.
+//!
+//! Planning is independent of where the bytes are: a [`Source`] hands out small JSON
+//! blobs by digest and what it knows about members by path.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::archive::compression::{self, Compression};
+use crate::archive::paths::{self, Member};
+use crate::model::Descriptor;
+use crate::plan::platform::{Platform, PlatformChoice};
+use crate::runtime::content::sha256_digest;
+
+pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// Annotation containerd's exporter names images with.
+pub const ANNOTATION_NAME: &str = "io.containerd.image.name";
+/// OCI's reference annotation: a tag, or a whole reference.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The largest JSON document (index, manifest, config, manifest.json) read into memory.
+pub const MAX_JSON: u64 = 32 << 20;
+/// Nested indexes deeper than this are refused.
+const MAX_DEPTH: usize = 4;
+
+fn is_index(mt: &str) -> bool {
+    mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST
+}
+
+fn is_manifest(mt: &str) -> bool {
+    mt == MT_OCI_MANIFEST || mt == MT_DOCKER_MANIFEST
+}
+
+fn is_config(mt: &str) -> bool {
+    mt == MT_OCI_CONFIG || mt == MT_DOCKER_CONFIG
+}
+
+/// Layer media types containerd's differ applies: plain, gzip or zstd tars, Docker's and
+/// OCI's names, distributable or not.
+pub fn is_layer(mt: &str) -> bool {
+    let base = mt.replace(".nondistributable", "").replace(
+        "application/vnd.docker.image.rootfs.foreign.diff",
+        MT_DOCKER_LAYER,
+    );
+    matches!(
+        base.as_str(),
+        MT_DOCKER_LAYER
+            | MT_DOCKER_LAYER_GZIP
+            | MT_OCI_LAYER
+            | MT_OCI_LAYER_GZIP
+            | MT_OCI_LAYER_ZSTD
+    ) || base == format!("{MT_DOCKER_LAYER}.zstd")
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Desc {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    pub digest: String,
+    pub size: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformDoc>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Desc {
+    fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct PlatformDoc {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl PlatformDoc {
+    fn platform(&self) -> Option<Platform> {
+        (!self.os.is_empty() && !self.architecture.is_empty())
+            .then(|| Platform::new(&self.os, &self.architecture, self.variant.as_deref()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct IndexDoc {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Vec<Desc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestDoc {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    config: Desc,
+    #[serde(default)]
+    layers: Vec<Desc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigDoc {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+    rootfs: RootFs,
+}
+
+#[derive(Debug, Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// One image of `docker save`'s manifest.json.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DockerEntry {
+    #[serde(rename = "Config")]
+    pub config: String,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    pub layers: Vec<String>,
+}
+
+pub fn parse_docker_manifest(bytes: &[u8]) -> Result<Vec<DockerEntry>> {
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(bytes).context("manifest.json is not docker save's JSON")?;
+    if entries.is_empty() {
+        bail!("manifest.json lists no image");
+    }
+    Ok(entries)
+}
+
+/// Where the archive's bytes are, as planning needs them.
+pub trait Source: Sync {
+    /// A small blob (index, manifest, config), verified against its digest.
+    fn blob(&self, digest: &str) -> impl Future<Output = Result<Bytes>> + Send;
+    /// A member by path (links followed): its digest, size and first bytes, when known.
+    fn member(&self, path: &str) -> Option<MemberInfo>;
+    /// A small member by path (docker's `<id>.json` configs), read whole.
+    fn small_file(&self, path: &str) -> impl Future<Output = Result<Bytes>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub digest: String,
+    pub size: i64,
+    /// The first bytes, for recognising compressed layers in docker archives.
+    pub head: Vec<u8>,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub platforms: PlatformChoice,
+    pub base_name: Option<String>,
+}
+
+/// What a blob is to the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Index,
+    Manifest,
+    Config,
+    Layer,
+}
+
+/// A blob the import needs, with the labels it must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedBlob {
+    pub desc: Descriptor,
+    pub role: Role,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedManifest {
+    pub digest: String,
+    pub platform: Option<Platform>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    pub diff_ids: Vec<String>,
+    /// Unpacked into the snapshotter: the manifest this host runs.
+    pub unpack: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedImage {
+    /// Normalised references; the first untagged image gets a digest reference.
+    pub names: Vec<String>,
+    pub target: Descriptor,
+    pub manifests: Vec<PlannedManifest>,
+    /// `sha256:<config digest>` of the manifest this host runs, else the first.
+    pub id: String,
+}
+
+impl PlannedImage {
+    pub fn platforms(&self) -> Vec<String> {
+        self.manifests
+            .iter()
+            .map(|m| {
+                m.platform
+                    .as_ref()
+                    .map_or("unknown".into(), ToString::to_string)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub images: Vec<PlannedImage>,
+    /// Every blob to store, once each, children before parents (layers in order).
+    pub blobs: Vec<PlannedBlob>,
+    /// Blobs made here (manifests for docker archives), by digest.
+    pub generated: HashMap<String, Bytes>,
+    /// Things worth telling the user.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    fn add_blob(&mut self, desc: Descriptor, role: Role, labels: BTreeMap<String, String>) {
+        if let Some(b) = self.blobs.iter_mut().find(|b| b.desc.digest == desc.digest) {
+            b.labels.extend(labels);
+        } else {
+            self.blobs.push(PlannedBlob { desc, role, labels });
+        }
+    }
+
+    /// Bytes of every blob of an image.
+    pub fn image_size(&self, image: &PlannedImage) -> u64 {
+        let mut digests: Vec<&str> = vec![&image.target.digest];
+        for m in &image.manifests {
+            digests.push(&m.digest);
+            digests.push(&m.config.digest);
+            digests.extend(m.layers.iter().map(|l| l.digest.as_str()));
+        }
+        digests.sort_unstable();
+        digests.dedup();
+        self.blobs
+            .iter()
+            .filter(|b| digests.binary_search(&b.desc.digest.as_str()).is_ok())
+            .map(|b| b.desc.size.max(0) as u64)
+            .sum()
+    }
+}
+
+/// The names an OCI index entry gives its image: containerd's name annotation, else the
+/// OCI ref name (a whole reference, or a tag under `base_name`).
+pub fn oci_names(
+    annotations: &BTreeMap<String, String>,
+    base_name: Option<&str>,
+) -> Result<Vec<String>, String> {
+    if let Some(name) = annotations.get(ANNOTATION_NAME).filter(|n| !n.is_empty()) {
+        return crate::reference::normalize(name).map(|n| vec![n]);
+    }
+    let Some(r) = annotations
+        .get(ANNOTATION_REF_NAME)
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(vec![]);
+    };
+    if is_tag(r) {
+        return match base_name {
+            Some(base) => crate::reference::normalize(&format!("{base}:{r}")).map(|n| vec![n]),
+            // A bare tag names nothing without a repository.
+            None => Err(format!(
+                "the index names an image only by the tag {r:?}; give --base-name REPOSITORY to use it"
+            )),
+        };
+    }
+    crate::reference::normalize(r).map(|n| vec![n])
+}
+
+/// A Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn is_tag(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// The name of an image the archive does not name: `<base or "import">@<digest>`.
+pub fn digest_reference(base_name: Option<&str>, digest: &str) -> Result<String, String> {
+    let base = base_name.unwrap_or("import");
+    let repo = crate::reference::repository_of(base);
+    crate::reference::normalize(&format!("{repo}@{digest}"))
+}
+
+/// containerd's chain IDs of a layer stack: the first diff ID, then
+/// `sha256(parent + " " + diff_id)`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => sha256_digest(Sha256::new_with_prefix(format!("{parent} {d}"))),
+        };
+        out.push(next);
+    }
+    out
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).with_context(|| format!("{what} is not valid JSON of its kind"))
+}
+
+/// Plans an OCI image layout from its `index.json`; `docker_manifest` (docker 25's
+/// manifest.json beside it) supplies names the index lacks.
+pub async fn plan_oci<S: Source>(
+    index_json: &[u8],
+    docker_manifest: Option<&[u8]>,
+    source: &S,
+    opts: &PlanOptions,
+) -> Result<Plan> {
+    let index: IndexDoc = parse(index_json, "index.json")?;
+    if let Some(mt) = &index.media_type
+        && !is_index(mt)
+    {
+        bail!("index.json has media type {mt}, not an OCI index");
+    }
+    if index.manifests.is_empty() {
+        bail!("index.json lists no image");
+    }
+    let docker: Vec<DockerEntry> = match docker_manifest {
+        Some(b) => parse_docker_manifest(b).unwrap_or_default(),
+        None => vec![],
+    };
+    let mut plan = Plan::default();
+    for (n, entry) in index.manifests.iter().enumerate() {
+        let what = format!("index.json entry {}", n + 1);
+        if !paths::is_digest(&entry.digest) {
+            bail!("{what}: {:?} is not a sha256 digest", entry.digest);
+        }
+        let mut image = if is_index(&entry.media_type) {
+            plan_index(entry, source, opts, &mut plan, 0)
+                .await
+                .with_context(|| format!("{what} ({})", entry.digest))?
+        } else if is_manifest(&entry.media_type) {
+            let m = plan_manifest(entry, source, &mut plan)
+                .await
+                .with_context(|| format!("{what} ({})", entry.digest))?;
+            PlannedImage {
+                names: vec![],
+                target: entry.descriptor(),
+                id: m.config.digest.clone(),
+                manifests: vec![PlannedManifest { unpack: true, ..m }],
+            }
+        } else {
+            bail!("{what}: unsupported media type {:?}", entry.media_type);
+        };
+        match oci_names(&entry.annotations, opts.base_name.as_deref()) {
+            Ok(names) => image.names = names,
+            Err(note) => plan.notes.push(note),
+        }
+        if image.names.is_empty() {
+            // docker 25 puts the tags in manifest.json only.
+            let configs: Vec<&str> = image
+                .manifests
+                .iter()
+                .map(|m| m.config.digest.as_str())
+                .collect();
+            for d in &docker {
+                if let Ok(Member::Blob(c)) = paths::classify(&d.config)
+                    && configs.contains(&c.as_str())
+                {
+                    for t in d.repo_tags.iter().flatten() {
+                        let name = crate::reference::normalize(t).map_err(|e| anyhow!(e))?;
+                        if !image.names.contains(&name) {
+                            image.names.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        if image.names.is_empty() {
+            image.names.push(
+                digest_reference(opts.base_name.as_deref(), &image.target.digest)
+                    .map_err(|e| anyhow!(e))?,
+            );
+        }
+        let role = if is_index(&entry.media_type) {
+            Role::Index
+        } else {
+            Role::Manifest
+        };
+        plan.add_blob(entry.descriptor(), role, BTreeMap::new());
+        merge_image(&mut plan, image);
+    }
+    Ok(plan)
+}
+
+/// Two index entries for the same target (one per tag) are one image with two names.
+fn merge_image(plan: &mut Plan, image: PlannedImage) {
+    if let Some(same) = plan
+        .images
+        .iter_mut()
+        .find(|i| i.target.digest == image.target.digest)
+    {
+        for n in image.names {
+            if !same.names.contains(&n) {
+                same.names.push(n);
+            }
+        }
+    } else {
+        plan.images.push(image);
+    }
+}
+
+/// A leaf manifest of a (possibly nested) index and the index positions leading to it.
+struct Leaf {
+    desc: Desc,
+    path: Vec<(Desc, usize)>,
+}
+
+fn collect_leaves<'a, S: Source>(
+    index: &'a Desc,
+    source: &'a S,
+    depth: usize,
+    path: Vec<(Desc, usize)>,
+    out: &'a mut Vec<Leaf>,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+    Box::pin(async move {
+        if depth >= MAX_DEPTH {
+            bail!("indexes nested deeper than {MAX_DEPTH}");
+        }
+        let bytes = source.blob(&index.digest).await?;
+        let doc: IndexDoc = parse(&bytes, &format!("index {}", index.digest))?;
+        for (i, child) in doc.manifests.iter().enumerate() {
+            if !paths::is_digest(&child.digest) {
+                bail!(
+                    "index {}: {:?} is not a sha256 digest",
+                    index.digest,
+                    child.digest
+                );
+            }
+            let mut p = path.clone();
+            p.push((index.clone(), i));
+            if is_index(&child.media_type) {
+                collect_leaves(child, source, depth + 1, p, out).await?;
+            } else if is_manifest(&child.media_type) {
+                out.push(Leaf {
+                    desc: child.clone(),
+                    path: p,
+                });
+            }
+            // Other entries (attestations, signatures as artifacts) are not images.
+        }
+        Ok(())
+    })
+}
+
+async fn plan_index<S: Source>(
+    entry: &Desc,
+    source: &S,
+    opts: &PlanOptions,
+    plan: &mut Plan,
+    depth: usize,
+) -> Result<PlannedImage> {
+    let mut leaves = Vec::new();
+    collect_leaves(entry, source, depth, vec![], &mut leaves).await?;
+    // Attestation manifests (buildx) carry platform unknown/unknown: not runnable images.
+    leaves.retain(|l| {
+        l.desc
+            .annotations
+            .get("vnd.docker.reference.type")
+            .is_none_or(|t| t != "attestation-manifest")
+    });
+    let platforms: Vec<Option<Platform>> = leaves
+        .iter()
+        .map(|l| l.desc.platform.as_ref().and_then(PlatformDoc::platform))
+        .collect();
+    let chosen = opts.platforms.select(&platforms);
+    if chosen.is_empty() {
+        let available: Vec<String> = platforms
+            .iter()
+            .map(|p| p.as_ref().map_or("unknown".into(), ToString::to_string))
+            .collect();
+        let wanted = match &opts.platforms {
+            PlatformChoice::All => "any".to_string(),
+            PlatformChoice::These(ps) => ps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        bail!(
+            "no manifest for platform {wanted} (the index has {})",
+            if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(", ")
+            }
+        );
+    }
+    // The host runs at most one of them: that one is unpacked.
+    let host = Platform::host();
+    let unpack = chosen
+        .iter()
+        .filter_map(|&i| match &platforms[i] {
+            Some(p) => host.score(p).map(|s| (s, i)),
+            None => Some((0, i)),
+        })
+        .max_by_key(|(s, i)| (*s, std::cmp::Reverse(*i)))
+        .map(|(_, i)| i);
+    let mut manifests = Vec::new();
+    for &i in &chosen {
+        let leaf = &leaves[i];
+        let mut m = plan_manifest(&leaf.desc, source, plan)
+            .await
+            .with_context(|| format!("manifest {}", leaf.desc.digest))?;
+        m.platform = platforms[i].clone().or(m.platform);
+        m.unpack = Some(i) == unpack;
+        // Each index on the way keeps its chosen child alive.
+        let mut child = leaf.desc.digest.clone();
+        for (index, pos) in leaf.path.iter().rev() {
+            let labels = BTreeMap::from([(
+                format!("containerd.io/gc.ref.content.m.{pos}"),
+                child.clone(),
+            )]);
+            plan.add_blob(index.descriptor(), Role::Index, labels);
+            child = index.digest.clone();
+        }
+        manifests.push(m);
+    }
+    if unpack.is_none() {
+        plan.notes.push(format!(
+            "no chosen platform of {} runs on this host ({host}); nothing unpacked",
+            entry.digest
+        ));
+    }
+    let id_manifest = manifests.iter().find(|m| m.unpack).unwrap_or(&manifests[0]);
+    Ok(PlannedImage {
+        names: vec![],
+        target: entry.descriptor(),
+        id: id_manifest.config.digest.clone(),
+        manifests,
+    })
+}
+
+async fn plan_manifest<S: Source>(
+    desc: &Desc,
+    source: &S,
+    plan: &mut Plan,
+) -> Result<PlannedManifest> {
+    let bytes = source.blob(&desc.digest).await?;
+    let doc: ManifestDoc = parse(&bytes, &format!("manifest {}", desc.digest))?;
+    if let Some(mt) = &doc.media_type
+        && !is_manifest(mt)
+    {
+        bail!("manifest {} has unsupported media type {mt:?}", desc.digest);
+    }
+    if !is_config(&doc.config.media_type) {
+        bail!(
+            "manifest {}: unsupported config media type {:?} (not a container image)",
+            desc.digest,
+            doc.config.media_type
+        );
+    }
+    let config_bytes = source.blob(&doc.config.digest).await?;
+    let config: ConfigDoc = parse(
+        &config_bytes,
+        &format!("image config {}", doc.config.digest),
+    )?;
+    for l in &doc.layers {
+        if !is_layer(&l.media_type) {
+            bail!(
+                "layer {}: unsupported media type {:?}",
+                l.digest,
+                l.media_type
+            );
+        }
+        if !paths::is_digest(&l.digest) {
+            bail!("layer {:?} is not a sha256 digest", l.digest);
+        }
+    }
+    if config.rootfs.diff_ids.len() != doc.layers.len() {
+        bail!(
+            "manifest {} has {} layers but its config {} lists {} diff IDs",
+            desc.digest,
+            doc.layers.len(),
+            doc.config.digest,
+            config.rootfs.diff_ids.len()
+        );
+    }
+    let mut manifest_labels = BTreeMap::from([(
+        "containerd.io/gc.ref.content.config".to_string(),
+        doc.config.digest.clone(),
+    )]);
+    plan.add_blob(doc.config.descriptor(), Role::Config, BTreeMap::new());
+    for (i, (l, diff)) in doc.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+        manifest_labels.insert(
+            format!("containerd.io/gc.ref.content.l.{i}"),
+            l.digest.clone(),
+        );
+        plan.add_blob(
+            l.descriptor(),
+            Role::Layer,
+            BTreeMap::from([("containerd.io/uncompressed".to_string(), diff.clone())]),
+        );
+    }
+    plan.add_blob(desc.descriptor(), Role::Manifest, manifest_labels);
+    Ok(PlannedManifest {
+        digest: desc.digest.clone(),
+        platform: PlatformDoc {
+            architecture: config.architecture,
+            os: config.os,
+            variant: config.variant,
+        }
+        .platform(),
+        config: doc.config.descriptor(),
+        layers: doc.layers.iter().map(Desc::descriptor).collect(),
+        diff_ids: config.rootfs.diff_ids,
+        unpack: false,
+    })
+}
+
+/// Plans a `docker save` archive without an OCI index: one Docker manifest is made for
+/// each entry of manifest.json, from the members it names.
+pub async fn plan_docker<S: Source>(
+    manifest_json: &[u8],
+    source: &S,
+    opts: &PlanOptions,
+) -> Result<Plan> {
+    let entries = parse_docker_manifest(manifest_json)?;
+    let mut plan = Plan::default();
+    for (n, e) in entries.iter().enumerate() {
+        let what = format!("manifest.json entry {}", n + 1);
+        let config_bytes = match source.member(&e.config) {
+            Some(m) => source.blob(&m.digest).await,
+            None => source.small_file(&e.config).await,
+        }
+        .with_context(|| format!("{what}: config {}", e.config))?;
+        let config_digest = sha256_digest(Sha256::new_with_prefix(&config_bytes));
+        let config: ConfigDoc = parse(&config_bytes, &format!("{what}: config {}", e.config))?;
+        if config.rootfs.diff_ids.len() != e.layers.len() {
+            bail!(
+                "{what} has {} layers but its config {} lists {} diff IDs",
+                e.layers.len(),
+                e.config,
+                config.rootfs.diff_ids.len()
+            );
+        }
+        let mut layers = Vec::new();
+        for l in &e.layers {
+            let m = source
+                .member(l)
+                .ok_or_else(|| anyhow!("{what}: layer {l} is missing from the archive"))?;
+            let media_type = match compression::detect(&m.head) {
+                Ok(Compression::None) => MT_DOCKER_LAYER,
+                Ok(Compression::Gzip) => MT_DOCKER_LAYER_GZIP,
+                Ok(Compression::Zstd) => MT_OCI_LAYER_ZSTD,
+                Ok(c) => bail!(
+                    "{what}: layer {l} is {}-compressed, which containerd cannot apply",
+                    c.name()
+                ),
+                Err(u) => bail!("{what}: layer {l}: {u}"),
+            };
+            layers.push(Descriptor {
+                media_type: media_type.into(),
+                digest: m.digest,
+                size: m.size,
+            });
+        }
+        let config_desc = Descriptor {
+            media_type: MT_DOCKER_CONFIG.into(),
+            digest: config_digest.clone(),
+            size: config_bytes.len() as i64,
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MT_DOCKER_MANIFEST,
+            "config": {"mediaType": config_desc.media_type, "digest": config_desc.digest, "size": config_desc.size},
+            "layers": layers.iter().map(|l| serde_json::json!({
+                "mediaType": l.media_type, "digest": l.digest, "size": l.size,
+            })).collect::<Vec<_>>(),
+        });
+        let manifest_bytes = Bytes::from(serde_json::to_vec(&manifest)?);
+        let manifest_desc = Descriptor {
+            media_type: MT_DOCKER_MANIFEST.into(),
+            digest: sha256_digest(Sha256::new_with_prefix(&manifest_bytes)),
+            size: manifest_bytes.len() as i64,
+        };
+        plan.generated
+            .insert(manifest_desc.digest.clone(), manifest_bytes);
+        if source.member(&e.config).is_none() {
+            // A legacy config that was not stored while streaming: store it from memory.
+            plan.generated
+                .insert(config_digest.clone(), config_bytes.clone());
+        }
+        let mut manifest_labels = BTreeMap::from([(
+            "containerd.io/gc.ref.content.config".to_string(),
+            config_digest.clone(),
+        )]);
+        plan.add_blob(config_desc.clone(), Role::Config, BTreeMap::new());
+        for (i, (l, diff)) in layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+            manifest_labels.insert(
+                format!("containerd.io/gc.ref.content.l.{i}"),
+                l.digest.clone(),
+            );
+            plan.add_blob(
+                l.clone(),
+                Role::Layer,
+                BTreeMap::from([("containerd.io/uncompressed".to_string(), diff.clone())]),
+            );
+        }
+        plan.add_blob(manifest_desc.clone(), Role::Manifest, manifest_labels);
+        let mut names = Vec::new();
+        for t in e.repo_tags.iter().flatten() {
+            let name = crate::reference::normalize(t).map_err(|err| anyhow!("{what}: {err}"))?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            names.push(
+                digest_reference(opts.base_name.as_deref(), &manifest_desc.digest)
+                    .map_err(|err| anyhow!(err))?,
+            );
+        }
+        merge_image(
+            &mut plan,
+            PlannedImage {
+                names,
+                id: config_digest.clone(),
+                manifests: vec![PlannedManifest {
+                    digest: manifest_desc.digest.clone(),
+                    platform: PlatformDoc {
+                        architecture: config.architecture,
+                        os: config.os,
+                        variant: config.variant,
+                    }
+                    .platform(),
+                    config: config_desc,
+                    layers,
+                    diff_ids: config.rootfs.diff_ids,
+                    unpack: true,
+                }],
+                target: manifest_desc,
+            },
+        );
+    }
+    Ok(plan)
+}

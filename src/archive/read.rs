@@ -1,0 +1,428 @@
+//! Reading archives: what an input is, a streaming pass over a tar (any compression) in
+//! a blocking thread, and random access to uncompressed tars and layout directories.
+//!
+//! A tar is sequential and its index may come last, so a compressed archive or standard
+//! input is read once, front to back, and its members handed over as they come: bodies
+//! flow through bounded channels, so memory does not grow with the archive. An
+//! uncompressed tar file is indexed first (headers only, seeking past bodies), which lets
+//! the importer read just the blobs it needs, in the order it wants.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+
+use crate::archive::compression::{self, Compression};
+use crate::archive::layout::MAX_JSON;
+use crate::archive::paths::{self, Member};
+
+/// Bytes per chunk handed from the reading thread to the writer.
+pub const CHUNK: usize = 1 << 20;
+/// Chunks in flight per member body.
+const BODY_QUEUE: usize = 8;
+/// How many bytes of a member are kept to recognise its format.
+pub const HEAD_LEN: usize = 16;
+
+/// One member of a streamed archive.
+pub enum Event {
+    /// A regular file; its body follows on `body`. Dropping `body` skips the rest.
+    File {
+        path: String,
+        size: u64,
+        body: mpsc::Receiver<io::Result<Bytes>>,
+    },
+    /// A symbolic or hard link to another member (normalised path).
+    Link { path: String, target: String },
+}
+
+/// Counts bytes read from the raw input, for progress.
+pub struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Where one archive's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+    /// An OCI layout or extracted `docker save` directory.
+    Dir(PathBuf),
+}
+
+impl Input {
+    pub fn display(&self) -> String {
+        match self {
+            Input::Stdin => "-".into(),
+            Input::File(p) | Input::Dir(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Whether a directory is itself an image layout rather than a directory of archives.
+pub fn is_layout_dir(dir: &Path) -> bool {
+    dir.join("index.json").is_file()
+        || dir.join("manifest.json").is_file()
+        || dir.join("oci-layout").is_file()
+}
+
+/// Reads up to `n` bytes, fewer only at the end of the input.
+fn read_head(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// The decompressed tar stream of a file or stdin, checked to start like a tar.
+fn open_tar(
+    raw: Box<dyn Read + Send>,
+    count: Arc<AtomicU64>,
+) -> Result<(Compression, Box<dyn Read + Send>)> {
+    let mut raw = BufReader::with_capacity(CHUNK, Counting { inner: raw, count });
+    let head = read_head(&mut raw, compression::MAGIC_LEN).context("reading the archive")?;
+    if head.is_empty() {
+        bail!("the archive is empty");
+    }
+    let c = compression::detect(&head)?;
+    let raw = BufReader::with_capacity(CHUNK, Read::chain(io::Cursor::new(head), raw));
+    let mut tar = compression::decoder(c, raw)
+        .with_context(|| format!("starting {} decompression", c.name()))?;
+    let block = read_head(&mut tar, 512).with_context(|| {
+        format!(
+            "reading the {} stream",
+            if c == Compression::None {
+                "archive"
+            } else {
+                c.name()
+            }
+        )
+    })?;
+    if !compression::is_tar_header(&block) {
+        let what = if c == Compression::None {
+            "not a tar archive, an OCI layout or a docker save archive (unknown format)".to_string()
+        } else {
+            format!(
+                "{}-compressed, but what it holds is not a tar archive",
+                c.name()
+            )
+        };
+        bail!(what);
+    }
+    Ok((c, Box::new(Read::chain(io::Cursor::new(block), tar))))
+}
+
+/// Starts the streaming pass over a tar (file or stdin, any compression) in a blocking
+/// thread. Members arrive on the returned channel; an error ends it.
+pub fn stream_tar(
+    input: &Input,
+    count: Arc<AtomicU64>,
+) -> Result<(Compression, mpsc::Receiver<Result<Event>>)> {
+    let raw: Box<dyn Read + Send> = match input {
+        Input::Stdin => Box::new(io::stdin()),
+        Input::File(p) => Box::new(File::open(p).context("opening")?),
+        Input::Dir(_) => bail!("a directory is not a tar"),
+    };
+    let (c, tar) = open_tar(raw, count)?;
+    let (tx, rx) = mpsc::channel(1);
+    std::thread::spawn(move || {
+        if let Err(e) = pump_tar(tar, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Ok((c, rx))
+}
+
+fn pump_tar(tar: Box<dyn Read + Send>, tx: &mpsc::Sender<Result<Event>>) -> Result<()> {
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive.entries().context("reading the tar")?;
+    for entry in entries {
+        let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
+        let path = paths::normalize(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        let event = match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => Some(true),
+            tar::EntryType::Symlink | tar::EntryType::Link => Some(false),
+            _ => None,
+        };
+        match event {
+            Some(true) => {
+                let size = entry.size();
+                let (btx, brx) = mpsc::channel(BODY_QUEUE);
+                if tx
+                    .blocking_send(Ok(Event::File {
+                        path: path.clone(),
+                        size,
+                        body: brx,
+                    }))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                send_body(&mut entry, size, &btx)
+                    .with_context(|| format!("{path}: archive ends early or is corrupt"))?;
+            }
+            Some(false) => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| anyhow!("{path}: link without a target"))?;
+                let target = paths::link_target(&path, &target, kind == tar::EntryType::Symlink)?;
+                if tx.blocking_send(Ok(Event::Link { path, target })).is_err() {
+                    return Ok(());
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Sends a member's body in chunks. A reader that went away skips the rest; a read error
+/// is sent to the reader too, so a writer in progress fails rather than commits.
+fn send_body(r: &mut impl Read, size: u64, tx: &mpsc::Sender<io::Result<Bytes>>) -> Result<()> {
+    let mut left = size;
+    while left > 0 {
+        let want = left.min(CHUNK as u64) as usize;
+        let mut buf = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the archive ends inside this member (truncated?)",
+                    );
+                    let msg = e.to_string();
+                    let _ = tx.blocking_send(Err(e));
+                    bail!(msg);
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let msg = e.to_string();
+                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg.clone())));
+                    bail!(msg);
+                }
+            }
+        }
+        left -= want as u64;
+        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// A member of a seekable source: which file, where its bytes start, how many.
+#[derive(Debug, Clone)]
+pub struct Extent {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// An uncompressed tar file or a layout directory, where any member can be read at will.
+#[derive(Debug, Default)]
+pub struct RandomAccess {
+    pub members: HashMap<String, Extent>,
+    pub links: HashMap<String, String>,
+    /// index.json and manifest.json, read whole.
+    pub meta: HashMap<String, Bytes>,
+}
+
+impl RandomAccess {
+    /// Follows links (a bounded number of hops).
+    pub fn resolve(&self, path: &str) -> Option<&Extent> {
+        let mut p = path.to_string();
+        for _ in 0..16 {
+            if let Some(e) = self.members.get(&p) {
+                return Some(e);
+            }
+            p = self.links.get(&p)?.clone();
+        }
+        None
+    }
+
+    pub fn blob(&self, digest: &str) -> Option<&Extent> {
+        self.resolve(&paths::blob_path(digest))
+    }
+
+    /// Opens a member for reading.
+    pub async fn open(&self, ext: &Extent) -> Result<impl AsyncRead + Unpin + use<>> {
+        let mut f = tokio::fs::File::open(&ext.file)
+            .await
+            .with_context(|| format!("opening {}", ext.file.display()))?;
+        f.seek(SeekFrom::Start(ext.offset)).await?;
+        Ok(f.take(ext.size))
+    }
+
+    /// Reads a small member whole.
+    pub async fn read(&self, path: &str) -> Result<Bytes> {
+        let ext = self
+            .resolve(path)
+            .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
+        if ext.size > MAX_JSON {
+            bail!(
+                "{path} is {} bytes, too large for a JSON document",
+                ext.size
+            );
+        }
+        let mut buf = Vec::with_capacity(ext.size as usize);
+        self.open(ext).await?.read_to_end(&mut buf).await?;
+        if buf.len() as u64 != ext.size {
+            bail!("{path}: archive ends early (truncated?)");
+        }
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Indexes an uncompressed tar file: reads headers, seeks past bodies, reads index.json
+/// and manifest.json. `None` when the file is compressed (it must be streamed).
+pub fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
+    let mut f = File::open(path).context("opening")?;
+    let head = read_head(&mut f, 512).context("reading")?;
+    if head.is_empty() {
+        bail!("the archive is empty");
+    }
+    if compression::detect(&head)? != Compression::None {
+        return Ok(None);
+    }
+    if !compression::is_tar_header(&head) {
+        bail!("not a tar archive, an OCI layout or a docker save archive (unknown format)");
+    }
+    f.seek(SeekFrom::Start(0))?;
+    let len = f.metadata()?.len();
+    let mut archive = tar::Archive::new(BufReader::new(f));
+    let mut ra = RandomAccess::default();
+    for entry in archive.entries_with_seek().context("reading the tar")? {
+        let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
+        let p = paths::normalize(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let offset = entry.raw_file_position();
+                let size = entry.size();
+                if offset + size > len {
+                    bail!("{p}: archive ends early (truncated?)");
+                }
+                let member = paths::classify(&p)?;
+                if matches!(member, Member::Index | Member::DockerManifest) {
+                    if size > MAX_JSON {
+                        bail!("{p} is {size} bytes, too large for a JSON document");
+                    }
+                    let mut buf = Vec::with_capacity(size as usize);
+                    entry
+                        .read_to_end(&mut buf)
+                        .with_context(|| format!("reading {p}"))?;
+                    ra.meta.insert(p.clone(), Bytes::from(buf));
+                }
+                ra.members.insert(
+                    p,
+                    Extent {
+                        file: path.to_path_buf(),
+                        offset,
+                        size,
+                    },
+                );
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| anyhow!("{p}: link without a target"))?;
+                let target = paths::link_target(&p, &target, kind == tar::EntryType::Symlink)?;
+                ra.links.insert(p, target);
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(ra))
+}
+
+/// An OCI layout directory: blobs are read in place.
+pub fn index_dir(dir: &Path) -> Result<RandomAccess> {
+    let mut ra = RandomAccess::default();
+    for name in ["index.json", "manifest.json"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            let bytes = std::fs::read(&p).with_context(|| format!("reading {name}"))?;
+            ra.meta.insert(name.to_string(), Bytes::from(bytes));
+        }
+    }
+    walk(dir, dir, &mut ra)?;
+    Ok(ra)
+}
+
+fn walk(root: &Path, dir: &Path, ra: &mut RandomAccess) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let ty = e.file_type()?;
+        let path = e.path();
+        if ty.is_dir() {
+            walk(root, &path, ra)?;
+        } else if ty.is_file() || ty.is_symlink() {
+            let meta =
+                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            ra.members.insert(
+                rel,
+                Extent {
+                    file: path,
+                    offset: 0,
+                    size: meta.len(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Streams a directory's members as if it were a tar, for extracted `docker save` layouts.
+pub fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
+    let (tx, rx) = mpsc::channel(1);
+    std::thread::spawn(move || {
+        let mut members: Vec<(String, Extent)> = ra.members.into_iter().collect();
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, ext) in members {
+            let (btx, brx) = mpsc::channel(BODY_QUEUE);
+            if tx
+                .blocking_send(Ok(Event::File {
+                    path: path.clone(),
+                    size: ext.size,
+                    body: brx,
+                }))
+                .is_err()
+            {
+                return;
+            }
+            let r = File::open(&ext.file)
+                .with_context(|| format!("opening {}", ext.file.display()))
+                .and_then(|mut f| send_body(&mut f, ext.size, &btx));
+            if let Err(e) = r {
+                let _ = tx.blocking_send(Err(e.context(path)));
+                return;
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,184 @@
+//! Unpacking layers into a snapshotter through containerd's snapshots and diff services,
+//! as containerd's own unpacker does: one committed snapshot per chain ID.
+
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use tonic::transport::Channel;
+
+use crate::model::Descriptor;
+use crate::proto::containerd::services::diff::v1 as diff;
+use crate::proto::containerd::services::snapshots::v1 as snapshots;
+use crate::proto::containerd::types;
+use crate::runtime::containerd::Containerd;
+
+/// The content label pointing a config at its unpacked top snapshot.
+pub fn snapshot_gc_label(snapshotter: &str) -> String {
+    format!("containerd.io/gc.ref.snapshot.{snapshotter}")
+}
+
+/// What happened to one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpacked {
+    Applied,
+    /// The snapshot for this chain ID already existed.
+    Present,
+}
+
+impl Containerd {
+    fn snapshots(&self) -> snapshots::snapshots_client::SnapshotsClient<Channel> {
+        snapshots::snapshots_client::SnapshotsClient::new(self.channel())
+    }
+
+    fn differ(&self) -> diff::diff_client::DiffClient<Channel> {
+        diff::diff_client::DiffClient::new(self.channel())
+    }
+
+    /// Whether `key` exists in `snapshotter`.
+    pub async fn snapshot_exists(&self, snapshotter: &str, key: &str) -> Result<bool> {
+        match self
+            .snapshots()
+            .stat(self.req(snapshots::StatSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
+            Err(s) => {
+                Err(anyhow::Error::new(s).context(format!("snapshot Stat {key} ({snapshotter})")))
+            }
+        }
+    }
+
+    /// Every snapshot name of a snapshotter.
+    pub async fn list_snapshots(&self, snapshotter: &str) -> Result<Vec<String>> {
+        let mut stream = self
+            .snapshots()
+            .list(self.streaming_req(snapshots::ListSnapshotsRequest {
+                snapshotter: snapshotter.to_string(),
+                filters: vec![],
+            }))
+            .await
+            .with_context(|| format!("listing snapshots of {snapshotter}"))?
+            .into_inner();
+        let mut names = Vec::new();
+        while let Some(msg) = stream.message().await? {
+            names.extend(msg.info.into_iter().map(|i| i.name));
+        }
+        Ok(names)
+    }
+
+    /// Applies one layer on top of `parent` and commits it as `chain_id`, unless that
+    /// snapshot exists. The differ's digest of the uncompressed stream must be `diff_id`.
+    pub async fn unpack_layer(
+        &self,
+        snapshotter: &str,
+        parent: Option<&str>,
+        chain_id: &str,
+        layer: &Descriptor,
+        diff_id: &str,
+    ) -> Result<Unpacked> {
+        if self.snapshot_exists(snapshotter, chain_id).await? {
+            return Ok(Unpacked::Present);
+        }
+        let key = format!(
+            "crimg-extract-{}-{}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+            chain_id
+        );
+        let mounts = self
+            .snapshots()
+            .prepare(self.req(snapshots::PrepareSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.clone(),
+                parent: parent.unwrap_or_default().to_string(),
+                labels: Default::default(),
+            }))
+            .await
+            .with_context(|| {
+                format!(
+                    "preparing a {snapshotter} snapshot for layer {}",
+                    layer.digest
+                )
+            })?
+            .into_inner()
+            .mounts;
+        let result = self
+            .apply_and_commit(snapshotter, &key, mounts, chain_id, layer, diff_id)
+            .await;
+        if result.is_err() {
+            let _ = self
+                .snapshots()
+                .remove(self.req(snapshots::RemoveSnapshotRequest {
+                    snapshotter: snapshotter.to_string(),
+                    key: key.clone(),
+                }))
+                .await;
+        }
+        result
+    }
+
+    async fn apply_and_commit(
+        &self,
+        snapshotter: &str,
+        key: &str,
+        mounts: Vec<types::Mount>,
+        chain_id: &str,
+        layer: &Descriptor,
+        diff_id: &str,
+    ) -> Result<Unpacked> {
+        let applied = self
+            .differ()
+            .apply(self.streaming_req(diff::ApplyRequest {
+                diff: Some(types::Descriptor {
+                    media_type: layer.media_type.clone(),
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    ..Default::default()
+                }),
+                mounts,
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("applying layer {}", layer.digest))?
+            .into_inner()
+            .applied
+            .map(|d| d.digest)
+            .unwrap_or_default();
+        if applied != diff_id {
+            bail!(
+                "layer {} unpacks to {applied}, but the image config says its diff ID is {diff_id}",
+                layer.digest
+            );
+        }
+        match self
+            .snapshots()
+            .commit(self.req(snapshots::CommitSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                name: chain_id.to_string(),
+                key: key.to_string(),
+                labels: Default::default(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(Unpacked::Applied),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                // Someone else unpacked the same layer meanwhile; theirs serves.
+                let _ = self
+                    .snapshots()
+                    .remove(self.req(snapshots::RemoveSnapshotRequest {
+                        snapshotter: snapshotter.to_string(),
+                        key: key.to_string(),
+                    }))
+                    .await;
+                Ok(Unpacked::Present)
+            }
+            Err(s) => Err(anyhow::Error::new(s).context(format!("committing snapshot {chain_id}"))),
+        }
+    }
+}
