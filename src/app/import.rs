@@ -616,8 +616,6 @@ impl Job<'_> {
                     let (h, reader) = with_head(body).await?;
                     head = h;
                     let written = &self.written;
-                    let bar = &self.bar;
-                    let _ = bar;
                     self.c
                         .write_blob(&desc, &BTreeMap::new(), reader, |n| {
                             written.fetch_add(n, Ordering::Relaxed);
@@ -1038,9 +1036,11 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
         let r = import_item(&importer, &session, item).await;
         match r {
             Ok(res) => {
+                // A lone failure is the command's error, printed once at the end.
+                let lone = single && res.images.is_empty() && res.failures.len() == 1;
                 for f in &res.failures {
                     let msg = format!("{file}: {f}");
-                    if !single || !res.images.is_empty() {
+                    if !lone {
                         eprintln!("crimg: error: {msg}");
                     }
                     report.failed.push((file.clone(), msg));
