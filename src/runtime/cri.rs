@@ -177,14 +177,19 @@ impl Cri {
     /// The runtime's configured sandbox image (containerd: `Status` verbose info,
     /// `config.sandboxImage`).
     pub async fn configured_sandbox_image(&self) -> Result<Option<String>> {
-        let resp = self
+        Ok(configured_sandbox_image_from_info(&self.status_info().await?))
+    }
+
+    /// The runtime's verbose `Status` info: runtime-specific JSON documents by key.
+    pub async fn status_info(&self) -> Result<HashMap<String, String>> {
+        Ok(self
             .runtime
             .clone()
             .status(self.req(cri::StatusRequest { verbose: true }))
             .await
             .context("CRI Status")?
-            .into_inner();
-        Ok(configured_sandbox_image_from_info(&resp.info))
+            .into_inner()
+            .info)
     }
 
     pub async fn remove_image(&self, id: &str) -> Result<()> {
@@ -278,14 +283,7 @@ impl Cri {
     /// The snapshotter the runtime unpacks into (containerd: `Status` verbose info,
     /// `config.containerd.snapshotter`); `None` when it does not say.
     pub async fn snapshotter(&self) -> Result<Option<String>> {
-        let resp = self
-            .runtime
-            .clone()
-            .status(self.req(cri::StatusRequest { verbose: true }))
-            .await
-            .context("CRI Status")?
-            .into_inner();
-        Ok(snapshotter_from_info(&resp.info))
+        Ok(snapshotter_from_info(&self.status_info().await?))
     }
 }
 
