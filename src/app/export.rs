@@ -48,8 +48,8 @@ enum Msg {
 }
 
 /// Chunks in flight between the reader and the writer thread (containerd sends chunks
-/// of up to 1 MiB, so this bounds memory to a few tens of MiB).
-const QUEUE: usize = 32;
+/// of up to 1 MiB, so this bounds memory to a few MiB whatever the image size).
+const QUEUE: usize = 8;
 
 /// What `-o json` prints after writing a file.
 #[derive(Debug, Serialize)]

@@ -17,11 +17,12 @@ use crate::proto::containerd::services::content::v1 as content;
 use crate::proto::containerd::services::leases::v1 as leases;
 use crate::runtime::containerd::{Containerd, time};
 
-/// Bytes per `Write` message: large enough to amortise per-message cost, well under
-/// containerd's 16 MiB receive limit.
-pub const WRITE_CHUNK: usize = 4 << 20;
-/// Write messages in flight before the sender waits.
-const WRITE_QUEUE: usize = 8;
+/// Bytes per `Write` message: large enough to amortise per-message cost (4 MiB measured
+/// no faster: containerd's 16 KiB HTTP/2 frames bound it), small enough to keep memory flat.
+pub const WRITE_CHUNK: usize = 1 << 20;
+/// Write messages in flight before the sender waits: enough to keep containerd busy,
+/// few enough that peak memory stays a few MiB whatever the blob size.
+const WRITE_QUEUE: usize = 4;
 
 /// A content label that keeps a referenced blob alive while its parent lives.
 pub const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
@@ -200,11 +201,14 @@ impl Containerd {
 
         let mut hasher = Sha256::new();
         let mut offset: i64 = 0;
-        let mut buf = vec![0u8; WRITE_CHUNK];
         let send_result: Result<()> = async {
             loop {
+                // Each chunk is read into its own buffer and moved into its message: no copy.
+                let mut buf = vec![0u8; WRITE_CHUNK];
                 let n = read_full(&mut reader, &mut buf).await?;
-                hasher.update(&buf[..n]);
+                let last = n < buf.len();
+                buf.truncate(n);
+                hasher.update(&buf);
                 let at = offset;
                 offset += n as i64;
                 if offset > desc.size {
@@ -215,7 +219,6 @@ impl Containerd {
                     });
                 }
                 on_bytes(n as u64);
-                let last = n < buf.len();
                 if last {
                     if offset != desc.size {
                         bail!(VerifyError::Size {
@@ -242,7 +245,7 @@ impl Containerd {
                     total: desc.size,
                     expected: desc.digest.clone(),
                     offset: at,
-                    data: buf[..n].to_vec(),
+                    data: buf,
                     labels: if last {
                         labels.clone().into_iter().collect()
                     } else {

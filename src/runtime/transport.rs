@@ -33,9 +33,10 @@ pub async fn connect_unix(path: &Path, connect_timeout: Duration) -> std::io::Re
     let endpoint = Endpoint::try_from("http://[::]:50051")
         .expect("static URI is valid")
         .connect_timeout(connect_timeout)
-        // Large blobs move in big messages; keep the connection window wide.
-        .initial_connection_window_size(Some(16 << 20))
-        .initial_stream_window_size(Some(8 << 20));
+        // Wide enough that reads of large blobs are not throttled by flow control, narrow
+        // enough that what the server may send ahead stays a few MiB.
+        .initial_connection_window_size(Some(8 << 20))
+        .initial_stream_window_size(Some(4 << 20));
     let connector = tower::service_fn(move |_: Uri| {
         let path = path.clone();
         async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
