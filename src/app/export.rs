@@ -185,7 +185,7 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
 
     let result = gather_and_fetch(&containerd, &settings, wanted, &choice, fetch.as_mut()).await;
     if let Some(f) = &fetch
-        && let Err(e) = containerd.delete_lease(&f.lease).await
+        && let Err(e) = containerd.delete_lease(&f.lease, false).await
     {
         settings.warn(format_args!("{e:#}"));
     }

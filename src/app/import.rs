@@ -252,7 +252,7 @@ impl Importer {
         }
         match result {
             Ok(images) => {
-                if let Err(e) = self.c.delete_lease(&lease).await {
+                if let Err(e) = self.c.delete_lease(&lease, false).await {
                     self.settings.warn(format_args!("{e:#}"));
                 }
                 job.phase("recorded");
@@ -265,7 +265,7 @@ impl Importer {
                 })
             }
             Err(e) => {
-                if let Err(e2) = self.c.delete_lease_sync(&lease).await {
+                if let Err(e2) = self.c.delete_lease(&lease, true).await {
                     self.settings.warn(format_args!("{e2:#}"));
                 }
                 Err(e)
@@ -278,7 +278,7 @@ impl Importer {
     pub async fn abandon(&self) {
         let lease = self.current_lease.lock().ok().and_then(|mut l| l.take());
         if let Some(lease) = lease
-            && let Err(e) = self.c.delete_lease_sync(&lease).await
+            && let Err(e) = self.c.delete_lease(&lease, true).await
         {
             self.settings.warn(format_args!("{e:#}"));
         }

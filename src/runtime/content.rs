@@ -290,7 +290,7 @@ impl Containerd {
             .await;
     }
 
-    fn leases(&self) -> leases::leases_client::LeasesClient<Channel> {
+    pub(crate) fn leases(&self) -> leases::leases_client::LeasesClient<Channel> {
         leases::leases_client::LeasesClient::new(self.channel())
     }
 
@@ -318,15 +318,19 @@ impl Containerd {
     }
 
     /// Deletes a lease; what it held is collected unless something else references it.
-    pub async fn delete_lease(&self, id: &str) -> Result<()> {
-        match self
-            .leases()
-            .delete(self.req(leases::DeleteRequest {
-                id: id.to_string(),
-                sync: false,
-            }))
-            .await
-        {
+    /// With `sync`, waits for that collection (no deadline: it may take a while), so what
+    /// only the lease held is gone when this returns.
+    pub async fn delete_lease(&self, id: &str, sync: bool) -> Result<()> {
+        let msg = leases::DeleteRequest {
+            id: id.to_string(),
+            sync,
+        };
+        let req = if sync {
+            self.streaming_req(msg)
+        } else {
+            self.req(msg)
+        };
+        match self.leases().delete(req).await {
             Ok(_) => Ok(()),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
             Err(s) => Err(anyhow::Error::new(s).context(format!("deleting lease {id}"))),

@@ -30,10 +30,6 @@ impl Containerd {
         images::images_client::ImagesClient::new(self.channel())
     }
 
-    fn leases_rw(&self) -> leases::leases_client::LeasesClient<Channel> {
-        leases::leases_client::LeasesClient::new(self.channel())
-    }
-
     /// One image record, or `None`.
     pub async fn get_image(&self, name: &str) -> Result<Option<ImageRecord>> {
         match self
@@ -138,7 +134,7 @@ impl Containerd {
     /// Puts an existing blob under a lease, so garbage collection keeps it until the
     /// image that needs it exists.
     pub async fn lease_content(&self, lease: &str, digest: &str) -> Result<()> {
-        self.leases_rw()
+        self.leases()
             .add_resource(self.req(leases::AddResourceRequest {
                 id: lease.to_string(),
                 resource: Some(leases::Resource {
@@ -149,23 +145,6 @@ impl Containerd {
             .await
             .with_context(|| format!("adding blob {digest} to lease {lease}"))?;
         Ok(())
-    }
-
-    /// Deletes a lease and waits for the garbage collection that follows, so what only it
-    /// held is gone when this returns.
-    pub async fn delete_lease_sync(&self, id: &str) -> Result<()> {
-        match self
-            .leases_rw()
-            .delete(self.streaming_req(leases::DeleteRequest {
-                id: id.to_string(),
-                sync: true,
-            }))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(anyhow::Error::new(s).context(format!("deleting lease {id}"))),
-        }
     }
 
     /// Writes `size` bytes whose digest is not known beforehand (docker's legacy

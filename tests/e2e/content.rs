@@ -137,7 +137,7 @@ fn write_read_verify_and_leases() {
         assert!(e.to_string().contains(&missing), "{e:#}");
 
         assert!(c.list_leases().await.unwrap().contains(&lease));
-        c.delete_lease(&lease).await.unwrap();
+        c.delete_lease(&lease, false).await.unwrap();
         assert!(!c.list_leases().await.unwrap().contains(&lease));
     });
 }
