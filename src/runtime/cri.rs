@@ -177,7 +177,9 @@ impl Cri {
     /// The runtime's configured sandbox image (containerd: `Status` verbose info,
     /// `config.sandboxImage`).
     pub async fn configured_sandbox_image(&self) -> Result<Option<String>> {
-        Ok(configured_sandbox_image_from_info(&self.status_info().await?))
+        Ok(configured_sandbox_image_from_info(
+            &self.status_info().await?,
+        ))
     }
 
     /// The runtime's verbose `Status` info: runtime-specific JSON documents by key.
