@@ -530,8 +530,15 @@ impl Job<'_> {
     /// index may be last), then the plan decides what the images are.
     async fn stream(&self, mut rx: mpsc::Receiver<Result<Event>>) -> Result<Vec<ImportedImage>> {
         let mut st = Streamed::default();
+        // A path given twice is ambiguous: which body counts is up to the reader.
+        let mut seen = HashSet::new();
         while let Some(event) = rx.recv().await {
-            match event? {
+            let event = event?;
+            let (Event::Link { path, .. } | Event::File { path, .. }) = &event;
+            if !seen.insert(path.clone()) {
+                bail!("{path}: the archive holds this path twice");
+            }
+            match event {
                 Event::Link { path, target } => {
                     st.links.insert(path, target);
                 }
@@ -566,6 +573,17 @@ impl Job<'_> {
             if let Some(bytes) = plan.generated.get(&b.desc.digest) {
                 self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if st.stored.contains(&b.desc.digest) {
+                // The digest matched, but the descriptor's size must match too.
+                if let Some(m) = st.members.values().find(|m| m.digest == b.desc.digest)
+                    && m.size != b.desc.size
+                {
+                    bail!(
+                        "{} holds {} bytes, but its descriptor says {}",
+                        describe(&plan, b),
+                        m.size,
+                        b.desc.size
+                    );
+                }
                 self.label(&b.desc.digest, &b.labels).await?;
             } else if !self.present(&b.desc.digest, &b.labels).await? {
                 bail!("{} is missing from the archive", describe(&plan, b));

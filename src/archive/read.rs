@@ -312,6 +312,10 @@ pub fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
         let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
         let p = paths::normalize(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
+        // A path given twice is ambiguous: which body counts is up to the reader.
+        if ra.members.contains_key(&p) || ra.links.contains_key(&p) {
+            bail!("{p}: the archive holds this path twice");
+        }
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let offset = entry.raw_file_position();

@@ -6,6 +6,7 @@ mod connect;
 mod content;
 mod export;
 mod harness;
+mod hostile;
 mod import;
 mod json;
 mod list;

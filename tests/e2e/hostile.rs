@@ -1,0 +1,329 @@
+//! Hostile input and rude interruptions: archives built to hurt an importer, and
+//! signals in the middle of an import or export. Each must fail cleanly, naming the
+//! file, with nothing written outside containerd and containerd exactly as before.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::run::crimg;
+use crate::support::archives::{self, Compress, Members};
+use crate::support::{FixtureImage, Node, digest};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn hex(d: &str) -> &str {
+    d.trim_start_matches("sha256:")
+}
+
+/// Everything an import could leave behind in containerd.
+fn node_state(node: &Node) -> (String, String, String, String) {
+    (
+        node.ctr_ok(&["images", "ls", "-q"]),
+        node.ctr_ok(&["content", "ls", "-q"]),
+        node.ctr_ok(&["snapshots", "ls"]),
+        node.ctr_ok(&["leases", "ls", "-q"]),
+    )
+}
+
+/// Every path under the node dir except containerd's own dirs, its log and crimg's
+/// state dir: where an escaping write would show.
+fn files_outside_containerd(node: &Node) -> BTreeSet<PathBuf> {
+    fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            out.insert(p.clone());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(node.dir(), &mut out);
+    let skip = ["root", "state", "crimg-state"].map(|d| node.dir().join(d));
+    out.retain(|p| !skip.iter().any(|d| p.starts_with(d)));
+    out
+}
+
+/// Rewrites the manifest blob with `edit`, renames it to its new digest and points the
+/// index at it.
+fn edit_manifest(
+    members: &Members,
+    image: &FixtureImage,
+    edit: impl Fn(&mut serde_json::Value),
+) -> Members {
+    let old = image.manifest_digest();
+    let mut out = members.clone();
+    let (path, data) = out
+        .iter_mut()
+        .find(|(p, _)| p.ends_with(hex(&old)))
+        .expect("manifest member");
+    let mut v: serde_json::Value = serde_json::from_slice(data).unwrap();
+    edit(&mut v);
+    *data = serde_json::to_vec(&v).unwrap();
+    let new = digest(data);
+    *path = format!("blobs/sha256/{}", hex(&new));
+    let size = data.len();
+    let (_, index) = out
+        .iter_mut()
+        .find(|(p, _)| p == "index.json")
+        .expect("index.json");
+    let mut v: serde_json::Value = serde_json::from_slice(index).unwrap();
+    v["manifests"][0]["digest"] = json!(new);
+    v["manifests"][0]["size"] = json!(size);
+    *index = serde_json::to_vec(&v).unwrap();
+    out
+}
+
+fn replace(members: &Members, path: &str, data: Vec<u8>) -> Members {
+    members
+        .iter()
+        .map(|(p, d)| {
+            if p == path {
+                (p.clone(), data.clone())
+            } else {
+                (p.clone(), d.clone())
+            }
+        })
+        .collect()
+}
+
+/// A tar whose member `link` is a symbolic or hard link to `target`.
+fn tar_with_link(members: &Members, link: &str, target: &str, kind: tar::EntryType) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    for (path, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        if path == link {
+            h.set_entry_type(kind);
+            h.set_size(0);
+            out.append_link(&mut h, path, target).unwrap();
+        } else {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            out.append_data(&mut h, path, &data[..]).unwrap();
+        }
+    }
+    out.into_inner().unwrap()
+}
+
+/// A gzip stream of a tar without holding the inflated tar in memory: the members,
+/// then `bomb_path` holding `bomb_len` zero bytes.
+fn gzip_bomb(members: &Members, bomb_path: &str, bomb_len: u64) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut out = tar::Builder::new(gz);
+    let put = |out: &mut tar::Builder<_>, path: &str, len: u64, r: &mut dyn std::io::Read| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(len);
+        out.append_data(&mut h, path, r).unwrap();
+    };
+    for (path, data) in members {
+        if path != bomb_path {
+            put(&mut out, path, data.len() as u64, &mut &data[..]);
+        }
+    }
+    put(
+        &mut out,
+        bomb_path,
+        bomb_len,
+        &mut std::io::Read::take(std::io::repeat(0), bomb_len),
+    );
+    out.into_inner().unwrap().finish().unwrap()
+}
+
+/// Makes one hostile tar from an image and its OCI layout members.
+type Make = fn(&FixtureImage, &Members) -> Vec<u8>;
+
+fn layer_path(image: &FixtureImage) -> String {
+    format!("blobs/sha256/{}", hex(&image.layer_digest()))
+}
+
+fn config_path(image: &FixtureImage) -> String {
+    format!("blobs/sha256/{}", hex(&image.config_digest()))
+}
+
+const NOT_THE_CONFIG: &[u8] = b"{\"not\":\"the config\"}";
+
+/// Hostile tars (each imported plain and gzip-compressed) and what the error must say.
+fn hostile_tars() -> Vec<(&'static str, Make, &'static str)> {
+    vec![
+        // Several MiB of junk, and JSON nested far deeper than any index.
+        (
+            "junk-index",
+            |_, m| {
+                let junk = [&b"{\"manifests\": ["[..], &b"x".repeat(6 << 20)].concat();
+                archives::tar(&replace(m, "index.json", junk))
+            },
+            "index.json",
+        ),
+        (
+            "deep-index",
+            |_, m| {
+                let deep = [b"[".repeat(200_000), b"]".repeat(200_000)].concat();
+                archives::tar(&replace(m, "index.json", deep))
+            },
+            "index.json",
+        ),
+        // Links out of the archive, in place of a blob.
+        (
+            "symlink-out",
+            |i, m| tar_with_link(m, &layer_path(i), "/etc/passwd", tar::EntryType::Symlink),
+            "",
+        ),
+        (
+            "hardlink-out",
+            |i, m| {
+                tar_with_link(
+                    m,
+                    &layer_path(i),
+                    "../../../../etc/passwd",
+                    tar::EntryType::Link,
+                )
+            },
+            "",
+        ),
+        // The same blob path twice, the good body first or last.
+        (
+            "dup-bad-last",
+            |i, m| {
+                let mut m = m.clone();
+                m.push((config_path(i), NOT_THE_CONFIG.to_vec()));
+                archives::tar(&m)
+            },
+            "",
+        ),
+        (
+            "dup-bad-first",
+            |i, m| {
+                let mut m = m.clone();
+                let at = m.iter().position(|(p, _)| *p == config_path(i)).unwrap();
+                m.insert(at, (config_path(i), NOT_THE_CONFIG.to_vec()));
+                archives::tar(&m)
+            },
+            "",
+        ),
+        // The layer's descriptor says one byte more than the blob holds.
+        (
+            "size-mismatch",
+            |i, m| {
+                archives::tar(&edit_manifest(m, i, |v| {
+                    let n = v["layers"][0]["size"].as_u64().unwrap();
+                    v["layers"][0]["size"] = json!(n + 1);
+                }))
+            },
+            "",
+        ),
+        // The config blob is not in the archive.
+        (
+            "missing-blob",
+            |i, m| {
+                let c = config_path(i);
+                archives::tar(&m.iter().filter(|(p, _)| *p != c).cloned().collect())
+            },
+            "missing",
+        ),
+        // The index gives the manifest a media type nobody knows.
+        (
+            "wrong-media-type",
+            |_, m| {
+                let mut m = m.clone();
+                let (_, index) = m.iter_mut().find(|(p, _)| p == "index.json").unwrap();
+                let mut v: serde_json::Value = serde_json::from_slice(index).unwrap();
+                v["manifests"][0]["mediaType"] = json!("application/vnd.example.weird");
+                *index = serde_json::to_vec(&v).unwrap();
+                archives::tar(&m)
+            },
+            "media type",
+        ),
+    ]
+}
+
+#[test]
+fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
+    let node = Node::start();
+    let dir = node.dir().join("hostile");
+    fs::create_dir_all(&dir).unwrap();
+
+    // (file name, bytes, what the error must say). Every case has its own image, so no
+    // blob of it is in the store already.
+    let mut cases: Vec<(String, Vec<u8>, &str)> = Vec::new();
+    for (name, make, problem) in hostile_tars() {
+        for c in [Compress::None, Compress::Gzip] {
+            let file = format!(
+                "{name}{}",
+                if c == Compress::Gzip {
+                    ".tar.gz"
+                } else {
+                    ".tar"
+                }
+            );
+            let image = FixtureImage::new(&format!("docker.io/library/{name}-{}:1", c.name()));
+            let members = archives::oci_layout(&[&image], false);
+            cases.push((
+                file,
+                archives::compress(c, &make(&image, &members)),
+                problem,
+            ));
+        }
+    }
+    // A decompression bomb: the layer's tar entry inflates to 64 MiB of zeros where its
+    // descriptor says about a KiB.
+    let image = FixtureImage::new("docker.io/library/bomb:1");
+    let members = archives::oci_layout(&[&image], false);
+    cases.push((
+        "bomb.tar.gz".into(),
+        gzip_bomb(&members, &layer_path(&image), 64 << 20),
+        "",
+    ));
+
+    let mut failures = Vec::new();
+    for (name, bytes, problem) in &cases {
+        let path = dir.join(name);
+        archives::write(&path, bytes);
+        let before = node_state(&node);
+        let files_before = files_outside_containerd(&node);
+        let started = Instant::now();
+        let r = crimg(node.crimg(), &["import", s(&path)]);
+        let took = started.elapsed();
+        let line = r.stderr.trim();
+        let mut wrong = Vec::new();
+        if r.code != 1 {
+            wrong.push(format!("exit {}", r.code));
+        }
+        if !line.contains(name.as_str()) {
+            wrong.push("the error does not name the file".into());
+        }
+        if !line.contains(problem) {
+            wrong.push(format!("the error does not say {problem:?}"));
+        }
+        if line.lines().count() != 1 {
+            wrong.push("not one line".into());
+        }
+        if took > Duration::from_secs(10) {
+            wrong.push(format!("took {took:?}"));
+        }
+        if node_state(&node) != before {
+            wrong.push("containerd changed".into());
+        }
+        if files_outside_containerd(&node) != files_before {
+            wrong.push("files appeared outside containerd".into());
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("{name}: {}\n  stderr: {line}", wrong.join(", ")));
+        }
+        fs::remove_file(&path).unwrap();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
