@@ -9,6 +9,10 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const UNREACHABLE: i32 = 3;
     pub const PARTIAL: i32 = 4;
+    /// Stopped by SIGINT (128 + 2), as shells report it.
+    pub const SIGINT: i32 = 130;
+    /// Stopped by SIGTERM (128 + 15).
+    pub const SIGTERM: i32 = 143;
 }
 
 /// Errors whose kind matters to the caller (exit code, message shape). Everything else is
@@ -34,6 +38,43 @@ pub enum CrimgError {
         prefix: String,
         candidates: Vec<String>,
     },
+    /// SIGINT or SIGTERM stopped the command; `what` says what was undone.
+    #[error("interrupted by {signal}; {what}")]
+    Interrupted { signal: Signal, what: String },
+}
+
+/// The signals that stop a command cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Int,
+    Term,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+        })
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives (never, if the handlers cannot be installed).
+/// Installing it replaces the default action, so the caller decides how to stop.
+pub async fn interrupted() -> Signal {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => Signal::Int,
+                _ = term.recv() => Signal::Term,
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 /// One socket that was tried and why it failed.
@@ -66,6 +107,14 @@ impl CrimgError {
             CrimgError::Unreachable { .. } => exit::UNREACHABLE,
             CrimgError::Usage(_) => exit::USAGE,
             CrimgError::NotFound(_) | CrimgError::Ambiguous { .. } => exit::FAILED,
+            CrimgError::Interrupted {
+                signal: Signal::Int,
+                ..
+            } => exit::SIGINT,
+            CrimgError::Interrupted {
+                signal: Signal::Term,
+                ..
+            } => exit::SIGTERM,
         }
     }
 }

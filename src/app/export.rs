@@ -74,23 +74,11 @@ pub async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
     tokio::select! {
         r = work => r,
         // Dropping `work` drops the temp file, which removes it: no partial file stays.
-        _ = interrupted() => bail!("interrupted; no archive was written"),
-    }
-}
-
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
+        signal = crate::error::interrupted() => Err(CrimgError::Interrupted {
+            signal,
+            what: "no archive was written".into(),
         }
-        _ => std::future::pending().await,
+        .into()),
     }
 }
 

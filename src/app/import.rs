@@ -1049,9 +1049,41 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
     let importer = Importer::new(&mut session, &args).await?;
     let single = items.len() == 1;
     let mut report = Report::default();
-    for item in &items {
+    let work = import_all(&importer, &session, &items, single, &mut report);
+    tokio::select! {
+        () = work => {}
+        // Dropping `work` stops the import in progress; its lease goes now, and with
+        // it whatever it had written. Archives imported before the signal stay.
+        signal = crate::error::interrupted() => {
+            importer.abandon().await;
+            return Err(crate::error::CrimgError::Interrupted {
+                signal,
+                what: "the import in progress was undone".into(),
+            }
+            .into());
+        }
+    }
+    report.render(&importer.settings, start.elapsed())?;
+    let images: usize = report.imported.iter().map(|(_, i)| i.len()).sum();
+    match (report.failed.len(), images) {
+        (0, _) => Ok(Outcome::Done),
+        (_, n) if n > 0 => Ok(Outcome::Partial),
+        (1, _) => Err(anyhow!(report.failed.remove(0).1)),
+        (n, _) => Err(anyhow!("all {n} imports failed")),
+    }
+}
+
+/// Imports every item in turn, recording what happened in `report`.
+async fn import_all(
+    importer: &Importer,
+    session: &Session,
+    items: &[Item],
+    single: bool,
+    report: &mut Report,
+) {
+    for item in items {
         let file = item.file();
-        let r = import_item(&importer, &session, item).await;
+        let r = import_item(importer, session, item).await;
         match r {
             Ok(res) => {
                 // A lone failure is the command's error, printed once at the end.
@@ -1076,14 +1108,6 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                 report.failed.push((file, msg));
             }
         }
-    }
-    report.render(&importer.settings, start.elapsed())?;
-    let images: usize = report.imported.iter().map(|(_, i)| i.len()).sum();
-    match (report.failed.len(), images) {
-        (0, _) => Ok(Outcome::Done),
-        (_, n) if n > 0 => Ok(Outcome::Partial),
-        (1, _) => Err(anyhow!(report.failed.remove(0).1)),
-        (n, _) => Err(anyhow!("all {n} imports failed")),
     }
 }
 

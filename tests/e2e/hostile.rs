@@ -327,3 +327,203 @@ fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A ~200 MiB single-layer OCI archive of data gzip cannot shrink (an uncompressed tar,
+/// so crimg reads it at will). Returns its image name.
+fn big_archive(path: &Path) -> String {
+    use crate::support::host_arch;
+    const MIB: usize = 1 << 20;
+    // 1 MiB of xorshift noise, repeated with a counter: repeats are 1 MiB apart, far
+    // beyond any compressor's window, and cheap to make.
+    let mut noise = vec![0u8; MIB];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    let mut data = Vec::with_capacity(200 * MIB);
+    for i in 0..200u64 {
+        let at = data.len();
+        data.extend_from_slice(&noise);
+        data[at..at + 8].copy_from_slice(&i.to_le_bytes());
+    }
+    let mut layer = tar::Builder::new(Vec::with_capacity(data.len() + 4096));
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    layer.append_data(&mut h, "big", &data[..]).unwrap();
+    drop(data);
+    let layer = layer.into_inner().unwrap();
+    let layer_digest = digest(&layer);
+    let config = serde_json::to_vec(&json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Entrypoint": ["/big"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let name = "docker.io/library/big:1".to_string();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": digest(&manifest), "size": manifest.len(),
+                       "annotations": {"io.containerd.image.name": name}}],
+    }))
+    .unwrap();
+    let mut out = tar::Builder::new(std::io::BufWriter::new(fs::File::create(path).unwrap()));
+    let members: [(String, &[u8]); 5] = [
+        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json".into(), &index),
+        (
+            format!("blobs/sha256/{}", hex(&digest(&manifest))),
+            &manifest,
+        ),
+        (format!("blobs/sha256/{}", hex(&digest(&config))), &config),
+        (format!("blobs/sha256/{}", hex(&layer_digest)), &layer),
+    ];
+    for (p, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        out.append_data(&mut h, p, data).unwrap();
+    }
+    out.into_inner()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    name
+}
+
+/// Waits (bounded) until `cond` holds; false if it never did.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts crimg with these arguments, waits until `started` holds (or 0.5 s), sends it
+/// SIGINT with kill(1) and waits (bounded) for it to exit. Returns its exit code and
+/// stderr.
+fn interrupt(node: &Node, args: &[&str], started: impl FnMut() -> bool) -> (i32, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = node
+        .crimg()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crimg");
+    wait_until(Duration::from_millis(500), started);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "crimg finished before it could be interrupted; make its work larger"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -INT failed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("crimg did not exit within 5 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+fn leases(node: &Node) -> String {
+    node.ctr_ok(&["leases", "ls", "-q"])
+}
+
+#[test]
+fn sigint_during_import_undoes_it() {
+    let node = Node::start();
+    let dir = node.dir().join("big");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("big.tar");
+    let name = big_archive(&archive);
+    let before = node_state(&node);
+
+    let (code, stderr) = interrupt(&node, &["import", s(&archive)], || {
+        !leases(&node).trim().is_empty()
+    });
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        !node.ctr_ok(&["images", "ls", "-q"]).contains(&name),
+        "an image record was left"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || leases(&node).trim().is_empty()),
+        "a lease was left: {}",
+        leases(&node)
+    );
+    let (images, _, snapshots, _) = node_state(&node);
+    assert_eq!((images, snapshots), (before.0, before.2));
+}
+
+#[test]
+fn sigint_during_export_leaves_no_file() {
+    let node = Node::start();
+    let dir = node.dir().join("big");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("big.tar");
+    let name = big_archive(&archive);
+    crimg(node.crimg(), &["import", "--no-unpack", s(&archive)]).expect_code(0);
+    fs::remove_file(&archive).unwrap();
+    let out = node.dir().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let target = out.join("big.tar");
+
+    let (code, stderr) = interrupt(&node, &["export", "-O", s(&target), &name], || {
+        fs::read_dir(&out).unwrap().next().is_some()
+    });
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "files left beside the target: {left:?}");
+    assert!(
+        wait_until(Duration::from_secs(2), || leases(&node).trim().is_empty()),
+        "a lease was left: {}",
+        leases(&node)
+    );
+}
