@@ -180,7 +180,7 @@ fn hostile_tars() -> Vec<(&'static str, Make, &'static str)> {
         (
             "symlink-out",
             |i, m| tar_with_link(m, &layer_path(i), "/etc/passwd", tar::EntryType::Symlink),
-            "",
+            "unsafe",
         ),
         (
             "hardlink-out",
@@ -192,9 +192,10 @@ fn hostile_tars() -> Vec<(&'static str, Make, &'static str)> {
                     tar::EntryType::Link,
                 )
             },
-            "",
+            "unsafe",
         ),
-        // The same blob path twice, the good body first or last.
+        // The same blob path twice, the good body first or last. A bad body first fails its
+        // digest when streamed; otherwise the second copy is refused as a duplicate.
         (
             "dup-bad-last",
             |i, m| {
@@ -202,7 +203,7 @@ fn hostile_tars() -> Vec<(&'static str, Make, &'static str)> {
                 m.push((config_path(i), NOT_THE_CONFIG.to_vec()));
                 archives::tar(&m)
             },
-            "",
+            "twice",
         ),
         (
             "dup-bad-first",
@@ -212,7 +213,7 @@ fn hostile_tars() -> Vec<(&'static str, Make, &'static str)> {
                 m.insert(at, (config_path(i), NOT_THE_CONFIG.to_vec()));
                 archives::tar(&m)
             },
-            "",
+            "blobs/sha256/",
         ),
         // The layer's descriptor says one byte more than the blob holds.
         (
@@ -223,7 +224,7 @@ fn hostile_tars() -> Vec<(&'static str, Make, &'static str)> {
                     v["layers"][0]["size"] = json!(n + 1);
                 }))
             },
-            "",
+            "descriptor says",
         ),
         // The config blob is not in the archive.
         (
@@ -285,7 +286,7 @@ fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
     cases.push((
         "bomb.tar.gz".into(),
         gzip_bomb(&members, &layer_path(&image), 64 << 20),
-        "",
+        "digest",
     ));
 
     let mut failures = Vec::new();
@@ -525,5 +526,80 @@ fn sigint_during_export_leaves_no_file() {
         wait_until(Duration::from_secs(2), || leases(&node).trim().is_empty()),
         "a lease was left: {}",
         leases(&node)
+    );
+}
+
+/// `node.crimg()` run under `umask 077`, through sh (the crate forbids unsafe code).
+fn crimg_umask_077(node: &Node) -> std::process::Command {
+    let c = node.crimg();
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", "umask 077; exec \"$@\"", "sh"])
+        .arg(c.get_program())
+        .args(c.get_args())
+        .stdin(std::process::Stdio::null());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh
+}
+
+/// What tests/e2e/export.rs does not cover: the mode under a strict umask and when
+/// --force replaces a 0600 file, and a dangling symlink as the target.
+#[test]
+fn export_mode_and_dangling_symlink_targets() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::start();
+    let img = FixtureImage::new("docker.io/library/exp-mode:1");
+    node.import(&img);
+    let dir = node.dir().join("exports");
+    fs::create_dir_all(&dir).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let fresh = dir.join("fresh.tar");
+    crimg(
+        crimg_umask_077(&node),
+        &["export", "-O", s(&fresh), &img.name],
+    )
+    .expect_code(0);
+    assert_eq!(mode(&fresh), 0o644, "a new archive under umask 077");
+
+    let old = dir.join("old.tar");
+    fs::write(&old, "old").unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o600)).unwrap();
+    crimg(
+        crimg_umask_077(&node),
+        &["export", "--force", "-O", s(&old), &img.name],
+    )
+    .expect_code(0);
+    assert_eq!(mode(&old), 0o644, "a replaced 0600 file");
+
+    // A dangling symlink is an existing target: refused without --force, and with it
+    // the link is replaced; what it pointed at is never created.
+    let nowhere = dir.join("nowhere");
+    let link = dir.join("dangling.tar");
+    std::os::unix::fs::symlink(&nowhere, &link).unwrap();
+    let r = crimg(node.crimg(), &["export", "-O", s(&link), &img.name]).expect_code(2);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert!(!nowhere.exists());
+    crimg(
+        node.crimg(),
+        &["export", "--force", "-O", s(&link), &img.name],
+    )
+    .expect_code(0);
+    assert!(!fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(!nowhere.exists(), "the link's target was created");
+    assert_eq!(mode(&link), 0o644);
+    let names: BTreeSet<String> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["fresh.tar", "old.tar", "dangling.tar"].map(String::from)),
+        "no temp file left"
     );
 }
