@@ -155,13 +155,7 @@ impl Session {
     }
 }
 
-/// The message of a gRPC status without tonic's wrapping.
-pub fn status_text(e: &anyhow::Error) -> String {
-    match e.chain().find_map(|c| c.downcast_ref::<tonic::Status>()) {
-        Some(s) => format!("{:?}: {}", s.code(), s.message()),
-        None => format!("{e:#}"),
-    }
-}
+pub use crate::runtime::status_text;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {

@@ -245,7 +245,10 @@ pub async fn connect_containerd(
                     Ok(_) => return Ok(client),
                     Err(e) => tried.push(Tried {
                         endpoint: c.clone(),
-                        problem: format!("not containerd's API: {}", short_status(&e)),
+                        problem: format!(
+                            "not containerd's API: {}",
+                            crate::runtime::status_text(&e)
+                        ),
                     }),
                 }
             }
@@ -260,13 +263,6 @@ pub async fn connect_containerd(
         tried,
         hint: "this command needs containerd's own API; name its socket with --address (or CONTAINERD_ADDRESS)".into(),
     })
-}
-
-fn short_status(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<tonic::Status>() {
-        Some(s) => format!("{:?}: {}", s.code(), s.message()),
-        None => format!("{e:#}"),
-    }
 }
 
 #[cfg(test)]
