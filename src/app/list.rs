@@ -152,7 +152,7 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
         } else {
             r.reasons
                 .iter()
-                .map(|reason| short_reason(reason, wide))
+                .map(|reason| render::reason(reason, wide))
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -181,13 +181,4 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
         t.add_row(cells);
     }
     t
-}
-
-/// Reasons with container and sandbox IDs shortened, as tables show IDs.
-fn short_reason(reason: &Reason, wide: bool) -> String {
-    match reason {
-        Reason::InUseContainer(id) if !wide => format!("in-use:container:{}", short_id(id)),
-        Reason::InUseSandbox(id) if !wide => format!("in-use:sandbox:{}", short_id(id)),
-        other => other.to_string(),
-    }
 }

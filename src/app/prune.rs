@@ -348,7 +348,14 @@ fn render_plan(
             });
             for d in rows {
                 let (action, reason) = match (d.action, failed_ids.get(d.image.id.as_str())) {
-                    (Action::Keep, _) => ("keep", reasons_text(d, wide)),
+                    (Action::Keep, _) => (
+                        "keep",
+                        d.reasons
+                            .iter()
+                            .map(|r| render::reason(r, wide))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
                     (Action::Remove, Some(e)) => ("failed", e.to_string()),
                     (Action::Remove, None) if dry_run => ("remove", "unused".to_string()),
                     (Action::Remove, None) => ("removed", "unused".to_string()),
@@ -376,21 +383,4 @@ fn render_plan(
         }
     }
     Ok(())
-}
-
-fn reasons_text(d: &Decision, wide: bool) -> String {
-    let all: Vec<String> = d
-        .reasons
-        .iter()
-        .map(|r| match r {
-            crate::plan::protect::Reason::InUseContainer(id) if !wide => {
-                format!("in-use:container:{}", crate::model::short_id(id))
-            }
-            crate::plan::protect::Reason::InUseSandbox(id) if !wide => {
-                format!("in-use:sandbox:{}", crate::model::short_id(id))
-            }
-            other => other.to_string(),
-        })
-        .collect();
-    all.join(", ")
 }

@@ -7,6 +7,9 @@ use std::io::{IsTerminal, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
 
+use crate::model::short_id;
+use crate::plan::protect::Reason;
+
 /// A borderless table like crictl's that wraps to the terminal width when stdout is one.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -70,6 +73,16 @@ pub fn human_size(bytes: u64) -> String {
         format!("{value:.1}{}", UNITS[unit])
     } else {
         format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
+/// A protection reason as tables show it: container and sandbox IDs shortened to 12 hex,
+/// as every ID in a table is, unless `wide`.
+pub fn reason(reason: &Reason, wide: bool) -> String {
+    match reason {
+        Reason::InUseContainer(id) if !wide => format!("in-use:container:{}", short_id(id)),
+        Reason::InUseSandbox(id) if !wide => format!("in-use:sandbox:{}", short_id(id)),
+        other => other.to_string(),
     }
 }
 
