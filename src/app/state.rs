@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The state directory: `CRIMG_STATE_DIR`, else `/var/lib/crimg`.
@@ -21,19 +22,38 @@ struct StateFile {
     last_used: BTreeMap<String, String>,
 }
 
+/// Reads a JSON state file; a missing file is the default (empty) state.
+pub fn load_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "state file {} is not crimg's JSON; move it away to start afresh",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
+    }
+}
+
+/// Writes a JSON state file to a temp file beside it, then renames it: never half-written.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    serde_json::to_writer_pretty(&mut tmp, value)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing state file {}", path.display()))?;
+    Ok(())
+}
+
 /// Reads the last-use times; a missing file is an empty history.
 pub fn load_last_used(path: &Path) -> Result<HashMap<String, SystemTime>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading state file {}", path.display())),
-    };
-    let state: StateFile = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "state file {} is not crimg's JSON; move it away to start afresh",
-            path.display()
-        )
-    })?;
+    let state: StateFile = load_json(path)?;
     Ok(state
         .last_used
         .into_iter()
@@ -41,7 +61,7 @@ pub fn load_last_used(path: &Path) -> Result<HashMap<String, SystemTime>> {
         .collect())
 }
 
-/// Writes the last-use times atomically (temp file, then rename).
+/// Writes the last-use times atomically.
 pub fn save_last_used(path: &Path, last_used: &HashMap<String, SystemTime>) -> Result<()> {
     let state = StateFile {
         last_used: last_used
@@ -54,17 +74,7 @@ pub fn save_last_used(path: &Path, last_used: &HashMap<String, SystemTime>) -> R
             })
             .collect(),
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    serde_json::to_writer_pretty(&mut tmp, &state)?;
-    tmp.persist(path)
-        .with_context(|| format!("writing state file {}", path.display()))?;
-    Ok(())
+    save_json(path, &state)
 }
 
 #[cfg(test)]

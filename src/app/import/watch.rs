@@ -52,31 +52,12 @@ pub struct WatchState {
 
 impl WatchState {
     pub fn load(path: &Path) -> Result<WatchState> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "state file {} is not crimg's JSON; move it away to start afresh",
-                    path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(WatchState::default()),
-            Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
-        }
+        crate::app::state::load_json(path)
     }
 
     /// Written to a temp file beside it, then renamed: never half-written.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-        serde_json::to_writer_pretty(&mut tmp, self)?;
-        tmp.persist(path)
-            .with_context(|| format!("writing state file {}", path.display()))?;
-        Ok(())
+        crate::app::state::save_json(path, self)
     }
 }
 
