@@ -7,7 +7,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::app::Session;
 use crate::model::Inventory;
-use crate::plan::inventory::{Facts, join};
+use crate::plan::inventory::{Facts, join, unresolved_container_refs};
 
 /// Lists images, containers, sandboxes, the sandbox image and (when reachable) containerd's
 /// records at once, then joins them.
@@ -67,24 +67,8 @@ async fn timed<T>(settings: &crate::app::Settings, what: &str, fut: impl Future<
 /// Container images named in a way no listed tag, digest or ID matches (a digest
 /// reference, a short name) are resolved through `ImageStatus`, as the runtime would.
 async fn resolve_unknown_refs(session: &Session, facts: &Facts) -> HashMap<String, String> {
-    let (probe, _) = join(&Facts {
-        images: facts.images.clone(),
-        containers: facts.containers.clone(),
-        ..Facts::default()
-    });
-    let known: std::collections::HashSet<&str> = probe
-        .iter()
-        .flat_map(|i| i.containers.iter().map(String::as_str))
-        .collect();
-    let unknown: Vec<String> = facts
-        .containers
-        .iter()
-        .filter(|c| !known.contains(c.id.as_str()))
-        .flat_map(|c| [c.image_ref.clone(), c.image.clone()])
-        .filter(|r| !r.is_empty())
-        .collect();
     let cri = &session.cri;
-    stream::iter(unknown)
+    stream::iter(unresolved_container_refs(facts))
         .map(|r| async move { cri.image_id(&r).await.ok().flatten().map(|id| (r, id)) })
         .buffer_unordered(16)
         .filter_map(|x| async move { x })

@@ -35,7 +35,7 @@ pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
             ..Image::default()
         })
         .collect();
-    let index = NameIndex::new(&images, &facts.aliases);
+    let index = NameIndex::new(&facts.images, &facts.aliases);
     let mut warnings = Vec::new();
 
     if let Some(records) = &facts.records {
@@ -91,6 +91,25 @@ pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
     (images, warnings)
 }
 
+/// The image names of containers that no listed ID, tag or digest matches: the ones to
+/// ask the runtime about (`ImageStatus`) before joining.
+pub fn unresolved_container_refs(facts: &Facts) -> Vec<String> {
+    let no_aliases = HashMap::new();
+    let index = NameIndex::new(&facts.images, &no_aliases);
+    facts
+        .containers
+        .iter()
+        .filter(|c| {
+            index
+                .find(&c.image_ref)
+                .or_else(|| index.find(&c.image))
+                .is_none()
+        })
+        .flat_map(|c| [c.image_ref.clone(), c.image.clone()])
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
 /// Maps every name of an image (ID, bare ID hex, tags, digest references, and their
 /// normalised forms) to its position.
 struct NameIndex<'a> {
@@ -99,14 +118,14 @@ struct NameIndex<'a> {
 }
 
 impl<'a> NameIndex<'a> {
-    fn new(images: &[Image], aliases: &'a HashMap<String, String>) -> Self {
+    fn new(images: &[CriImage], aliases: &'a HashMap<String, String>) -> Self {
         let mut by_name = HashMap::new();
         for (i, image) in images.iter().enumerate() {
             by_name.insert(image.id.clone(), i);
             if let Some(hex) = image.id.strip_prefix("sha256:") {
                 by_name.insert(hex.to_string(), i);
             }
-            for r in image.references() {
+            for r in image.repo_tags.iter().chain(&image.repo_digests) {
                 by_name.insert(r.to_string(), i);
                 if let Ok(n) = normalize(r) {
                     by_name.insert(n, i);
@@ -211,6 +230,23 @@ mod tests {
         assert_eq!(by_id("sha256:ddd").containers, ["c3"]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("sha256:zzz"));
+    }
+
+    #[test]
+    fn unresolved_refs_are_only_the_unknown_ones() {
+        let facts = Facts {
+            images: vec![cri("sha256:aaa", &["docker.io/library/nginx:1.25"])],
+            containers: vec![
+                container("c1", "nginx:1.25", ""),
+                container("c2", "redis-by-digest", "docker.io/library/redis@sha256:x"),
+                container("c3", "", "sha256:aaa"),
+            ],
+            ..Facts::default()
+        };
+        assert_eq!(
+            unresolved_container_refs(&facts),
+            ["docker.io/library/redis@sha256:x", "redis-by-digest"]
+        );
     }
 
     #[test]
