@@ -2,9 +2,11 @@
 
 mod support;
 
+mod concurrency;
 mod connect;
 mod content;
 mod export;
+mod faults;
 mod harness;
 mod hostile;
 mod import;

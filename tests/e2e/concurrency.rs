@@ -1,0 +1,1 @@
+//! Concurrent use: two prunes, a prune during an import, a pod starting during a prune.
