@@ -22,7 +22,7 @@ fn hex(d: &str) -> &str {
 }
 
 /// Everything an import could leave behind in containerd.
-fn node_state(node: &Node) -> (String, String, String, String) {
+pub(crate) fn node_state(node: &Node) -> (String, String, String, String) {
     (
         node.ctr_ok(&["images", "ls", "-q"]),
         node.ctr_ok(&["content", "ls", "-q"]),
@@ -331,7 +331,7 @@ fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
 
 /// A ~200 MiB single-layer OCI archive of data gzip cannot shrink (an uncompressed tar,
 /// so crimg reads it at will). Returns its image name.
-fn big_archive(path: &Path) -> String {
+pub(crate) fn big_archive(path: &Path) -> String {
     use crate::support::host_arch;
     const MIB: usize = 1 << 20;
     // 1 MiB of xorshift noise, repeated with a counter: repeats are 1 MiB apart, far
@@ -409,7 +409,7 @@ fn big_archive(path: &Path) -> String {
 }
 
 /// Waits (bounded) until `cond` holds; false if it never did.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if cond() {
@@ -467,7 +467,7 @@ fn interrupt(node: &Node, args: &[&str], started: impl FnMut() -> bool) -> (i32,
     (status.code().unwrap_or(-1), stderr)
 }
 
-fn leases(node: &Node) -> String {
+pub(crate) fn leases(node: &Node) -> String {
     node.ctr_ok(&["leases", "ls", "-q"])
 }
 

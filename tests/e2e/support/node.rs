@@ -101,19 +101,47 @@ impl Node {
         let config = node.config_toml();
         fs::write(node.dir.join("config.toml"), config).expect("write containerd config");
         fs::create_dir_all(node.dir.join("pods")).expect("create pod log dir");
-        let log = fs::File::create(node.log_path()).expect("create containerd log");
+        node.spawn_containerd();
+        node.wait_ready();
+        node
+    }
+
+    /// Starts containerd on this node's config, its output appended to the log.
+    fn spawn_containerd(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open containerd log");
         let child = Command::new("containerd")
             .arg("--config")
-            .arg(node.dir.join("config.toml"))
+            .arg(self.dir.join("config.toml"))
             .env("PATH", path_with_sbin())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log file"))
             .stderr(log)
             .spawn()
             .expect("spawn containerd (is it installed?)");
-        node.containerd = Some(child);
-        node.wait_ready();
-        node
+        self.containerd = Some(child);
+    }
+
+    /// SIGKILLs containerd, as the OOM killer or a crash would, and reaps it. Shims and
+    /// containers live on; its root, state and socket file stay for a restart.
+    pub fn kill_containerd(&mut self) {
+        self.channel = None;
+        if let Some(mut child) = self.containerd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts containerd again on the same root, state and socket (after
+    /// [`Node::kill_containerd`], or killing and restarting it when it runs) and waits
+    /// until it serves CRI.
+    pub fn restart_containerd(&mut self) {
+        self.kill_containerd();
+        self.spawn_containerd();
+        self.wait_ready();
     }
 
     /// The socket serving both CRI and the containerd API.
