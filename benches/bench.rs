@@ -541,6 +541,8 @@ fn import(opts: &Options, rows: &mut Vec<Row>) {
     );
     let mut theirs = Row::new(ctr_name, None);
     let mut floor = Row::new(floor_name, None);
+    let mut floor_write = Row::new(format!("  of which content Write, {mib} MiB"), None);
+    let mut floor_unpack = Row::new(format!("  of which unpack (diff Apply), {mib} MiB"), None);
     let file = big.archive.to_str().unwrap();
     for run in 0..opts.runs {
         eprintln!("bench: import run {}/{}", run + 1, opts.runs);
@@ -553,13 +555,17 @@ fn import(opts: &Options, rows: &mut Vec<Row>) {
         vs_floor.samples.push(t);
         drop(node);
         let node = Node::start();
-        floor.samples.push(import_floor(&node, &big));
+        let (write, unpack) = import_floor(&node, &big);
+        floor.samples.push(write + unpack);
+        floor_write.samples.push(write);
+        floor_unpack.samples.push(unpack);
     }
-    rows.extend([ours, theirs, vs_floor, floor]);
+    rows.extend([ours, theirs, vs_floor, floor, floor_write, floor_unpack]);
     limits(&big, rows, opts.runs);
 }
 
-fn import_floor(node: &Node, big: &BigImage) -> Duration {
+/// containerd's floor for one layer: (content Write, unpack through the diff service).
+fn import_floor(node: &Node, big: &BigImage) -> (Duration, Duration) {
     use crimg::model::Descriptor;
     let socket = node.socket().display().to_string();
     let layer = Descriptor {
@@ -585,6 +591,7 @@ fn import_floor(node: &Node, big: &BigImage) -> Duration {
         c.write_blob(&layer, &Default::default(), f, |_| {})
             .await
             .unwrap();
+        let written = start.elapsed();
         c.unpack_layer(
             "overlayfs",
             None,
@@ -594,7 +601,7 @@ fn import_floor(node: &Node, big: &BigImage) -> Duration {
         )
         .await
         .unwrap();
-        start.elapsed()
+        (written, start.elapsed() - written)
     })
 }
 
