@@ -54,10 +54,9 @@ fn is_config(mt: &str) -> bool {
 /// Layer media types containerd's differ applies: plain, gzip or zstd tars, Docker's and
 /// OCI's names, distributable or not.
 pub fn is_layer(mt: &str) -> bool {
-    let base = mt.replace(".nondistributable", "").replace(
-        "application/vnd.docker.image.rootfs.foreign.diff",
-        MT_DOCKER_LAYER,
-    );
+    let base = mt
+        .replace(".nondistributable", "")
+        .replace(".rootfs.foreign.diff", ".rootfs.diff");
     matches!(
         base.as_str(),
         MT_DOCKER_LAYER
@@ -773,4 +772,36 @@ pub async fn plan_docker<S: Source>(
         );
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_media_types() {
+        let layers = [
+            MT_DOCKER_LAYER,
+            MT_DOCKER_LAYER_GZIP,
+            "application/vnd.docker.image.rootfs.diff.tar.zstd",
+            MT_OCI_LAYER,
+            MT_OCI_LAYER_GZIP,
+            MT_OCI_LAYER_ZSTD,
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            // Docker's foreign (Windows base) layers were once taken for `….diff.tar.tar.gzip`.
+            "application/vnd.docker.image.rootfs.foreign.diff.tar",
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        ];
+        for mt in layers {
+            assert!(is_layer(mt), "{mt}");
+        }
+        for mt in [
+            MT_OCI_CONFIG,
+            MT_DOCKER_MANIFEST,
+            "application/vnd.oci.image.layer.v1.tar+bzip2",
+            "",
+        ] {
+            assert!(!is_layer(mt), "{mt}");
+        }
+    }
 }
