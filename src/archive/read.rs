@@ -137,6 +137,15 @@ pub fn stream_tar(
         Input::File(p) => Box::new(File::open(p).context("opening")?),
         Input::Dir(_) => bail!("a directory is not a tar"),
     };
+    stream_reader(raw, count)
+}
+
+/// [`stream_tar`] over any reader: recognises the compression, checks for a tar and
+/// starts the pass.
+pub fn stream_reader(
+    raw: Box<dyn Read + Send>,
+    count: Arc<AtomicU64>,
+) -> Result<(Compression, mpsc::Receiver<Result<Event>>)> {
     let (c, tar) = open_tar(raw, count)?;
     let (tx, rx) = mpsc::channel(1);
     std::thread::spawn(move || {
@@ -293,7 +302,11 @@ impl RandomAccess {
 /// Indexes an uncompressed tar file: reads headers, seeks past bodies, reads index.json
 /// and manifest.json. `None` when the file is compressed (it must be streamed).
 pub fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
-    let mut f = File::open(path).context("opening")?;
+    index_tar(File::open(path).context("opening")?, path)
+}
+
+/// [`index_tar_file`] over any seekable reader; the extents name `file`.
+pub fn index_tar<R: Read + Seek>(mut f: R, file: &Path) -> Result<Option<RandomAccess>> {
     let head = read_head(&mut f, 512).context("reading")?;
     if head.is_empty() {
         bail!("the archive is empty");
@@ -304,8 +317,8 @@ pub fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
     if !compression::is_tar_header(&head) {
         bail!("not a tar archive, an OCI layout or a docker save archive (unknown format)");
     }
+    let len = f.seek(SeekFrom::End(0))?;
     f.seek(SeekFrom::Start(0))?;
-    let len = f.metadata()?.len();
     let mut archive = tar::Archive::new(BufReader::new(f));
     let mut ra = RandomAccess::default();
     for entry in archive.entries_with_seek().context("reading the tar")? {
@@ -337,7 +350,7 @@ pub fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
                 ra.members.insert(
                     p,
                     Extent {
-                        file: path.to_path_buf(),
+                        file: file.to_path_buf(),
                         offset,
                         size,
                     },
