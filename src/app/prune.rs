@@ -133,9 +133,9 @@ async fn target_usage(session: &Session, percent: f64) -> Result<TargetUsage> {
 /// Removes the planned images. Returns those that failed, with the error.
 ///
 /// With containerd, every record of every image (tags, digests, the ID record CRI keeps)
-/// is deleted without waiting for garbage collection, a bounded number at a time, and
-/// only the very last delete waits for it: one collection for the whole prune instead of
-/// one per image. CRI's view follows the deletes; we wait until it has.
+/// is deleted without waiting for garbage collection, a bounded number at a time, then
+/// one synchronous collection runs for the whole prune instead of one per image. CRI's
+/// view follows the deletes; we wait until it has.
 /// Other runtimes get bounded parallel CRI `RemoveImage` calls.
 async fn remove(
     session: &mut Session,
@@ -175,11 +175,11 @@ async fn remove(
             let cri_only = removals.iter().filter(|d| d.image.records.is_empty());
             let mut out = out;
             out.extend(cri_remove(session, cri_only, parallel, &bar).await);
-            if let Some(last) = out
-                .iter()
-                .filter(|(_, r)| r.is_ok())
-                .find_map(|(i, _)| i.records.last())
-                && let Err(e) = c.delete_image(last, true).await
+            // One collection for the whole prune. Re-deleting a deleted record with `sync`
+            // would answer NotFound before collecting anything; deleting an empty lease
+            // with `sync` always collects.
+            if out.iter().any(|(_, r)| r.is_ok())
+                && let Err(e) = collect_garbage(c).await
             {
                 session.settings.warn(format_args!(
                     "final garbage collection: {}",
@@ -201,6 +201,12 @@ async fn remove(
         .into_iter()
         .filter_map(|(i, r)| r.err().map(|e| (i, status_text(&e))))
         .collect()
+}
+
+/// Runs containerd's garbage collection and waits for it.
+async fn collect_garbage(c: &crate::runtime::containerd::Containerd) -> Result<()> {
+    let lease = c.create_lease("prune-gc", Duration::from_secs(60)).await?;
+    c.delete_lease(&lease, true).await
 }
 
 async fn cri_remove<'a>(
