@@ -423,9 +423,14 @@ pub(crate) fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> boo
 }
 
 /// Starts crimg with these arguments, waits until `started` holds (or 0.5 s), sends it
-/// SIGINT with kill(1) and waits (bounded) for it to exit. Returns its exit code and
-/// stderr.
-fn interrupt(node: &Node, args: &[&str], started: impl FnMut() -> bool) -> (i32, String) {
+/// `sig` (`INT`, `TERM`) with kill(1) and waits (bounded) for it to exit. Returns its
+/// exit code and stderr.
+fn interrupt(
+    node: &Node,
+    sig: &str,
+    args: &[&str],
+    started: impl FnMut() -> bool,
+) -> (i32, String) {
     use std::io::Read;
     use std::process::Stdio;
     let mut child = node
@@ -441,10 +446,10 @@ fn interrupt(node: &Node, args: &[&str], started: impl FnMut() -> bool) -> (i32,
         "crimg finished before it could be interrupted; make its work larger"
     );
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .expect("run kill");
-    assert!(sent.success(), "kill -INT failed");
+    assert!(sent.success(), "kill -{sig} failed");
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -453,7 +458,7 @@ fn interrupt(node: &Node, args: &[&str], started: impl FnMut() -> bool) -> (i32,
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("crimg did not exit within 5 s of SIGINT");
+            panic!("crimg did not exit within 5 s of SIG{sig}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -473,6 +478,15 @@ pub(crate) fn leases(node: &Node) -> String {
 
 #[test]
 fn sigint_during_import_undoes_it() {
+    import_interrupted_by("INT", 130);
+}
+
+#[test]
+fn sigterm_during_import_undoes_it() {
+    import_interrupted_by("TERM", 143);
+}
+
+fn import_interrupted_by(sig: &str, exit: i32) {
     let node = Node::start();
     let dir = node.dir().join("big");
     fs::create_dir_all(&dir).unwrap();
@@ -480,11 +494,14 @@ fn sigint_during_import_undoes_it() {
     let name = big_archive(&archive);
     let before = node_state(&node);
 
-    let (code, stderr) = interrupt(&node, &["import", s(&archive)], || {
+    let (code, stderr) = interrupt(&node, sig, &["import", s(&archive)], || {
         !leases(&node).trim().is_empty()
     });
-    assert_eq!(code, 130, "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(code, exit, "{stderr}");
+    assert!(
+        stderr.contains(&format!("interrupted by SIG{sig}")),
+        "{stderr}"
+    );
     assert!(
         !node.ctr_ok(&["images", "ls", "-q"]).contains(&name),
         "an image record was left"
@@ -500,6 +517,15 @@ fn sigint_during_import_undoes_it() {
 
 #[test]
 fn sigint_during_export_leaves_no_file() {
+    export_interrupted_by("INT", 130);
+}
+
+#[test]
+fn sigterm_during_export_leaves_no_file() {
+    export_interrupted_by("TERM", 143);
+}
+
+fn export_interrupted_by(sig: &str, exit: i32) {
     let node = Node::start();
     let dir = node.dir().join("big");
     fs::create_dir_all(&dir).unwrap();
@@ -511,11 +537,14 @@ fn sigint_during_export_leaves_no_file() {
     fs::create_dir_all(&out).unwrap();
     let target = out.join("big.tar");
 
-    let (code, stderr) = interrupt(&node, &["export", "-O", s(&target), &name], || {
+    let (code, stderr) = interrupt(&node, sig, &["export", "-O", s(&target), &name], || {
         fs::read_dir(&out).unwrap().next().is_some()
     });
-    assert_eq!(code, 130, "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(code, exit, "{stderr}");
+    assert!(
+        stderr.contains(&format!("interrupted by SIG{sig}")),
+        "{stderr}"
+    );
     let left: Vec<_> = fs::read_dir(&out)
         .unwrap()
         .flatten()
