@@ -807,6 +807,9 @@ impl Job<'_> {
                 if !ok {
                     bail!("unpacking stopped");
                 }
+                // Leased before it is looked for: a snapshot already there (another
+                // image's layer) must survive a collection until this image holds it.
+                self.lease_snapshot(snapshotter, &chains[i]).await?;
                 self.c
                     .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
                     .await
@@ -818,6 +821,24 @@ impl Job<'_> {
             }
         }
         Ok(done)
+    }
+
+    /// Puts snapshot `key` of `snapshotter` under the import's lease, whether it exists
+    /// yet or not.
+    async fn lease_snapshot(&self, snapshotter: &str, key: &str) -> Result<()> {
+        use crate::proto::containerd::services::leases::v1 as leases;
+        self.c
+            .leases()
+            .add_resource(self.c.req(leases::AddResourceRequest {
+                id: self.lease.clone(),
+                resource: Some(leases::Resource {
+                    id: key.to_string(),
+                    r#type: format!("snapshots/{snapshotter}"),
+                }),
+            }))
+            .await
+            .with_context(|| format!("adding snapshot {key} to lease {}", self.lease))?;
+        Ok(())
     }
 
     /// Snapshot references, then the image records (all or none).
