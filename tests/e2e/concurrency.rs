@@ -651,3 +651,129 @@ fn watch_stops_cleanly_on_signals_mid_import() {
         );
     }
 }
+
+/// An OCI archive of `name`: the layer of `base` and then a ~200 MiB layer of noise,
+/// with `/pause` (from the base layer) as entrypoint.
+fn archive_on_base(path: &Path, base: &FixtureImage, name: &str) {
+    use crate::support::{digest, host_arch};
+    use serde_json::json;
+    const MIB: usize = 1 << 20;
+    let base_layer = base.blobs().remove(&base.layer_digest()).unwrap();
+    let mut noise = vec![0u8; MIB];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    let mut data = Vec::with_capacity(200 * MIB);
+    for i in 0..200u64 {
+        let at = data.len();
+        data.extend_from_slice(&noise);
+        data[at..at + 8].copy_from_slice(&i.to_le_bytes());
+    }
+    let mut layer = tar::Builder::new(Vec::with_capacity(data.len() + 4096));
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    layer.append_data(&mut h, "big", &data[..]).unwrap();
+    drop(data);
+    let big = layer.into_inner().unwrap();
+    let (l1, l2) = (digest(&base_layer), digest(&big));
+    let config = serde_json::to_vec(&json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Entrypoint": ["/pause"]},
+        "rootfs": {"type": "layers", "diff_ids": [l1, l2]},
+    }))
+    .unwrap();
+    let layer_type = "application/vnd.oci.image.layer.v1.tar";
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": layer_type, "digest": l1, "size": base_layer.len()},
+                   {"mediaType": layer_type, "digest": l2, "size": big.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": digest(&manifest), "size": manifest.len(),
+                       "annotations": {"io.containerd.image.name": name}}],
+    }))
+    .unwrap();
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", digest(b).trim_start_matches("sha256:"));
+    let mut out = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap(),
+    ));
+    let members: [(String, &[u8]); 6] = [
+        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json".into(), &index),
+        (blob(&manifest), &manifest),
+        (blob(&config), &config),
+        (blob(&base_layer), &base_layer),
+        (blob(&big), &big),
+    ];
+    for (p, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        out.append_data(&mut h, p, data).unwrap();
+    }
+    out.into_inner()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+}
+
+/// The import of an image whose first layer an unused image already has (so its
+/// snapshot is there and is not unpacked again) while a prune removes that image and
+/// collects garbage: the import still succeeds and its image runs.
+#[test]
+fn prune_during_import_of_an_image_sharing_its_base() {
+    let node = Node::start();
+    let base = FixtureImage::new("docker.io/library/base:1");
+    node.import(&base);
+    let pod = node.run_pod("p");
+    let dir = node.dir().join("derived");
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("derived.tar");
+    let name = "docker.io/library/derived:1";
+    archive_on_base(&archive, &base, name);
+
+    let mut import = Running::spawn(&node, &["import", "-v", s(&archive)]);
+    assert!(
+        wait_until(Duration::from_secs(10), || !leases(&node).trim().is_empty()),
+        "the import took no lease"
+    );
+    // Let it find the base layer's snapshot in place while it writes the big layer.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !import.finished(),
+        "the import ended before the prune could start"
+    );
+    let prune: PruneResult = crimg(node.crimg(), &["prune", "-o", "json"])
+        .expect_code(0)
+        .json();
+    let still_importing = !import.finished();
+    let (import, _) = import.wait(Duration::from_secs(120));
+    let import = import.expect_code(0);
+    assert!(still_importing, "the import finished before the prune did");
+    assert_eq!(
+        prune.removed_tags(),
+        std::slice::from_ref(&base.name),
+        "{prune:#?}"
+    );
+    assert!(node.cri_image_status(name).is_some(), "{}", import.stderr);
+    let id = try_create(&node, &pod, "p", name, "derived")
+        .unwrap_or_else(|e| panic!("a container of the imported image: {e}"));
+    try_start(&node, &id).unwrap();
+    node.wait_for("the container to run", || {
+        node.container_state(&id) == cri::ContainerState::ContainerRunning
+    });
+}
