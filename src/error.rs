@@ -125,3 +125,99 @@ pub fn exit_code_of(err: &anyhow::Error) -> i32 {
         .find_map(|e| e.downcast_ref::<CrimgError>())
         .map_or(exit::FAILED, CrimgError::exit_code)
 }
+
+/// Why the command failed, when it failed because the connection to CRI or containerd
+/// failed under a call (refused, reset, closed mid-stream) rather than the server
+/// answering with an error: "lost the connection to containerd at SOCKET: WHY". Also when the error
+/// was flattened to text on its way up, as long as this process lost a connection.
+pub fn connection_lost(err: &anyhow::Error) -> Option<String> {
+    use crate::runtime::{RpcError, lost_connection, transport_problem};
+    for e in err.chain() {
+        if let Some(r) = e.downcast_ref::<RpcError>() {
+            return r.connection_problem().map(|_| r.to_string());
+        }
+        if let Some(s) = e.downcast_ref::<tonic::Status>() {
+            return transport_problem(s).map(|p| format!("lost the connection: {p}"));
+        }
+    }
+    lost_connection()
+}
+
+/// The hint under an error caused by a lost connection.
+pub const LOST_HINT: &str = "the container runtime stopped answering in the middle of the \
+     command (restarted, killed or overloaded?); run the command again once it answers";
+
+/// An error as one message: each cause after the other, as `{:#}` prints them, but a
+/// gRPC status as its code and message only, without tonic's debug dump of its source.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in err.chain() {
+        if let Some(s) = e.downcast_ref::<tonic::Status>() {
+            parts.push(format!("{:?}: {}", s.code(), s.message()));
+            break;
+        }
+        parts.push(e.to_string());
+    }
+    // Context that repeats what follows it adds nothing.
+    parts.dedup();
+    parts.join(": ")
+}
+
+/// What to print and the exit code for an error that ends the command: a typed error
+/// decides; a connection to the runtime lost under a call is "unreachable" (exit 3) and
+/// the message names the socket; anything else is a failure.
+pub fn report(err: &anyhow::Error) -> (String, i32) {
+    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<CrimgError>()) {
+        return (render(err), e.exit_code());
+    }
+    match connection_lost(err) {
+        Some(lost) => {
+            let mut message = render(err);
+            // The socket is named already when the error came from crimg's own clients.
+            if !message.contains(&lost) {
+                message.push_str(&format!("\n  {lost}"));
+            }
+            message.push_str(&format!("\n  hint: {LOST_HINT}"));
+            (message, exit::UNREACHABLE)
+        }
+        None => (render(err), exit::FAILED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RpcError;
+
+    fn rpc(status: tonic::Status) -> anyhow::Error {
+        anyhow::Error::new(RpcError::new(status, "containerd", "unix:///run/c.sock"))
+            .context("writing blob sha256:ab")
+    }
+
+    #[test]
+    fn lost_connections_exit_3_naming_the_socket() {
+        // Made by the client from a dead socket: the I/O error is its source.
+        let refused = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        let (msg, code) = report(&rpc(refused));
+        assert_eq!(code, exit::UNREACHABLE, "{msg}");
+        assert!(
+            msg.starts_with(
+                "writing blob sha256:ab: lost the connection to containerd at /run/c.sock: \
+                 Connection refused (os error 111)\n  hint: "
+            ),
+            "{msg}"
+        );
+
+        // The server's own answer is a failure, shown without tonic's dump.
+        let (msg, code) = report(&rpc(tonic::Status::not_found("blob gone")));
+        assert_eq!(code, exit::FAILED);
+        assert_eq!(msg, "writing blob sha256:ab: NotFound: blob gone");
+
+        // A deadline is no lost connection.
+        let late = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(crate::runtime::transport_problem(&late), None);
+    }
+}

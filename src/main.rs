@@ -6,7 +6,7 @@ use clap::Parser;
 
 use crimg::app::{self, Outcome};
 use crimg::cli::Cli;
-use crimg::error::{exit, exit_code_of};
+use crimg::error::{exit, report};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -33,17 +33,21 @@ fn main() -> ExitCode {
         Ok(Outcome::Partial) => exit::PARTIAL,
         Err(err) if is_broken_pipe(&err) => exit::OK,
         Err(err) => {
-            eprintln!("crimg: error: {err:#}");
-            exit_code_of(&err)
+            let (message, code) = report(&err);
+            eprintln!("crimg: error: {message}");
+            code
         }
     };
     ExitCode::from(code as u8)
 }
 
-/// Output piped into `head` is no failure.
+/// Output piped into `head` is no failure. A broken pipe under a gRPC status is a lost
+/// connection to the runtime, which is.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain()
+        .take_while(|e| !e.is::<tonic::Status>())
+        .any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
 }

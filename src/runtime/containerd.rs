@@ -45,6 +45,15 @@ impl Containerd {
         })
     }
 
+    /// A failed call as an error that names this socket when the connection failed.
+    pub(crate) fn rpc(&self, status: tonic::Status) -> anyhow::Error {
+        anyhow::Error::new(crate::runtime::RpcError::new(
+            status,
+            "containerd",
+            &self.address,
+        ))
+    }
+
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
@@ -83,6 +92,7 @@ impl Containerd {
         let v = version::version_client::VersionClient::new(self.channel.clone())
             .version(self.req(()))
             .await
+            .map_err(|s| self.rpc(s))
             .context("containerd Version")?
             .into_inner();
         Ok(v.version)
@@ -93,6 +103,7 @@ impl Containerd {
             .images()
             .list(self.req(images::ListImagesRequest { filters: vec![] }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("containerd Images.List")?
             .into_inner();
         Ok(resp.images.into_iter().map(record).collect())
@@ -122,6 +133,7 @@ impl Containerd {
                 ..Default::default()
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("updating labels of image record {name}"))?;
         Ok(())
     }
@@ -175,7 +187,7 @@ impl Containerd {
         match r {
             Ok(_) => Ok(()),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(anyhow::Error::new(s).context(format!("deleting image record {name}"))),
+            Err(s) => Err(self.rpc(s).context(format!("deleting image record {name}"))),
         }
     }
 }

@@ -90,7 +90,7 @@ impl Containerd {
         {
             Ok(r) => Ok(r.into_inner().info.map(info)),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(anyhow::Error::new(s).context(format!("content Info {digest}"))),
+            Err(s) => Err(self.rpc(s).context(format!("content Info {digest}"))),
         }
     }
 
@@ -116,6 +116,7 @@ impl Containerd {
                 update_mask: Some(prost_types::FieldMask { paths }),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("updating labels of blob {digest}"))?;
         Ok(())
     }
@@ -130,7 +131,7 @@ impl Containerd {
         {
             Ok(_) => Ok(()),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(anyhow::Error::new(s).context(format!("deleting blob {digest}"))),
+            Err(s) => Err(self.rpc(s).context(format!("deleting blob {digest}"))),
         }
     }
 
@@ -152,14 +153,15 @@ impl Containerd {
                 if s.code() == tonic::Code::NotFound {
                     anyhow!("blob {digest} is not in the content store")
                 } else {
-                    anyhow::Error::new(s).context(format!("reading blob {digest}"))
+                    self.rpc(s).context(format!("reading blob {digest}"))
                 }
             })?
             .into_inner();
         let digest = digest.to_string();
+        let c = self.clone();
         Ok(stream.map(move |r| {
             r.map(|m| bytes::Bytes::from(m.data))
-                .map_err(|s| anyhow::Error::new(s).context(format!("reading blob {digest}")))
+                .map_err(|s| c.rpc(s).context(format!("reading blob {digest}")))
         }))
     }
 
@@ -276,7 +278,7 @@ impl Containerd {
             Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(Written::AlreadyExists),
             Err(s) => {
                 self.abort_write(&reference).await;
-                Err(anyhow::Error::new(s).context(format!("writing blob {}", desc.digest)))
+                Err(self.rpc(s).context(format!("writing blob {}", desc.digest)))
             }
         }
     }
@@ -313,6 +315,7 @@ impl Containerd {
                 labels: [(GC_EXPIRE.to_string(), until)].into_iter().collect(),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("creating a containerd lease")?;
         Ok(id)
     }
@@ -333,7 +336,7 @@ impl Containerd {
         match self.leases().delete(req).await {
             Ok(_) => Ok(()),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(anyhow::Error::new(s).context(format!("deleting lease {id}"))),
+            Err(s) => Err(self.rpc(s).context(format!("deleting lease {id}"))),
         }
     }
 
@@ -343,6 +346,7 @@ impl Containerd {
             .leases()
             .list(self.req(leases::ListRequest { filters: vec![] }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("listing leases")?
             .into_inner();
         Ok(resp.leases.into_iter().map(|l| l.id).collect())

@@ -47,6 +47,16 @@ impl Cri {
         }
     }
 
+    /// A failed call as an error that names the socket when the connection failed.
+    fn rpc(&self, status: tonic::Status) -> anyhow::Error {
+        let socket = if self.image_endpoint == self.runtime_endpoint {
+            self.runtime_endpoint.clone()
+        } else {
+            format!("{} or {}", self.runtime_endpoint, self.image_endpoint)
+        };
+        anyhow::Error::new(crate::runtime::RpcError::new(status, "CRI", &socket))
+    }
+
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.set_timeout(self.timeout);
@@ -61,6 +71,7 @@ impl Cri {
                 version: "v1".into(),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("CRI Version")?
             .into_inner();
         Ok(RuntimeVersion {
@@ -76,6 +87,7 @@ impl Cri {
             .clone()
             .list_images(self.req(cri::ListImagesRequest { filter: None }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("CRI ListImages")?
             .into_inner();
         Ok(resp.images.into_iter().map(cri_image).collect())
@@ -91,6 +103,7 @@ impl Cri {
                 verbose: false,
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("CRI ImageStatus {reference}"))?
             .into_inner();
         Ok(resp.image.map(|i| i.id))
@@ -102,6 +115,7 @@ impl Cri {
             .clone()
             .list_containers(self.req(cri::ListContainersRequest { filter: None }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("CRI ListContainers")?
             .into_inner();
         Ok(resp
@@ -127,6 +141,7 @@ impl Cri {
             .clone()
             .list_pod_sandbox(self.req(cri::ListPodSandboxRequest { filter: None }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("CRI ListPodSandbox")?
             .into_inner();
         let mut sandboxes: Vec<SandboxInfo> = resp
@@ -189,6 +204,7 @@ impl Cri {
             .clone()
             .status(self.req(cri::StatusRequest { verbose: true }))
             .await
+            .map_err(|s| self.rpc(s))
             .context("CRI Status")?
             .into_inner()
             .info)
@@ -201,6 +217,7 @@ impl Cri {
                 image: Some(image_spec(id)),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("CRI RemoveImage {id}"))?;
         Ok(())
     }
@@ -211,6 +228,7 @@ impl Cri {
             .clone()
             .image_fs_info(self.req(cri::ImageFsInfoRequest {}))
             .await
+            .map_err(|s| self.rpc(s))
             .context("CRI ImageFsInfo")?
             .into_inner();
         Ok(resp
@@ -277,6 +295,7 @@ impl Cri {
                 ..Default::default()
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("CRI PullImage {reference}"))?
             .into_inner();
         Ok(resp.image_ref)

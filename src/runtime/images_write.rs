@@ -41,7 +41,7 @@ impl Containerd {
         {
             Ok(r) => Ok(r.into_inner().image.map(record)),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(anyhow::Error::new(s).context(format!("containerd Images.Get {name}"))),
+            Err(s) => Err(self.rpc(s).context(format!("containerd Images.Get {name}"))),
         }
     }
 
@@ -87,10 +87,11 @@ impl Containerd {
                         ..Default::default()
                     }))
                     .await
+                    .map_err(|s| self.rpc(s))
                     .with_context(|| format!("updating image record {name}"))?;
                 Ok(RecordChange::Replaced(before))
             }
-            Err(s) => Err(anyhow::Error::new(s).context(format!("creating image record {name}"))),
+            Err(s) => Err(self.rpc(s).context(format!("creating image record {name}"))),
         }
     }
 
@@ -125,6 +126,7 @@ impl Containerd {
                         ..Default::default()
                     }))
                     .await
+                    .map_err(|s| self.rpc(s))
                     .with_context(|| format!("restoring image record {name}"))?;
                 Ok(())
             }
@@ -143,6 +145,7 @@ impl Containerd {
                 }),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("adding blob {digest} to lease {lease}"))?;
         Ok(())
     }
@@ -248,7 +251,7 @@ impl Containerd {
             Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(digest),
             Err(s) => {
                 abort().await;
-                Err(anyhow::Error::new(s).context("writing a blob"))
+                Err(self.rpc(s).context("writing a blob"))
             }
         }
     }

@@ -9,11 +9,102 @@ pub mod images_write;
 pub mod transport;
 pub mod unpack;
 
+use std::fmt;
+use std::sync::Mutex;
+
 /// The message of a gRPC status without tonic's wrapping, found anywhere in the error's
 /// chain; any other error in full.
 pub fn status_text(e: &anyhow::Error) -> String {
+    if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<RpcError>()) {
+        return r.to_string();
+    }
     match e.chain().find_map(|c| c.downcast_ref::<tonic::Status>()) {
         Some(s) => format!("{:?}: {}", s.code(), s.message()),
         None => format!("{e:#}"),
     }
+}
+
+/// A failed call to CRI or containerd. Shown as the status code and message, or, when the
+/// connection failed under the call (refused, reset, closed mid-stream), as that, naming
+/// the socket: tonic's own rendering dumps its transport internals.
+#[derive(Debug)]
+pub struct RpcError {
+    pub status: tonic::Status,
+    /// What was called: `containerd` or `CRI`.
+    pub service: &'static str,
+    pub socket: String,
+}
+
+impl RpcError {
+    /// Wraps a status; a lost connection is also remembered for [`lost_connection`].
+    pub fn new(status: tonic::Status, service: &'static str, socket: &str) -> RpcError {
+        let e = RpcError {
+            status,
+            service,
+            socket: socket.trim_start_matches("unix://").to_string(),
+        };
+        if let Some(problem) = e.connection_problem()
+            && let Ok(mut lost) = LOST.lock()
+            && lost.is_none()
+        {
+            *lost = Some(format!(
+                "lost the connection to {} at {}: {problem}",
+                e.service, e.socket
+            ));
+        }
+        e
+    }
+
+    /// Why the connection failed, when the call failed because it did.
+    pub fn connection_problem(&self) -> Option<String> {
+        transport_problem(&self.status)
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.connection_problem() {
+            Some(problem) => write!(
+                f,
+                "lost the connection to {} at {}: {problem}",
+                self.service, self.socket
+            ),
+            None => write!(f, "{:?}: {}", self.status.code(), self.status.message()),
+        }
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// Why the connection failed under a call, in the transport's own words (e.g.
+/// "Connection refused (os error 111)"); `None` when the server answered with an error.
+pub fn transport_problem(status: &tonic::Status) -> Option<String> {
+    // A status the client made from a transport failure (hyper, h2, the socket) carries
+    // that failure as its source; one the server sent carries none. A deadline that
+    // expired is the other client-made kind, and no lost connection.
+    let mut deepest = None;
+    let mut src = std::error::Error::source(status);
+    while let Some(e) = src {
+        if e.is::<tonic::TimeoutExpired>() {
+            return None;
+        }
+        deepest = Some(e.to_string());
+        src = e.source();
+    }
+    if deepest.is_some() {
+        deepest
+    } else if status.code() == tonic::Code::Unavailable {
+        Some(status.message().to_string())
+    } else {
+        None
+    }
+}
+
+/// The first connection lost during this run, as [`RpcError`] shows it.
+static LOST: Mutex<Option<String>> = Mutex::new(None);
+
+/// The first connection this process lost to CRI or containerd, if it lost one: the
+/// socket and why. A command that failed after that failed because of it.
+pub fn lost_connection() -> Option<String> {
+    LOST.lock().ok().and_then(|l| l.clone())
 }

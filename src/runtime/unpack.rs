@@ -46,9 +46,9 @@ impl Containerd {
         {
             Ok(_) => Ok(true),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
-            Err(s) => {
-                Err(anyhow::Error::new(s).context(format!("snapshot Stat {key} ({snapshotter})")))
-            }
+            Err(s) => Err(self
+                .rpc(s)
+                .context(format!("snapshot Stat {key} ({snapshotter})"))),
         }
     }
 
@@ -61,6 +61,7 @@ impl Containerd {
                 filters: vec![],
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("listing snapshots of {snapshotter}"))?
             .into_inner();
         let mut names = Vec::new();
@@ -100,6 +101,7 @@ impl Containerd {
                 labels: Default::default(),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| {
                 format!(
                     "preparing a {snapshotter} snapshot for layer {}",
@@ -145,6 +147,7 @@ impl Containerd {
                 ..Default::default()
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("applying layer {}", layer.digest))?
             .into_inner()
             .applied
@@ -178,7 +181,9 @@ impl Containerd {
                     .await;
                 Ok(Unpacked::Present)
             }
-            Err(s) => Err(anyhow::Error::new(s).context(format!("committing snapshot {chain_id}"))),
+            Err(s) => Err(self
+                .rpc(s)
+                .context(format!("committing snapshot {chain_id}"))),
         }
     }
 }
