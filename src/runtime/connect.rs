@@ -157,9 +157,36 @@ pub fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
 const RUNTIME_HINT: &str = "is the container runtime running? Name its socket with \
      --runtime-endpoint (or CONTAINER_RUNTIME_ENDPOINT, or runtime-endpoint in /etc/crictl.yaml)";
 
+const PERMISSION_HINT: &str = "the socket admits only its owner and group: run crimg as \
+     root (e.g. with sudo), or as a member of the socket's group";
+
+/// Why connecting to `path` failed; for a permission problem, who may use the socket.
+fn socket_problem(path: &Path, e: &std::io::Error) -> String {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return e.to_string();
+    }
+    // /proc/self belongs to the process's effective user and group.
+    let me = match std::fs::metadata("/proc/self") {
+        Ok(m) => format!("crimg runs as uid {} gid {}", m.uid(), m.gid()),
+        Err(_) => "crimg is not root".into(),
+    };
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            "permission denied: the socket is owner {} group {} mode {:04o}, {me}",
+            m.uid(),
+            m.gid(),
+            m.permissions().mode() & 0o7777
+        ),
+        // The socket itself cannot be looked at: a directory on the way is closed.
+        Err(_) => format!("permission denied: a directory on the way to it is closed; {me}"),
+    }
+}
+
 /// Connects to the CRI runtime and image services.
 pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
     let mut tried = Vec::new();
+    let mut denied = false;
     let mut runtime = None;
     for ep in &r.runtime_candidates {
         let path = socket_path(ep).map_err(CrimgError::Usage)?;
@@ -175,17 +202,24 @@ pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
                 runtime = Some((ep.clone(), ch));
                 break;
             }
-            Err(e) => tried.push(Tried {
-                endpoint: ep.clone(),
-                problem: e.to_string(),
-            }),
+            Err(e) => {
+                denied |= e.kind() == std::io::ErrorKind::PermissionDenied;
+                tried.push(Tried {
+                    endpoint: ep.clone(),
+                    problem: socket_problem(&path, &e),
+                })
+            }
         }
     }
     let Some((runtime_ep, runtime_ch)) = runtime else {
         return Err(CrimgError::Unreachable {
             what: "container runtime (CRI)",
             tried,
-            hint: RUNTIME_HINT.into(),
+            hint: if denied {
+                PERMISSION_HINT.into()
+            } else {
+                RUNTIME_HINT.into()
+            },
         });
     };
     let (image_ep, image_ch) = match &r.image_endpoint {
@@ -195,9 +229,13 @@ pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
                 what: "CRI image service",
                 tried: vec![Tried {
                     endpoint: ep.clone(),
-                    problem: e.to_string(),
+                    problem: socket_problem(&path, &e),
                 }],
-                hint: "check --image-endpoint (or IMAGE_SERVICE_ENDPOINT, or image-endpoint in the config file)".into(),
+                hint: if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    PERMISSION_HINT.into()
+                } else {
+                    "check --image-endpoint (or IMAGE_SERVICE_ENDPOINT, or image-endpoint in the config file)".into()
+                },
             })?;
             (ep.clone(), ch)
         }
@@ -235,6 +273,7 @@ pub async fn connect_containerd(
     timeout: Duration,
 ) -> Result<Containerd, CrimgError> {
     let mut tried = Vec::new();
+    let mut denied = false;
     for c in candidates {
         let path = socket_path(c).map_err(CrimgError::Usage)?;
         match connect_unix(&path, timeout).await {
@@ -252,16 +291,23 @@ pub async fn connect_containerd(
                     }),
                 }
             }
-            Err(e) => tried.push(Tried {
-                endpoint: c.clone(),
-                problem: e.to_string(),
-            }),
+            Err(e) => {
+                denied |= e.kind() == std::io::ErrorKind::PermissionDenied;
+                tried.push(Tried {
+                    endpoint: c.clone(),
+                    problem: socket_problem(&path, &e),
+                })
+            }
         }
     }
     Err(CrimgError::Unreachable {
         what: "containerd API",
         tried,
-        hint: "this command needs containerd's own API; name its socket with --address (or CONTAINERD_ADDRESS)".into(),
+        hint: if denied {
+            PERMISSION_HINT.into()
+        } else {
+            "this command needs containerd's own API; name its socket with --address (or CONTAINERD_ADDRESS)".into()
+        },
     })
 }
 

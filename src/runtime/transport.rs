@@ -44,12 +44,37 @@ pub async fn connect_unix(path: &Path, connect_timeout: Duration) -> std::io::Re
     let fut = endpoint.connect_with_connector(connector);
     match tokio::time::timeout(connect_timeout, fut).await {
         Ok(Ok(ch)) => Ok(ch),
-        Ok(Err(e)) => Err(std::io::Error::other(flatten(&e))),
+        Ok(Err(e)) => Err(match io_kind(&e) {
+            // Said plainly: these are what an operator acts on.
+            Some(kind @ std::io::ErrorKind::PermissionDenied) => {
+                std::io::Error::new(kind, "permission denied")
+            }
+            Some(kind @ std::io::ErrorKind::NotFound) => {
+                std::io::Error::new(kind, "no such socket")
+            }
+            Some(kind @ std::io::ErrorKind::ConnectionRefused) => {
+                std::io::Error::new(kind, "connection refused: nothing listens on it")
+            }
+            Some(kind) => std::io::Error::new(kind, flatten(&e)),
+            None => std::io::Error::other(flatten(&e)),
+        }),
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "timed out connecting",
         )),
     }
+}
+
+/// The kind of the I/O error under a transport error, if one is there.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 fn flatten(e: &dyn std::error::Error) -> String {
