@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::{Outcome, Session, Settings, inventory, state, status_text};
 use crate::cli::{OutputFormat, PruneArgs};
-use crate::error::CrimgError;
+use crate::error::{CrimgError, connection_lost};
 use crate::model::{Image, Inventory};
 use crate::plan::exclude;
 use crate::plan::protect::Protection;
@@ -75,6 +75,7 @@ pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
     }
 
     let mut failed: Vec<(Image, String)> = Vec::new();
+    let mut lost = None;
     if !args.dry_run && plan.removals().next().is_some() {
         // Anything that started using an image since the plan was made keeps it.
         let fresh = inventory::gather(&mut session).await?;
@@ -84,9 +85,18 @@ pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
                 "{newly_used} image(s) became used while planning; kept"
             ));
         }
-        failed = remove(&mut session, &inv, &plan, args.parallel as usize).await;
+        (failed, lost) = remove(&mut session, &inv, &plan, args.parallel as usize).await;
     }
     render_plan(&session.settings, &plan, &failed, args.dry_run)?;
+    // Removals that failed because the runtime went away are no partial success: the
+    // runtime is unreachable (exit 3), and the table above says what was done.
+    if let Some(lost) = lost {
+        let planned = plan.removals().count();
+        return Err(anyhow::anyhow!(
+            "{} of {planned} removal(s) failed, {lost}; the others were done",
+            failed.len()
+        ));
+    }
     Ok(if failed.is_empty() {
         Outcome::Done
     } else {
@@ -130,7 +140,8 @@ async fn target_usage(session: &Session, percent: f64) -> Result<TargetUsage> {
     })
 }
 
-/// Removes the planned images. Returns those that failed, with the error.
+/// Removes the planned images. Returns those that failed, with the error, and when
+/// some failed because the connection to the runtime was lost, the socket and why.
 ///
 /// With containerd, every record of every image (tags, digests, the ID record CRI keeps)
 /// is deleted without waiting for garbage collection, a bounded number at a time, then
@@ -142,7 +153,7 @@ async fn remove(
     inv: &Inventory,
     plan: &Plan,
     parallel: usize,
-) -> Vec<(Image, String)> {
+) -> (Vec<(Image, String)>, Option<String>) {
     let removals: Vec<&Decision> = plan.removals().collect();
     let bar = progress(&session.settings, removals.len() as u64);
     let containerd = if inv.containerd {
@@ -197,10 +208,14 @@ async fn remove(
         .map(|(i, _)| i.id.as_str())
         .collect();
     wait_for_cri(session, &removed).await;
-    results
+    let lost = results
+        .iter()
+        .find_map(|(_, r)| r.as_ref().err().and_then(connection_lost));
+    let failed = results
         .into_iter()
         .filter_map(|(i, r)| r.err().map(|e| (i, status_text(&e))))
-        .collect()
+        .collect();
+    (failed, lost)
 }
 
 /// Runs containerd's garbage collection and waits for it.
