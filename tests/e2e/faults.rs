@@ -1,1 +1,371 @@
 //! Faults during work: containerd killed or restarted, a full disk, a socket without permission.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::hostile::{big_archive, leases, wait_until};
+use crate::run::{Run, crimg};
+use crate::support::archives;
+use crate::support::{FixtureImage, Node};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Starts crimg with these arguments, its output piped.
+fn spawn(node: &Node, args: &[&str]) -> Child {
+    node.crimg()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crimg")
+}
+
+/// Waits (bounded) for a spawned crimg and returns what it printed.
+fn finish(mut child: Child, limit: Duration) -> Run {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("crimg did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
+/// The leases as `(id, gc.expire)`.
+fn lease_expiries(node: &Node) -> Vec<(String, Option<SystemTime>)> {
+    node.ctr_ok(&["leases", "ls"])
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            let id = cols.next()?.to_string();
+            let expire = cols
+                .flat_map(|c| c.split(','))
+                .find_map(|l| l.strip_prefix("containerd.io/gc.expire="))
+                .and_then(|t| humantime::parse_rfc3339(t).ok());
+            Some((id, expire))
+        })
+        .collect()
+}
+
+/// containerd SIGKILLed while crimg streams a layer: crimg says it lost containerd,
+/// naming the socket (exit 3); after a restart CRI sees no half image; the killed run's
+/// lease expires by itself and, once gone, its partial ingest is collected; a rerun
+/// imports the image.
+#[test]
+fn containerd_killed_during_import() {
+    let mut node = Node::start();
+    let dir = node.dir().join("big");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("big.tar");
+    let name = big_archive(&archive);
+
+    let child = spawn(&node, &["import", s(&archive)]);
+    // Underway: the lease is taken and the layer is being written.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            !leases(&node).trim().is_empty()
+                && node.ctr_ok(&["content", "active"]).lines().nth(1).is_some()
+        }),
+        "the import never got underway"
+    );
+    let killed_at = SystemTime::now();
+    node.kill_containerd();
+    let r = finish(child, Duration::from_secs(30));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let socket = node.socket().display().to_string();
+    let error = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("crimg: error:"))
+        .unwrap_or_else(|| panic!("no error line: {}", r.stderr));
+    assert!(error.contains(s(&archive)), "names the archive: {error}");
+    assert!(
+        error.contains(&format!("lost the connection to containerd at {socket}")),
+        "names the socket: {error}"
+    );
+    assert!(
+        !r.stderr.contains("tonic::"),
+        "no transport dump: {}",
+        r.stderr
+    );
+
+    node.restart_containerd();
+    // No half image: no record, so nothing for CRI to list.
+    assert!(
+        !node
+            .cri_images()
+            .iter()
+            .any(|i| i.repo_tags.contains(&name)),
+        "CRI lists the half-imported image"
+    );
+    assert!(!node.ctr_ok(&["images", "ls", "-q"]).contains(&name));
+    // What the killed run left is under its lease, which expires by itself.
+    let stale = lease_expiries(&node);
+    assert!(!stale.is_empty(), "the killed run left no lease?");
+    for (id, expire) in &stale {
+        assert!(id.starts_with("crimg-import-"), "a lease not crimg's: {id}");
+        let expire = expire.unwrap_or_else(|| panic!("lease {id} never expires"));
+        assert!(
+            expire <= killed_at + Duration::from_secs(4 * 3600 + 60),
+            "lease {id} holds its content for too long"
+        );
+    }
+
+    // The rerun completes, the stale lease notwithstanding.
+    crimg(node.crimg(), &["import", s(&archive)]).expect_code(0);
+    assert!(
+        node.cri_images()
+            .iter()
+            .any(|i| i.repo_tags.contains(&name))
+    );
+    let left: Vec<String> = lease_expiries(&node).into_iter().map(|l| l.0).collect();
+    assert_eq!(
+        left,
+        stale.iter().map(|l| l.0.clone()).collect::<Vec<_>>(),
+        "the rerun left a lease of its own"
+    );
+
+    // Once the stale lease is gone (expired, or deleted as here), what only it held, the
+    // partial ingest, is collected; the image keeps the rest.
+    let content_before = node.ctr_ok(&["content", "ls", "-q"]);
+    for id in &left {
+        node.ctr_ok(&["leases", "rm", "--sync", id]);
+    }
+    assert_eq!(node.ctr_ok(&["content", "active"]).lines().nth(1), None);
+    let ingest = node
+        .dir()
+        .join("root/io.containerd.content.v1.content/ingest");
+    assert_eq!(
+        fs::read_dir(&ingest).map(|d| d.count()).unwrap_or(0),
+        0,
+        "ingest left on disk"
+    );
+    assert_eq!(node.ctr_ok(&["content", "ls", "-q"]), content_before);
+    let _ = crimg(node.crimg(), &["list"]).expect_code(0);
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped (the node's teardown would too).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "mount -t tmpfs (tests run as root)");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Exporting onto a filesystem that fills up: a one-line error naming the target and
+/// "No space left on device", exit 1, and the directory left as it was.
+#[test]
+fn full_disk_during_export() {
+    let node = Node::start();
+    let dir = node.dir().join("big");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("big.tar");
+    let name = big_archive(&archive);
+    crimg(node.crimg(), &["import", "--no-unpack", s(&archive)]).expect_code(0);
+    fs::remove_file(&archive).unwrap();
+
+    let small = Tmpfs::mount(&node.dir().join("small"), "2m");
+    fs::write(small.0.join("keep"), "was here").unwrap();
+    let target = small.0.join("x.tar");
+    for compress in [None, Some("gzip")] {
+        let mut args = vec!["export", "-O", s(&target), &name];
+        if let Some(c) = compress {
+            args.extend(["--compress", c]);
+        }
+        let r = crimg(node.crimg(), &args);
+        assert_eq!(r.code, 1, "{compress:?}: {}", r.stderr);
+        let line = r.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "one line: {line}");
+        assert!(line.contains(s(&target)), "names the file: {line}");
+        assert!(line.contains("No space left on device"), "says why: {line}");
+        let names: Vec<String> = fs::read_dir(&small.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["keep"], "{compress:?}: files left behind");
+    }
+    assert!(leases(&node).trim().is_empty(), "a lease was left");
+}
+
+/// Runs `cmd` as nobody (uid and gid 65534, no supplementary groups).
+fn as_nobody(cmd: Command) -> Command {
+    let mut out = Command::new("setpriv");
+    out.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => out.env(k, v),
+            None => out.env_remove(k),
+        };
+    }
+    out
+}
+
+/// A user who may not open the socket: exit 3, naming the socket, saying permission is
+/// denied and what to do about it.
+#[test]
+fn socket_without_permission() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::start();
+    // Let others reach the socket, so what stops them is the socket's own mode (0660,
+    // root's). Only this node's temp dir is touched.
+    fs::set_permissions(node.dir(), fs::Permissions::from_mode(0o711)).unwrap();
+    let socket = node.socket().display().to_string();
+    for args in [
+        &["list"][..],
+        &["prune", "--dry-run"],
+        &["export", "-O", "-", "x"],
+    ] {
+        let r = crimg(as_nobody(node.crimg()), args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&socket),
+            "{args:?} names the socket: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.to_lowercase().contains("permission denied"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("root"),
+            "{args:?} says to run as root: {}",
+            r.stderr
+        );
+    }
+}
+
+/// containerd restarted while prune removes 120 images one at a time. Wherever the
+/// restart lands, nothing protected is lost; when removals failed, crimg says the
+/// runtime went away, naming the socket (exit 3); a rerun removes the rest.
+#[test]
+fn containerd_restarted_during_prune() {
+    let mut node = Node::start();
+    node.ensure_pause_image();
+    let pod = node.run_pod("keeper");
+    let images: Vec<FixtureImage> = (0..120)
+        .map(|i| FixtureImage::new(&format!("docker.io/library/churn-{i}:1")))
+        .collect();
+    let refs: Vec<&FixtureImage> = images.iter().collect();
+    let tar = node.dir().join("churn.tar");
+    archives::write(&tar, &archives::tar(&archives::oci_layout(&refs, false)));
+    node.ctr_ok(&["images", "import", "--no-unpack", s(&tar)]);
+    node.wait_for("CRI to list the images", || {
+        node.cri_images().len() > images.len()
+    });
+    // Protected: pinned ones, excluded ones, the pause image of the running pod.
+    for img in images.iter().step_by(10) {
+        node.set_label(&img.name, "io.cri-containerd.pinned", Some("pinned"));
+    }
+    let mut prune = vec!["prune", "--parallel", "1"];
+    for img in &images[10..20] {
+        prune.extend(["--exclude", img.name.as_str()]);
+    }
+    let sandbox = "registry.k8s.io/pause:3.9".to_string();
+    let protected: Vec<String> = images
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 == 0 || (10..20).contains(i))
+        .map(|(_, img)| img.name.clone())
+        .chain([sandbox])
+        .collect();
+    let tagged = |node: &Node| -> Vec<String> {
+        node.cri_images()
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .collect()
+    };
+
+    let child = spawn(&node, &prune);
+    // Mid-way, ideally: once some records are gone, while others are left.
+    let start = node.ctr_ok(&["images", "ls", "-q"]).lines().count();
+    wait_until(Duration::from_secs(20), || {
+        node.ctr_ok(&["images", "ls", "-q"]).lines().count() < start - 20
+    });
+    node.restart_containerd();
+    let r = finish(child, Duration::from_secs(60));
+    let socket = node.socket().display().to_string();
+    match r.code {
+        // The restart landed after the last removal.
+        0 => {}
+        3 => {
+            assert!(r.stderr.contains(&socket), "names the socket: {}", r.stderr);
+            // Lost mid-way, or (had the restart come first) not reached at all.
+            assert!(
+                r.stderr.contains("lost the connection") || r.stderr.contains("unreachable"),
+                "says why: {}",
+                r.stderr
+            );
+        }
+        code => panic!("exit {code}\n{}\n{}", r.stdout, r.stderr),
+    }
+    eprintln!("first run: exit {}, {}", r.code, r.stderr);
+    let left = tagged(&node);
+    for p in &protected {
+        assert!(left.contains(p), "{p} was lost");
+    }
+    assert!(
+        node.list_pods().iter().any(|p| p.id == pod),
+        "the pod's sandbox is gone"
+    );
+
+    let r = crimg(node.crimg(), &[&prune[..], &["-o", "json"]].concat()).expect_code(0);
+    let left = tagged(&node);
+    let mut want = protected.clone();
+    want.sort();
+    let mut got: Vec<String> = left.into_iter().collect();
+    got.sort();
+    assert_eq!(got, want, "{}", r.stdout);
+}
