@@ -509,10 +509,11 @@ impl Job<'_> {
 
     /// Whether the store has the blob; if so it is put under the lease and labelled.
     async fn present(&self, digest: &str, labels: &BTreeMap<String, String>) -> Result<bool> {
+        // Leased before it is looked for, so a collection between the two cannot take it.
+        self.c.lease_content(&self.lease, digest).await?;
         let Some(info) = self.c.content_info(digest).await? else {
             return Ok(false);
         };
-        self.c.lease_content(&self.lease, digest).await?;
         if labels.iter().any(|(k, v)| info.labels.get(k) != Some(v)) {
             self.label(digest, labels).await?;
         }
