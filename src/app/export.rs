@@ -717,6 +717,16 @@ async fn send(tx: &tokio::sync::mpsc::Sender<Msg>, msg: Msg) -> Result<()> {
         .map_err(|_| anyhow!("the archive writer stopped"))
 }
 
+/// A blob that could not go into the archive: the output failed (a full disk), or the
+/// content store sent other than the blob's declared size.
+fn blob_error(digest: &str, e: anyhow::Error) -> anyhow::Error {
+    if e.chain().any(|c| c.is::<std::io::Error>()) {
+        e.context(format!("blob {digest}"))
+    } else {
+        anyhow!("blob {digest}: the content store sent {e:#}")
+    }
+}
+
 fn write_thread<W: Write>(
     out: W,
     compression: Compression,
@@ -738,18 +748,14 @@ fn write_thread<W: Write>(
                     h.update(&b);
                 }
                 tar.write_data(&b).map_err(|e| {
-                    anyhow!(
-                        "blob {}: the content store sent {e:#}",
-                        current.as_ref().map_or("?", |(d, _)| d.as_str())
-                    )
+                    blob_error(current.as_ref().map_or("?", |(d, _)| d.as_str()), e)
                 })?;
             }
             Msg::End => {
                 let (digest, h) = current
                     .take()
                     .ok_or_else(|| anyhow!("archive writer: blob end without a start"))?;
-                tar.end_file()
-                    .map_err(|e| anyhow!("blob {digest}: the content store sent {e:#}"))?;
+                tar.end_file().map_err(|e| blob_error(&digest, e))?;
                 let actual = sha256_digest(h);
                 if actual != digest {
                     bail!(

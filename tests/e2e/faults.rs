@@ -226,6 +226,10 @@ fn full_disk_during_export() {
         assert_eq!(line.lines().count(), 1, "one line: {line}");
         assert!(line.contains(s(&target)), "names the file: {line}");
         assert!(line.contains("No space left on device"), "says why: {line}");
+        assert!(
+            !line.contains("content store"),
+            "blames the right side: {line}"
+        );
         let names: Vec<String> = fs::read_dir(&small.0)
             .unwrap()
             .flatten()
