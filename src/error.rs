@@ -41,6 +41,12 @@ pub enum CrimgError {
     /// SIGINT or SIGTERM stopped the command; `what` says what was undone.
     #[error("interrupted by {signal}; {what}")]
     Interrupted { signal: Signal, what: String },
+    /// Work cut short because the connection to CRI or containerd was lost under a
+    /// call: `shown` is the message, `lost` the socket and why ("lost the connection to
+    /// containerd at SOCKET: WHY"). Also an error that had to become text on its way up
+    /// but is still a lost connection (see [`flattened`]).
+    #[error("{shown}")]
+    Lost { shown: String, lost: String },
 }
 
 /// The signals that stop a command cleanly.
@@ -115,6 +121,7 @@ impl CrimgError {
                 signal: Signal::Term,
                 ..
             } => exit::SIGTERM,
+            CrimgError::Lost { .. } => exit::UNREACHABLE,
         }
     }
 }
@@ -128,11 +135,14 @@ pub fn exit_code_of(err: &anyhow::Error) -> i32 {
 
 /// Why the command failed, when it failed because the connection to CRI or containerd
 /// failed under a call (refused, reset, closed mid-stream) rather than the server
-/// answering with an error: "lost the connection to containerd at SOCKET: WHY". Also when the error
-/// was flattened to text on its way up, as long as this process lost a connection.
+/// answering with an error: "lost the connection to containerd at SOCKET: WHY". Found in
+/// the error's chain: the call's own error, or a [`CrimgError::Lost`] that stands for it.
 pub fn connection_lost(err: &anyhow::Error) -> Option<String> {
-    use crate::runtime::{RpcError, lost_connection, transport_problem};
+    use crate::runtime::{RpcError, transport_problem};
     for e in err.chain() {
+        if let Some(CrimgError::Lost { lost, .. }) = e.downcast_ref::<CrimgError>() {
+            return Some(lost.clone());
+        }
         if let Some(r) = e.downcast_ref::<RpcError>() {
             return r.connection_problem().map(|_| r.to_string());
         }
@@ -140,7 +150,15 @@ pub fn connection_lost(err: &anyhow::Error) -> Option<String> {
             return transport_problem(s).map(|p| format!("lost the connection: {p}"));
         }
     }
-    lost_connection()
+    None
+}
+
+/// `err` shown as `text` only (its chain dropped), still a lost connection if it was one.
+pub fn flattened(text: String, err: &anyhow::Error) -> anyhow::Error {
+    match connection_lost(err) {
+        Some(lost) => CrimgError::Lost { shown: text, lost }.into(),
+        None => anyhow::Error::msg(text),
+    }
 }
 
 /// The hint under an error caused by a lost connection.
@@ -167,7 +185,9 @@ pub fn render(err: &anyhow::Error) -> String {
 /// decides; a connection to the runtime lost under a call is "unreachable" (exit 3) and
 /// the message names the socket; anything else is a failure.
 pub fn report(err: &anyhow::Error) -> (String, i32) {
-    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<CrimgError>()) {
+    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<CrimgError>())
+        && !matches!(e, CrimgError::Lost { .. })
+    {
         return (render(err), e.exit_code());
     }
     match connection_lost(err) {
@@ -215,6 +235,21 @@ mod tests {
         let (msg, code) = report(&rpc(tonic::Status::not_found("blob gone")));
         assert_eq!(code, exit::FAILED);
         assert_eq!(msg, "writing blob sha256:ab: NotFound: blob gone");
+
+        // Flattened to text on its way up, it is still a lost connection.
+        let lost = rpc(tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        ))));
+        let flat = flattened(format!("x.tar: {lost:#}"), &lost);
+        assert_eq!(flat.to_string(), format!("x.tar: {lost:#}"));
+        let (msg, code) = report(&flat.context("2 of 3 item(s) failed"));
+        assert_eq!(code, exit::UNREACHABLE, "{msg}");
+        assert!(msg.contains("hint: "), "{msg}");
+        // Flattened, a server's answer stays a failure.
+        let answer = rpc(tonic::Status::not_found("blob gone"));
+        let (_, code) = report(&flattened(format!("{answer:#}"), &answer));
+        assert_eq!(code, exit::FAILED);
 
         // A deadline is no lost connection.
         let late = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));

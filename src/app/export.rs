@@ -704,6 +704,8 @@ async fn write_archive<W: Write + Send + 'static>(
         .map_err(|_| anyhow!("the archive writer thread panicked"))?;
     match (fed, written) {
         (Ok(()), Ok(r)) => Ok(r),
+        // A lost containerd explains the writer's "export aborted" (and exits 3).
+        (Err(e), Err(_)) if crate::error::connection_lost(&e).is_some() => Err(e),
         // The writer's own error (disk full, a short blob) explains a closed channel.
         (Err(_), Err(e)) => Err(e),
         (Err(e), Ok(_)) => Err(e),

@@ -168,13 +168,14 @@ pub struct ImportedImage {
 }
 
 /// What one item did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct ItemResult {
     pub images: Vec<ImportedImage>,
     /// Bytes written to the content store.
     pub written: u64,
-    /// Per-reference failures of a list (the item's other references may have worked).
-    pub failures: Vec<String>,
+    /// Per-reference failures of a list (the item's other references may have worked),
+    /// each shown as `line N: REFERENCE: WHY`.
+    pub failures: Vec<anyhow::Error>,
 }
 
 /// What every import of one run shares.
@@ -337,9 +338,20 @@ impl Importer {
     pub async fn import_list(&self, session: &Session, path: &Path) -> Result<ItemResult> {
         let text = std::fs::read_to_string(path).context("reading the list")?;
         let mut result = ItemResult::default();
+        let mut lost = None;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(lost) = &lost {
+                // The runtime is gone: every other reference would fail the same way.
+                result
+                    .failures
+                    .push(anyhow::Error::new(crate::error::CrimgError::Lost {
+                        shown: format!("line {}: {line}: not attempted: {lost}", n + 1),
+                        lost: String::clone(lost),
+                    }));
                 continue;
             }
             let outcome: Result<ImportedImage> = async {
@@ -356,15 +368,20 @@ impl Importer {
                 bar.enable_steady_tick(Duration::from_millis(200));
                 let pulled = session.cri.pull_image(&name).await;
                 bar.finish_and_clear();
-                let id = pulled.map_err(|e| anyhow!(crate::app::status_text(&e)))?;
+                let id =
+                    pulled.map_err(|e| crate::error::flattened(crate::app::status_text(&e), &e))?;
                 Ok(listed(name, id, "pulled"))
             }
             .await;
             match outcome {
                 Ok(i) => result.images.push(i),
-                Err(e) => result
-                    .failures
-                    .push(format!("line {}: {line}: {e:#}", n + 1)),
+                Err(e) => {
+                    lost = crate::error::connection_lost(&e);
+                    result.failures.push(crate::error::flattened(
+                        format!("line {}: {line}: {e:#}", n + 1),
+                        &e,
+                    ));
+                }
             }
         }
         Ok(result)
@@ -1072,8 +1089,8 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
     let single = items.len() == 1;
     let mut report = Report::default();
     let work = import_all(&importer, &session, &items, single, &mut report);
-    tokio::select! {
-        () = work => {}
+    let lost = tokio::select! {
+        lost = work => lost,
         // Dropping `work` stops the import in progress; its lease goes now, and with
         // it whatever it had written. Archives imported before the signal stay.
         signal = crate::error::interrupted() => {
@@ -1084,38 +1101,69 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
             }
             .into());
         }
-    }
+    };
     report.render(&importer.settings, start.elapsed())?;
     let images: usize = report.imported.iter().map(|(_, i)| i.len()).sum();
+    // A lost runtime is no partial success: it is unreachable (exit 3), whatever was
+    // imported before.
+    if let Some(lost) = lost {
+        if report.failed.len() == 1 && images == 0 {
+            return Err(report.failed.remove(0).1);
+        }
+        return Err(crate::error::CrimgError::Lost {
+            shown: format!(
+                "{} of {} item(s) failed or were not attempted, {lost}",
+                report.failed.len(),
+                items.len()
+            ),
+            lost,
+        }
+        .into());
+    }
     match (report.failed.len(), images) {
         (0, _) => Ok(Outcome::Done),
         (_, n) if n > 0 => Ok(Outcome::Partial),
-        (1, _) => Err(anyhow!(report.failed.remove(0).1)),
+        // The item's own error, so its kind decides the exit code.
+        (1, _) => Err(report.failed.remove(0).1),
         (n, _) => Err(anyhow!("all {n} imports failed")),
     }
 }
 
-/// Imports every item in turn, recording what happened in `report`.
+/// Imports every item in turn, recording what happened in `report`. Once the connection
+/// to the runtime is lost, the items left are not attempted (each would fail the same
+/// way) but recorded as failed for that reason; returns the socket and why.
 async fn import_all(
     importer: &Importer,
     session: &Session,
     items: &[Item],
     single: bool,
     report: &mut Report,
-) {
+) -> Option<String> {
+    let mut lost: Option<String> = None;
     for item in items {
         let file = item.file();
+        if let Some(lost) = &lost {
+            let e = anyhow::Error::new(crate::error::CrimgError::Lost {
+                shown: format!("not attempted: {lost}"),
+                lost: lost.clone(),
+            })
+            .context(file.clone());
+            eprintln!("crimg: error: {e:#}");
+            report.failed.push((file, e));
+            continue;
+        }
         let r = import_item(importer, session, item).await;
         match r {
             Ok(res) => {
                 // A lone failure is the command's error, printed once at the end.
                 let lone = single && res.images.is_empty() && res.failures.len() == 1;
-                for f in &res.failures {
-                    let msg = format!("{file}: {f}");
+                for f in res.failures {
+                    let e = f.context(file.clone());
                     if !lone {
-                        eprintln!("crimg: error: {msg}");
+                        eprintln!("crimg: error: {e:#}");
                     }
-                    report.failed.push((file.clone(), msg));
+                    lost = lost.or_else(|| crate::error::connection_lost(&e));
+                    report.failed.push((file.clone(), e));
                 }
                 report.written += res.written;
                 if !res.images.is_empty() {
@@ -1123,14 +1171,16 @@ async fn import_all(
                 }
             }
             Err(e) => {
-                let msg = format!("{file}: {e:#}");
+                let e = e.context(file.clone());
                 if !single {
-                    eprintln!("crimg: error: {msg}");
+                    eprintln!("crimg: error: {e:#}");
                 }
-                report.failed.push((file, msg));
+                lost = crate::error::connection_lost(&e);
+                report.failed.push((file, e));
             }
         }
     }
+    lost
 }
 
 pub async fn import_item(
@@ -1149,7 +1199,8 @@ pub async fn import_item(
 #[derive(Default)]
 pub struct Report {
     pub imported: Vec<(String, Vec<ImportedImage>)>,
-    pub failed: Vec<(String, String)>,
+    /// Each failure shows (`{:#}`) as `FILE: WHY`; kept as an error for its kind.
+    pub failed: Vec<(String, anyhow::Error)>,
     pub written: u64,
 }
 
@@ -1211,7 +1262,7 @@ impl Report {
                     .iter()
                     .map(|(file, error)| JsonFailure {
                         file: file.clone(),
-                        error: error.clone(),
+                        error: format!("{error:#}"),
                     })
                     .collect(),
             })?,

@@ -92,10 +92,15 @@ pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
     // runtime is unreachable (exit 3), and the table above says what was done.
     if let Some(lost) = lost {
         let planned = plan.removals().count();
-        return Err(anyhow::anyhow!(
-            "{} of {planned} removal(s) failed, {lost}; the others were done",
-            failed.len()
-        ));
+        return Err(CrimgError::Lost {
+            shown: format!(
+                "{} of {planned} removal(s) failed or were not attempted, {lost}; the others \
+                 were done",
+                failed.len()
+            ),
+            lost,
+        }
+        .into());
     }
     Ok(if failed.is_empty() {
         Outcome::Done
@@ -142,6 +147,8 @@ async fn target_usage(session: &Session, percent: f64) -> Result<TargetUsage> {
 
 /// Removes the planned images. Returns those that failed, with the error, and when
 /// some failed because the connection to the runtime was lost, the socket and why.
+/// Once a removal has failed that way no new one starts: the rest would fail alike, and
+/// are reported as failed, not attempted, for that reason.
 ///
 /// With containerd, every record of every image (tags, digests, the ID record CRI keeps)
 /// is deleted without waiting for garbage collection, a bounded number at a time, then
@@ -161,16 +168,21 @@ async fn remove(
     } else {
         None
     };
+    let stop = Stop::default();
     let results: Vec<(Image, Result<()>)> = match &containerd {
         Some(c) => {
             let with_records = removals.iter().filter(|d| !d.image.records.is_empty());
             let out: Vec<(Image, Result<()>)> = stream::iter(with_records)
                 .map(|d| {
-                    let bar = &bar;
+                    let (bar, stop) = (&bar, &stop);
                     async move {
+                        if let Some(e) = stop.not_attempted() {
+                            return (d.image.clone(), Err(e));
+                        }
                         let mut result = Ok(());
                         for r in &d.image.records {
                             if let Err(e) = c.delete_image(r, false).await {
+                                stop.check(&e);
                                 result = Err(e);
                                 break;
                             }
@@ -185,11 +197,13 @@ async fn remove(
             // Images CRI lists without a containerd record of their own go through CRI.
             let cri_only = removals.iter().filter(|d| d.image.records.is_empty());
             let mut out = out;
-            out.extend(cri_remove(session, cri_only, parallel, &bar).await);
+            out.extend(cri_remove(session, cri_only, parallel, &bar, &stop).await);
             // One collection for the whole prune. Re-deleting a deleted record with `sync`
             // would answer NotFound before collecting anything; deleting an empty lease
-            // with `sync` always collects.
-            if out.iter().any(|(_, r)| r.is_ok())
+            // with `sync` always collects. Not once the connection is lost: the call
+            // would fail too, and a restarted containerd collects by itself.
+            if stop.0.get().is_none()
+                && out.iter().any(|(_, r)| r.is_ok())
                 && let Err(e) = collect_garbage(c).await
             {
                 session.settings.warn(format_args!(
@@ -199,7 +213,7 @@ async fn remove(
             }
             out
         }
-        None => cri_remove(session, removals.iter(), parallel, &bar).await,
+        None => cri_remove(session, removals.iter(), parallel, &bar, &stop).await,
     };
     bar.finish_and_clear();
     let removed: Vec<&str> = results
@@ -224,16 +238,46 @@ async fn collect_garbage(c: &crate::runtime::containerd::Containerd) -> Result<(
     c.delete_lease(&lease, true).await
 }
 
+/// Set by the first removal that failed because the connection to the runtime was lost.
+#[derive(Default)]
+struct Stop(std::sync::OnceLock<String>);
+
+impl Stop {
+    fn check(&self, e: &anyhow::Error) {
+        if let Some(lost) = connection_lost(e) {
+            let _ = self.0.set(lost);
+        }
+    }
+
+    /// The error of a removal not started because the connection was lost.
+    fn not_attempted(&self) -> Option<anyhow::Error> {
+        self.0.get().map(|lost| {
+            CrimgError::Lost {
+                shown: format!("not attempted: {lost}"),
+                lost: lost.clone(),
+            }
+            .into()
+        })
+    }
+}
+
 async fn cri_remove<'a>(
     session: &Session,
     decisions: impl Iterator<Item = &'a &'a Decision>,
     parallel: usize,
     bar: &ProgressBar,
+    stop: &Stop,
 ) -> Vec<(Image, Result<()>)> {
     let cri = &session.cri;
     stream::iter(decisions)
         .map(|d| async move {
+            if let Some(e) = stop.not_attempted() {
+                return (d.image.clone(), Err(e));
+            }
             let r = cri.remove_image(&d.image.id).await;
+            if let Err(e) = &r {
+                stop.check(e);
+            }
             bar.inc(1);
             (d.image.clone(), r)
         })

@@ -10,7 +10,6 @@ pub mod transport;
 pub mod unpack;
 
 use std::fmt;
-use std::sync::Mutex;
 
 /// The message of a gRPC status without tonic's wrapping, found anywhere in the error's
 /// chain; any other error in full.
@@ -36,23 +35,12 @@ pub struct RpcError {
 }
 
 impl RpcError {
-    /// Wraps a status; a lost connection is also remembered for [`lost_connection`].
     pub fn new(status: tonic::Status, service: &'static str, socket: &str) -> RpcError {
-        let e = RpcError {
+        RpcError {
             status,
             service,
             socket: socket.trim_start_matches("unix://").to_string(),
-        };
-        if let Some(problem) = e.connection_problem()
-            && let Ok(mut lost) = LOST.lock()
-            && lost.is_none()
-        {
-            *lost = Some(format!(
-                "lost the connection to {} at {}: {problem}",
-                e.service, e.socket
-            ));
         }
-        e
     }
 
     /// Why the connection failed, when the call failed because it did.
@@ -98,13 +86,4 @@ pub fn transport_problem(status: &tonic::Status) -> Option<String> {
     } else {
         None
     }
-}
-
-/// The first connection lost during this run, as [`RpcError`] shows it.
-static LOST: Mutex<Option<String>> = Mutex::new(None);
-
-/// The first connection this process lost to CRI or containerd, if it lost one: the
-/// socket and why. A command that failed after that failed because of it.
-pub fn lost_connection() -> Option<String> {
-    LOST.lock().ok().and_then(|l| l.clone())
 }

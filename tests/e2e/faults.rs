@@ -174,6 +174,66 @@ fn containerd_killed_during_import() {
     let _ = crimg(node.crimg(), &["list"]).expect_code(0);
 }
 
+/// containerd SIGKILLed while crimg imports the first of two archives: the second is not
+/// attempted (it would fail the same way) but reported as failed for that reason, and
+/// the command exits 3 naming the socket.
+#[test]
+fn containerd_killed_during_a_multi_archive_import() {
+    let mut node = Node::start();
+    let dir = node.dir().join("big");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("big.tar");
+    big_archive(&archive);
+    let small = FixtureImage::new("docker.io/library/next-in-line:1");
+    let next = dir.join("next.tar");
+    small.write_oci_tar(&next);
+
+    let child = spawn(&node, &["import", "-o", "json", s(&archive), s(&next)]);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            node.ctr_ok(&["content", "active"]).lines().nth(1).is_some()
+        }),
+        "the import never got underway"
+    );
+    node.kill_containerd();
+    let r = finish(child, Duration::from_secs(30));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let socket = node.socket().display().to_string();
+    let lost = format!("lost the connection to containerd at {socket}");
+    assert!(
+        r.stderr.contains(&format!(
+            "crimg: error: {}: not attempted: {lost}",
+            s(&next)
+        )),
+        "the next archive is not attempted: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "crimg: error: 2 of 2 item(s) failed or were not attempted, {lost}"
+        )),
+        "{}",
+        r.stderr
+    );
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).expect(&r.stdout);
+    let failed: Vec<&str> = out["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [s(&archive), s(&next)]);
+
+    node.restart_containerd();
+    assert!(
+        !node
+            .cri_images()
+            .iter()
+            .any(|i| i.repo_tags.contains(&small.name)),
+        "the next archive was imported after all"
+    );
+}
+
 /// A tmpfs mounted for one test, unmounted when dropped (the node's teardown would too).
 struct Tmpfs(PathBuf);
 
@@ -332,7 +392,7 @@ fn containerd_restarted_during_prune() {
             .collect()
     };
 
-    let child = spawn(&node, &prune);
+    let child = spawn(&node, &[&prune[..], &["-o", "json"]].concat());
     // Mid-way, ideally: once some records are gone, while others are left.
     let start = node.ctr_ok(&["images", "ls", "-q"]).lines().count();
     wait_until(Duration::from_secs(20), || {
@@ -352,6 +412,33 @@ fn containerd_restarted_during_prune() {
                 "says why: {}",
                 r.stderr
             );
+            // Lost mid-way: one removal at a time, so one failed under the restart and
+            // none started after it; the rest are "not attempted", naming the socket.
+            if let Ok(out) = serde_json::from_str::<serde_json::Value>(&r.stdout) {
+                let failed = out["failed"].as_array().expect("failed list").clone();
+                let errors: Vec<&str> = failed
+                    .iter()
+                    .map(|f| f["error"].as_str().expect("error text"))
+                    .collect();
+                let tried = errors
+                    .iter()
+                    .filter(|e| !e.starts_with("not attempted: "))
+                    .count();
+                assert!(tried <= 1, "removals went on after the loss: {errors:?}");
+                for e in &errors {
+                    assert!(e.contains(&socket), "names the socket: {e}");
+                }
+                let removed = out["removed"].as_array().expect("removed list").len();
+                assert!(
+                    r.stderr.contains(&format!(
+                        "{} of {} removal(s) failed or were not attempted",
+                        failed.len(),
+                        failed.len() + removed
+                    )),
+                    "{}",
+                    r.stderr
+                );
+            }
         }
         code => panic!("exit {code}\n{}\n{}", r.stdout, r.stderr),
     }

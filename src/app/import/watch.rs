@@ -275,9 +275,9 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                                 res.images.len(),
                                 names.join(", ")
                             ));
-                            for f in &res.failures {
-                                eprintln!("crimg: error: {key}: {f}");
-                                report.failed.push((key.clone(), f.clone()));
+                            for f in res.failures {
+                                eprintln!("crimg: error: {key}: {f:#}");
+                                report.failed.push((key.clone(), f));
                             }
                             report.written += res.written;
                             remembered.files.insert(
@@ -296,7 +296,7 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                         Err(e) => {
                             eprintln!("crimg: error: {key}: {e:#}");
                             failed.insert(path.clone(), st);
-                            report.failed.push((key, format!("{e:#}")));
+                            report.failed.push((key, e));
                         }
                     }
                 }
