@@ -156,7 +156,9 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
             Box::new(move |m| debug_settings.debug(m)),
         );
         // Fetched content is held by this lease until the GC labels of its parents hold
-        // it; a crash leaves a lease that expires by itself.
+        // it; a crash leaves a lease that expires by itself, or that the next import or
+        // export releases. Those earlier runs left go first.
+        crate::app::release_stale_leases(&containerd, &settings).await;
         let lease = containerd
             .create_lease("export", std::time::Duration::from_secs(3600))
             .await?;

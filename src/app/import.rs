@@ -4,6 +4,8 @@
 //! their digests while streaming), labelled with the GC references containerd expects,
 //! unpacked into the CRI's snapshotter, and only then are the image records created.
 //! Any failure deletes the lease synchronously, so nothing the archive brought stays.
+//! A run killed before it could (SIGKILL, OOM, containerd killed under it) leaves its
+//! lease; the next import or export sees its owner is gone and releases it.
 
 mod watch;
 
@@ -35,7 +37,8 @@ use crate::runtime::content::{Written, sha256_digest};
 use crate::runtime::images_write::RecordChange;
 use crate::runtime::unpack::snapshot_gc_label;
 
-/// How long an abandoned import's lease keeps its content (a killed crimg).
+/// How long an abandoned import's lease keeps its content (a killed crimg), unless a
+/// later crimg releases it first.
 const LEASE_EXPIRE: Duration = Duration::from_secs(4 * 3600);
 /// Blobs up to this size are read whole while streaming (indexes, manifests, configs).
 const SMALL_BLOB: u64 = 1 << 20;
@@ -194,6 +197,8 @@ pub struct Importer {
 impl Importer {
     pub async fn new(session: &mut Session, args: &ImportArgs) -> Result<Importer> {
         let c = session.containerd().await?.clone();
+        // What killed runs left under their leases goes before this run adds its own.
+        crate::app::release_stale_leases(&c, &session.settings).await;
         let snapshotter = if args.no_unpack {
             None
         } else if let Some(s) = &args.snapshotter {

@@ -173,3 +173,24 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Export(args) => export::run(settings, args).await,
     }
 }
+
+/// How long a command waits for containerd to collect what stale leases held.
+const STALE_COLLECT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Releases the leases of crimg runs that were killed before they could (see
+/// [`Containerd::release_stale_leases`]), so their half-written content goes now. Said
+/// only with --verbose; a failure here stops nothing (the command's own calls will say
+/// if containerd is gone).
+pub async fn release_stale_leases(c: &Containerd, settings: &Settings) {
+    match c.release_stale_leases(STALE_COLLECT_WAIT).await {
+        Ok(released) => {
+            for (id, gone) in released {
+                settings.debug(format_args!("released stale lease {id} ({gone})"));
+            }
+        }
+        Err(e) => settings.debug(format_args!(
+            "could not release stale leases: {}",
+            status_text(&e)
+        )),
+    }
+}

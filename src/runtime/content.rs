@@ -16,6 +16,7 @@ use crate::model::Descriptor;
 use crate::proto::containerd::services::content::v1 as content;
 use crate::proto::containerd::services::leases::v1 as leases;
 use crate::runtime::containerd::{Containerd, time};
+use crate::runtime::owner;
 
 /// Bytes per `Write` message: large enough to amortise per-message cost (4 MiB measured
 /// no faster: containerd's 16 KiB HTTP/2 frames bound it), small enough to keep memory flat.
@@ -298,7 +299,9 @@ impl Containerd {
 
     /// Creates a lease that expires by itself after `expire`, so content written under
     /// it survives garbage collection until the image record holds it, and an abandoned
-    /// lease (a killed crimg) does not keep content forever.
+    /// lease (a killed crimg) does not keep content forever. It is labelled with this
+    /// process (see [`owner`]), so a later crimg can release it sooner once the process
+    /// is gone ([`Containerd::release_stale_leases`]).
     pub async fn create_lease(&self, purpose: &str, expire: Duration) -> Result<String> {
         let id = format!(
             "crimg-{purpose}-{}-{}",
@@ -309,10 +312,15 @@ impl Containerd {
                 .as_nanos()
         );
         let until = humantime::format_rfc3339_seconds(SystemTime::now() + expire).to_string();
+        let mut labels: std::collections::HashMap<String, String> =
+            [(GC_EXPIRE.to_string(), until)].into_iter().collect();
+        if let Some(me) = owner::Owner::current() {
+            labels.extend(me.labels());
+        }
         self.leases()
             .create(self.req(leases::CreateRequest {
                 id: id.clone(),
-                labels: [(GC_EXPIRE.to_string(), until)].into_iter().collect(),
+                labels,
             }))
             .await
             .map_err(|s| self.rpc(s))
@@ -350,6 +358,57 @@ impl Containerd {
             .context("listing leases")?
             .into_inner();
         Ok(resp.leases.into_iter().map(|l| l.id).collect())
+    }
+
+    /// Every lease in the namespace, with its labels.
+    pub async fn list_leases_labelled(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        let resp = self
+            .leases()
+            .list(self.req(leases::ListRequest { filters: vec![] }))
+            .await
+            .map_err(|s| self.rpc(s))
+            .context("listing leases")?
+            .into_inner();
+        Ok(resp
+            .leases
+            .into_iter()
+            .map(|l| (l.id, l.labels.into_iter().collect()))
+            .collect())
+    }
+
+    /// Deletes the leases of crimg processes that are gone (killed before they could
+    /// delete their own), so what they held, a half-written upload say, is collected
+    /// now rather than when the lease expires. Leases of running processes, of other
+    /// tools and of older crimg versions stay. The last deletion waits for the garbage
+    /// collection (bounded by `collect_wait`), so the space is free when this returns.
+    /// Returns the released leases and why each was stale.
+    pub async fn release_stale_leases(
+        &self,
+        collect_wait: Duration,
+    ) -> Result<Vec<(String, owner::Gone)>> {
+        let Some(me) = owner::Owner::current() else {
+            return Ok(vec![]);
+        };
+        let stale: Vec<(String, owner::Gone)> = self
+            .list_leases_labelled()
+            .await?
+            .into_iter()
+            .filter_map(|(id, labels)| {
+                owner::stale(&labels, &me, owner::alive).map(|gone| (id, gone))
+            })
+            .collect();
+        for (i, (id, _)) in stale.iter().enumerate() {
+            if i + 1 < stale.len() {
+                self.delete_lease(id, false).await?;
+            } else if let Ok(deleted) =
+                tokio::time::timeout(collect_wait, self.delete_lease(id, true)).await
+            {
+                deleted?;
+            }
+            // Past the wait the lease is deleted all the same (containerd deletes it
+            // before it collects); the collection goes on without us.
+        }
+        Ok(stale)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod containerd;
 pub mod content;
 pub mod cri;
 pub mod images_write;
+pub mod owner;
 pub mod transport;
 pub mod unpack;
 

@@ -79,8 +79,8 @@ fn lease_expiries(node: &Node) -> Vec<(String, Option<SystemTime>)> {
 
 /// containerd SIGKILLed while crimg streams a layer: crimg says it lost containerd,
 /// naming the socket (exit 3); after a restart CRI sees no half image; the killed run's
-/// lease expires by itself and, once gone, its partial ingest is collected; a rerun
-/// imports the image.
+/// lease would expire by itself, but the rerun releases it at once (its owner is gone),
+/// so the partial ingest is collected, and imports the image.
 #[test]
 fn containerd_killed_during_import() {
     let mut node = Node::start();
@@ -88,7 +88,6 @@ fn containerd_killed_during_import() {
     fs::create_dir_all(&dir).unwrap();
     let archive = dir.join("big.tar");
     let name = big_archive(&archive);
-
     let child = spawn(&node, &["import", s(&archive)]);
     // Underway: the lease is taken and the layer is being written.
     assert!(
@@ -118,7 +117,6 @@ fn containerd_killed_during_import() {
         "no transport dump: {}",
         r.stderr
     );
-
     node.restart_containerd();
     // No half image: no record, so nothing for CRI to list.
     assert!(
@@ -141,36 +139,24 @@ fn containerd_killed_during_import() {
         );
     }
 
-    // The rerun completes, the stale lease notwithstanding.
-    crimg(node.crimg(), &["import", s(&archive)]).expect_code(0);
+    // The rerun releases the stale lease, so what only it held, the partial ingest, is
+    // collected, and imports the image: its blobs stay.
+    let r = crimg(node.crimg(), &["-v", "import", s(&archive)]).expect_code(0);
+    for (id, _) in &stale {
+        assert!(
+            r.stderr
+                .contains(&format!("released stale lease {id} (crimg process")),
+            "says it released {id}: {}",
+            r.stderr
+        );
+    }
     assert!(
         node.cri_images()
             .iter()
             .any(|i| i.repo_tags.contains(&name))
     );
-    let left: Vec<String> = lease_expiries(&node).into_iter().map(|l| l.0).collect();
-    assert_eq!(
-        left,
-        stale.iter().map(|l| l.0.clone()).collect::<Vec<_>>(),
-        "the rerun left a lease of its own"
-    );
-
-    // Once the stale lease is gone (expired, or deleted as here), what only it held, the
-    // partial ingest, is collected; the image keeps the rest.
-    let content_before = node.ctr_ok(&["content", "ls", "-q"]);
-    for id in &left {
-        node.ctr_ok(&["leases", "rm", "--sync", id]);
-    }
-    assert_eq!(node.ctr_ok(&["content", "active"]).lines().nth(1), None);
-    let ingest = node
-        .dir()
-        .join("root/io.containerd.content.v1.content/ingest");
-    assert_eq!(
-        fs::read_dir(&ingest).map(|d| d.count()).unwrap_or(0),
-        0,
-        "ingest left on disk"
-    );
-    assert_eq!(node.ctr_ok(&["content", "ls", "-q"]), content_before);
+    assert_no_leftovers(&node);
+    assert_complete(&node, &name);
     let _ = crimg(node.crimg(), &["list"]).expect_code(0);
 }
 
@@ -232,6 +218,221 @@ fn containerd_killed_during_a_multi_archive_import() {
             .any(|i| i.repo_tags.contains(&small.name)),
         "the next archive was imported after all"
     );
+}
+
+/// No lease, no active ingest, nothing in the ingest directory.
+fn assert_no_leftovers(node: &Node) {
+    assert_eq!(leases(node).trim(), "", "leases left");
+    assert_eq!(
+        node.ctr_ok(&["content", "active"]).lines().nth(1),
+        None,
+        "an upload is still active"
+    );
+    let ingest = node
+        .dir()
+        .join("root/io.containerd.content.v1.content/ingest");
+    assert_eq!(
+        fs::read_dir(&ingest).map(|d| d.count()).unwrap_or(0),
+        0,
+        "ingest left on disk"
+    );
+}
+
+/// The image's content is all in the store.
+fn assert_complete(node: &Node, name: &str) {
+    let check = node.ctr_ok(&["images", "check"]);
+    let line = check
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in `ctr images check`:\n{check}"));
+    assert!(line.contains("complete"), "{line}");
+}
+
+/// crimg itself SIGKILLed (OOM, kill -9) while it streams a layer: its lease stays,
+/// holding the partial upload; the next import releases it, the upload is collected,
+/// and the image is imported.
+#[test]
+fn crimg_killed_during_import() {
+    let node = Node::start();
+    let dir = node.dir().join("big");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("big.tar");
+    let name = big_archive(&archive);
+
+    let mut child = spawn(&node, &["import", s(&archive)]);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            !leases(&node).trim().is_empty()
+                && node.ctr_ok(&["content", "active"]).lines().nth(1).is_some()
+        }),
+        "the import never got underway"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stale = leases(&node);
+    assert!(stale.starts_with("crimg-import-"), "{stale}");
+    assert!(node.ctr_ok(&["content", "active"]).lines().nth(1).is_some());
+
+    let started = Instant::now();
+    let r = crimg(node.crimg(), &["-v", "import", s(&archive)]).expect_code(0);
+    eprintln!("rerun took {:?}", started.elapsed());
+    assert!(
+        r.stderr.contains(&format!(
+            "released stale lease {} (crimg process {} is gone)",
+            stale.trim(),
+            child.id()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_no_leftovers(&node);
+    assert_complete(&node, &name);
+}
+
+/// Which leases the next import releases: those of crimg processes that are gone (exited,
+/// pid reused, another boot), with what they held; never those of a running crimg, of
+/// another pid namespace, of other tools, or of older crimg versions without the labels.
+#[test]
+fn stale_leases_are_released_live_and_foreign_ones_kept() {
+    use crimg::model::Descriptor;
+    use crimg::proto::containerd::services::leases::v1 as leases_api;
+    use crimg::runtime::connect::connect_containerd;
+    use crimg::runtime::owner::{LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_START, Owner};
+    use std::collections::{BTreeMap, HashMap};
+
+    let node = Node::start();
+    let me = Owner::current().expect("procfs");
+    // A process that has exited: its pid and real start time, read while it ran.
+    let mut gone = Command::new("sleep").arg("60").spawn().unwrap();
+    let gone_pid = gone.id();
+    let stat = fs::read_to_string(format!("/proc/{gone_pid}/stat")).unwrap();
+    let gone_start = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    gone.kill().unwrap();
+    gone.wait().unwrap();
+
+    let owner = |pid: u32, start: &str, boot: &str, ns: &str| -> HashMap<String, String> {
+        [
+            (LABEL_PID, pid.to_string()),
+            (LABEL_START, start.to_string()),
+            (LABEL_BOOT, boot.to_string()),
+            (LABEL_PIDNS, ns.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    let other_start = format!("{}1", me.start);
+    let cases: Vec<(&str, HashMap<String, String>, bool)> = vec![
+        (
+            "crimg-import-exited",
+            owner(gone_pid, &gone_start, &me.boot, &me.pidns),
+            true,
+        ),
+        (
+            "crimg-import-pid-reused",
+            owner(me.pid, &other_start, &me.boot, &me.pidns),
+            true,
+        ),
+        (
+            "crimg-export-other-boot",
+            owner(gone_pid, &gone_start, "0a0a0a0a-other-boot", &me.pidns),
+            true,
+        ),
+        (
+            "crimg-import-other-pidns",
+            owner(gone_pid, &gone_start, &me.boot, "pid:[1]"),
+            false,
+        ),
+        ("crimg-import-older", HashMap::new(), false),
+        ("buildkit-foreign", HashMap::new(), false),
+    ];
+    let socket = node.socket().display().to_string();
+    let blob = |id: &str| -> Vec<u8> { format!("held by lease {id}").into_bytes() };
+    let desc = |data: &[u8]| Descriptor {
+        media_type: "application/octet-stream".into(),
+        digest: crate::support::digest(data),
+        size: data.len() as i64,
+    };
+    let live = node.block_on(async {
+        let c = connect_containerd(
+            std::slice::from_ref(&socket),
+            "k8s.io",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let mut client = leases_api::leases_client::LeasesClient::new(node.channel());
+        for (id, labels, _) in &cases {
+            client
+                .create(Node::namespaced(leases_api::CreateRequest {
+                    id: id.to_string(),
+                    labels: labels.clone(),
+                }))
+                .await
+                .unwrap();
+        }
+        // This test process is a live owner, labelled as crimg labels its own.
+        let live = c
+            .create_lease("import", Duration::from_secs(600))
+            .await
+            .unwrap();
+        // Each lease holds one blob, as an interrupted import would.
+        for id in cases.iter().map(|c| c.0).chain([live.as_str()]) {
+            let data = blob(id);
+            c.with_lease(id)
+                .unwrap()
+                .write_blob(&desc(&data), &BTreeMap::new(), &data[..], |_| {})
+                .await
+                .unwrap();
+        }
+        live
+    });
+
+    let image = FixtureImage::new("docker.io/library/after-stale:1");
+    let tar = node.dir().join("after.tar");
+    image.write_oci_tar(&tar);
+    let r = crimg(node.crimg(), &["-v", "import", s(&tar)]).expect_code(0);
+
+    let left: Vec<String> = leases(&node).lines().map(str::to_string).collect();
+    let content = node.ctr_ok(&["content", "ls", "-q"]);
+    for (id, _, released) in &cases {
+        let said = r.stderr.contains(&format!("released stale lease {id} ("));
+        assert_eq!(said, *released, "{id}: {}", r.stderr);
+        assert_eq!(!left.contains(&id.to_string()), *released, "{id}: {left:?}");
+        let held = content.contains(&desc(&blob(id)).digest);
+        assert_eq!(held, !*released, "{id}: its blob");
+    }
+    assert!(
+        left.contains(&live),
+        "the live lease was released: {left:?}"
+    );
+    assert!(content.contains(&desc(&blob(&live)).digest));
+    assert!(
+        node.cri_images()
+            .iter()
+            .any(|i| i.repo_tags.contains(&image.name))
+    );
+
+    // Without -v the release is silent.
+    node.block_on(async {
+        leases_api::leases_client::LeasesClient::new(node.channel())
+            .create(Node::namespaced(leases_api::CreateRequest {
+                id: "crimg-import-exited-again".into(),
+                labels: owner(gone_pid, &gone_start, &me.boot, &me.pidns),
+            }))
+            .await
+            .unwrap();
+    });
+    let r = crimg(node.crimg(), &["import", s(&tar)]).expect_code(0);
+    assert!(!r.stderr.contains("lease"), "{}", r.stderr);
+    assert!(!leases(&node).contains("crimg-import-exited-again"));
 }
 
 /// A tmpfs mounted for one test, unmounted when dropped (the node's teardown would too).
