@@ -127,9 +127,15 @@ fn parse_eraser_json(file: &str, text: &str) -> Result<Vec<ExcludeRule>, Exclude
     let mut rules = Vec::new();
     for entry in doc.excluded {
         let quoted = format!("\"{entry}\"");
-        let at = text[from..].find(&quoted).map_or(from, |i| from + i);
+        // An entry written with escapes is not found verbatim: it gets the line where the
+        // search stands, which does not move (moving by its length could land inside a
+        // multi-byte character).
+        let (at, next) = match text[from..].find(&quoted) {
+            Some(i) => (from + i, from + i + quoted.len()),
+            None => (from, from),
+        };
         let line = text[..at].matches('\n').count() + 1;
-        from = at + quoted.len().min(text.len() - at);
+        from = next;
         let pattern = compile(entry.trim()).map_err(|m| err(Some(line), m))?;
         rules.push(ExcludeRule {
             pattern,
@@ -274,6 +280,17 @@ mod tests {
         assert!(parse_file("e.json", "{\"excluded\": 3}").is_err());
         assert!(parse_file("e.json", "{\"excluded\": [\"a b\"]}").is_err());
         assert!(parse_file("e.json", "{\"other\": []}").is_err());
+    }
+
+    #[test]
+    fn eraser_json_escaped_entries() {
+        // `\u0078` is not found verbatim, so its line is looked for at the later "x"; "y"
+        // is then not found either, and looking past it must not stop inside the
+        // two-byte no-break space that trimming allows in the last entry.
+        let text = "{\"excluded\": [\"\\u0078\",\n\"y\",\n\"x\",\"\u{a0}z\"]}";
+        let rules = parse_file("e.json", text).unwrap();
+        let patterns: Vec<&str> = rules.iter().map(|r| r.pattern.text.as_str()).collect();
+        assert_eq!(patterns, ["x", "y", "x", "z"]);
     }
 
     #[test]
