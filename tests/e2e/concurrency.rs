@@ -62,18 +62,8 @@ impl Running {
 
     /// Waits (bounded) for the exit; the run and its timestamped stderr lines.
     fn wait(mut self, limit: Duration) -> (Run, Vec<(Instant, String)>) {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("crimg did not finish within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = crate::support::sys::wait_bounded(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("crimg did not finish within {limit:?}"));
         let stdout = self.stdout.join().unwrap();
         let lines: Vec<(Instant, String)> = self.lines.iter().collect();
         let stderr = lines
@@ -657,30 +647,8 @@ fn watch_stops_cleanly_on_signals_mid_import() {
 fn archive_on_base(path: &Path, base: &FixtureImage, name: &str) {
     use crate::support::{digest, host_arch};
     use serde_json::json;
-    const MIB: usize = 1 << 20;
     let base_layer = base.blobs().remove(&base.layer_digest()).unwrap();
-    let mut noise = vec![0u8; MIB];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    for chunk in noise.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes());
-    }
-    let mut data = Vec::with_capacity(200 * MIB);
-    for i in 0..200u64 {
-        let at = data.len();
-        data.extend_from_slice(&noise);
-        data[at..at + 8].copy_from_slice(&i.to_le_bytes());
-    }
-    let mut layer = tar::Builder::new(Vec::with_capacity(data.len() + 4096));
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_size(data.len() as u64);
-    layer.append_data(&mut h, "big", &data[..]).unwrap();
-    drop(data);
-    let big = layer.into_inner().unwrap();
+    let big = crate::support::archives::noise_layer(0x2545_f491_4f6c_dd1d, 200, "big");
     let (l1, l2) = (digest(&base_layer), digest(&big));
     let config = serde_json::to_vec(&json!({
         "architecture": host_arch(), "os": "linux",

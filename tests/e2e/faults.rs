@@ -27,18 +27,8 @@ fn spawn(node: &Node, args: &[&str]) -> Child {
 
 /// Waits (bounded) for a spawned crimg and returns what it printed.
 fn finish(mut child: Child, limit: Duration) -> Run {
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("crimg did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::support::sys::wait_bounded(&mut child, limit)
+        .unwrap_or_else(|| panic!("crimg did not exit within {limit:?}"));
     let mut stdout = String::new();
     let mut stderr = String::new();
     child

@@ -333,31 +333,7 @@ fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
 /// so crimg reads it at will). Returns its image name.
 pub(crate) fn big_archive(path: &Path) -> String {
     use crate::support::host_arch;
-    const MIB: usize = 1 << 20;
-    // 1 MiB of xorshift noise, repeated with a counter: repeats are 1 MiB apart, far
-    // beyond any compressor's window, and cheap to make.
-    let mut noise = vec![0u8; MIB];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in noise.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes());
-    }
-    let mut data = Vec::with_capacity(200 * MIB);
-    for i in 0..200u64 {
-        let at = data.len();
-        data.extend_from_slice(&noise);
-        data[at..at + 8].copy_from_slice(&i.to_le_bytes());
-    }
-    let mut layer = tar::Builder::new(Vec::with_capacity(data.len() + 4096));
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_size(data.len() as u64);
-    layer.append_data(&mut h, "big", &data[..]).unwrap();
-    drop(data);
-    let layer = layer.into_inner().unwrap();
+    let layer = crate::support::archives::noise_layer(0x9e37_79b9_7f4a_7c15, 200, "big");
     let layer_digest = digest(&layer);
     let config = serde_json::to_vec(&json!({
         "architecture": host_arch(), "os": "linux",
@@ -450,18 +426,8 @@ fn interrupt(
         .status()
         .expect("run kill");
     assert!(sent.success(), "kill -{sig} failed");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("crimg did not exit within 5 s of SIG{sig}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::support::sys::wait_bounded(&mut child, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("crimg did not exit within 5 s of SIG{sig}"));
     let mut stderr = String::new();
     child
         .stderr

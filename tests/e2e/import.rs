@@ -618,23 +618,18 @@ impl Watcher {
             .status()
             .expect("run kill");
         assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                return (status.code().unwrap_or(-1), self.seen);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "the watcher did not stop on SIGTERM: {}",
-                    self.seen.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let Some(status) =
+            crate::support::sys::wait_bounded(&mut self.child, Duration::from_secs(10))
+        else {
+            panic!(
+                "the watcher did not stop on SIGTERM: {}",
+                self.seen.join("\n")
+            );
+        };
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(l);
         }
+        (status.code().unwrap_or(-1), self.seen)
     }
 }
 

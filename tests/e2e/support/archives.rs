@@ -288,3 +288,31 @@ pub fn find(hay: &[u8], needle: &[u8]) -> usize {
         .position(|w| w == needle)
         .expect("needle in archive")
 }
+
+/// A layer tar holding one file `entry` of `mib` MiB that no compressor can shrink: 1 MiB of
+/// xorshift noise from `seed`, repeated with a counter, so repeats are 1 MiB apart, far
+/// beyond any compressor's window, and cheap to make.
+pub fn noise_layer(seed: u64, mib: usize, entry: &str) -> Vec<u8> {
+    const MIB: usize = 1 << 20;
+    let mut noise = vec![0u8; MIB];
+    let mut x = seed;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    let mut data = Vec::with_capacity(mib * MIB);
+    for i in 0..mib as u64 {
+        let at = data.len();
+        data.extend_from_slice(&noise);
+        data[at..at + 8].copy_from_slice(&i.to_le_bytes());
+    }
+    let mut layer = tar::Builder::new(Vec::with_capacity(data.len() + 4096));
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    layer.append_data(&mut h, entry, &data[..]).unwrap();
+    layer.into_inner().unwrap()
+}

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A live process: pid and its argv.
@@ -207,6 +207,23 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
                 collect_dirs(&e.path(), out);
             }
         }
+    }
+}
+
+/// Waits up to `limit` for `child` to exit. On timeout it kills the child and returns
+/// `None`, so the caller can fail with what it knows.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
