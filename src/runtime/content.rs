@@ -350,14 +350,8 @@ impl Containerd {
 
     /// The IDs of every lease in the namespace.
     pub async fn list_leases(&self) -> Result<Vec<String>> {
-        let resp = self
-            .leases()
-            .list(self.req(leases::ListRequest { filters: vec![] }))
-            .await
-            .map_err(|s| self.rpc(s))
-            .context("listing leases")?
-            .into_inner();
-        Ok(resp.leases.into_iter().map(|l| l.id).collect())
+        let leases = self.list_leases_labelled().await?;
+        Ok(leases.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Every lease in the namespace, with its labels.
