@@ -5,6 +5,8 @@ pub mod archive;
 pub mod cli;
 pub mod docs;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod plan;
 pub mod proto;
