@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::archive::compression::{self, Compression};
 use crate::archive::layout::{self, MAX_JSON, MemberInfo, Plan, PlanOptions, Source};
-use crate::archive::paths::{self, Member};
+use crate::archive::paths;
 use crate::archive::read::{self, Event, RandomAccess};
 use crate::archive::write;
 use crate::model::Image;
@@ -186,14 +186,7 @@ impl Source for TarSource<'_> {
     }
 
     fn member(&self, path: &str) -> Option<MemberInfo> {
-        match paths::classify(path) {
-            Ok(Member::Blob(d)) => self.ra.resolve(path).map(|e| MemberInfo {
-                digest: d,
-                size: e.size as i64,
-                head: vec![],
-            }),
-            _ => None,
-        }
+        self.ra.blob_member(path)
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {

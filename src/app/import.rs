@@ -1048,14 +1048,7 @@ impl Source for RandomSource {
     }
 
     fn member(&self, path: &str) -> Option<MemberInfo> {
-        match paths::classify(path) {
-            Ok(Member::Blob(d)) => self.ra.resolve(path).map(|e| MemberInfo {
-                digest: d,
-                size: e.size as i64,
-                head: vec![],
-            }),
-            _ => None,
-        }
+        self.ra.blob_member(path)
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {

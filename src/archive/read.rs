@@ -270,6 +270,21 @@ impl RandomAccess {
         self.resolve(&paths::blob_path(digest))
     }
 
+    /// What planning needs to know of a member: a blob's digest and size, or `None` when
+    /// the path is not a blob or not in the archive.
+    pub fn blob_member(&self, path: &str) -> Option<crate::archive::layout::MemberInfo> {
+        match paths::classify(path) {
+            Ok(Member::Blob(d)) => self
+                .resolve(path)
+                .map(|e| crate::archive::layout::MemberInfo {
+                    digest: d,
+                    size: e.size as i64,
+                    head: vec![],
+                }),
+            _ => None,
+        }
+    }
+
     /// Opens a member for reading.
     pub async fn open(&self, ext: &Extent) -> Result<impl AsyncRead + Unpin + use<>> {
         let mut f = tokio::fs::File::open(&ext.file)
