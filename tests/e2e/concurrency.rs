@@ -645,58 +645,9 @@ fn watch_stops_cleanly_on_signals_mid_import() {
 /// An OCI archive of `name`: the layer of `base` and then a ~200 MiB layer of noise,
 /// with `/pause` (from the base layer) as entrypoint.
 fn archive_on_base(path: &Path, base: &FixtureImage, name: &str) {
-    use crate::support::{digest, host_arch};
-    use serde_json::json;
     let base_layer = base.blobs().remove(&base.layer_digest()).unwrap();
     let big = crate::support::archives::noise_layer(0x2545_f491_4f6c_dd1d, 200, "big");
-    let (l1, l2) = (digest(&base_layer), digest(&big));
-    let config = serde_json::to_vec(&json!({
-        "architecture": host_arch(), "os": "linux",
-        "config": {"Entrypoint": ["/pause"]},
-        "rootfs": {"type": "layers", "diff_ids": [l1, l2]},
-    }))
-    .unwrap();
-    let layer_type = "application/vnd.oci.image.layer.v1.tar";
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": digest(&config), "size": config.len()},
-        "layers": [{"mediaType": layer_type, "digest": l1, "size": base_layer.len()},
-                   {"mediaType": layer_type, "digest": l2, "size": big.len()}],
-    }))
-    .unwrap();
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": digest(&manifest), "size": manifest.len(),
-                       "annotations": {"io.containerd.image.name": name}}],
-    }))
-    .unwrap();
-    let blob = |b: &[u8]| format!("blobs/sha256/{}", digest(b).trim_start_matches("sha256:"));
-    let mut out = tar::Builder::new(std::io::BufWriter::new(
-        std::fs::File::create(path).unwrap(),
-    ));
-    let members: [(String, &[u8]); 6] = [
-        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
-        ("index.json".into(), &index),
-        (blob(&manifest), &manifest),
-        (blob(&config), &config),
-        (blob(&base_layer), &base_layer),
-        (blob(&big), &big),
-    ];
-    for (p, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_size(data.len() as u64);
-        out.append_data(&mut h, p, data).unwrap();
-    }
-    out.into_inner()
-        .unwrap()
-        .into_inner()
-        .unwrap()
-        .sync_all()
-        .unwrap();
+    crate::support::archives::write_layered_oci(path, name, "/pause", &[&base_layer, &big]);
 }
 
 /// The import of an image whose first layer an unused image already has (so its

@@ -332,56 +332,10 @@ fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
 /// A ~200 MiB single-layer OCI archive of data gzip cannot shrink (an uncompressed tar,
 /// so crimg reads it at will). Returns its image name.
 pub(crate) fn big_archive(path: &Path) -> String {
-    use crate::support::host_arch;
     let layer = crate::support::archives::noise_layer(0x9e37_79b9_7f4a_7c15, 200, "big");
-    let layer_digest = digest(&layer);
-    let config = serde_json::to_vec(&json!({
-        "architecture": host_arch(), "os": "linux",
-        "config": {"Entrypoint": ["/big"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": digest(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": layer.len()}],
-    }))
-    .unwrap();
-    let name = "docker.io/library/big:1".to_string();
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": digest(&manifest), "size": manifest.len(),
-                       "annotations": {"io.containerd.image.name": name}}],
-    }))
-    .unwrap();
-    let mut out = tar::Builder::new(std::io::BufWriter::new(fs::File::create(path).unwrap()));
-    let members: [(String, &[u8]); 5] = [
-        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
-        ("index.json".into(), &index),
-        (
-            format!("blobs/sha256/{}", hex(&digest(&manifest))),
-            &manifest,
-        ),
-        (format!("blobs/sha256/{}", hex(&digest(&config))), &config),
-        (format!("blobs/sha256/{}", hex(&layer_digest)), &layer),
-    ];
-    for (p, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_size(data.len() as u64);
-        out.append_data(&mut h, p, data).unwrap();
-    }
-    out.into_inner()
-        .unwrap()
-        .into_inner()
-        .unwrap()
-        .sync_all()
-        .unwrap();
-    name
+    let name = "docker.io/library/big:1";
+    crate::support::archives::write_layered_oci(path, name, "/big", &[&layer]);
+    name.to_string()
 }
 
 /// Waits (bounded) until `cond` holds; false if it never did.

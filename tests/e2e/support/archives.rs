@@ -316,3 +316,58 @@ pub fn noise_layer(seed: u64, mib: usize, entry: &str) -> Vec<u8> {
     layer.append_data(&mut h, entry, &data[..]).unwrap();
     layer.into_inner().unwrap()
 }
+
+/// Writes an OCI archive of image `name` to `path`: the given uncompressed `layers` in
+/// order (each layer's digest is also its diff ID) and `entrypoint`, for the host's
+/// platform. The members go straight to the file, so large layers are not copied again.
+pub fn write_layered_oci(path: &Path, name: &str, entrypoint: &str, layers: &[&[u8]]) {
+    let digests: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Entrypoint": [entrypoint]},
+        "rootfs": {"type": "layers", "diff_ids": digests},
+    }))
+    .unwrap();
+    let layer_descs: Vec<_> = layers
+        .iter()
+        .zip(&digests)
+        .map(|(l, d)| json!({"mediaType": MEDIA_TYPE_LAYER, "digest": d, "size": l.len()}))
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST,
+        "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": digest(&config), "size": config.len()},
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": [{"mediaType": MEDIA_TYPE_MANIFEST,
+                       "digest": digest(&manifest), "size": manifest.len(),
+                       "annotations": {"io.containerd.image.name": name}}],
+    }))
+    .unwrap();
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", digest(b).trim_start_matches("sha256:"));
+    let mut members: Vec<(String, &[u8])> = vec![
+        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json".into(), &index),
+        (blob(&manifest), &manifest),
+        (blob(&config), &config),
+    ];
+    members.extend(layers.iter().map(|l| (blob(l), *l)));
+    let mut out = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap(),
+    ));
+    for (p, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        out.append_data(&mut h, p, data).unwrap();
+    }
+    out.into_inner()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+}
