@@ -433,6 +433,16 @@ struct Streamed {
 }
 
 impl Streamed {
+    /// Notes a member whose body is now in the content store as blob `digest`.
+    fn stored_member(&mut self, path: &str, digest: String, size: u64, head: Vec<u8>) {
+        self.stored.insert(digest.clone());
+        let size = size as i64;
+        self.members
+            .insert(path.to_string(), MemberInfo { digest, size, head });
+    }
+}
+
+impl Streamed {
     fn resolve(&self, path: &str) -> String {
         let mut p = path.to_string();
         for _ in 0..16 {
@@ -663,15 +673,7 @@ impl Job<'_> {
                         })
                         .await?;
                 }
-                st.stored.insert(digest.clone());
-                st.members.insert(
-                    path.to_string(),
-                    MemberInfo {
-                        digest,
-                        size: size as i64,
-                        head,
-                    },
-                );
+                st.stored_member(path, digest, size, head);
             }
             Member::Index | Member::DockerManifest => {
                 if size > MAX_JSON {
@@ -695,15 +697,7 @@ impl Job<'_> {
                     })
                     .await?;
                 self.c.lease_content(&self.lease, &digest).await?;
-                st.stored.insert(digest.clone());
-                st.members.insert(
-                    path.to_string(),
-                    MemberInfo {
-                        digest,
-                        size: size as i64,
-                        head,
-                    },
-                );
+                st.stored_member(path, digest, size, head);
             }
             Member::Other => {}
         }
