@@ -30,11 +30,13 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "==> cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 
 echo "==> tests"
+# Missing e2e prerequisites fail the run instead of skipping the end-to-end tests.
+export CRIMG_E2E_REQUIRED=1
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --locked --no-fail-fast
+    cargo nextest run --locked --all-features --no-fail-fast
 else
-    cargo test --locked --no-fail-fast
+    cargo test --locked --all-features --no-fail-fast
 fi

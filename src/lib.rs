@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cli;
 pub mod docs;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;

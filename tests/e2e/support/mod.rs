@@ -8,6 +8,7 @@ pub mod archives;
 mod cri;
 mod fixtures;
 mod node;
+pub mod prerequisites;
 pub mod registry;
 pub mod sys;
 

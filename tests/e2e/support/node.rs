@@ -65,6 +65,7 @@ impl Node {
     }
 
     pub fn start_with(opts: NodeOptions) -> Node {
+        super::prerequisites::check();
         // Compile before the clock starts, and so a gcc failure is not a containerd one.
         super::fixtures::pause_binary();
         sweep_stale_nodes();
@@ -514,7 +515,7 @@ impl Drop for Node {
 }
 
 /// containerd finds runc and the shim on PATH; test runners may not carry sbin.
-fn path_with_sbin() -> String {
+pub(super) fn path_with_sbin() -> String {
     let mut path = std::env::var("PATH").unwrap_or_default();
     for extra in [
         "/usr/local/sbin",
