@@ -12,10 +12,11 @@ use crate::runtime::connect::parse_duration;
     name = "crimg",
     version,
     about = "Image lifecycle for Kubernetes nodes: list, pin, unpin, prune, import, export",
-    long_about = "crimg manages the container images of a Kubernetes node. It speaks the Kubernetes \
-CRI to any CRI runtime, and containerd's own API where CRI is not enough (labels, records).\n\n\
-Exit codes: 0 done, 1 failed, 2 usage error, 3 runtime or containerd unreachable, \
-4 partial (some items failed or were not found).",
+    long_about = format!(
+        "crimg manages the container images of a Kubernetes node. It speaks the Kubernetes \
+CRI to any CRI runtime, and containerd's own API where CRI is not enough (labels, records).\n\n{}",
+        crate::exit::help_paragraph()
+    ),
     propagate_version = true,
     max_term_width = 100
 )]

@@ -1,5 +1,6 @@
-//! Shell completions and man pages generated from the clap definition. The committed
-//! copies in `completions/` and `man/` are checked against these by a test.
+//! Shell completions and man pages generated from the clap definition, and the README's
+//! exit-code table generated from [`crate::exit::ExitStatus`]. The committed copies in
+//! `completions/`, `man/` and `README.md` are checked against these by a test.
 
 use std::io::Write;
 
@@ -41,6 +42,18 @@ pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     Ok(pages)
 }
 
+/// `readme` with the table under its "## Exit codes" heading replaced by the one
+/// generated from [`crate::exit::ExitStatus`]; `None` when it has no such section.
+pub fn readme_with_exit_codes(readme: &str) -> Option<String> {
+    const HEADING: &str = "\n## Exit codes\n\n";
+    let start = readme.find(HEADING)? + HEADING.len();
+    let end = start + readme[start..].find("\n\n")?;
+    let mut out = readme[..start].to_string();
+    out.push_str(crate::exit::markdown_table().trim_end());
+    out.push_str(&readme[end..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +73,10 @@ mod tests {
         for (file, buf) in man_pages().unwrap() {
             expected.push((root.join("man").join(file), buf));
         }
+        let readme = root.join("README.md");
+        let text = std::fs::read_to_string(&readme).unwrap();
+        let fresh = readme_with_exit_codes(&text).expect("README.md has an Exit codes section");
+        expected.push((readme, fresh.into_bytes()));
         let update = std::env::var_os("CRIMG_UPDATE_GENERATED").is_some();
         let mut stale = Vec::new();
         for (path, want) in &expected {

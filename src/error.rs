@@ -1,19 +1,9 @@
-//! The error type that decides the exit code, and the exit codes themselves.
+//! The errors whose kind decides the exit status (see [`crate::exit`]), and how an
+//! error is shown.
 
 use std::fmt;
 
-/// Exit codes of the command-line contract.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const UNREACHABLE: i32 = 3;
-    pub const PARTIAL: i32 = 4;
-    /// Stopped by SIGINT (128 + 2), as shells report it.
-    pub const SIGINT: i32 = 130;
-    /// Stopped by SIGTERM (128 + 15).
-    pub const SIGTERM: i32 = 143;
-}
+use crate::exit::ExitStatus;
 
 /// Errors whose kind matters to the caller (exit code, message shape). Everything else is
 /// an `anyhow::Error` with context and exits 1.
@@ -42,11 +32,10 @@ pub enum CrimgError {
     #[error("interrupted by {signal}; {what}")]
     Interrupted { signal: Signal, what: String },
     /// Work cut short because the connection to CRI or containerd was lost under a
-    /// call: `shown` is the message, `lost` the socket and why ("lost the connection to
-    /// containerd at SOCKET: WHY"). Also an error that had to become text on its way up
-    /// but is still a lost connection (see [`flattened`]).
+    /// call: `shown` is the message, `lost` the lost connection. Also an error that had to
+    /// become text on its way up but is still a lost connection (see [`flattened`]).
     #[error("{shown}")]
-    Lost { shown: String, lost: String },
+    Lost { shown: String, lost: ConnectionLost },
 }
 
 /// The signals that stop a command cleanly.
@@ -108,62 +97,43 @@ impl fmt::Display for Tried {
 }
 
 impl CrimgError {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_status(&self) -> ExitStatus {
         match self {
-            CrimgError::Unreachable { .. } => exit::UNREACHABLE,
-            CrimgError::Usage(_) => exit::USAGE,
-            CrimgError::NotFound(_) | CrimgError::Ambiguous { .. } => exit::FAILED,
-            CrimgError::Interrupted {
-                signal: Signal::Int,
-                ..
-            } => exit::SIGINT,
-            CrimgError::Interrupted {
-                signal: Signal::Term,
-                ..
-            } => exit::SIGTERM,
-            CrimgError::Lost { .. } => exit::UNREACHABLE,
+            CrimgError::Unreachable { .. } | CrimgError::Lost { .. } => ExitStatus::Unreachable,
+            CrimgError::Usage(_) => ExitStatus::Usage,
+            CrimgError::NotFound(_) | CrimgError::Ambiguous { .. } => ExitStatus::Failed,
+            CrimgError::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
         }
     }
 }
 
-/// The exit code for any error: the typed ones decide, everything else is a failure.
-pub fn exit_code_of(err: &anyhow::Error) -> i32 {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<CrimgError>())
-        .map_or(exit::FAILED, CrimgError::exit_code)
-}
+/// The connection to CRI or containerd failed under a call (refused, reset, closed
+/// mid-stream) rather than the server answering with an error. Shown as "lost the
+/// connection to containerd at SOCKET: WHY" ("lost the connection: WHY" when the socket
+/// is not known).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectionLost(String);
 
-/// Why the command failed, when it failed because the connection to CRI or containerd
-/// failed under a call (refused, reset, closed mid-stream) rather than the server
-/// answering with an error: "lost the connection to containerd at SOCKET: WHY". Found in
-/// the error's chain: the call's own error, or a [`CrimgError::Lost`] that stands for it.
-pub fn connection_lost(err: &anyhow::Error) -> Option<String> {
-    use crate::runtime::{RpcError, transport_problem};
-    for e in err.chain() {
-        if let Some(CrimgError::Lost { lost, .. }) = e.downcast_ref::<CrimgError>() {
-            return Some(lost.clone());
-        }
-        if let Some(r) = e.downcast_ref::<RpcError>() {
-            return r.connection_problem().map(|_| r.to_string());
-        }
-        if let Some(s) = e.downcast_ref::<tonic::Status>() {
-            return transport_problem(s).map(|p| format!("lost the connection: {p}"));
-        }
+impl ConnectionLost {
+    pub(crate) fn new(shown: String) -> ConnectionLost {
+        ConnectionLost(shown)
     }
-    None
+
+    /// The lost connection behind `err`, if it failed because one was lost (see
+    /// [`crate::exit::classify`]).
+    pub fn of(err: &anyhow::Error) -> Option<ConnectionLost> {
+        crate::exit::classify(err).lost
+    }
 }
 
 /// `err` shown as `text` only (its chain dropped), still a lost connection if it was one.
 pub fn flattened(text: String, err: &anyhow::Error) -> anyhow::Error {
-    match connection_lost(err) {
+    match ConnectionLost::of(err) {
         Some(lost) => CrimgError::Lost { shown: text, lost }.into(),
         None => anyhow::Error::msg(text),
     }
 }
-
-/// The hint under an error caused by a lost connection.
-pub const LOST_HINT: &str = "the container runtime stopped answering in the middle of the \
-     command (restarted, killed or overloaded?); run the command again once it answers";
 
 /// An error as one message: each cause after the other, as `{:#}` prints them, but a
 /// gRPC status as its code and message only, without tonic's debug dump of its source.
@@ -179,80 +149,4 @@ pub fn render(err: &anyhow::Error) -> String {
     // Context that repeats what follows it adds nothing.
     parts.dedup();
     parts.join(": ")
-}
-
-/// What to print and the exit code for an error that ends the command: a typed error
-/// decides; a connection to the runtime lost under a call is "unreachable" (exit 3) and
-/// the message names the socket; anything else is a failure.
-pub fn report(err: &anyhow::Error) -> (String, i32) {
-    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<CrimgError>())
-        && !matches!(e, CrimgError::Lost { .. })
-    {
-        return (render(err), e.exit_code());
-    }
-    match connection_lost(err) {
-        Some(lost) => {
-            let mut message = render(err);
-            // The socket is named already when the error came from crimg's own clients.
-            if !message.contains(&lost) {
-                message.push_str(&format!("\n  {lost}"));
-            }
-            message.push_str(&format!("\n  hint: {LOST_HINT}"));
-            (message, exit::UNREACHABLE)
-        }
-        None => (render(err), exit::FAILED),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::RpcError;
-
-    fn rpc(status: tonic::Status) -> anyhow::Error {
-        anyhow::Error::new(RpcError::new(status, "containerd", "unix:///run/c.sock"))
-            .context("writing blob sha256:ab")
-    }
-
-    #[test]
-    fn lost_connections_exit_3_naming_the_socket() {
-        // Made by the client from a dead socket: the I/O error is its source.
-        let refused = tonic::Status::from_error(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        )));
-        let (msg, code) = report(&rpc(refused));
-        assert_eq!(code, exit::UNREACHABLE, "{msg}");
-        assert!(
-            msg.starts_with(
-                "writing blob sha256:ab: lost the connection to containerd at /run/c.sock: \
-                 Connection refused (os error 111)\n  hint: "
-            ),
-            "{msg}"
-        );
-
-        // The server's own answer is a failure, shown without tonic's dump.
-        let (msg, code) = report(&rpc(tonic::Status::not_found("blob gone")));
-        assert_eq!(code, exit::FAILED);
-        assert_eq!(msg, "writing blob sha256:ab: NotFound: blob gone");
-
-        // Flattened to text on its way up, it is still a lost connection.
-        let lost = rpc(tonic::Status::from_error(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset",
-        ))));
-        let flat = flattened(format!("x.tar: {lost:#}"), &lost);
-        assert_eq!(flat.to_string(), format!("x.tar: {lost:#}"));
-        let (msg, code) = report(&flat.context("2 of 3 item(s) failed"));
-        assert_eq!(code, exit::UNREACHABLE, "{msg}");
-        assert!(msg.contains("hint: "), "{msg}");
-        // Flattened, a server's answer stays a failure.
-        let answer = rpc(tonic::Status::not_found("blob gone"));
-        let (_, code) = report(&flattened(format!("{answer:#}"), &answer));
-        assert_eq!(code, exit::FAILED);
-
-        // A deadline is no lost connection.
-        let late = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
-        assert_eq!(crate::runtime::transport_problem(&late), None);
-    }
 }

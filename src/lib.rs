@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cli;
 pub mod docs;
 pub mod error;
+pub mod exit;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crimg::app::{self, Outcome};
+use crimg::app;
 use crimg::cli::Cli;
-use crimg::error::{exit, report};
+use crimg::exit::{self, ExitStatus};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -24,30 +24,9 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("crimg: error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED as u8);
+            exit::print_error(format_args!("cannot start the async runtime: {e}"));
+            return ExitCode::from(ExitStatus::Failed.code());
         }
     };
-    let code = match runtime.block_on(app::run(cli)) {
-        Ok(Outcome::Done) => exit::OK,
-        Ok(Outcome::Partial) => exit::PARTIAL,
-        Err(err) if is_broken_pipe(&err) => exit::OK,
-        Err(err) => {
-            let (message, code) = report(&err);
-            eprintln!("crimg: error: {message}");
-            code
-        }
-    };
-    ExitCode::from(code as u8)
-}
-
-/// Output piped into `head` is no failure. A broken pipe under a gRPC status is a lost
-/// connection to the runtime, which is.
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .take_while(|e| !e.is::<tonic::Status>())
-        .any(|e| {
-            e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        })
+    ExitCode::from(exit::finish(runtime.block_on(app::run(cli))).code())
 }

@@ -707,7 +707,7 @@ async fn write_archive<W: Write + Send + 'static>(
     match (fed, written) {
         (Ok(()), Ok(r)) => Ok(r),
         // A lost containerd explains the writer's "export aborted" (and exits 3).
-        (Err(e), Err(_)) if crate::error::connection_lost(&e).is_some() => Err(e),
+        (Err(e), Err(_)) if crate::error::ConnectionLost::of(&e).is_some() => Err(e),
         // The writer's own error (disk full, a short blob) explains a closed channel.
         (Err(_), Err(e)) => Err(e),
         (Err(e), Ok(_)) => Err(e),

@@ -343,7 +343,7 @@ impl Importer {
     pub async fn import_list(&self, session: &Session, path: &Path) -> Result<ItemResult> {
         let text = std::fs::read_to_string(path).context("reading the list")?;
         let mut result = ItemResult::default();
-        let mut lost = None;
+        let mut lost: Option<crate::error::ConnectionLost> = None;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -355,7 +355,7 @@ impl Importer {
                     .failures
                     .push(anyhow::Error::new(crate::error::CrimgError::Lost {
                         shown: format!("line {}: {line}: not attempted: {lost}", n + 1),
-                        lost: String::clone(lost),
+                        lost: lost.clone(),
                     }));
                 continue;
             }
@@ -381,7 +381,7 @@ impl Importer {
             match outcome {
                 Ok(i) => result.images.push(i),
                 Err(e) => {
-                    lost = crate::error::connection_lost(&e);
+                    lost = crate::error::ConnectionLost::of(&e);
                     result.failures.push(crate::error::flattened(
                         format!("line {}: {line}: {e:#}", n + 1),
                         &e,
@@ -1130,8 +1130,8 @@ async fn import_all(
     items: &[Item],
     single: bool,
     report: &mut Report,
-) -> Option<String> {
-    let mut lost: Option<String> = None;
+) -> Option<crate::error::ConnectionLost> {
+    let mut lost: Option<crate::error::ConnectionLost> = None;
     for item in items {
         let file = item.file();
         if let Some(lost) = &lost {
@@ -1140,7 +1140,7 @@ async fn import_all(
                 lost: lost.clone(),
             })
             .context(file.clone());
-            eprintln!("crimg: error: {e:#}");
+            crate::exit::print_error(format_args!("{e:#}"));
             report.failed.push((file, e));
             continue;
         }
@@ -1152,9 +1152,9 @@ async fn import_all(
                 for f in res.failures {
                     let e = f.context(file.clone());
                     if !lone {
-                        eprintln!("crimg: error: {e:#}");
+                        crate::exit::print_error(format_args!("{e:#}"));
                     }
-                    lost = lost.or_else(|| crate::error::connection_lost(&e));
+                    lost = lost.or_else(|| crate::error::ConnectionLost::of(&e));
                     report.failed.push((file.clone(), e));
                 }
                 report.written += res.written;
@@ -1165,9 +1165,9 @@ async fn import_all(
             Err(e) => {
                 let e = e.context(file.clone());
                 if !single {
-                    eprintln!("crimg: error: {e:#}");
+                    crate::exit::print_error(format_args!("{e:#}"));
                 }
-                lost = crate::error::connection_lost(&e);
+                lost = crate::error::ConnectionLost::of(&e);
                 report.failed.push((file, e));
             }
         }

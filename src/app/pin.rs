@@ -90,7 +90,7 @@ pub async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result
                     }
                 } else {
                     partial = true;
-                    eprintln!("crimg: error: {input}: {}", errors.join("; "));
+                    crate::exit::print_error(format_args!("{input}: {}", errors.join("; ")));
                 }
             }
             PinOutcome::Unchanged { image_id } => {
@@ -108,7 +108,7 @@ pub async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result
             PinOutcome::NotFound { error } => {
                 partial = true;
                 out.not_found.push(input.clone());
-                eprintln!("crimg: error: {error}");
+                crate::exit::print_error(error);
             }
         }
     }

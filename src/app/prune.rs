@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::{Outcome, Session, Settings, inventory, state, status_text};
 use crate::cli::{OutputFormat, PruneArgs};
-use crate::error::{CrimgError, connection_lost};
+use crate::error::{ConnectionLost, CrimgError};
 use crate::model::{Image, Inventory};
 use crate::plan::exclude;
 use crate::plan::protect::Protection;
@@ -160,7 +160,7 @@ async fn remove(
     inv: &Inventory,
     plan: &Plan,
     parallel: usize,
-) -> (Vec<(Image, String)>, Option<String>) {
+) -> (Vec<(Image, String)>, Option<ConnectionLost>) {
     let removals: Vec<&Decision> = plan.removals().collect();
     let bar = progress(&session.settings, removals.len() as u64);
     let containerd = if inv.containerd {
@@ -224,7 +224,7 @@ async fn remove(
     wait_for_cri(session, &removed).await;
     let lost = results
         .iter()
-        .find_map(|(_, r)| r.as_ref().err().and_then(connection_lost));
+        .find_map(|(_, r)| r.as_ref().err().and_then(ConnectionLost::of));
     let failed = results
         .into_iter()
         .filter_map(|(i, r)| r.err().map(|e| (i, status_text(&e))))
@@ -240,11 +240,11 @@ async fn collect_garbage(c: &crate::runtime::containerd::Containerd) -> Result<(
 
 /// Set by the first removal that failed because the connection to the runtime was lost.
 #[derive(Default)]
-struct Stop(std::sync::OnceLock<String>);
+struct Stop(std::sync::OnceLock<ConnectionLost>);
 
 impl Stop {
     fn check(&self, e: &anyhow::Error) {
-        if let Some(lost) = connection_lost(e) {
+        if let Some(lost) = ConnectionLost::of(e) {
             let _ = self.0.set(lost);
         }
     }

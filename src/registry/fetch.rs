@@ -195,7 +195,7 @@ impl Fetcher {
             match store.write_blob(desc, labels, reader, &mut *on_bytes).await {
                 Ok(_) => return Ok(format!("{}/{}", endpoint.base, source.repository)),
                 // containerd gone: no other endpoint can help.
-                Err(e) if crate::error::connection_lost(&e).is_some() => return Err(e),
+                Err(e) if crate::error::ConnectionLost::of(&e).is_some() => return Err(e),
                 Err(e) => {
                     let problem = format!("{e:#}");
                     self.note_failure(&endpoint, Attempt::Next(problem), &mut failures);

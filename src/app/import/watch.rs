@@ -276,7 +276,7 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                                 names.join(", ")
                             ));
                             for f in res.failures {
-                                eprintln!("crimg: error: {key}: {f:#}");
+                                crate::exit::print_error(format_args!("{key}: {f:#}"));
                                 report.failed.push((key.clone(), f));
                             }
                             report.written += res.written;
@@ -294,7 +294,7 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                             report.imported.push((key, res.images));
                         }
                         Err(e) => {
-                            eprintln!("crimg: error: {key}: {e:#}");
+                            crate::exit::print_error(format_args!("{key}: {e:#}"));
                             failed.insert(path.clone(), st);
                             report.failed.push((key, e));
                         }

@@ -1,0 +1,329 @@
+//! How a run ends: every exit status crimg has, what each means (the help text and the
+//! README's table are generated from [`ExitStatus`]), the one classification of a
+//! command's result into a status, and the one place errors are printed.
+
+use std::fmt;
+
+use crate::app::Outcome;
+use crate::error::{ConnectionLost, CrimgError, Signal, render};
+
+/// The exit status of a run, the command-line contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything asked was done (0).
+    Done,
+    /// The command failed (1).
+    Failed,
+    /// The command line or a file it names is not usable as given (2).
+    Usage,
+    /// No runtime or containerd socket answered, or the connection was lost under a
+    /// call (3).
+    Unreachable,
+    /// Some items failed or were not found; the rest were done (4).
+    Partial,
+    /// SIGINT (130) or SIGTERM (143) stopped the command, as shells report it (128 + n).
+    Interrupted(Signal),
+}
+
+impl ExitStatus {
+    /// Every status, in the order the help and the README list them.
+    pub const ALL: [ExitStatus; 7] = [
+        ExitStatus::Done,
+        ExitStatus::Failed,
+        ExitStatus::Usage,
+        ExitStatus::Unreachable,
+        ExitStatus::Partial,
+        ExitStatus::Interrupted(Signal::Int),
+        ExitStatus::Interrupted(Signal::Term),
+    ];
+
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Done => 0,
+            ExitStatus::Failed => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Unreachable => 3,
+            ExitStatus::Partial => 4,
+            ExitStatus::Interrupted(Signal::Int) => 130,
+            ExitStatus::Interrupted(Signal::Term) => 143,
+        }
+    }
+
+    /// What it means, in a few words (`crimg --help`).
+    fn summary(self) -> &'static str {
+        match self {
+            ExitStatus::Done => "done",
+            ExitStatus::Failed => "failed",
+            ExitStatus::Usage => "usage error",
+            ExitStatus::Unreachable => "runtime or containerd unreachable",
+            ExitStatus::Partial => "partial (some items failed or were not found)",
+            ExitStatus::Interrupted(_) => "interrupted (SIGINT, SIGTERM)",
+        }
+    }
+
+    /// What it means, in full (the README's table).
+    fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Done => "done",
+            ExitStatus::Failed => "failed",
+            ExitStatus::Usage => {
+                "usage error (bad option, unreadable config file, invalid pattern)"
+            }
+            ExitStatus::Unreachable => {
+                "runtime or containerd unreachable (the message names the sockets tried)"
+            }
+            ExitStatus::Partial => {
+                "partial: some items failed or were not found, the rest were done"
+            }
+            ExitStatus::Interrupted(_) => {
+                "interrupted by SIGINT or SIGTERM during `import` or `export`; the work in \
+                 progress was undone (no image record, no lease, no partial archive)"
+            }
+        }
+    }
+
+    /// How a command that did not fail outright ended.
+    pub fn of_outcome(outcome: Outcome) -> ExitStatus {
+        match outcome {
+            Outcome::Done => ExitStatus::Done,
+            Outcome::Partial => ExitStatus::Partial,
+        }
+    }
+}
+
+/// The statuses grouped by `text`, consecutive ones with the same text in one row.
+fn rows(text: fn(ExitStatus) -> &'static str) -> Vec<(Vec<u8>, &'static str)> {
+    let mut rows: Vec<(Vec<u8>, &'static str)> = Vec::new();
+    for s in ExitStatus::ALL {
+        match rows.last_mut() {
+            Some((codes, t)) if *t == text(s) => codes.push(s.code()),
+            _ => rows.push((vec![s.code()], text(s))),
+        }
+    }
+    rows
+}
+
+fn join_codes(codes: &[u8], sep: &str) -> String {
+    codes
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// The "Exit codes: ..." paragraph of `crimg --help`.
+pub fn help_paragraph() -> String {
+    let rows: Vec<String> = rows(ExitStatus::summary)
+        .iter()
+        .map(|(codes, text)| format!("{} {text}", join_codes(codes, " or ")))
+        .collect();
+    format!("Exit codes: {}.", rows.join(", "))
+}
+
+/// The table under the README's "Exit codes" heading.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| code | meaning |\n|---|---|\n");
+    for (codes, text) in rows(ExitStatus::meaning) {
+        out.push_str(&format!("| {} | {text} |\n", join_codes(&codes, ", ")));
+    }
+    out
+}
+
+/// An error that ends the command, classified: its exit status, and the lost connection
+/// behind it if there is one.
+#[derive(Debug)]
+pub struct Classified {
+    pub status: ExitStatus,
+    pub lost: Option<ConnectionLost>,
+    /// The status is "unreachable" because of `lost` (not a typed error before it).
+    by_lost: bool,
+}
+
+/// The one classification of an error, in one walk down its chain:
+/// - output piped into `head` (a broken pipe before any gRPC status) is no failure: done;
+/// - the first typed [`CrimgError`] decides, unless it stands for a lost connection;
+/// - a connection to CRI or containerd lost under a call (refused, reset, closed
+///   mid-stream) is "unreachable" (the call's own error, or a [`CrimgError::Lost`] that
+///   stands for it, whichever comes first);
+/// - anything else is a failure.
+pub fn classify(err: &anyhow::Error) -> Classified {
+    use crate::runtime::{RpcError, transport_problem};
+    let mut broken_pipe = false;
+    let mut past_status = false;
+    let mut typed: Option<&CrimgError> = None;
+    let mut lost: Option<Option<ConnectionLost>> = None;
+    for e in err.chain() {
+        let status = e.downcast_ref::<tonic::Status>();
+        if !past_status && status.is_none() {
+            broken_pipe |= e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        }
+        past_status |= status.is_some();
+        let crimg = e.downcast_ref::<CrimgError>();
+        if typed.is_none() {
+            typed = crimg;
+        }
+        if lost.is_none() {
+            if let Some(CrimgError::Lost { lost: l, .. }) = crimg {
+                lost = Some(Some(l.clone()));
+            } else if let Some(r) = e.downcast_ref::<RpcError>() {
+                lost = Some(
+                    r.connection_problem()
+                        .map(|_| ConnectionLost::new(r.to_string())),
+                );
+            } else if let Some(s) = status {
+                lost = Some(
+                    transport_problem(s)
+                        .map(|p| ConnectionLost::new(format!("lost the connection: {p}"))),
+                );
+            }
+        }
+    }
+    let lost = lost.flatten();
+    let status = match typed {
+        _ if broken_pipe => ExitStatus::Done,
+        Some(e) if !matches!(e, CrimgError::Lost { .. }) => e.exit_status(),
+        _ if lost.is_some() => {
+            return Classified {
+                status: ExitStatus::Unreachable,
+                lost,
+                by_lost: true,
+            };
+        }
+        _ => ExitStatus::Failed,
+    };
+    Classified {
+        status,
+        lost,
+        by_lost: false,
+    }
+}
+
+/// The hint under an error caused by a lost connection.
+pub const LOST_HINT: &str = "the container runtime stopped answering in the middle of the \
+     command (restarted, killed or overloaded?); run the command again once it answers";
+
+/// What to print and the exit status for an error that ends the command. A lost
+/// connection gets the socket (when the message does not name it yet) and a hint.
+pub fn report(err: &anyhow::Error) -> (String, ExitStatus) {
+    let Classified {
+        status,
+        lost,
+        by_lost,
+    } = classify(err);
+    let mut message = render(err);
+    if by_lost && let Some(lost) = lost {
+        let lost = lost.to_string();
+        // The socket is named already when the error came from crimg's own clients.
+        if !message.contains(&lost) {
+            message.push_str(&format!("\n  {lost}"));
+        }
+        message.push_str(&format!("\n  hint: {LOST_HINT}"));
+    }
+    (message, status)
+}
+
+/// Prints an error on stderr: an item that failed while the command goes on, or the
+/// error that ends it. Every "crimg: error:" line comes from here.
+pub fn print_error(message: impl fmt::Display) {
+    eprintln!("crimg: error: {message}");
+}
+
+/// The exit status of a finished command, its error printed if it failed.
+pub fn finish(result: anyhow::Result<Outcome>) -> ExitStatus {
+    match result {
+        Ok(outcome) => ExitStatus::of_outcome(outcome),
+        Err(err) => {
+            let (message, status) = report(&err);
+            if status != ExitStatus::Done {
+                print_error(message);
+            }
+            status
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::flattened;
+    use crate::runtime::RpcError;
+
+    fn rpc(status: tonic::Status) -> anyhow::Error {
+        anyhow::Error::new(RpcError::new(status, "containerd", "unix:///run/c.sock"))
+            .context("writing blob sha256:ab")
+    }
+
+    #[test]
+    fn lost_connections_exit_3_naming_the_socket() {
+        // Made by the client from a dead socket: the I/O error is its source.
+        let refused = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        let (msg, status) = report(&rpc(refused));
+        assert_eq!(status, ExitStatus::Unreachable, "{msg}");
+        assert_eq!(status.code(), 3);
+        assert!(
+            msg.starts_with(
+                "writing blob sha256:ab: lost the connection to containerd at /run/c.sock: \
+                 Connection refused (os error 111)\n  hint: "
+            ),
+            "{msg}"
+        );
+
+        // The server's own answer is a failure, shown without tonic's dump.
+        let (msg, status) = report(&rpc(tonic::Status::not_found("blob gone")));
+        assert_eq!(status, ExitStatus::Failed);
+        assert_eq!(msg, "writing blob sha256:ab: NotFound: blob gone");
+
+        // Flattened to text on its way up, it is still a lost connection.
+        let lost = rpc(tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        ))));
+        let flat = flattened(format!("x.tar: {lost:#}"), &lost);
+        assert_eq!(flat.to_string(), format!("x.tar: {lost:#}"));
+        let (msg, status) = report(&flat.context("2 of 3 item(s) failed"));
+        assert_eq!(status, ExitStatus::Unreachable, "{msg}");
+        assert!(msg.contains("hint: "), "{msg}");
+        // Flattened, a server's answer stays a failure.
+        let answer = rpc(tonic::Status::not_found("blob gone"));
+        let (_, status) = report(&flattened(format!("{answer:#}"), &answer));
+        assert_eq!(status, ExitStatus::Failed);
+
+        // A deadline is no lost connection.
+        let late = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(crate::runtime::transport_problem(&late), None);
+    }
+
+    #[test]
+    fn classification() {
+        let usage = anyhow::Error::new(CrimgError::Usage("bad".into())).context("reading x");
+        assert_eq!(classify(&usage).status, ExitStatus::Usage);
+        let int = anyhow::Error::new(CrimgError::Interrupted {
+            signal: Signal::Term,
+            what: "undone".into(),
+        });
+        assert_eq!(classify(&int).status.code(), 143);
+        let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing the table");
+        assert_eq!(classify(&pipe).status, ExitStatus::Done);
+        assert_eq!(classify(&anyhow::anyhow!("no")).status, ExitStatus::Failed);
+        assert_eq!(ExitStatus::of_outcome(Outcome::Partial).code(), 4);
+    }
+
+    #[test]
+    fn documentation_lists_every_code() {
+        let help = help_paragraph();
+        let table = markdown_table();
+        for s in ExitStatus::ALL {
+            assert!(help.contains(&s.code().to_string()), "{help}");
+            assert!(table.contains(&format!("{}", s.code())), "{table}");
+        }
+        assert!(help.starts_with("Exit codes: 0 done, 1 failed, 2 usage error, "));
+        assert!(table.contains("| 130, 143 | interrupted by SIGINT or SIGTERM"));
+    }
+}
