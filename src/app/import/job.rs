@@ -7,8 +7,6 @@
 //! A run killed before it could (SIGKILL, OOM, containerd killed under it) leaves its
 //! lease; the next import or export sees its owner is gone and releases it.
 
-mod watch;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1055,7 +1053,7 @@ impl Source for RandomSource {
 
 pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
     if args.watch {
-        return watch::run(settings, args).await;
+        return super::watch::run(settings, args).await;
     }
     let items = expand(&args.paths);
     if items.is_empty() {

@@ -1,0 +1,4 @@
+mod job;
+mod watch;
+
+pub use job::*;
