@@ -20,7 +20,7 @@ use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::{Written, sha256_digest};
-use crate::runtime::images_write::RecordChange;
+use crate::runtime::images::RecordChange;
 use crate::runtime::unpack::snapshot_gc_label;
 
 /// Blobs up to this size are read whole while streaming (indexes, manifests, configs).
@@ -412,7 +412,9 @@ impl Job<'_> {
                 }
                 // Leased before it is looked for: a snapshot already there (another
                 // image's layer) must survive a collection until this image holds it.
-                self.lease_snapshot(snapshotter, &chains[i]).await?;
+                self.c
+                    .lease_snapshot(&self.lease, snapshotter, &chains[i])
+                    .await?;
                 self.c
                     .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
                     .await
@@ -424,24 +426,6 @@ impl Job<'_> {
             }
         }
         Ok(done)
-    }
-
-    /// Puts snapshot `key` of `snapshotter` under the import's lease, whether it exists
-    /// yet or not.
-    async fn lease_snapshot(&self, snapshotter: &str, key: &str) -> Result<()> {
-        use crate::proto::containerd::services::leases::v1 as leases;
-        self.c
-            .leases()
-            .add_resource(self.c.req(leases::AddResourceRequest {
-                id: self.lease.clone(),
-                resource: Some(leases::Resource {
-                    id: key.to_string(),
-                    r#type: format!("snapshots/{snapshotter}"),
-                }),
-            }))
-            .await
-            .with_context(|| format!("adding snapshot {key} to lease {}", self.lease))?;
-        Ok(())
     }
 
     /// Snapshot references, then the image records (all or none).
