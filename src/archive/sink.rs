@@ -16,7 +16,7 @@ pub fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// A temp file (mode 0644) beside the file it will become.
+/// A temp file beside the file it will become.
 pub struct AtomicFile {
     tmp: NamedTempFile,
     path: PathBuf,
@@ -37,8 +37,9 @@ impl fmt::Display for TargetAppeared {
 impl std::error::Error for TargetAppeared {}
 
 impl AtomicFile {
-    /// Creates the temp file `<prefix>…​.tmp` in `path`'s directory.
-    pub fn create(path: &Path, prefix: &str) -> Result<AtomicFile> {
+    /// Creates the temp file `<prefix>XXXXXX.tmp`, with permissions `mode`, in `path`'s
+    /// directory.
+    pub fn create(path: &Path, prefix: &str, mode: u32) -> Result<AtomicFile> {
         let dir = parent_dir(path);
         let tmp = tempfile::Builder::new()
             .prefix(prefix)
@@ -48,7 +49,7 @@ impl AtomicFile {
         {
             use std::os::unix::fs::PermissionsExt;
             tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .set_permissions(std::fs::Permissions::from_mode(mode))
                 .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
         }
         Ok(AtomicFile {

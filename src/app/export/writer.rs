@@ -41,7 +41,7 @@ pub(super) async fn write_file(
     blobs: &[Descriptor],
     bar: &ProgressBar,
 ) -> Result<u64> {
-    let sink = AtomicFile::create(path, ".crimg-export-")?;
+    let sink = AtomicFile::create(path, ".crimg-export-", 0o644)?;
     let out = sink
         .file()
         .try_clone()
