@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::archive::sink::AtomicFile;
+
 /// The state directory: `CRIMG_STATE_DIR`, else `/var/lib/crimg`.
 pub fn state_dir() -> PathBuf {
     std::env::var_os("CRIMG_STATE_DIR")
@@ -43,10 +45,9 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.persist(path)
+    let sink = AtomicFile::create(path, ".crimg-state-", 0o600)?;
+    serde_json::to_writer_pretty(sink.file(), value)?;
+    sink.commit(true)
         .with_context(|| format!("writing state file {}", path.display()))?;
     Ok(())
 }

@@ -4,5 +4,6 @@ pub mod compression;
 pub mod layout;
 pub mod paths;
 pub mod read;
+pub mod sink;
 pub mod write;
 pub mod write_plan;

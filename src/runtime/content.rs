@@ -1,10 +1,10 @@
-//! containerd's content store and leases: streaming, verified blob transfer.
+//! containerd's content store: streaming, verified blob transfer.
 //!
 //! Writes stream the source once, hash it while sending, and pipeline large chunks
 //! without waiting for each to be acknowledged. Reads use one streaming `Read` per blob.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{Stream, StreamExt};
@@ -14,9 +14,7 @@ use tonic::transport::Channel;
 
 use crate::model::Descriptor;
 use crate::proto::containerd::services::content::v1 as content;
-use crate::proto::containerd::services::leases::v1 as leases;
 use crate::runtime::containerd::{Containerd, time};
-use crate::runtime::owner;
 
 /// Bytes per `Write` message: large enough to amortise per-message cost (4 MiB measured
 /// no faster: containerd's 16 KiB HTTP/2 frames bound it), small enough to keep memory flat.
@@ -293,116 +291,110 @@ impl Containerd {
             .await;
     }
 
-    pub(crate) fn leases(&self) -> leases::leases_client::LeasesClient<Channel> {
-        leases::leases_client::LeasesClient::new(self.channel())
-    }
-
-    /// Creates a lease that expires by itself after `expire`, so content written under
-    /// it survives garbage collection until the image record holds it, and an abandoned
-    /// lease (a killed crimg) does not keep content forever. It is labelled with this
-    /// process (see [`owner`]), so a later crimg can release it sooner once the process
-    /// is gone ([`Containerd::release_stale_leases`]).
-    pub async fn create_lease(&self, purpose: &str, expire: Duration) -> Result<String> {
-        let id = format!(
-            "crimg-{purpose}-{}-{}",
+    /// Writes `size` bytes whose digest is not known beforehand (docker's legacy
+    /// `layer.tar`); containerd commits them under the digest computed here, and checks
+    /// it. Returns the digest.
+    pub async fn write_blob_unknown<R: AsyncRead + Unpin>(
+        &self,
+        size: i64,
+        labels: &BTreeMap<String, String>,
+        mut reader: R,
+        mut on_bytes: impl FnMut(u64),
+    ) -> Result<String> {
+        let reference = format!(
+            "crimg-{}-unknown-{}",
             std::process::id(),
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_nanos()
         );
-        let until = humantime::format_rfc3339_seconds(SystemTime::now() + expire).to_string();
-        let mut labels: std::collections::HashMap<String, String> =
-            [(GC_EXPIRE.to_string(), until)].into_iter().collect();
-        if let Some(me) = owner::Owner::current() {
-            labels.extend(me.labels());
-        }
-        self.leases()
-            .create(self.req(leases::CreateRequest {
-                id: id.clone(),
-                labels,
-            }))
-            .await
-            .map_err(|s| self.rpc(s))
-            .context("creating a containerd lease")?;
-        Ok(id)
-    }
-
-    /// Deletes a lease; what it held is collected unless something else references it.
-    /// With `sync`, waits for that collection (no deadline: it may take a while), so what
-    /// only the lease held is gone when this returns.
-    pub async fn delete_lease(&self, id: &str, sync: bool) -> Result<()> {
-        let msg = leases::DeleteRequest {
-            id: id.to_string(),
-            sync,
-        };
-        let req = if sync {
-            self.streaming_req(msg)
-        } else {
-            self.req(msg)
-        };
-        match self.leases().delete(req).await {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(self.rpc(s).context(format!("deleting lease {id}"))),
-        }
-    }
-
-    /// The IDs of every lease in the namespace.
-    pub async fn list_leases(&self) -> Result<Vec<String>> {
-        let leases = self.list_leases_labelled().await?;
-        Ok(leases.into_iter().map(|(id, _)| id).collect())
-    }
-
-    /// Every lease in the namespace, with its labels.
-    pub async fn list_leases_labelled(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
-        let resp = self
-            .leases()
-            .list(self.req(leases::ListRequest { filters: vec![] }))
-            .await
-            .map_err(|s| self.rpc(s))
-            .context("listing leases")?
-            .into_inner();
-        Ok(resp
-            .leases
-            .into_iter()
-            .map(|l| (l.id, l.labels.into_iter().collect()))
-            .collect())
-    }
-
-    /// Deletes the leases of crimg processes that are gone (killed before they could
-    /// delete their own), so what they held, a half-written upload say, is collected
-    /// now rather than when the lease expires. Leases of running processes, of other
-    /// tools and of older crimg versions stay. The last deletion waits for the garbage
-    /// collection (bounded by `collect_wait`), so the space is free when this returns.
-    /// Returns the released leases and why each was stale.
-    pub async fn release_stale_leases(
-        &self,
-        collect_wait: Duration,
-    ) -> Result<Vec<(String, owner::Gone)>> {
-        let Some(me) = owner::Owner::current() else {
-            return Ok(vec![]);
-        };
-        let stale: Vec<(String, owner::Gone)> = self
-            .list_leases_labelled()
-            .await?
-            .into_iter()
-            .filter_map(|(id, labels)| {
-                owner::stale(&labels, &me, owner::alive).map(|gone| (id, gone))
-            })
-            .collect();
-        for (i, (id, _)) in stale.iter().enumerate() {
-            if i + 1 < stale.len() {
-                self.delete_lease(id, false).await?;
-            } else if let Ok(deleted) =
-                tokio::time::timeout(collect_wait, self.delete_lease(id, true)).await
-            {
-                deleted?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<content::WriteContentRequest>(8);
+        let mut client = content::content_client::ContentClient::new(self.channel())
+            .max_encoding_message_size(64 << 20);
+        let request = self.streaming_req(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let call = tokio::spawn(async move {
+            let mut responses = client.write(request).await?.into_inner();
+            while responses.message().await?.is_some() {}
+            Ok::<_, tonic::Status>(())
+        });
+        let mut hasher = Sha256::new();
+        let mut offset: i64 = 0;
+        let sent: Result<String> = async {
+            let mut buf = vec![0u8; WRITE_CHUNK];
+            loop {
+                let mut n = 0;
+                while n < buf.len() {
+                    let r = reader.read(&mut buf[n..]).await?;
+                    if r == 0 {
+                        break;
+                    }
+                    n += r;
+                }
+                hasher.update(&buf[..n]);
+                let at = offset;
+                offset += n as i64;
+                on_bytes(n as u64);
+                if offset > size {
+                    bail!("member is longer than its {size} bytes");
+                }
+                let last = n < buf.len();
+                let mut expected = String::new();
+                if last {
+                    if offset != size {
+                        bail!("member is {offset} bytes, its header says {size}");
+                    }
+                    expected = sha256_digest(std::mem::take(&mut hasher));
+                }
+                let msg = content::WriteContentRequest {
+                    action: if last {
+                        content::WriteAction::Commit
+                    } else {
+                        content::WriteAction::Write
+                    } as i32,
+                    r#ref: reference.clone(),
+                    total: size,
+                    expected: expected.clone(),
+                    offset: at,
+                    data: buf[..n].to_vec(),
+                    labels: if last {
+                        labels.clone().into_iter().collect()
+                    } else {
+                        Default::default()
+                    },
+                };
+                if tx.send(msg).await.is_err() || last {
+                    return Ok(expected);
+                }
             }
-            // Past the wait the lease is deleted all the same (containerd deletes it
-            // before it collects); the collection goes on without us.
         }
-        Ok(stale)
+        .await;
+        drop(tx);
+        let outcome = call
+            .await
+            .map_err(|e| anyhow!("content writer task: {e}"))?;
+        let abort = || async {
+            let _ = content::content_client::ContentClient::new(self.channel())
+                .abort(self.req(content::AbortRequest {
+                    r#ref: reference.clone(),
+                }))
+                .await;
+        };
+        let digest = match sent {
+            Ok(d) => d,
+            Err(e) => {
+                abort().await;
+                return Err(e);
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(digest),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(digest),
+            Err(s) => {
+                abort().await;
+                Err(self.rpc(s).context("writing a blob"))
+            }
+        }
     }
 }
 

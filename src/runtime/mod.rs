@@ -5,8 +5,10 @@ pub mod connect;
 pub mod containerd;
 pub mod content;
 pub mod cri;
-pub mod images_write;
+pub mod images;
+pub mod leases;
 pub mod owner;
+pub mod snapshots;
 pub mod transport;
 pub mod unpack;
 

@@ -1,0 +1,197 @@
+//! The command: gather, check, write, then say what was written.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::store::{FetchState, gather_and_fetch};
+use super::targets::{Target, check_target, resolve_targets};
+use super::writer::{write_archive, write_file};
+use crate::app::{Outcome, Session, Settings, inventory};
+use crate::archive::write::{
+    Compression, NamedTarget, docker_manifest_json, index_json, oci_layout_json,
+};
+use crate::archive::write_plan::{docker_images, unique_blobs};
+use crate::cli::{self, ExportArgs, OutputFormat};
+use crate::error::CrimgError;
+use crate::plan::platform::PlatformChoice;
+use crate::registry::config::RegistryConfig;
+use crate::registry::fetch::Fetcher;
+
+/// What `-o json` prints after writing a file.
+#[derive(Debug, Serialize)]
+struct ExportResult {
+    file: String,
+    images: Vec<String>,
+    blobs: usize,
+    bytes: u64,
+    fetched: Vec<String>,
+}
+
+pub async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
+    // Checked before connecting: a refused target should not wait on the runtime.
+    let target = check_target(&args)?;
+    let work = export(settings, args, target);
+    tokio::select! {
+        r = work => r,
+        // Dropping `work` drops the temp file, which removes it: no partial file stays.
+        signal = crate::error::interrupted() => Err(CrimgError::Interrupted {
+            signal,
+            what: "no archive was written".into(),
+        }
+        .into()),
+    }
+}
+
+async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut session = Session::connect(settings).await?;
+    let containerd = session.containerd().await?.clone();
+    let inv = inventory::gather(&mut session).await?;
+    let settings = session.settings.clone();
+    let records = containerd.list_images().await?;
+    let wanted = resolve_targets(&inv.images, &records, &args.refs)?;
+    let choice = PlatformChoice::from_args(&args.platform, args.all_platforms);
+
+    let mut fetch = if args.fetch_missing {
+        let config = RegistryConfig::load(&args.registry_config_dir, &args.registries_yaml)?;
+        let warn_settings = settings.clone();
+        let debug_settings = settings.clone();
+        let fetcher = Fetcher::new(
+            config,
+            Box::new(move |m| warn_settings.warn(m)),
+            Box::new(move |m| debug_settings.debug(m)),
+        );
+        // Fetched content is held by this lease until the GC labels of its parents hold
+        // it; a crash leaves a lease that expires by itself, or that the next import or
+        // export releases. Those earlier runs left go first.
+        crate::app::release_stale_leases(&containerd, &settings).await;
+        let lease = containerd
+            .create_lease("export", std::time::Duration::from_secs(3600))
+            .await?;
+        let leased = containerd.with_lease(&lease)?;
+        Some(FetchState {
+            fetcher,
+            lease,
+            leased,
+            fetched: Vec::new(),
+        })
+    } else {
+        None
+    };
+
+    let result = gather_and_fetch(&containerd, &settings, wanted, &choice, fetch.as_mut()).await;
+    if let Some(f) = &fetch
+        && let Err(e) = containerd.delete_lease(&f.lease, false).await
+    {
+        settings.warn(format_args!("{e:#}"));
+    }
+    let plans = result?;
+    let fetched = fetch.map(|f| f.fetched).unwrap_or_default();
+
+    for p in &plans {
+        if !p.skipped_platforms.is_empty() {
+            settings.warn(format_args!(
+                "{}: left out platforms this node never pulled: {}",
+                p.display_name(),
+                p.skipped_platforms.join(", ")
+            ));
+        }
+    }
+
+    // Everything is known: now write.
+    let names: Vec<NamedTarget> = plans
+        .iter()
+        .flat_map(|p| {
+            p.names.iter().map(|n| NamedTarget {
+                name: n.clone(),
+                target: p.target.clone(),
+            })
+        })
+        .collect();
+    let blobs = unique_blobs(&plans);
+    let docker = docker_manifest_json(&docker_images(&plans, &choice))?;
+    let compression = match args.compress {
+        None => Compression::None,
+        Some(cli::Compression::Gzip) => Compression::Gzip,
+        Some(cli::Compression::Zstd) => Compression::Zstd,
+    };
+    let files = vec![
+        ("oci-layout".to_string(), oci_layout_json()),
+        ("index.json".to_string(), index_json(&names)),
+        ("manifest.json".to_string(), docker),
+    ];
+
+    let total: u64 = blobs.iter().map(|b| b.size.max(0) as u64).sum();
+    let bar = progress(&settings, total, "exporting");
+    let (bytes, shown) = match &target {
+        Target::Stdout => {
+            let (_, bytes) = write_archive(
+                &containerd,
+                std::io::stdout(),
+                compression,
+                &files,
+                &blobs,
+                &bar,
+            )
+            .await?;
+            (bytes, "standard output".to_string())
+        }
+        Target::File { path, force } => {
+            let bytes =
+                write_file(&containerd, path, *force, compression, &files, &blobs, &bar).await?;
+            (bytes, path.display().to_string())
+        }
+    };
+    bar.finish_and_clear();
+
+    let image_names: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
+    if !settings.quiet {
+        eprintln!(
+            "exported {} image{}, {} blob{}, {} to {shown} in {:.1} s{}",
+            image_names.len(),
+            if image_names.len() == 1 { "" } else { "s" },
+            blobs.len(),
+            if blobs.len() == 1 { "" } else { "s" },
+            crate::render::human_size(bytes),
+            started.elapsed().as_secs_f64(),
+            if fetched.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} blob{} fetched from the registry and stored back)",
+                    fetched.len(),
+                    if fetched.len() == 1 { "" } else { "s" }
+                )
+            }
+        );
+    }
+    if let (OutputFormat::Json, Target::File { path, .. }) = (settings.output, &target) {
+        crate::render::print_json(&ExportResult {
+            file: path.display().to_string(),
+            images: image_names,
+            blobs: blobs.len(),
+            bytes,
+            fetched,
+        })?;
+    }
+    Ok(Outcome::Done)
+}
+
+pub(super) fn progress(settings: &Settings, total: u64, what: &str) -> ProgressBar {
+    if !settings.progress || total == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}

@@ -1,0 +1,505 @@
+//! One archive's import: blobs into the content store (streamed or read at will),
+//! unpacked into the snapshotter, then the image records.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use indicatif::ProgressBar;
+use sha2::Digest as _;
+use tokio::sync::{mpsc, watch as tokio_watch};
+
+use super::importer::{ImportedImage, Importer};
+use super::sources::{RandomSource, StreamSource, Streamed, collect, first_bytes, with_head};
+use crate::archive::layout::{self, MAX_JSON, Plan, PlannedBlob, chain_ids};
+use crate::archive::paths::{self, Member};
+use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
+use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
+use crate::runtime::containerd::Containerd;
+use crate::runtime::content::{Written, sha256_digest};
+use crate::runtime::images::RecordChange;
+use crate::runtime::unpack::snapshot_gc_label;
+
+/// Blobs up to this size are read whole while streaming (indexes, manifests, configs).
+const SMALL_BLOB: u64 = 1 << 20;
+/// At most this much of them is kept in memory; the rest is read back from the store.
+const SMALL_TOTAL: u64 = 64 << 20;
+/// The value CRI gives its managed-image label.
+const MANAGED: &str = "managed";
+
+/// One archive's import, under one lease.
+pub(super) struct Job<'a> {
+    pub(super) imp: &'a Importer,
+    /// containerd with every call under the lease.
+    pub(super) c: Containerd,
+    pub(super) lease: String,
+    pub(super) bar: ProgressBar,
+    pub(super) written: AtomicU64,
+    pub(super) started: Instant,
+}
+
+impl Job<'_> {
+    pub(super) async fn run(&self, input: &Input) -> Result<Vec<ImportedImage>> {
+        match input {
+            Input::File(p) => {
+                let path = p.clone();
+                let indexed = tokio::task::spawn_blocking(move || read::index_tar_file(&path))
+                    .await
+                    .map_err(|e| anyhow!("reading task: {e}"))??;
+                match indexed {
+                    Some(ra) if ra.meta.contains_key("index.json") => self.random(ra).await,
+                    _ => self.stream_input(input).await,
+                }
+            }
+            Input::Stdin => self.stream_input(input).await,
+            Input::Dir(d) => {
+                let dir = d.clone();
+                let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
+                    .await
+                    .map_err(|e| anyhow!("reading task: {e}"))??;
+                if ra.meta.contains_key("index.json") {
+                    self.random(ra).await
+                } else if ra.meta.contains_key("manifest.json") {
+                    self.stream(read::stream_dir(ra)).await
+                } else {
+                    bail!(
+                        "neither index.json (OCI layout) nor manifest.json (docker save) in the directory"
+                    )
+                }
+            }
+        }
+    }
+
+    async fn stream_input(&self, input: &Input) -> Result<Vec<ImportedImage>> {
+        let count = Arc::new(AtomicU64::new(0));
+        if let Input::File(p) = input
+            && let Ok(m) = std::fs::metadata(p)
+        {
+            self.bar.set_length(m.len());
+        }
+        let (input2, count2) = (input.clone(), count.clone());
+        let (compression, rx) =
+            tokio::task::spawn_blocking(move || read::stream_tar(&input2, count2))
+                .await
+                .map_err(|e| anyhow!("reading task: {e}"))??;
+        self.imp.settings.debug(format_args!(
+            "{}: {} compression",
+            input.display(),
+            compression.name()
+        ));
+        let bar = self.bar.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                bar.set_position(count.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let r = self.stream(rx).await;
+        ticker.abort();
+        r
+    }
+
+    /// Writes a blob from memory unless the store has it; sets `labels` either way.
+    async fn store_bytes(
+        &self,
+        desc: &Descriptor,
+        labels: &BTreeMap<String, String>,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if self.present(&desc.digest, labels).await? {
+            return Ok(());
+        }
+        let w = self
+            .c
+            .write_blob(desc, labels, bytes, |_| {})
+            .await
+            .with_context(|| format!("storing blob {}", desc.digest))?;
+        self.written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if w == Written::AlreadyExists {
+            self.label(&desc.digest, labels).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the store has the blob; if so it is put under the lease and labelled.
+    async fn present(&self, digest: &str, labels: &BTreeMap<String, String>) -> Result<bool> {
+        // Leased before it is looked for, so a collection between the two cannot take it.
+        self.c.lease_content(&self.lease, digest).await?;
+        let Some(info) = self.c.content_info(digest).await? else {
+            return Ok(false);
+        };
+        if labels.iter().any(|(k, v)| info.labels.get(k) != Some(v)) {
+            self.label(digest, labels).await?;
+        }
+        Ok(true)
+    }
+
+    async fn label(&self, digest: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        self.c.content_update_labels(digest, labels, &[]).await
+    }
+
+    /// One pass over a streamed archive: every blob goes to the store as it comes (the
+    /// index may be last), then the plan decides what the images are.
+    async fn stream(&self, mut rx: mpsc::Receiver<Result<Event>>) -> Result<Vec<ImportedImage>> {
+        let mut st = Streamed::default();
+        // A path given twice is ambiguous: which body counts is up to the reader.
+        let mut seen = HashSet::new();
+        while let Some(event) = rx.recv().await {
+            let event = event?;
+            let (Event::Link { path, .. } | Event::File { path, .. }) = &event;
+            if !seen.insert(path.clone()) {
+                bail!("{path}: the archive holds this path twice");
+            }
+            match event {
+                Event::Link { path, target } => {
+                    st.links.insert(path, target);
+                }
+                Event::File { path, size, body } => self
+                    .stream_member(&mut st, &path, size, body)
+                    .await
+                    .with_context(|| path.clone())?,
+            }
+        }
+        drop(rx);
+        let source = StreamSource {
+            st: &st,
+            c: &self.c,
+        };
+        let plan = if let Some(index) = st.meta.get("index.json") {
+            layout::plan_oci(
+                index,
+                st.meta.get("manifest.json").map(|b| &b[..]),
+                &source,
+                &self.imp.opts,
+            )
+            .await?
+        } else if let Some(manifest) = st.meta.get("manifest.json") {
+            layout::plan_docker(manifest, &source, &self.imp.opts).await?
+        } else {
+            bail!(
+                "no index.json (OCI layout) or manifest.json (docker save) in the archive: not an image archive"
+            )
+        };
+        self.notes(&plan);
+        for b in &plan.blobs {
+            if let Some(bytes) = plan.generated.get(&b.desc.digest) {
+                self.store_bytes(&b.desc, &b.labels, bytes).await?;
+            } else if st.stored.contains(&b.desc.digest) {
+                // The digest matched, but the descriptor's size must match too.
+                if let Some(m) = st.members.values().find(|m| m.digest == b.desc.digest)
+                    && m.size != b.desc.size
+                {
+                    bail!(
+                        "{} holds {} bytes, but its descriptor says {}",
+                        describe(&plan, b),
+                        m.size,
+                        b.desc.size
+                    );
+                }
+                self.label(&b.desc.digest, &b.labels).await?;
+            } else if !self.present(&b.desc.digest, &b.labels).await? {
+                bail!("{} is missing from the archive", describe(&plan, b));
+            }
+        }
+        let (tx, ready) =
+            tokio_watch::channel(plan.blobs.iter().map(|b| b.desc.digest.clone()).collect());
+        self.phase("written");
+        let snapshots = self.unpack(&plan, ready).await;
+        drop(tx);
+        self.phase("unpacked");
+        self.finish(&plan, snapshots?).await
+    }
+
+    async fn stream_member(
+        &self,
+        st: &mut Streamed,
+        path: &str,
+        size: u64,
+        body: mpsc::Receiver<std::io::Result<Bytes>>,
+    ) -> Result<()> {
+        match paths::classify(path)? {
+            Member::Blob(digest) => {
+                let desc = Descriptor {
+                    media_type: String::new(),
+                    digest: digest.clone(),
+                    size: size as i64,
+                };
+                let head;
+                if size <= SMALL_BLOB {
+                    let bytes = collect(body, size).await?;
+                    let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
+                    if actual != digest {
+                        bail!(
+                            "content has digest {actual}, not the {digest} its name says (corrupt archive?)"
+                        );
+                    }
+                    head = bytes[..bytes.len().min(HEAD_LEN)].to_vec();
+                    self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
+                    if st.small_total + size <= SMALL_TOTAL {
+                        st.small_total += size;
+                        st.small.insert(digest.clone(), bytes);
+                    }
+                } else if self.present(&digest, &BTreeMap::new()).await? {
+                    // Already stored: skip its bytes (the reader drops them).
+                    head = first_bytes(body).await?;
+                } else {
+                    let (h, reader) = with_head(body).await?;
+                    head = h;
+                    let written = &self.written;
+                    self.c
+                        .write_blob(&desc, &BTreeMap::new(), reader, |n| {
+                            written.fetch_add(n, Ordering::Relaxed);
+                        })
+                        .await?;
+                }
+                st.stored_member(path, digest, size, head);
+            }
+            Member::Index | Member::DockerManifest => {
+                if size > MAX_JSON {
+                    bail!("{size} bytes, too large for a JSON document");
+                }
+                st.meta.insert(path.to_string(), collect(body, size).await?);
+            }
+            Member::Marker => {}
+            Member::Other if path.ends_with(".json") && size <= MAX_JSON => {
+                st.small_files
+                    .insert(path.to_string(), collect(body, size).await?);
+            }
+            Member::Other if path.ends_with("layer.tar") || path.ends_with(".tar.gz") => {
+                // docker's legacy layout: the layer's digest is learnt by writing it.
+                let (head, reader) = with_head(body).await?;
+                let written = &self.written;
+                let digest = self
+                    .c
+                    .write_blob_unknown(size as i64, &BTreeMap::new(), reader, |n| {
+                        written.fetch_add(n, Ordering::Relaxed);
+                    })
+                    .await?;
+                self.c.lease_content(&self.lease, &digest).await?;
+                st.stored_member(path, digest, size, head);
+            }
+            Member::Other => {}
+        }
+        Ok(())
+    }
+
+    /// An archive whose members can be read at will: plan first, then write only the
+    /// blobs the chosen platforms need, layers in order, while unpacking the layers
+    /// already written.
+    async fn random(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
+        let ra = Arc::new(ra);
+        let source = RandomSource {
+            ra: ra.clone(),
+            cache: std::sync::Mutex::new(HashMap::new()),
+        };
+        let index = ra.meta.get("index.json").cloned().unwrap_or_default();
+        let docker = ra.meta.get("manifest.json").cloned();
+        let plan = layout::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
+        self.notes(&plan);
+        self.phase("planned");
+        let cache = source.cache.into_inner().unwrap_or_default();
+        self.bar.set_length(
+            plan.blobs
+                .iter()
+                .filter(|b| !cache.contains_key(&b.desc.digest))
+                .map(|b| b.desc.size.max(0) as u64)
+                .sum(),
+        );
+        let (tx, ready) = tokio_watch::channel(HashSet::new());
+        let write = async {
+            for b in &plan.blobs {
+                if let Some(bytes) = plan
+                    .generated
+                    .get(&b.desc.digest)
+                    .or(cache.get(&b.desc.digest))
+                {
+                    self.store_bytes(&b.desc, &b.labels, bytes).await?;
+                } else if !self.present(&b.desc.digest, &b.labels).await? {
+                    let ext = ra.blob(&b.desc.digest).ok_or_else(|| {
+                        anyhow!("{} is missing from the archive", describe(&plan, b))
+                    })?;
+                    let reader = ra.open(ext).await?;
+                    let (written, bar) = (&self.written, &self.bar);
+                    let w = self
+                        .c
+                        .write_blob(&b.desc, &b.labels, reader, |n| {
+                            written.fetch_add(n, Ordering::Relaxed);
+                            bar.inc(n);
+                        })
+                        .await
+                        .with_context(|| paths::blob_path(&b.desc.digest))?;
+                    if w == Written::AlreadyExists {
+                        self.label(&b.desc.digest, &b.labels).await?;
+                    }
+                }
+                tx.send_modify(|s| {
+                    s.insert(b.desc.digest.clone());
+                });
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        // Unpacking layer N overlaps writing layer N+1; the first error stops both.
+        let (w, u) = tokio::join!(
+            async {
+                let r = write.await;
+                if r.is_err() {
+                    tx.send_modify(|s| {
+                        s.insert(STOP.into());
+                    });
+                }
+                r
+            },
+            self.unpack(&plan, ready)
+        );
+        w?;
+        let u = u?;
+        self.phase("written and unpacked");
+        self.finish(&plan, u).await
+    }
+
+    /// A timing diagnostic (with --verbose).
+    pub(super) fn phase(&self, what: &str) {
+        self.imp.settings.debug(format_args!(
+            "{what} after {:.2}s",
+            self.started.elapsed().as_secs_f64()
+        ));
+    }
+
+    fn notes(&self, plan: &Plan) {
+        for n in &plan.notes {
+            self.imp.settings.warn(n);
+        }
+    }
+
+    /// Unpacks the manifests the plan marks, each layer as soon as it is `ready`.
+    /// Returns each config digest with its top chain ID.
+    async fn unpack(
+        &self,
+        plan: &Plan,
+        mut ready: tokio_watch::Receiver<HashSet<String>>,
+    ) -> Result<Vec<(String, String)>> {
+        let Some(snapshotter) = &self.imp.snapshotter else {
+            return Ok(vec![]);
+        };
+        let mut done = Vec::new();
+        let mut seen = HashSet::new();
+        for m in plan
+            .images
+            .iter()
+            .flat_map(|i| &i.manifests)
+            .filter(|m| m.unpack)
+        {
+            if !seen.insert(m.config.digest.clone()) {
+                continue;
+            }
+            let chains = chain_ids(&m.diff_ids);
+            let mut parent: Option<&str> = None;
+            for (i, layer) in m.layers.iter().enumerate() {
+                let ok = ready
+                    .wait_for(|s| s.contains(&layer.digest) || s.contains(STOP))
+                    .await
+                    .map(|s| !s.contains(STOP))
+                    .unwrap_or(false);
+                if !ok {
+                    bail!("unpacking stopped");
+                }
+                // Leased before it is looked for: a snapshot already there (another
+                // image's layer) must survive a collection until this image holds it.
+                self.c
+                    .lease_snapshot(&self.lease, snapshotter, &chains[i])
+                    .await?;
+                self.c
+                    .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
+                    .await
+                    .with_context(|| format!("unpacking into {snapshotter}"))?;
+                parent = Some(&chains[i]);
+            }
+            if let Some(top) = chains.last() {
+                done.push((m.config.digest.clone(), top.clone()));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Snapshot references, then the image records (all or none).
+    async fn finish(
+        &self,
+        plan: &Plan,
+        snapshots: Vec<(String, String)>,
+    ) -> Result<Vec<ImportedImage>> {
+        if let Some(snapshotter) = &self.imp.snapshotter {
+            for (config, top) in &snapshots {
+                let labels = BTreeMap::from([(snapshot_gc_label(snapshotter), top.clone())]);
+                self.label(config, &labels).await?;
+            }
+        }
+        let mut labels = BTreeMap::from([(LABEL_CRI_MANAGED.to_string(), MANAGED.to_string())]);
+        if self.imp.pin {
+            labels.insert(LABEL_CRI_PINNED.to_string(), PINNED_VALUE.to_string());
+        }
+        let mut changes: Vec<(String, RecordChange)> = Vec::new();
+        let mut out = Vec::new();
+        let result: Result<()> = async {
+            for image in &plan.images {
+                // CRI keeps a record named by the image ID beside the tags; so do we.
+                let mut names = image.names.clone();
+                names.push(image.id.clone());
+                for name in &names {
+                    let change = self.c.put_image(name, &image.target, &labels).await?;
+                    changes.push((name.clone(), change));
+                }
+                out.push(ImportedImage {
+                    names: image.names.clone(),
+                    id: image.id.clone(),
+                    digest: image.target.digest.clone(),
+                    platforms: image.platforms(),
+                    size: plan.image_size(image),
+                    status: "imported",
+                });
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            for (name, change) in changes.iter().rev() {
+                if let Err(e2) = self.c.undo_put_image(name, change).await {
+                    self.imp.settings.warn(format_args!("{e2:#}"));
+                }
+            }
+            return Err(e);
+        }
+        Ok(out)
+    }
+}
+
+/// A sentinel in the ready set: the writer failed, stop unpacking.
+const STOP: &str = "stop";
+
+/// "layer 2 (sha256:…) of docker.io/library/app:1" for error messages.
+fn describe(plan: &Plan, b: &PlannedBlob) -> String {
+    let role = match b.role {
+        layout::Role::Index => "index",
+        layout::Role::Manifest => "manifest",
+        layout::Role::Config => "config",
+        layout::Role::Layer => "layer",
+    };
+    let image = plan.images.iter().find(|i| {
+        i.target.digest == b.desc.digest
+            || i.manifests.iter().any(|m| {
+                m.digest == b.desc.digest
+                    || m.config.digest == b.desc.digest
+                    || m.layers.iter().any(|l| l.digest == b.desc.digest)
+            })
+    });
+    match image.and_then(|i| i.names.first()) {
+        Some(name) => format!("{role} {} of {name}", b.desc.digest),
+        None => format!("{role} {}", b.desc.digest),
+    }
+}

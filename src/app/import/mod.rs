@@ -1,0 +1,22 @@
+//! `crimg import`: archives into containerd, verified, atomic, unpacked for CRI.
+//!
+//! Each archive is imported under its own lease: blobs are written (verified against
+//! their digests while streaming), labelled with the GC references containerd expects,
+//! unpacked into the CRI's snapshotter, and only then are the image records created.
+//! Any failure deletes the lease synchronously, so nothing the archive brought stays.
+//! A run killed before it could (SIGKILL, OOM, containerd killed under it) leaves its
+//! lease; the next import or export sees its owner is gone and releases it.
+
+mod importer;
+mod inputs;
+mod job;
+mod lists;
+mod report;
+mod run;
+mod sources;
+mod watch;
+
+pub use importer::{ImportedImage, Importer, ItemResult};
+pub use inputs::{Item, expand, is_candidate};
+pub use report::Report;
+pub use run::{import_item, run};

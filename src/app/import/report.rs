@@ -1,0 +1,131 @@
+//! What one run imported and what failed, as a table, names or JSON.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::importer::ImportedImage;
+use crate::app::Settings;
+use crate::cli::OutputFormat;
+use crate::render;
+
+/// Everything one run did, for output.
+#[derive(Default)]
+pub struct Report {
+    pub imported: Vec<(String, Vec<ImportedImage>)>,
+    /// Each failure shows (`{:#}`) as `FILE: WHY`; kept as an error for its kind.
+    pub failed: Vec<(String, anyhow::Error)>,
+    pub written: u64,
+}
+
+#[derive(Serialize)]
+struct JsonResult {
+    imported: Vec<JsonFile>,
+    failed: Vec<JsonFailure>,
+}
+
+#[derive(Serialize)]
+struct JsonFile {
+    file: String,
+    images: Vec<JsonImage>,
+}
+
+#[derive(Serialize)]
+struct JsonImage {
+    name: String,
+    id: String,
+    digest: String,
+}
+
+#[derive(Serialize)]
+struct JsonFailure {
+    file: String,
+    error: String,
+}
+
+impl Report {
+    pub fn render(&self, settings: &Settings, elapsed: Duration) -> Result<()> {
+        let rows = || {
+            self.imported.iter().flat_map(|(_, images)| {
+                images
+                    .iter()
+                    .flat_map(|i| i.names.iter().map(move |n| (n, i)))
+            })
+        };
+        match settings.output {
+            OutputFormat::Json => render::print_json(&JsonResult {
+                imported: self
+                    .imported
+                    .iter()
+                    .map(|(file, images)| JsonFile {
+                        file: file.clone(),
+                        images: images
+                            .iter()
+                            .flat_map(|i| {
+                                i.names.iter().map(|n| JsonImage {
+                                    name: n.clone(),
+                                    id: i.id.clone(),
+                                    digest: i.digest.clone(),
+                                })
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                failed: self
+                    .failed
+                    .iter()
+                    .map(|(file, error)| JsonFailure {
+                        file: file.clone(),
+                        error: format!("{error:#}"),
+                    })
+                    .collect(),
+            })?,
+            OutputFormat::Name => render::print_lines(rows().map(|(n, _)| n))?,
+            OutputFormat::Table | OutputFormat::Wide => {
+                if rows().next().is_some() {
+                    let wide = settings.output == OutputFormat::Wide;
+                    let mut t = render::table(&["IMAGE", "ID", "PLATFORMS", "SIZE", "STATUS"]);
+                    for (name, i) in rows() {
+                        let id = if wide {
+                            i.id.as_str()
+                        } else {
+                            crate::model::short_id(&i.id)
+                        };
+                        t.add_row(vec![
+                            name.clone(),
+                            id.to_string(),
+                            if i.platforms.is_empty() {
+                                "-".into()
+                            } else {
+                                i.platforms.join(",")
+                            },
+                            if i.size == 0 {
+                                "-".into()
+                            } else {
+                                render::human_size(i.size)
+                            },
+                            i.status.to_string(),
+                        ]);
+                    }
+                    render::print_table(&t)?;
+                }
+            }
+        }
+        let images: usize = self.imported.iter().map(|(_, i)| i.len()).sum();
+        // When nothing worked the error says it all.
+        if !settings.quiet && (images > 0 || self.failed.is_empty()) {
+            let mut line = format!(
+                "crimg: imported {images} image(s) from {} item(s), {} written in {:.1}s",
+                self.imported.len(),
+                render::human_size(self.written),
+                elapsed.as_secs_f64()
+            );
+            if !self.failed.is_empty() {
+                line.push_str(&format!("; {} failed", self.failed.len()));
+            }
+            eprintln!("{line}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! containerd's images service: the image records CRI keeps, read, created, pointed
+//! elsewhere, relabelled and deleted.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow};
+use tonic::transport::Channel;
+
+use crate::model::{Descriptor, ImageRecord};
+use crate::proto::containerd::services::images::v1 as images;
+use crate::proto::containerd::types;
+use crate::runtime::containerd::{Containerd, time};
+
+/// What creating an image record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    Created,
+    /// The name existed; this was its record before.
+    Replaced(ImageRecord),
+}
+
+impl Containerd {
+    fn images(&self) -> images::images_client::ImagesClient<Channel> {
+        images::images_client::ImagesClient::new(self.channel()).max_decoding_message_size(64 << 20)
+    }
+
+    pub async fn list_images(&self) -> Result<Vec<ImageRecord>> {
+        let resp = self
+            .images()
+            .list(self.req(images::ListImagesRequest { filters: vec![] }))
+            .await
+            .map_err(|s| self.rpc(s))
+            .context("containerd Images.List")?
+            .into_inner();
+        Ok(resp.images.into_iter().map(record).collect())
+    }
+
+    /// Sets and removes labels of one image record, leaving its other labels alone.
+    pub async fn update_labels(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        remove: &[String],
+    ) -> Result<()> {
+        let paths = set
+            .iter()
+            .map(|(k, _)| format!("labels.{k}"))
+            .chain(remove.iter().map(|k| format!("labels.{k}")))
+            .collect();
+        let image = images::Image {
+            name: name.to_string(),
+            labels: set.iter().cloned().collect(),
+            ..Default::default()
+        };
+        self.images()
+            .update(self.req(images::UpdateImageRequest {
+                image: Some(image),
+                update_mask: Some(prost_types::FieldMask { paths }),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|s| self.rpc(s))
+            .with_context(|| format!("updating labels of image record {name}"))?;
+        Ok(())
+    }
+
+    /// Deletes one image record. `sync` waits for containerd's garbage collection.
+    /// containerd 2.x also checks the record still points at `target` (1.6 ignores it),
+    /// so a tag moved to another image meanwhile is not deleted there.
+    /// A record that is already gone is no error.
+    pub async fn delete_image(&self, record: &ImageRecord, sync: bool) -> Result<()> {
+        let name = &record.name;
+        let target = (!record.target.digest.is_empty()).then(|| types::Descriptor {
+            media_type: record.target.media_type.clone(),
+            digest: record.target.digest.clone(),
+            size: record.target.size,
+            ..Default::default()
+        });
+        let r = self
+            .images()
+            .delete(self.streaming_req(images::DeleteImageRequest {
+                name: name.clone(),
+                sync,
+                target,
+            }))
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(self.rpc(s).context(format!("deleting image record {name}"))),
+        }
+    }
+
+    /// One image record, or `None`.
+    pub async fn get_image(&self, name: &str) -> Result<Option<ImageRecord>> {
+        match self
+            .images()
+            .get(self.req(images::GetImageRequest {
+                name: name.to_string(),
+            }))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().image.map(record)),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(self.rpc(s).context(format!("containerd Images.Get {name}"))),
+        }
+    }
+
+    /// Creates the record `name → target`, or points an existing one at `target`; `labels`
+    /// are set, other labels of an existing record are kept.
+    pub async fn put_image(
+        &self,
+        name: &str,
+        target: &Descriptor,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<RecordChange> {
+        let image = images::Image {
+            name: name.to_string(),
+            labels: labels.clone().into_iter().collect(),
+            target: Some(types::Descriptor {
+                media_type: target.media_type.clone(),
+                digest: target.digest.clone(),
+                size: target.size,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .images()
+            .create(self.req(images::CreateImageRequest {
+                image: Some(image.clone()),
+                ..Default::default()
+            }))
+            .await;
+        match created {
+            Ok(_) => Ok(RecordChange::Created),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                let before = self
+                    .get_image(name)
+                    .await?
+                    .ok_or_else(|| anyhow!("image record {name} vanished while being replaced"))?;
+                let mut paths = vec!["target".to_string()];
+                paths.extend(labels.keys().map(|k| format!("labels.{k}")));
+                self.images()
+                    .update(self.req(images::UpdateImageRequest {
+                        image: Some(image),
+                        update_mask: Some(prost_types::FieldMask { paths }),
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|s| self.rpc(s))
+                    .with_context(|| format!("updating image record {name}"))?;
+                Ok(RecordChange::Replaced(before))
+            }
+            Err(s) => Err(self.rpc(s).context(format!("creating image record {name}"))),
+        }
+    }
+
+    /// Undoes [`Containerd::put_image`].
+    pub async fn undo_put_image(&self, name: &str, change: &RecordChange) -> Result<()> {
+        match change {
+            RecordChange::Created => {
+                let record = ImageRecord {
+                    name: name.to_string(),
+                    ..Default::default()
+                };
+                self.delete_image(&record, false).await
+            }
+            RecordChange::Replaced(before) => {
+                let image = images::Image {
+                    name: name.to_string(),
+                    labels: before.labels.clone().into_iter().collect(),
+                    target: Some(types::Descriptor {
+                        media_type: before.target.media_type.clone(),
+                        digest: before.target.digest.clone(),
+                        size: before.target.size,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                self.images()
+                    .update(self.req(images::UpdateImageRequest {
+                        image: Some(image),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["target".into(), "labels".into()],
+                        }),
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|s| self.rpc(s))
+                    .with_context(|| format!("restoring image record {name}"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn record(i: images::Image) -> ImageRecord {
+    ImageRecord {
+        name: i.name,
+        labels: i.labels.into_iter().collect(),
+        target: i.target.map(descriptor).unwrap_or_default(),
+        created_at: i.created_at.and_then(time),
+        updated_at: i.updated_at.and_then(time),
+    }
+}
+
+fn descriptor(d: types::Descriptor) -> Descriptor {
+    Descriptor {
+        media_type: d.media_type,
+        digest: d.digest,
+        size: d.size,
+    }
+}
