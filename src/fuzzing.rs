@@ -24,13 +24,14 @@ use anyhow::{Result, anyhow};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::compression::{self, Compression};
-use crate::archive::layout::{self, MAX_JSON, MemberInfo, Plan, PlanOptions, Source};
+use crate::archive::compression;
 use crate::archive::paths;
 use crate::archive::read::{self, Event, RandomAccess};
 use crate::archive::write;
 use crate::model::Image;
+use crate::oci::{Compression, MAX_JSON};
 use crate::plan::exclude;
+use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions, Source};
 use crate::plan::pattern::RefPattern;
 use crate::plan::platform::{Platform, PlatformChoice};
 use crate::runtime::content::sha256_digest;
@@ -89,7 +90,7 @@ fn use_plan(plan: &Plan) {
         let _ = image.platforms();
         let _ = plan.image_size(image);
         for m in &image.manifests {
-            let _ = layout::chain_ids(&m.diff_ids);
+            let _ = import_plan::chain_ids(&m.diff_ids);
         }
     }
 }
@@ -182,7 +183,7 @@ impl TarSource<'_> {
 
 impl Source for TarSource<'_> {
     async fn blob(&self, digest: &str) -> Result<Bytes> {
-        self.read(&paths::blob_path(digest))
+        self.read(&crate::oci::blob_path(digest)?)
     }
 
     fn member(&self, path: &str) -> Option<MemberInfo> {
@@ -232,7 +233,7 @@ pub fn tar_walk(data: &[u8]) {
         let docker = ra.meta.get("manifest.json").map(|b| &b[..]);
         for opts in options() {
             let planned =
-                futures::executor::block_on(layout::plan_oci(&index, docker, &source, &opts));
+                futures::executor::block_on(import_plan::plan_oci(&index, docker, &source, &opts));
             if let Some(plan) = check(planned) {
                 use_plan(&plan);
             }
@@ -247,10 +248,10 @@ pub fn tar_walk(data: &[u8]) {
 pub fn docker_manifest(data: &[u8]) {
     let docs = split(data);
     let manifest = docs[0];
-    check(layout::parse_docker_manifest(manifest));
+    check(import_plan::parse_docker_manifest(manifest));
     let source = MemSource::new(&docs[1..]);
     for opts in options() {
-        if let Some(plan) = check(futures::executor::block_on(layout::plan_docker(
+        if let Some(plan) = check(futures::executor::block_on(import_plan::plan_docker(
             manifest, &source, &opts,
         ))) {
             use_plan(&plan);
@@ -267,7 +268,7 @@ pub fn oci_json(data: &[u8]) {
     let blobs = docs.get(2..).unwrap_or_default();
     for opts in options() {
         let source = MemSource::new(blobs);
-        if let Some(plan) = check(futures::executor::block_on(layout::plan_oci(
+        if let Some(plan) = check(futures::executor::block_on(import_plan::plan_oci(
             index, docker, &source, &opts,
         ))) {
             use_plan(&plan);
@@ -332,7 +333,7 @@ pub fn reference(data: &[u8]) {
         let _ = crate::reference::repository_of(&n);
         let _ = crate::reference::tag_of(&n);
         check(crate::reference::normalize(&n));
-        check(layout::digest_reference(
+        check(import_plan::digest_reference(
             Some(&n),
             &format!("sha256:{}", "0".repeat(64)),
         ));
@@ -346,13 +347,13 @@ pub fn reference(data: &[u8]) {
     let _ = write::docker_repo_tag(s);
     check(crate::reference::resolve(&images, s));
     let annotations = [
-        (layout::ANNOTATION_NAME, s),
-        (layout::ANNOTATION_REF_NAME, s),
+        (crate::oci::ANNOTATION_NAME, s),
+        (crate::oci::ANNOTATION_REF_NAME, s),
     ];
     for (key, value) in annotations {
         let a = [(key.to_string(), value.to_string())].into_iter().collect();
-        check(layout::oci_names(&a, None));
-        check(layout::oci_names(&a, Some("registry.example/base")));
+        check(import_plan::oci_names(&a, None));
+        check(import_plan::oci_names(&a, Some("registry.example/base")));
     }
     if let Some(p) = check(RefPattern::new(s)) {
         for i in &images {

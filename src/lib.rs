@@ -8,6 +8,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
+pub mod oci;
 pub mod plan;
 pub mod proto;
 pub mod reference;

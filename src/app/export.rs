@@ -19,15 +19,15 @@ use sha2::{Digest as _, Sha256};
 
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::archive::write::{
-    Compression, Compressor, Counting, NamedTarget, TarWriter, blob_path, docker_manifest_json,
-    index_json, oci_layout_json,
+    Compressor, Counting, NamedTarget, TarWriter, docker_manifest_json, index_json, oci_layout_json,
 };
-use crate::archive::write_plan::{
-    self, ImagePlan, MAX_JSON_BLOB, Store, docker_images, gc_labels, missing_report, unique_blobs,
-};
-use crate::cli::{self, ExportArgs, OutputFormat};
+use crate::cli::{ExportArgs, OutputFormat};
 use crate::error::CrimgError;
 use crate::model::{Descriptor, Image, ImageRecord};
+use crate::oci::{Compression, MAX_JSON, blob_path};
+use crate::plan::export::{
+    self as write_plan, ImagePlan, Store, docker_images, gc_labels, missing_report, unique_blobs,
+};
 use crate::plan::platform::PlatformChoice;
 use crate::reference::{id_prefix, normalize, resolve};
 use crate::registry::config::RegistryConfig;
@@ -204,11 +204,7 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
         .collect();
     let blobs = unique_blobs(&plans);
     let docker = docker_manifest_json(&docker_images(&plans, &choice))?;
-    let compression = match args.compress {
-        None => Compression::None,
-        Some(cli::Compression::Gzip) => Compression::Gzip,
-        Some(cli::Compression::Zstd) => Compression::Zstd,
-    };
+    let compression = args.compress.unwrap_or(Compression::None);
     let files = vec![
         ("oci-layout".to_string(), oci_layout_json()),
         ("index.json".to_string(), index_json(&names)),
@@ -423,7 +419,7 @@ impl Store for NodeStore<'_> {
             self.seen.push(desc.digest.clone());
             self.labels.insert(desc.digest.clone(), info.labels);
             let mut stream = Box::pin(self.c.read_blob(&desc.digest).await?);
-            let mut bytes = Vec::with_capacity(desc.size.clamp(0, MAX_JSON_BLOB) as usize);
+            let mut bytes = Vec::with_capacity(desc.size.clamp(0, MAX_JSON as i64) as usize);
             let mut hasher = Sha256::new();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;

@@ -23,19 +23,20 @@ use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::app::{Outcome, Session, Settings};
-use crate::archive::layout::{
-    self, MAX_JSON, MemberInfo, Plan, PlanOptions, PlannedBlob, Source, chain_ids,
-};
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
 use crate::cli::{ImportArgs, OutputFormat};
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
+use crate::oci::gc;
+use crate::oci::{MAX_JSON, Role, blob_path};
+use crate::plan::import::{
+    self as import_plan, MemberInfo, Plan, PlanOptions, PlannedBlob, Source, chain_ids,
+};
 use crate::plan::platform::PlatformChoice;
 use crate::render;
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::{Written, sha256_digest};
 use crate::runtime::images_write::RecordChange;
-use crate::runtime::unpack::snapshot_gc_label;
 
 /// How long an abandoned import's lease keeps its content (a killed crimg), unless a
 /// later crimg releases it first.
@@ -587,7 +588,7 @@ impl Job<'_> {
             c: &self.c,
         };
         let plan = if let Some(index) = st.meta.get("index.json") {
-            layout::plan_oci(
+            import_plan::plan_oci(
                 index,
                 st.meta.get("manifest.json").map(|b| &b[..]),
                 &source,
@@ -595,7 +596,7 @@ impl Job<'_> {
             )
             .await?
         } else if let Some(manifest) = st.meta.get("manifest.json") {
-            layout::plan_docker(manifest, &source, &self.imp.opts).await?
+            import_plan::plan_docker(manifest, &source, &self.imp.opts).await?
         } else {
             bail!(
                 "no index.json (OCI layout) or manifest.json (docker save) in the archive: not an image archive"
@@ -715,7 +716,8 @@ impl Job<'_> {
         };
         let index = ra.meta.get("index.json").cloned().unwrap_or_default();
         let docker = ra.meta.get("manifest.json").cloned();
-        let plan = layout::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
+        let plan =
+            import_plan::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
         self.notes(&plan);
         self.phase("planned");
         let cache = source.cache.into_inner().unwrap_or_default();
@@ -748,7 +750,9 @@ impl Job<'_> {
                             bar.inc(n);
                         })
                         .await
-                        .with_context(|| paths::blob_path(&b.desc.digest))?;
+                        .with_context(|| {
+                            blob_path(&b.desc.digest).unwrap_or_else(|_| b.desc.digest.clone())
+                        })?;
                     if w == Written::AlreadyExists {
                         self.label(&b.desc.digest, &b.labels).await?;
                     }
@@ -866,7 +870,7 @@ impl Job<'_> {
     ) -> Result<Vec<ImportedImage>> {
         if let Some(snapshotter) = &self.imp.snapshotter {
             for (config, top) in &snapshots {
-                let labels = BTreeMap::from([(snapshot_gc_label(snapshotter), top.clone())]);
+                let labels = BTreeMap::from([(gc::snapshot_ref(snapshotter), top.clone())]);
                 self.label(config, &labels).await?;
             }
         }
@@ -915,10 +919,10 @@ const STOP: &str = "stop";
 /// "layer 2 (sha256:…) of docker.io/library/app:1" for error messages.
 fn describe(plan: &Plan, b: &PlannedBlob) -> String {
     let role = match b.role {
-        layout::Role::Index => "index",
-        layout::Role::Manifest => "manifest",
-        layout::Role::Config => "config",
-        layout::Role::Layer => "layer",
+        Role::Index => "index",
+        Role::Manifest => "manifest",
+        Role::Config => "config",
+        Role::Layer => "layer",
     };
     let image = plan.images.iter().find(|i| {
         i.target.digest == b.desc.digest
@@ -1029,7 +1033,7 @@ impl Source for RandomSource {
         if let Some(b) = self.cache.lock().ok().and_then(|c| c.get(digest).cloned()) {
             return Ok(b);
         }
-        let path = paths::blob_path(digest);
+        let path = blob_path(digest)?;
         let bytes = self.ra.read(&path).await?;
         let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
         if actual != digest {

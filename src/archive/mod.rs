@@ -1,8 +1,6 @@
 //! Image archives: reading (import) and writing (export).
 
 pub mod compression;
-pub mod layout;
 pub mod paths;
 pub mod read;
 pub mod write;
-pub mod write_plan;

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tonic::transport::Channel;
 
 use crate::model::Descriptor;
+use crate::oci::gc::GC_EXPIRE;
 use crate::proto::containerd::services::content::v1 as content;
 use crate::proto::containerd::services::leases::v1 as leases;
 use crate::runtime::containerd::{Containerd, time};
@@ -24,11 +25,6 @@ pub const WRITE_CHUNK: usize = 1 << 20;
 /// Write messages in flight before the sender waits: enough to keep containerd busy,
 /// few enough that peak memory stays a few MiB whatever the blob size.
 const WRITE_QUEUE: usize = 4;
-
-/// A content label that keeps a referenced blob alive while its parent lives.
-pub const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
-/// The lease label after which containerd may collect an abandoned lease.
-pub const GC_EXPIRE: &str = "containerd.io/gc.expire";
 
 /// What the content store knows about a blob.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

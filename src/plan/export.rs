@@ -10,25 +10,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
-use serde::Deserialize;
 
 use crate::archive::write::{DockerImage, docker_repo_tag};
 use crate::model::Descriptor;
+use crate::oci::doc::{Desc, Index, Manifest};
+use crate::oci::{MAX_JSON, Role, gc, is_index, is_manifest, is_non_distributable, json_size_ok};
 use crate::plan::platform::{Platform, PlatformChoice};
-use crate::runtime::content::GC_REF_CONTENT;
-
-/// Manifests, indexes and configs larger than this are refused rather than read into
-/// memory (the OCI distribution spec lets registries refuse manifests over 4 MiB).
-pub const MAX_JSON_BLOB: i64 = 16 << 20;
-
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-const MANIFEST_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
 
 /// Where the walk gets its facts.
 #[allow(async_fn_in_trait)] // used with concrete types only, never boxed or sent
@@ -40,28 +27,14 @@ pub trait Store {
     async fn read_small(&mut self, desc: &Descriptor, may_fetch: bool) -> Result<Option<Vec<u8>>>;
 }
 
-/// What a blob is to its image, for messages and for GC labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    /// The image's multi-platform index.
-    Index,
-    /// A manifest; `position` is its place in the parent index's list.
-    Manifest {
-        position: Option<usize>,
-    },
-    Config,
-    /// Layer `index` (0-based) of `count`.
-    Layer {
-        index: usize,
-        count: usize,
-    },
-}
-
 /// One blob of an image, in walk order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedBlob {
+pub struct ExportBlob {
     pub desc: Descriptor,
     pub role: Role,
+    /// Its place in the parent's list (a manifest in its index, a layer in its
+    /// manifest) and the length of that list.
+    pub position: Option<(usize, usize)>,
     /// The digest of the index or manifest that references it.
     pub parent: Option<String>,
     /// The platform of the manifest it belongs to, when known.
@@ -72,20 +45,19 @@ pub struct PlannedBlob {
     pub required: bool,
 }
 
-impl PlannedBlob {
+impl ExportBlob {
     /// `layer 2 of 3 of manifest sha256:…`, `config of manifest sha256:…`, `index`.
     pub fn describe(&self) -> String {
         let parent = self.parent.as_deref().unwrap_or("?");
-        match &self.role {
-            Role::Index => "index".to_string(),
-            Role::Manifest { position: None } => "manifest".to_string(),
-            Role::Manifest {
-                position: Some(_), ..
-            } => format!("manifest of index {parent}"),
-            Role::Config => format!("config of manifest {parent}"),
-            Role::Layer { index, count } => {
+        match (self.role, self.position) {
+            (Role::Index, _) => "index".to_string(),
+            (Role::Manifest, None) => "manifest".to_string(),
+            (Role::Manifest, Some(_)) => format!("manifest of index {parent}"),
+            (Role::Config, _) => format!("config of manifest {parent}"),
+            (Role::Layer, Some((index, count))) => {
                 format!("layer {} of {count} of manifest {parent}", index + 1)
             }
+            (Role::Layer, None) => format!("layer of manifest {parent}"),
         }
     }
 }
@@ -105,7 +77,7 @@ pub struct ImagePlan {
     pub names: Vec<String>,
     pub target: Descriptor,
     /// Target first, then for each manifest: manifest, config, layers.
-    pub blobs: Vec<PlannedBlob>,
+    pub blobs: Vec<ExportBlob>,
     /// Manifests whose config and layers are exported.
     pub manifests: Vec<ManifestPlan>,
     /// With `--all-platforms`: platforms of the index whose manifest the node never had
@@ -121,56 +93,16 @@ impl ImagePlan {
             .map_or(self.target.digest.as_str(), String::as_str)
     }
 
-    pub fn missing(&self) -> impl Iterator<Item = &PlannedBlob> {
+    pub fn missing(&self) -> impl Iterator<Item = &ExportBlob> {
         self.blobs.iter().filter(|b| b.required && !b.present)
     }
 }
 
-#[derive(Deserialize)]
-struct IndexDoc {
-    #[serde(default)]
-    manifests: Vec<DescDoc>,
-}
-
-#[derive(Deserialize)]
-struct ManifestDoc {
-    config: DescDoc,
-    #[serde(default)]
-    layers: Vec<DescDoc>,
-}
-
-#[derive(Deserialize)]
-struct DescDoc {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: i64,
-    #[serde(default)]
-    platform: Option<PlatformDoc>,
-}
-
-#[derive(Deserialize)]
-struct PlatformDoc {
-    os: String,
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-impl DescDoc {
-    fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.size,
-        }
-    }
-
-    fn platform(&self) -> Option<Platform> {
-        self.platform
-            .as_ref()
-            .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
-    }
+/// A descriptor's platform as given, even when incomplete.
+fn platform_of(d: &Desc) -> Option<Platform> {
+    d.platform
+        .as_ref()
+        .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,10 +112,10 @@ enum Kind {
 }
 
 fn kind_of(media_type: &str, bytes: Option<&[u8]>) -> Option<Kind> {
-    if INDEX_TYPES.contains(&media_type) {
+    if is_index(media_type) {
         return Some(Kind::Index);
     }
-    if MANIFEST_TYPES.contains(&media_type) {
+    if is_manifest(media_type) {
         return Some(Kind::Manifest);
     }
     // Some records carry no media type; the document says what it is.
@@ -195,10 +127,6 @@ fn kind_of(media_type: &str, bytes: Option<&[u8]>) -> Option<Kind> {
     } else {
         None
     }
-}
-
-fn non_distributable(media_type: &str) -> bool {
-    media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
 }
 
 /// Walks one image target and decides what to export for `choice`.
@@ -216,9 +144,10 @@ pub async fn walk<S: Store>(
     let bytes = read_json(store, target, true).await?;
     match kind_of(&target.media_type, bytes.as_deref()) {
         Some(Kind::Index) => {
-            plan.blobs.push(PlannedBlob {
+            plan.blobs.push(ExportBlob {
                 desc: target.clone(),
                 role: Role::Index,
+                position: None,
                 parent: None,
                 platform: None,
                 present: bytes.is_some(),
@@ -227,9 +156,9 @@ pub async fn walk<S: Store>(
             let Some(bytes) = bytes else {
                 return Ok(plan);
             };
-            let index: IndexDoc = parse(&bytes, target, &plan)?;
+            let index: Index = parse(&bytes, target, &plan)?;
             let platforms: Vec<Option<Platform>> =
-                index.manifests.iter().map(DescDoc::platform).collect();
+                index.manifests.iter().map(platform_of).collect();
             let chosen = choice.select(&platforms);
             if chosen.is_empty() {
                 let available: Vec<String> = platforms
@@ -245,7 +174,7 @@ pub async fn walk<S: Store>(
             }
             for i in chosen {
                 let entry = &index.manifests[i];
-                if INDEX_TYPES.contains(&entry.media_type.as_str()) {
+                if is_index(&entry.media_type) {
                     bail!(
                         "{}: index {} nests another index ({}); nested indexes are not supported",
                         plan.display_name(),
@@ -271,7 +200,7 @@ pub async fn walk<S: Store>(
                     &desc,
                     manifest,
                     Some(&target.digest),
-                    Some(i),
+                    Some((i, index.manifests.len())),
                     platforms[i].clone(),
                 )
                 .await?;
@@ -289,9 +218,10 @@ pub async fn walk<S: Store>(
         }
         None if bytes.is_none() => {
             // The target itself is absent: report it, there is nothing to descend into.
-            plan.blobs.push(PlannedBlob {
+            plan.blobs.push(ExportBlob {
                 desc: target.clone(),
-                role: Role::Manifest { position: None },
+                role: Role::Manifest,
+                position: None,
                 parent: None,
                 platform: None,
                 present: false,
@@ -315,12 +245,13 @@ async fn walk_manifest<S: Store>(
     desc: &Descriptor,
     bytes: Option<Vec<u8>>,
     parent: Option<&str>,
-    position: Option<usize>,
+    position: Option<(usize, usize)>,
     platform: Option<Platform>,
 ) -> Result<()> {
-    plan.blobs.push(PlannedBlob {
+    plan.blobs.push(ExportBlob {
         desc: desc.clone(),
-        role: Role::Manifest { position },
+        role: Role::Manifest,
+        position,
         parent: parent.map(str::to_string),
         platform: platform.clone(),
         present: bytes.is_some(),
@@ -329,12 +260,13 @@ async fn walk_manifest<S: Store>(
     let Some(bytes) = bytes else {
         return Ok(());
     };
-    let doc: ManifestDoc = parse(&bytes, desc, plan)?;
+    let doc: Manifest = parse(&bytes, desc, plan)?;
     let config = doc.config.descriptor();
     let present = store.has(&config).await?;
-    plan.blobs.push(PlannedBlob {
+    plan.blobs.push(ExportBlob {
         desc: config.clone(),
         role: Role::Config,
+        position: None,
         parent: Some(desc.digest.clone()),
         platform: platform.clone(),
         present,
@@ -345,13 +277,14 @@ async fn walk_manifest<S: Store>(
     for (index, l) in doc.layers.iter().enumerate() {
         let layer = l.descriptor();
         let present = store.has(&layer).await?;
-        let required = present || !non_distributable(&layer.media_type);
+        let required = present || !is_non_distributable(&layer.media_type);
         if present || required {
             layers.push(layer.digest.clone());
         }
-        plan.blobs.push(PlannedBlob {
+        plan.blobs.push(ExportBlob {
             desc: layer,
-            role: Role::Layer { index, count },
+            role: Role::Layer,
+            position: Some((index, count)),
             parent: Some(desc.digest.clone()),
             platform: platform.clone(),
             present,
@@ -372,9 +305,9 @@ async fn read_json<S: Store>(
     desc: &Descriptor,
     may_fetch: bool,
 ) -> Result<Option<Vec<u8>>> {
-    if desc.size > MAX_JSON_BLOB || desc.size < 0 {
+    if !json_size_ok(desc.size) {
         bail!(
-            "{} claims to be a {}-byte manifest or index; refusing to read more than {MAX_JSON_BLOB} bytes",
+            "{} claims to be a {}-byte manifest or index; refusing to read more than {MAX_JSON} bytes",
             desc.digest,
             desc.size
         );
@@ -426,7 +359,7 @@ pub fn missing_report(plans: &[ImagePlan]) -> Option<String> {
     let mut images = 0;
     let mut body = String::new();
     for p in plans {
-        let missing: Vec<&PlannedBlob> = p
+        let missing: Vec<&ExportBlob> = p
             .missing()
             .filter(|b| seen.insert((p.target.digest.clone(), b.desc.digest.clone())))
             .collect();
@@ -434,7 +367,7 @@ pub fn missing_report(plans: &[ImagePlan]) -> Option<String> {
             continue;
         }
         images += 1;
-        let mut by_platform: BTreeMap<String, Vec<&PlannedBlob>> = BTreeMap::new();
+        let mut by_platform: BTreeMap<String, Vec<&ExportBlob>> = BTreeMap::new();
         for b in &missing {
             let platform = b.platform.as_ref().map_or_else(
                 || "single-platform manifest".to_string(),
@@ -462,7 +395,7 @@ pub fn missing_report(plans: &[ImagePlan]) -> Option<String> {
     let layers_only = plans
         .iter()
         .flat_map(|p| p.missing())
-        .all(|b| matches!(b.role, Role::Layer { .. }));
+        .all(|b| b.role == Role::Layer);
     let mut out = format!(
         "cannot export: {count} blob{} of {images} image{} missing from the content store; nothing was written\n{body}",
         plural(count),
@@ -545,13 +478,14 @@ pub fn gc_labels(plans: &[ImagePlan]) -> Vec<(String, String, String)> {
     for p in plans {
         for b in &p.blobs {
             let Some(parent) = &b.parent else { continue };
-            let key = match &b.role {
-                Role::Index | Role::Manifest { position: None } => continue,
-                Role::Manifest {
-                    position: Some(i), ..
-                } => format!("{GC_REF_CONTENT}.m.{i}"),
-                Role::Config => format!("{GC_REF_CONTENT}.config"),
-                Role::Layer { index, .. } => format!("{GC_REF_CONTENT}.l.{index}"),
+            let key = match (b.role, b.position) {
+                (Role::Manifest, None) => continue,
+                (role, position) => {
+                    let Some(key) = gc::content_ref(role, position.map_or(0, |(i, _)| i)) else {
+                        continue;
+                    };
+                    key
+                }
             };
             if seen.insert((parent.clone(), key.clone())) {
                 out.push((parent.clone(), key, b.desc.digest.clone()));
@@ -635,14 +569,14 @@ mod tests {
         }
         let m = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPES[0],
+            "mediaType": crate::oci::MT_OCI_MANIFEST,
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config_len},
             "layers": docs,
         }))
         .unwrap();
         let len = m.len();
         let d = s.put(m);
-        (desc(MANIFEST_TYPES[0], &d, len), config_d, ls)
+        (desc(crate::oci::MT_OCI_MANIFEST, &d, len), config_d, ls)
     }
 
     const MT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -659,12 +593,12 @@ mod tests {
             })
             .collect();
         let bytes = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2, "mediaType": INDEX_TYPES[1], "manifests": ms,
+            "schemaVersion": 2, "mediaType": crate::oci::MT_DOCKER_LIST, "manifests": ms,
         }))
         .unwrap();
         let len = bytes.len();
         let d = s.put(bytes);
-        desc(INDEX_TYPES[1], &d, len)
+        desc(crate::oci::MT_DOCKER_LIST, &d, len)
     }
 
     fn p(s: &str) -> Platform {
@@ -814,7 +748,7 @@ mod tests {
             &PlatformChoice::These(vec![p("linux/arm64")]),
         ))
         .unwrap();
-        let missing: Vec<&PlannedBlob> = plan.missing().collect();
+        let missing: Vec<&ExportBlob> = plan.missing().collect();
         assert_eq!(missing.len(), 1);
         assert_eq!(missing[0].desc.digest, arm.digest);
         assert_eq!(s.may_fetch, vec![idx.digest.clone(), arm.digest.clone()]);
@@ -846,7 +780,11 @@ mod tests {
     #[test]
     fn absent_target_bad_json_and_huge_blobs() {
         let mut s = MapStore::default();
-        let absent = desc(MANIFEST_TYPES[0], &format!("sha256:{}", "9".repeat(64)), 10);
+        let absent = desc(
+            crate::oci::MT_OCI_MANIFEST,
+            &format!("sha256:{}", "9".repeat(64)),
+            10,
+        );
         let plan = block_on(walk(
             &mut s,
             vec!["x:1".into()],
@@ -856,12 +794,12 @@ mod tests {
         .unwrap();
         assert_eq!(plan.missing().count(), 1);
         let d = s.put(b"not json".to_vec());
-        let bad = desc(MANIFEST_TYPES[0], &d, 8);
+        let bad = desc(crate::oci::MT_OCI_MANIFEST, &d, 8);
         let e = block_on(walk(&mut s, vec!["x:1".into()], &bad, &PlatformChoice::All))
             .unwrap_err()
             .to_string();
         assert!(e.contains(&d) && e.contains("not a valid"), "{e}");
-        let huge = desc(MANIFEST_TYPES[0], &d, 1 << 40);
+        let huge = desc(crate::oci::MT_OCI_MANIFEST, &d, 1 << 40);
         assert!(block_on(walk(&mut s, vec![], &huge, &PlatformChoice::All)).is_err());
         let unknown = desc(
             "application/vnd.docker.distribution.manifest.v1+json",
