@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use crate::app::{Outcome, Session, Settings};
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::source::{MemArchive, TarSource};
 use crate::cli::{ImportArgs, OutputFormat};
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
 use crate::oci::gc;
@@ -419,14 +420,9 @@ struct Job<'a> {
 /// What a streaming pass learnt.
 #[derive(Default)]
 struct Streamed {
-    /// Members stored in the content store, by path.
-    members: HashMap<String, MemberInfo>,
-    links: HashMap<String, String>,
-    /// Small verified blobs kept in memory.
-    small: HashMap<String, Bytes>,
+    /// Members stored in the content store, small blobs and small files kept in memory.
+    mem: MemArchive,
     small_total: u64,
-    /// Small non-blob JSON members (docker's `<id>.json` configs), by path.
-    small_files: HashMap<String, Bytes>,
     /// index.json and manifest.json.
     meta: HashMap<String, Bytes>,
     /// Digests now in the content store under the lease.
@@ -438,21 +434,9 @@ impl Streamed {
     fn stored_member(&mut self, path: &str, digest: String, size: u64, head: Vec<u8>) {
         self.stored.insert(digest.clone());
         let size = size as i64;
-        self.members
+        self.mem
+            .members
             .insert(path.to_string(), MemberInfo { digest, size, head });
-    }
-}
-
-impl Streamed {
-    fn resolve(&self, path: &str) -> String {
-        let mut p = path.to_string();
-        for _ in 0..16 {
-            match self.links.get(&p) {
-                Some(t) => p = t.clone(),
-                None => break,
-            }
-        }
-        p
     }
 }
 
@@ -574,7 +558,7 @@ impl Job<'_> {
             }
             match event {
                 Event::Link { path, target } => {
-                    st.links.insert(path, target);
+                    st.mem.links.insert(path, target);
                 }
                 Event::File { path, size, body } => self
                     .stream_member(&mut st, &path, size, body)
@@ -608,7 +592,7 @@ impl Job<'_> {
                 self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if st.stored.contains(&b.desc.digest) {
                 // The digest matched, but the descriptor's size must match too.
-                if let Some(m) = st.members.values().find(|m| m.digest == b.desc.digest)
+                if let Some(m) = st.mem.members.values().find(|m| m.digest == b.desc.digest)
                     && m.size != b.desc.size
                 {
                     bail!(
@@ -659,7 +643,7 @@ impl Job<'_> {
                     self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
                     if st.small_total + size <= SMALL_TOTAL {
                         st.small_total += size;
-                        st.small.insert(digest.clone(), bytes);
+                        st.mem.small.insert(digest.clone(), bytes);
                     }
                 } else if self.present(&digest, &BTreeMap::new()).await? {
                     // Already stored: skip its bytes (the reader drops them).
@@ -684,7 +668,8 @@ impl Job<'_> {
             }
             Member::Marker => {}
             Member::Other if path.ends_with(".json") && size <= MAX_JSON => {
-                st.small_files
+                st.mem
+                    .small_files
                     .insert(path.to_string(), collect(body, size).await?);
             }
             Member::Other if path.ends_with("layer.tar") || path.ends_with(".tar.gz") => {
@@ -710,17 +695,14 @@ impl Job<'_> {
     /// already written.
     async fn random(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
         let ra = Arc::new(ra);
-        let source = RandomSource {
-            ra: ra.clone(),
-            cache: std::sync::Mutex::new(HashMap::new()),
-        };
+        let source = TarSource::new(ra.clone());
         let index = ra.meta.get("index.json").cloned().unwrap_or_default();
         let docker = ra.meta.get("manifest.json").cloned();
         let plan =
             import_plan::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
         self.notes(&plan);
         self.phase("planned");
-        let cache = source.cache.into_inner().unwrap_or_default();
+        let cache = source.into_cache();
         self.bar.set_length(
             plan.blobs
                 .iter()
@@ -981,7 +963,7 @@ struct StreamSource<'a> {
 
 impl Source for StreamSource<'_> {
     async fn blob(&self, digest: &str) -> Result<Bytes> {
-        if let Some(b) = self.st.small.get(digest) {
+        if let Some(b) = self.st.mem.small.get(digest) {
             return Ok(b.clone());
         }
         if !self.st.stored.contains(digest) && self.c.content_info(digest).await?.is_none() {
@@ -991,15 +973,11 @@ impl Source for StreamSource<'_> {
     }
 
     fn member(&self, path: &str) -> Option<MemberInfo> {
-        self.st.members.get(&self.st.resolve(path)).cloned()
+        self.st.mem.member(path)
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.st
-            .small_files
-            .get(&self.st.resolve(path))
-            .cloned()
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))
+        self.st.mem.small_file(path).await
     }
 }
 
@@ -1019,39 +997,6 @@ async fn read_back(c: &Containerd, digest: &str) -> Result<Bytes> {
         bail!("blob {digest} in the content store has digest {actual}");
     }
     Ok(Bytes::from(buf))
-}
-
-/// Planning's view of a seekable archive: small blobs read and verified on demand, and
-/// kept, so they are written from memory later.
-struct RandomSource {
-    ra: Arc<RandomAccess>,
-    cache: std::sync::Mutex<HashMap<String, Bytes>>,
-}
-
-impl Source for RandomSource {
-    async fn blob(&self, digest: &str) -> Result<Bytes> {
-        if let Some(b) = self.cache.lock().ok().and_then(|c| c.get(digest).cloned()) {
-            return Ok(b);
-        }
-        let path = blob_path(digest)?;
-        let bytes = self.ra.read(&path).await?;
-        let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
-        if actual != digest {
-            bail!("{path}: content has digest {actual} (corrupt archive?)");
-        }
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(digest.to_string(), bytes.clone());
-        }
-        Ok(bytes)
-    }
-
-    fn member(&self, path: &str) -> Option<MemberInfo> {
-        self.ra.blob_member(path)
-    }
-
-    async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.ra.read(path).await
-    }
 }
 
 // ---------------------------------------------------------------------------------------

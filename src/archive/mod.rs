@@ -3,4 +3,5 @@
 pub mod compression;
 pub mod paths;
 pub mod read;
+pub mod source;
 pub mod write;
