@@ -619,3 +619,6 @@ pub async fn plan_docker<S: Source>(
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests;
