@@ -115,6 +115,30 @@ impl Plan {
         }
     }
 
+    /// A manifest's config, its layers (each labelled with its diff ID) and the manifest
+    /// itself, labelled so containerd keeps its config and layers while it lives. The
+    /// config's diff IDs are as many as the layers (checked by the caller).
+    fn add_manifest(
+        &mut self,
+        manifest: Descriptor,
+        config: Descriptor,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+    ) {
+        let mut labels = BTreeMap::new();
+        labels.extend(gc::content_ref(Role::Config, 0).map(|k| (k, config.digest.clone())));
+        self.add_blob(config, Role::Config, BTreeMap::new());
+        for (i, (l, diff)) in layers.iter().zip(diff_ids).enumerate() {
+            labels.extend(gc::content_ref(Role::Layer, i).map(|k| (k, l.digest.clone())));
+            self.add_blob(
+                l.clone(),
+                Role::Layer,
+                BTreeMap::from([(LABEL_UNCOMPRESSED.to_string(), diff.clone())]),
+            );
+        }
+        self.add_blob(manifest, Role::Manifest, labels);
+    }
+
     /// Bytes of every blob of an image.
     pub fn image_size(&self, image: &PlannedImage) -> u64 {
         let mut digests: Vec<&str> = vec![&image.target.digest];
@@ -189,13 +213,6 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         out.push(next);
     }
     out
-}
-
-/// Labels a parent so `child` (at `position` of its list) stays alive.
-fn add_ref(labels: &mut BTreeMap<String, String>, child: Role, position: usize, digest: &str) {
-    if let Some(key) = gc::content_ref(child, position) {
-        labels.insert(key, digest.to_string());
-    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
@@ -480,23 +497,18 @@ async fn plan_manifest<S: Source>(
             config.rootfs.diff_ids.len()
         );
     }
-    let mut manifest_labels = BTreeMap::new();
-    add_ref(&mut manifest_labels, Role::Config, 0, &doc.config.digest);
-    plan.add_blob(doc.config.descriptor(), Role::Config, BTreeMap::new());
-    for (i, (l, diff)) in doc.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
-        add_ref(&mut manifest_labels, Role::Layer, i, &l.digest);
-        plan.add_blob(
-            l.descriptor(),
-            Role::Layer,
-            BTreeMap::from([(LABEL_UNCOMPRESSED.to_string(), diff.clone())]),
-        );
-    }
-    plan.add_blob(desc.descriptor(), Role::Manifest, manifest_labels);
+    let layers: Vec<Descriptor> = doc.layers.iter().map(Desc::descriptor).collect();
+    plan.add_manifest(
+        desc.descriptor(),
+        doc.config.descriptor(),
+        &layers,
+        &config.rootfs.diff_ids,
+    );
     Ok(PlannedManifest {
         digest: desc.digest.clone(),
         platform: config.platform(),
         config: doc.config.descriptor(),
-        layers: doc.layers.iter().map(Desc::descriptor).collect(),
+        layers,
         diff_ids: config.rootfs.diff_ids,
         unpack: false,
     })
@@ -575,18 +587,12 @@ pub async fn plan_docker<S: Source>(
             plan.generated
                 .insert(config_digest.clone(), config_bytes.clone());
         }
-        let mut manifest_labels = BTreeMap::new();
-        add_ref(&mut manifest_labels, Role::Config, 0, &config_digest);
-        plan.add_blob(config_desc.clone(), Role::Config, BTreeMap::new());
-        for (i, (l, diff)) in layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
-            add_ref(&mut manifest_labels, Role::Layer, i, &l.digest);
-            plan.add_blob(
-                l.clone(),
-                Role::Layer,
-                BTreeMap::from([(LABEL_UNCOMPRESSED.to_string(), diff.clone())]),
-            );
-        }
-        plan.add_blob(manifest_desc.clone(), Role::Manifest, manifest_labels);
+        plan.add_manifest(
+            manifest_desc.clone(),
+            config_desc.clone(),
+            &layers,
+            &config.rootfs.diff_ids,
+        );
         let mut names = Vec::new();
         for t in e.repo_tags.iter().flatten() {
             let name = crate::reference::normalize(t).map_err(|err| anyhow!("{what}: {err}"))?;
