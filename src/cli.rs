@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::oci::Compression;
 use crate::runtime::connect::parse_duration;
 
 #[derive(Debug, Parser)]
@@ -308,7 +309,7 @@ pub struct ExportArgs {
     #[arg(long, conflicts_with = "platform")]
     pub all_platforms: bool,
     /// Compress the whole archive
-    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    #[arg(long, value_name = "ALGORITHM", value_parser = compression_parser())]
     pub compress: Option<Compression>,
     /// Fetch blobs missing from the content store from the image's registry first
     #[arg(long)]
@@ -328,8 +329,15 @@ pub struct ExportArgs {
     pub registries_yaml: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Compression {
-    Gzip,
-    Zstd,
+/// The compressions `export --compress` writes, by their command-line names.
+fn compression_parser() -> impl clap::builder::TypedValueParser<Value = Compression> {
+    use clap::builder::TypedValueParser as _;
+    const WRITTEN: [Compression; 2] = [Compression::Gzip, Compression::Zstd];
+    clap::builder::PossibleValuesParser::new(WRITTEN.map(Compression::name)).map(|name| {
+        // The parser admits only the names above.
+        WRITTEN
+            .into_iter()
+            .find(|c| c.name() == name)
+            .unwrap_or(Compression::None)
+    })
 }

@@ -10,30 +10,29 @@
 //!
 //! Multi-document targets (`oci_json`, `docker_manifest`) split their input at
 //! [`SEPARATOR`]: the first document is `index.json` (or `manifest.json`), the rest are
-//! handed out as blobs or members in the order planning asks for them, whatever their
-//! digest or path, so that the fuzzer gets past digest checks.
+//! filed in import's in-memory source as blobs or members in the order planning asks for
+//! them, whatever their digest or path, so that the fuzzer gets past digest checks. The
+//! `tar_walk` target plans through import's tar source, digest checks included.
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::io::{Cursor, Read};
-use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
 
-use crate::archive::compression::{self, Compression};
-use crate::archive::layout::{self, MAX_JSON, MemberInfo, Plan, PlanOptions, Source};
+use crate::archive::compression;
 use crate::archive::paths;
-use crate::archive::read::{self, Event, RandomAccess};
+use crate::archive::read::{self, Event};
+use crate::archive::source::{MemArchive, TarSource};
 use crate::archive::write;
 use crate::model::Image;
+use crate::oci::Compression;
 use crate::plan::exclude;
+use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions, Source};
 use crate::plan::pattern::RefPattern;
 use crate::plan::platform::{Platform, PlatformChoice};
-use crate::runtime::content::sha256_digest;
 
 /// The most bytes a target decompresses from one input.
 pub const MAX_DECOMPRESSED: u64 = 256 << 10;
@@ -89,108 +88,93 @@ fn use_plan(plan: &Plan) {
         let _ = image.platforms();
         let _ = plan.image_size(image);
         for m in &image.manifests {
-            let _ = layout::chain_ids(&m.diff_ids);
+            let _ = import_plan::chain_ids(&m.diff_ids);
         }
     }
 }
 
-/// Documents handed out by key (digest or path), unknown keys taking the next unused one.
-struct Documents {
-    spare: VecDeque<Bytes>,
-    by_key: HashMap<String, Bytes>,
+/// What planning asked a [`MemArchive`] for and did not find.
+enum Miss {
+    Blob(String),
+    Member(String),
+    File(String),
 }
 
-impl Documents {
-    fn take(&mut self, key: &str) -> Option<Bytes> {
-        if let Some(b) = self.by_key.get(key) {
-            return Some(b.clone());
-        }
-        let b = self.spare.pop_front()?;
-        self.by_key.insert(key.to_string(), b.clone());
-        Some(b)
+/// Import's in-memory source, noting the first thing planning missed in it.
+struct Asked<'a> {
+    archive: &'a MemArchive,
+    miss: Mutex<Option<Miss>>,
+}
+
+impl Asked<'_> {
+    fn note(&self, miss: Miss) {
+        let mut first = self.miss.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(miss);
     }
 }
 
-/// A [`Source`] over in-memory documents, without digest checks.
-struct MemSource(Mutex<Documents>);
-
-impl MemSource {
-    fn new(docs: &[&[u8]]) -> MemSource {
-        MemSource(Mutex::new(Documents {
-            spare: docs.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
-            by_key: HashMap::new(),
-        }))
-    }
-
-    fn take(&self, key: &str) -> Option<Bytes> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take(key)
-    }
-}
-
-impl Source for MemSource {
+impl Source for Asked<'_> {
     async fn blob(&self, digest: &str) -> Result<Bytes> {
-        self.take(digest)
-            .ok_or_else(|| anyhow!("blob {digest} is missing from the archive"))
+        let found = self.archive.blob(digest).await;
+        if found.is_err() {
+            self.note(Miss::Blob(digest.to_string()));
+        }
+        found
     }
 
     /// Members named `*.json` are known only as small files, as legacy configs are when
     /// an archive is streamed.
     fn member(&self, path: &str) -> Option<MemberInfo> {
-        if path.ends_with(".json") {
-            return None;
+        let found = self.archive.member(path);
+        if found.is_none() && !path.ends_with(".json") {
+            self.note(Miss::Member(path.to_string()));
         }
-        let b = self.take(path)?;
-        let digest = sha256_digest(Sha256::new_with_prefix(&b));
-        let mut docs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        docs.by_key.insert(digest.clone(), b.clone());
-        Some(MemberInfo {
-            digest,
-            size: b.len() as i64,
-            head: b[..b.len().min(read::HEAD_LEN)].to_vec(),
-        })
+        found
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.take(path)
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))
-    }
-}
-
-/// A [`Source`] over an indexed tar in memory, as import's random-access source but
-/// without digest checks.
-struct TarSource<'a> {
-    data: &'a [u8],
-    ra: &'a RandomAccess,
-}
-
-impl TarSource<'_> {
-    fn read(&self, path: &str) -> Result<Bytes> {
-        let ext = self
-            .ra
-            .resolve(path)
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
-        if ext.size > MAX_JSON {
-            anyhow::bail!("{path} is too large for a JSON document");
+        let found = self.archive.small_file(path).await;
+        if found.is_err() {
+            self.note(Miss::File(path.to_string()));
         }
-        let start = usize::try_from(ext.offset)?;
-        let end = start.checked_add(usize::try_from(ext.size)?);
-        end.and_then(|end| self.data.get(start..end))
-            .map(Bytes::copy_from_slice)
-            .ok_or_else(|| anyhow!("{path}: archive ends early (truncated?)"))
+        found
     }
 }
 
-impl Source for TarSource<'_> {
-    async fn blob(&self, digest: &str) -> Result<Bytes> {
-        self.read(&paths::blob_path(digest))
-    }
-
-    fn member(&self, path: &str) -> Option<MemberInfo> {
-        self.ra.blob_member(path)
-    }
-
-    async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.read(path)
+/// Plans over a [`MemArchive`] that files the documents, one by one, under what
+/// planning asks for and misses (a digest, a member path or a small file), whatever
+/// their digest, so that the fuzzer gets past digest checks.
+fn plan_fed(docs: &[&[u8]], plan: impl Fn(&Asked) -> Result<Plan>) {
+    let mut archive = MemArchive::default();
+    let mut spare = docs.iter().map(|d| Bytes::copy_from_slice(d));
+    loop {
+        let asked = Asked {
+            archive: &archive,
+            miss: Mutex::new(None),
+        };
+        let planned = plan(&asked);
+        let miss = asked.miss.into_inner().unwrap_or_else(|e| e.into_inner());
+        if planned.is_err()
+            && let Some(miss) = miss
+            && let Some(doc) = spare.next()
+        {
+            match miss {
+                Miss::Blob(digest) => {
+                    archive.small.insert(digest, doc);
+                }
+                Miss::Member(path) => {
+                    archive.add_member(&path, doc, read::HEAD_LEN);
+                }
+                Miss::File(path) => {
+                    archive.small_files.insert(path, doc);
+                }
+            }
+            continue;
+        }
+        if let Some(plan) = check(planned) {
+            use_plan(&plan);
+        }
+        return;
     }
 }
 
@@ -218,25 +202,43 @@ fn stream(data: Vec<u8>) {
     }
 }
 
-/// An archive as a tar: indexed for random access and planned, and streamed when it is
-/// not compressed.
+thread_local! {
+    /// The tar source reads with tokio's file I/O: one runtime per fuzzing thread.
+    static RUNTIME: Option<tokio::runtime::Runtime> = check(
+        tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    );
+}
+
+/// An archive as a tar: indexed for random access and planned as import plans it (from
+/// a file), and streamed when it is not compressed.
 pub fn tar_walk(data: &[u8]) {
-    if let Some(Some(ra)) = check(read::index_tar(Cursor::new(data), Path::new("fuzz.tar"))) {
+    if let Some(file) = check(tempfile::NamedTempFile::new())
+        && let Some(()) = check(std::fs::write(file.path(), data))
+        && let Some(Some(ra)) = check(read::index_tar_file(file.path()))
+    {
         for path in ra.members.keys().chain(ra.links.keys()) {
             let _ = check(paths::classify(path));
         }
         // As import does: a seekable archive is planned from its index.json (none is an
         // empty document), with docker 25's manifest.json beside it for names.
-        let source = TarSource { data, ra: &ra };
         let index = ra.meta.get("index.json").cloned().unwrap_or_default();
-        let docker = ra.meta.get("manifest.json").map(|b| &b[..]);
-        for opts in options() {
-            let planned =
-                futures::executor::block_on(layout::plan_oci(&index, docker, &source, &opts));
-            if let Some(plan) = check(planned) {
-                use_plan(&plan);
+        let docker = ra.meta.get("manifest.json").cloned();
+        let source = TarSource::new(Arc::new(ra));
+        RUNTIME.with(|runtime| {
+            if let Some(runtime) = runtime {
+                for opts in options() {
+                    let planned = runtime.block_on(import_plan::plan_oci(
+                        &index,
+                        docker.as_deref(),
+                        &source,
+                        &opts,
+                    ));
+                    if let Some(plan) = check(planned) {
+                        use_plan(&plan);
+                    }
+                }
             }
-        }
+        });
     }
     if compression::detect(data) == Ok(Compression::None) {
         stream(data.to_vec());
@@ -247,14 +249,11 @@ pub fn tar_walk(data: &[u8]) {
 pub fn docker_manifest(data: &[u8]) {
     let docs = split(data);
     let manifest = docs[0];
-    check(layout::parse_docker_manifest(manifest));
-    let source = MemSource::new(&docs[1..]);
+    check(import_plan::parse_docker_manifest(manifest));
     for opts in options() {
-        if let Some(plan) = check(futures::executor::block_on(layout::plan_docker(
-            manifest, &source, &opts,
-        ))) {
-            use_plan(&plan);
-        }
+        plan_fed(&docs[1..], |source| {
+            futures::executor::block_on(import_plan::plan_docker(manifest, source, &opts))
+        });
     }
 }
 
@@ -266,12 +265,9 @@ pub fn oci_json(data: &[u8]) {
     let docker = docs.get(1).copied().filter(|d| !d.is_empty());
     let blobs = docs.get(2..).unwrap_or_default();
     for opts in options() {
-        let source = MemSource::new(blobs);
-        if let Some(plan) = check(futures::executor::block_on(layout::plan_oci(
-            index, docker, &source, &opts,
-        ))) {
-            use_plan(&plan);
-        }
+        plan_fed(blobs, |source| {
+            futures::executor::block_on(import_plan::plan_oci(index, docker, source, &opts))
+        });
     }
 }
 
@@ -332,7 +328,7 @@ pub fn reference(data: &[u8]) {
         let _ = crate::reference::repository_of(&n);
         let _ = crate::reference::tag_of(&n);
         check(crate::reference::normalize(&n));
-        check(layout::digest_reference(
+        check(import_plan::digest_reference(
             Some(&n),
             &format!("sha256:{}", "0".repeat(64)),
         ));
@@ -346,13 +342,13 @@ pub fn reference(data: &[u8]) {
     let _ = write::docker_repo_tag(s);
     check(crate::reference::resolve(&images, s));
     let annotations = [
-        (layout::ANNOTATION_NAME, s),
-        (layout::ANNOTATION_REF_NAME, s),
+        (crate::oci::ANNOTATION_NAME, s),
+        (crate::oci::ANNOTATION_REF_NAME, s),
     ];
     for (key, value) in annotations {
         let a = [(key.to_string(), value.to_string())].into_iter().collect();
-        check(layout::oci_names(&a, None));
-        check(layout::oci_names(&a, Some("registry.example/base")));
+        check(import_plan::oci_names(&a, None));
+        check(import_plan::oci_names(&a, Some("registry.example/base")));
     }
     if let Some(p) = check(RefPattern::new(s)) {
         for i in &images {

@@ -10,6 +10,7 @@ pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
+pub mod oci;
 pub mod plan;
 pub mod proto;
 pub mod reference;

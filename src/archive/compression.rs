@@ -2,34 +2,15 @@
 
 use std::io::{BufRead, Read};
 
+use crate::oci::Compression;
+
 /// How many leading bytes [`detect`] needs to decide.
 pub const MAGIC_LEN: usize = 6;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-    Bzip2,
-    Lz4,
-}
 
 /// A format crimg recognises but cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0} compression is not supported (gzip, zstd, bzip2 and lz4 are)")]
 pub struct Unsupported(pub &'static str);
-
-impl Compression {
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-            Compression::Bzip2 => "bzip2",
-            Compression::Lz4 => "lz4",
-        }
-    }
-}
 
 /// Recognises the compression from the first bytes of a stream. Anything without a known
 /// magic is taken as uncompressed; whether that is a tar is checked later.

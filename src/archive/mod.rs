@@ -1,9 +1,8 @@
 //! Image archives: reading (import) and writing (export).
 
 pub mod compression;
-pub mod layout;
 pub mod paths;
 pub mod read;
 pub mod sink;
+pub mod source;
 pub mod write;
-pub mod write_plan;

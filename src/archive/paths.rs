@@ -1,5 +1,7 @@
 //! Member paths of an archive: safety checks and what each member is.
 
+use crate::oci::is_sha256_hex;
+
 /// Why a member path cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -96,23 +98,6 @@ pub fn classify(path: &str) -> Result<Member, PathError> {
         return Ok(Member::Blob(format!("sha256:{hex}")));
     }
     Ok(Member::Other)
-}
-
-/// 64 lowercase hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// A `sha256:<64 hex>` digest.
-pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(is_sha256_hex)
-}
-
-/// The path of a blob in an OCI layout.
-pub fn blob_path(digest: &str) -> String {
-    format!("blobs/{}", digest.replacen(':', "/", 1))
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
-use crate::archive::compression::{self, Compression};
-use crate::archive::layout::MAX_JSON;
+use crate::archive::compression;
 use crate::archive::paths::{self, Member};
+use crate::oci::{Compression, MAX_JSON, blob_path};
 
 /// Bytes per chunk handed from the reading thread to the writer.
 pub const CHUNK: usize = 1 << 20;
@@ -267,20 +267,18 @@ impl RandomAccess {
     }
 
     pub fn blob(&self, digest: &str) -> Option<&Extent> {
-        self.resolve(&paths::blob_path(digest))
+        self.resolve(&blob_path(digest).ok()?)
     }
 
     /// What planning needs to know of a member: a blob's digest and size, or `None` when
     /// the path is not a blob or not in the archive.
-    pub fn blob_member(&self, path: &str) -> Option<crate::archive::layout::MemberInfo> {
+    pub fn blob_member(&self, path: &str) -> Option<crate::plan::import::MemberInfo> {
         match paths::classify(path) {
-            Ok(Member::Blob(d)) => self
-                .resolve(path)
-                .map(|e| crate::archive::layout::MemberInfo {
-                    digest: d,
-                    size: e.size as i64,
-                    head: vec![],
-                }),
+            Ok(Member::Blob(d)) => self.resolve(path).map(|e| crate::plan::import::MemberInfo {
+                digest: d,
+                size: e.size as i64,
+                head: vec![],
+            }),
             _ => None,
         }
     }

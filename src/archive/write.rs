@@ -10,17 +10,13 @@
 
 use std::io::{self, Write};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
-use serde::Serialize;
 
 use crate::model::Descriptor;
-
-/// The annotation containerd's importer reads for an image's full name.
-pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
-/// The OCI annotation for a reference's tag (skopeo's `oci-archive:FILE:TAG`).
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// The OCI index media type.
-pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+use crate::oci::doc::{Desc, DockerEntry, Index, Layout};
+use crate::oci::{ANNOTATION_NAME, ANNOTATION_REF_NAME, Compression, MT_OCI_INDEX, blob_path};
 
 const BLOCK: usize = 512;
 const ZEROES: [u8; BLOCK] = [0; BLOCK];
@@ -53,14 +49,6 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// How the whole archive is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
 /// A writer that compresses (or not) everything written to it.
 pub enum Compressor<W: Write> {
     Plain(W),
@@ -83,6 +71,12 @@ impl<W: Write> Compressor<W> {
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 enc.multithread(workers.min(8) as u32)?;
                 Compressor::Zstd(enc)
+            }
+            Compression::Bzip2 | Compression::Lz4 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("writing {} archives", compression.name()),
+                ));
             }
         })
     }
@@ -230,27 +224,6 @@ fn set_path(h: &mut tar::Header, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// `blobs/<algorithm>/<hex>` for a digest, refusing anything that is not a plain
-/// `algorithm:hex` (a digest comes from manifests, which must not choose paths).
-pub fn blob_path(digest: &str) -> Result<String> {
-    let Some((alg, hex)) = digest.split_once(':') else {
-        bail!("{digest:?} is not a digest (algorithm:hex)");
-    };
-    let alg_ok = !alg.is_empty()
-        && alg.len() <= 16
-        && alg
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let hex_ok = (32..=128).contains(&hex.len())
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !alg_ok || !hex_ok {
-        bail!("{digest:?} is not a digest (algorithm:hex)");
-    }
-    Ok(format!("blobs/{alg}/{hex}"))
-}
-
 /// One named image of the archive: an `index.json` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedTarget {
@@ -268,43 +241,9 @@ pub struct DockerImage {
     pub layers: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct OciLayout {
-    #[serde(rename = "imageLayoutVersion")]
-    image_layout_version: &'static str,
-}
-
-#[derive(Serialize)]
-struct OciIndex<'a> {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType")]
-    media_type: &'static str,
-    manifests: Vec<OciEntry<'a>>,
-}
-
-#[derive(Serialize)]
-struct OciEntry<'a> {
-    #[serde(rename = "mediaType")]
-    media_type: &'a str,
-    digest: &'a str,
-    size: i64,
-    annotations: std::collections::BTreeMap<&'static str, String>,
-}
-
-#[derive(Serialize)]
-struct DockerEntry {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags")]
-    repo_tags: Vec<String>,
-    #[serde(rename = "Layers")]
-    layers: Vec<String>,
-}
-
 /// The `oci-layout` file.
 pub fn oci_layout_json() -> Vec<u8> {
-    serde_json::to_vec(&OciLayout {
+    serde_json::to_vec(&Layout {
         image_layout_version: "1.0.0",
     })
     .unwrap_or_default()
@@ -316,22 +255,23 @@ pub fn index_json(names: &[NamedTarget]) -> Vec<u8> {
     let manifests = names
         .iter()
         .map(|n| {
-            let mut annotations = std::collections::BTreeMap::new();
-            annotations.insert(ANNOTATION_IMAGE_NAME, n.name.clone());
+            let mut annotations = BTreeMap::new();
+            annotations.insert(ANNOTATION_NAME.to_string(), n.name.clone());
             if let Some(tag) = oci_ref_name(&n.name) {
-                annotations.insert(ANNOTATION_REF_NAME, tag);
+                annotations.insert(ANNOTATION_REF_NAME.to_string(), tag);
             }
-            OciEntry {
-                media_type: &n.target.media_type,
-                digest: &n.target.digest,
+            Desc {
+                media_type: n.target.media_type.clone(),
+                digest: n.target.digest.clone(),
                 size: n.target.size,
+                platform: None,
                 annotations,
             }
         })
         .collect();
-    serde_json::to_vec(&OciIndex {
+    serde_json::to_vec(&Index {
         schema_version: 2,
-        media_type: MEDIA_TYPE_OCI_INDEX,
+        media_type: Some(MT_OCI_INDEX.to_string()),
         manifests,
     })
     .unwrap_or_default()
@@ -344,11 +284,11 @@ pub fn docker_manifest_json(images: &[DockerImage]) -> Result<Vec<u8>> {
         .map(|i| {
             Ok(DockerEntry {
                 config: blob_path(&i.config)?,
-                repo_tags: i.repo_tags.clone(),
+                repo_tags: Some(i.repo_tags.clone()),
                 layers: i
                     .layers
                     .iter()
-                    .map(|l| blob_path(l))
+                    .map(|l| Ok(blob_path(l)?))
                     .collect::<Result<_>>()?,
             })
         })
@@ -391,24 +331,6 @@ mod tests {
     }
 
     #[test]
-    fn blob_paths() {
-        assert_eq!(
-            blob_path(&d('a')).unwrap(),
-            format!("blobs/sha256/{}", "a".repeat(64))
-        );
-        for bad in [
-            "sha256:../../etc/passwd",
-            "sha256:ABCDEF0123456789ABCDEF0123456789ABCDEF",
-            "nocolon",
-            "sha/256:0123456789abcdef0123456789abcdef",
-            "sha256:",
-            ":0123456789abcdef0123456789abcdef",
-        ] {
-            assert!(blob_path(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn names_in_index_and_docker_manifest() {
         let cases = [
             (
@@ -445,14 +367,11 @@ mod tests {
         ];
         let v: serde_json::Value = serde_json::from_slice(&index_json(&names)).unwrap();
         assert_eq!(v["schemaVersion"], 2);
-        assert_eq!(v["mediaType"], MEDIA_TYPE_OCI_INDEX);
+        assert_eq!(v["mediaType"], MT_OCI_INDEX);
         let e = &v["manifests"][0];
         assert_eq!(e["digest"], d('1'));
         assert_eq!(e["size"], 123);
-        assert_eq!(
-            e["annotations"][ANNOTATION_IMAGE_NAME],
-            "docker.io/library/a:1"
-        );
+        assert_eq!(e["annotations"][ANNOTATION_NAME], "docker.io/library/a:1");
         assert_eq!(e["annotations"][ANNOTATION_REF_NAME], "1");
         assert!(v["manifests"][1]["annotations"][ANNOTATION_REF_NAME].is_null());
     }
@@ -555,6 +474,7 @@ mod tests {
                     s
                 }
                 Compression::Zstd => zstd::decode_all(&out[..]).unwrap(),
+                Compression::Bzip2 | Compression::Lz4 => unreachable!(),
             };
             assert_eq!(plain, b"hello ".repeat(1000), "{c:?}");
         }

@@ -1,6 +1,8 @@
 //! Pure decisions: data in, plan out. Nothing here talks to a runtime.
 
 pub mod exclude;
+pub mod export;
+pub mod import;
 pub mod inventory;
 pub mod pattern;
 pub mod pin;

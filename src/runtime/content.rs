@@ -23,11 +23,6 @@ pub const WRITE_CHUNK: usize = 1 << 20;
 /// few enough that peak memory stays a few MiB whatever the blob size.
 const WRITE_QUEUE: usize = 4;
 
-/// A content label that keeps a referenced blob alive while its parent lives.
-pub const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
-/// The lease label after which containerd may collect an abandoned lease.
-pub const GC_EXPIRE: &str = "containerd.io/gc.expire";
-
 /// What the content store knows about a blob.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContentInfo {

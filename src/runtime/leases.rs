@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use tonic::transport::Channel;
 
+use crate::oci::gc::GC_EXPIRE;
 use crate::proto::containerd::services::leases::v1 as leases;
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::GC_EXPIRE;
 use crate::runtime::owner;
 
 impl Containerd {

@@ -12,11 +12,6 @@ use crate::proto::containerd::services::snapshots::v1 as snapshots;
 use crate::proto::containerd::types;
 use crate::runtime::containerd::Containerd;
 
-/// The content label pointing a config at its unpacked top snapshot.
-pub fn snapshot_gc_label(snapshotter: &str) -> String {
-    format!("containerd.io/gc.ref.snapshot.{snapshotter}")
-}
-
 /// What happened to one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unpacked {

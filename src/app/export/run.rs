@@ -10,12 +10,11 @@ use super::store::{FetchState, gather_and_fetch};
 use super::targets::{Target, check_target, resolve_targets};
 use super::writer::{write_archive, write_file};
 use crate::app::{Outcome, Session, Settings, inventory};
-use crate::archive::write::{
-    Compression, NamedTarget, docker_manifest_json, index_json, oci_layout_json,
-};
-use crate::archive::write_plan::{docker_images, unique_blobs};
-use crate::cli::{self, ExportArgs, OutputFormat};
+use crate::archive::write::{NamedTarget, docker_manifest_json, index_json, oci_layout_json};
+use crate::cli::{ExportArgs, OutputFormat};
 use crate::error::CrimgError;
+use crate::oci::Compression;
+use crate::plan::export::{docker_images, unique_blobs};
 use crate::plan::platform::PlatformChoice;
 use crate::registry::config::RegistryConfig;
 use crate::registry::fetch::Fetcher;
@@ -113,11 +112,7 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
         .collect();
     let blobs = unique_blobs(&plans);
     let docker = docker_manifest_json(&docker_images(&plans, &choice))?;
-    let compression = match args.compress {
-        None => Compression::None,
-        Some(cli::Compression::Gzip) => Compression::Gzip,
-        Some(cli::Compression::Zstd) => Compression::Zstd,
-    };
+    let compression = args.compress.unwrap_or(Compression::None);
     let files = vec![
         ("oci-layout".to_string(), oci_layout_json()),
         ("index.json".to_string(), index_json(&names)),

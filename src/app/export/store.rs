@@ -9,10 +9,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::run::progress;
 use crate::app::Settings;
-use crate::archive::write_plan::{
-    self, ImagePlan, MAX_JSON_BLOB, Store, gc_labels, missing_report,
-};
 use crate::model::Descriptor;
+use crate::oci::MAX_JSON;
+use crate::plan::export::{self as write_plan, ImagePlan, Store, gc_labels, missing_report};
 use crate::plan::platform::PlatformChoice;
 use crate::registry::fetch::Fetcher;
 use crate::registry::{self, Source};
@@ -64,7 +63,7 @@ impl Store for NodeStore<'_> {
             self.seen.push(desc.digest.clone());
             self.labels.insert(desc.digest.clone(), info.labels);
             let mut stream = Box::pin(self.c.read_blob(&desc.digest).await?);
-            let mut bytes = Vec::with_capacity(desc.size.clamp(0, MAX_JSON_BLOB) as usize);
+            let mut bytes = Vec::with_capacity(desc.size.clamp(0, MAX_JSON as i64) as usize);
             let mut hasher = Sha256::new();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;

@@ -10,9 +10,10 @@ use indicatif::ProgressBar;
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::sink::{AtomicFile, TargetAppeared};
-use crate::archive::write::{Compression, Compressor, Counting, TarWriter, blob_path};
+use crate::archive::write::{Compressor, Counting, TarWriter};
 use crate::error::CrimgError;
 use crate::model::Descriptor;
+use crate::oci::{Compression, blob_path};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::sha256_digest;
 

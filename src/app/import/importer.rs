@@ -8,9 +8,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::job::Job;
 use crate::app::{Session, Settings};
-use crate::archive::layout::PlanOptions;
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
+use crate::plan::import::PlanOptions;
 use crate::plan::platform::PlatformChoice;
 use crate::runtime::containerd::Containerd;
 

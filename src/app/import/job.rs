@@ -1,7 +1,7 @@
 //! One archive's import: blobs into the content store (streamed or read at will),
 //! unpacked into the snapshotter, then the image records.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,15 +13,16 @@ use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use super::importer::{ImportedImage, Importer};
-use super::sources::{RandomSource, StreamSource, Streamed, collect, first_bytes, with_head};
-use crate::archive::layout::{self, MAX_JSON, Plan, PlannedBlob, chain_ids};
+use super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
+use crate::oci::{MAX_JSON, Role, blob_path, gc};
+use crate::plan::import::{self as import_plan, Plan, PlannedBlob, chain_ids};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::{Written, sha256_digest};
 use crate::runtime::images::RecordChange;
-use crate::runtime::unpack::snapshot_gc_label;
 
 /// Blobs up to this size are read whole while streaming (indexes, manifests, configs).
 const SMALL_BLOB: u64 = 1 << 20;
@@ -159,7 +160,7 @@ impl Job<'_> {
             }
             match event {
                 Event::Link { path, target } => {
-                    st.links.insert(path, target);
+                    st.mem.links.insert(path, target);
                 }
                 Event::File { path, size, body } => self
                     .stream_member(&mut st, &path, size, body)
@@ -173,7 +174,7 @@ impl Job<'_> {
             c: &self.c,
         };
         let plan = if let Some(index) = st.meta.get("index.json") {
-            layout::plan_oci(
+            import_plan::plan_oci(
                 index,
                 st.meta.get("manifest.json").map(|b| &b[..]),
                 &source,
@@ -181,7 +182,7 @@ impl Job<'_> {
             )
             .await?
         } else if let Some(manifest) = st.meta.get("manifest.json") {
-            layout::plan_docker(manifest, &source, &self.imp.opts).await?
+            import_plan::plan_docker(manifest, &source, &self.imp.opts).await?
         } else {
             bail!(
                 "no index.json (OCI layout) or manifest.json (docker save) in the archive: not an image archive"
@@ -193,7 +194,7 @@ impl Job<'_> {
                 self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if st.stored.contains(&b.desc.digest) {
                 // The digest matched, but the descriptor's size must match too.
-                if let Some(m) = st.members.values().find(|m| m.digest == b.desc.digest)
+                if let Some(m) = st.mem.members.values().find(|m| m.digest == b.desc.digest)
                     && m.size != b.desc.size
                 {
                     bail!(
@@ -244,7 +245,7 @@ impl Job<'_> {
                     self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
                     if st.small_total + size <= SMALL_TOTAL {
                         st.small_total += size;
-                        st.small.insert(digest.clone(), bytes);
+                        st.mem.small.insert(digest.clone(), bytes);
                     }
                 } else if self.present(&digest, &BTreeMap::new()).await? {
                     // Already stored: skip its bytes (the reader drops them).
@@ -269,7 +270,8 @@ impl Job<'_> {
             }
             Member::Marker => {}
             Member::Other if path.ends_with(".json") && size <= MAX_JSON => {
-                st.small_files
+                st.mem
+                    .small_files
                     .insert(path.to_string(), collect(body, size).await?);
             }
             Member::Other if path.ends_with("layer.tar") || path.ends_with(".tar.gz") => {
@@ -295,16 +297,14 @@ impl Job<'_> {
     /// already written.
     async fn random(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
         let ra = Arc::new(ra);
-        let source = RandomSource {
-            ra: ra.clone(),
-            cache: std::sync::Mutex::new(HashMap::new()),
-        };
+        let source = TarSource::new(ra.clone());
         let index = ra.meta.get("index.json").cloned().unwrap_or_default();
         let docker = ra.meta.get("manifest.json").cloned();
-        let plan = layout::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
+        let plan =
+            import_plan::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
         self.notes(&plan);
         self.phase("planned");
-        let cache = source.cache.into_inner().unwrap_or_default();
+        let cache = source.into_cache();
         self.bar.set_length(
             plan.blobs
                 .iter()
@@ -334,7 +334,9 @@ impl Job<'_> {
                             bar.inc(n);
                         })
                         .await
-                        .with_context(|| paths::blob_path(&b.desc.digest))?;
+                        .with_context(|| {
+                            blob_path(&b.desc.digest).unwrap_or_else(|_| b.desc.digest.clone())
+                        })?;
                     if w == Written::AlreadyExists {
                         self.label(&b.desc.digest, &b.labels).await?;
                     }
@@ -436,7 +438,7 @@ impl Job<'_> {
     ) -> Result<Vec<ImportedImage>> {
         if let Some(snapshotter) = &self.imp.snapshotter {
             for (config, top) in &snapshots {
-                let labels = BTreeMap::from([(snapshot_gc_label(snapshotter), top.clone())]);
+                let labels = BTreeMap::from([(gc::snapshot_ref(snapshotter), top.clone())]);
                 self.label(config, &labels).await?;
             }
         }
@@ -485,10 +487,10 @@ const STOP: &str = "stop";
 /// "layer 2 (sha256:…) of docker.io/library/app:1" for error messages.
 fn describe(plan: &Plan, b: &PlannedBlob) -> String {
     let role = match b.role {
-        layout::Role::Index => "index",
-        layout::Role::Manifest => "manifest",
-        layout::Role::Config => "config",
-        layout::Role::Layer => "layer",
+        Role::Index => "index",
+        Role::Manifest => "manifest",
+        Role::Config => "config",
+        Role::Layer => "layer",
     };
     let image = plan.images.iter().find(|i| {
         i.target.digest == b.desc.digest

@@ -2,30 +2,25 @@
 //! read member bodies.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use bytes::Bytes;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
-use crate::archive::layout::{MAX_JSON, MemberInfo, Source};
-use crate::archive::paths;
-use crate::archive::read::{HEAD_LEN, RandomAccess};
+use crate::archive::read::HEAD_LEN;
+use crate::archive::source::MemArchive;
+use crate::oci::MAX_JSON;
+use crate::plan::import::{MemberInfo, Source};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::sha256_digest;
 
 /// What a streaming pass learnt.
 #[derive(Default)]
 pub(super) struct Streamed {
-    /// Members stored in the content store, by path.
-    pub(super) members: HashMap<String, MemberInfo>,
-    pub(super) links: HashMap<String, String>,
-    /// Small verified blobs kept in memory.
-    pub(super) small: HashMap<String, Bytes>,
+    /// Members stored in the content store, small blobs and small files kept in memory.
+    pub(super) mem: MemArchive,
     pub(super) small_total: u64,
-    /// Small non-blob JSON members (docker's `<id>.json` configs), by path.
-    pub(super) small_files: HashMap<String, Bytes>,
     /// index.json and manifest.json.
     pub(super) meta: HashMap<String, Bytes>,
     /// Digests now in the content store under the lease.
@@ -37,21 +32,9 @@ impl Streamed {
     pub(super) fn stored_member(&mut self, path: &str, digest: String, size: u64, head: Vec<u8>) {
         self.stored.insert(digest.clone());
         let size = size as i64;
-        self.members
+        self.mem
+            .members
             .insert(path.to_string(), MemberInfo { digest, size, head });
-    }
-}
-
-impl Streamed {
-    fn resolve(&self, path: &str) -> String {
-        let mut p = path.to_string();
-        for _ in 0..16 {
-            match self.links.get(&p) {
-                Some(t) => p = t.clone(),
-                None => break,
-            }
-        }
-        p
     }
 }
 
@@ -103,7 +86,7 @@ pub(super) struct StreamSource<'a> {
 
 impl Source for StreamSource<'_> {
     async fn blob(&self, digest: &str) -> Result<Bytes> {
-        if let Some(b) = self.st.small.get(digest) {
+        if let Some(b) = self.st.mem.small.get(digest) {
             return Ok(b.clone());
         }
         if !self.st.stored.contains(digest) && self.c.content_info(digest).await?.is_none() {
@@ -113,15 +96,11 @@ impl Source for StreamSource<'_> {
     }
 
     fn member(&self, path: &str) -> Option<MemberInfo> {
-        self.st.members.get(&self.st.resolve(path)).cloned()
+        self.st.mem.member(path)
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.st
-            .small_files
-            .get(&self.st.resolve(path))
-            .cloned()
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))
+        self.st.mem.small_file(path).await
     }
 }
 
@@ -141,37 +120,4 @@ async fn read_back(c: &Containerd, digest: &str) -> Result<Bytes> {
         bail!("blob {digest} in the content store has digest {actual}");
     }
     Ok(Bytes::from(buf))
-}
-
-/// Planning's view of a seekable archive: small blobs read and verified on demand, and
-/// kept, so they are written from memory later.
-pub(super) struct RandomSource {
-    pub(super) ra: Arc<RandomAccess>,
-    pub(super) cache: std::sync::Mutex<HashMap<String, Bytes>>,
-}
-
-impl Source for RandomSource {
-    async fn blob(&self, digest: &str) -> Result<Bytes> {
-        if let Some(b) = self.cache.lock().ok().and_then(|c| c.get(digest).cloned()) {
-            return Ok(b);
-        }
-        let path = paths::blob_path(digest);
-        let bytes = self.ra.read(&path).await?;
-        let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
-        if actual != digest {
-            bail!("{path}: content has digest {actual} (corrupt archive?)");
-        }
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(digest.to_string(), bytes.clone());
-        }
-        Ok(bytes)
-    }
-
-    fn member(&self, path: &str) -> Option<MemberInfo> {
-        self.ra.blob_member(path)
-    }
-
-    async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.ra.read(path).await
-    }
 }

@@ -8,157 +8,25 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::compression::{self, Compression};
+use crate::archive::compression;
 use crate::archive::paths::{self, Member};
 use crate::model::Descriptor;
+use crate::oci::doc::{Config, Desc, DockerEntry, Index, Manifest, PlatformDoc};
+use crate::oci::gc::{self, LABEL_UNCOMPRESSED};
+use crate::oci::{
+    ANNOTATION_DOCKER_REFERENCE_TYPE, ANNOTATION_NAME, ANNOTATION_REF_NAME, Compression,
+    MT_DOCKER_CONFIG, MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_DOCKER_MANIFEST, MT_OCI_LAYER_ZSTD,
+    Role, is_config, is_digest, is_index, is_layer, is_manifest,
+};
 use crate::plan::platform::{Platform, PlatformChoice};
 use crate::runtime::content::sha256_digest;
 
-pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub use crate::oci::doc::parse_docker_manifest;
 
-/// Annotation containerd's exporter names images with.
-pub const ANNOTATION_NAME: &str = "io.containerd.image.name";
-/// OCI's reference annotation: a tag, or a whole reference.
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// The largest JSON document (index, manifest, config, manifest.json) read into memory.
-pub const MAX_JSON: u64 = 32 << 20;
 /// Nested indexes deeper than this are refused.
 const MAX_DEPTH: usize = 4;
-
-fn is_index(mt: &str) -> bool {
-    mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST
-}
-
-fn is_manifest(mt: &str) -> bool {
-    mt == MT_OCI_MANIFEST || mt == MT_DOCKER_MANIFEST
-}
-
-fn is_config(mt: &str) -> bool {
-    mt == MT_OCI_CONFIG || mt == MT_DOCKER_CONFIG
-}
-
-/// Layer media types containerd's differ applies: plain, gzip or zstd tars, Docker's and
-/// OCI's names, distributable or not.
-pub fn is_layer(mt: &str) -> bool {
-    let base = mt
-        .replace(".nondistributable", "")
-        .replace(".rootfs.foreign.diff", ".rootfs.diff");
-    matches!(
-        base.as_str(),
-        MT_DOCKER_LAYER
-            | MT_DOCKER_LAYER_GZIP
-            | MT_OCI_LAYER
-            | MT_OCI_LAYER_GZIP
-            | MT_OCI_LAYER_ZSTD
-    ) || base == format!("{MT_DOCKER_LAYER}.zstd")
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct Desc {
-    #[serde(rename = "mediaType", default)]
-    pub media_type: String,
-    pub digest: String,
-    pub size: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<PlatformDoc>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Desc {
-    fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.size,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct PlatformDoc {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl PlatformDoc {
-    fn platform(&self) -> Option<Platform> {
-        (!self.os.is_empty() && !self.architecture.is_empty())
-            .then(|| Platform::new(&self.os, &self.architecture, self.variant.as_deref()))
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct IndexDoc {
-    #[serde(rename = "mediaType", default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Vec<Desc>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ManifestDoc {
-    #[serde(rename = "mediaType", default)]
-    media_type: Option<String>,
-    config: Desc,
-    #[serde(default)]
-    layers: Vec<Desc>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ConfigDoc {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-    rootfs: RootFs,
-}
-
-#[derive(Debug, Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
-}
-
-/// One image of `docker save`'s manifest.json.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DockerEntry {
-    #[serde(rename = "Config")]
-    pub config: String,
-    #[serde(rename = "RepoTags", default)]
-    pub repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    pub layers: Vec<String>,
-}
-
-pub fn parse_docker_manifest(bytes: &[u8]) -> Result<Vec<DockerEntry>> {
-    let entries: Vec<DockerEntry> =
-        serde_json::from_slice(bytes).context("manifest.json is not docker save's JSON")?;
-    if entries.is_empty() {
-        bail!("manifest.json lists no image");
-    }
-    Ok(entries)
-}
 
 /// Where the archive's bytes are, as planning needs them.
 pub trait Source: Sync {
@@ -183,15 +51,6 @@ pub struct MemberInfo {
 pub struct PlanOptions {
     pub platforms: PlatformChoice,
     pub base_name: Option<String>,
-}
-
-/// What a blob is to the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Index,
-    Manifest,
-    Config,
-    Layer,
 }
 
 /// A blob the import needs, with the labels it must carry.
@@ -254,6 +113,30 @@ impl Plan {
         } else {
             self.blobs.push(PlannedBlob { desc, role, labels });
         }
+    }
+
+    /// A manifest's config, its layers (each labelled with its diff ID) and the manifest
+    /// itself, labelled so containerd keeps its config and layers while it lives. The
+    /// config's diff IDs are as many as the layers (checked by the caller).
+    fn add_manifest(
+        &mut self,
+        manifest: Descriptor,
+        config: Descriptor,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+    ) {
+        let mut labels = BTreeMap::new();
+        labels.extend(gc::content_ref(Role::Config, 0).map(|k| (k, config.digest.clone())));
+        self.add_blob(config, Role::Config, BTreeMap::new());
+        for (i, (l, diff)) in layers.iter().zip(diff_ids).enumerate() {
+            labels.extend(gc::content_ref(Role::Layer, i).map(|k| (k, l.digest.clone())));
+            self.add_blob(
+                l.clone(),
+                Role::Layer,
+                BTreeMap::from([(LABEL_UNCOMPRESSED.to_string(), diff.clone())]),
+            );
+        }
+        self.add_blob(manifest, Role::Manifest, labels);
     }
 
     /// Bytes of every blob of an image.
@@ -344,7 +227,7 @@ pub async fn plan_oci<S: Source>(
     source: &S,
     opts: &PlanOptions,
 ) -> Result<Plan> {
-    let index: IndexDoc = parse(index_json, "index.json")?;
+    let index: Index = parse(index_json, "index.json")?;
     if let Some(mt) = &index.media_type
         && !is_index(mt)
     {
@@ -360,7 +243,7 @@ pub async fn plan_oci<S: Source>(
     let mut plan = Plan::default();
     for (n, entry) in index.manifests.iter().enumerate() {
         let what = format!("index.json entry {}", n + 1);
-        if !paths::is_digest(&entry.digest) {
+        if !is_digest(&entry.digest) {
             bail!("{what}: {:?} is not a sha256 digest", entry.digest);
         }
         let mut image = if is_index(&entry.media_type) {
@@ -456,9 +339,9 @@ fn collect_leaves<'a, S: Source>(
             bail!("indexes nested deeper than {MAX_DEPTH}");
         }
         let bytes = source.blob(&index.digest).await?;
-        let doc: IndexDoc = parse(&bytes, &format!("index {}", index.digest))?;
+        let doc: Index = parse(&bytes, &format!("index {}", index.digest))?;
         for (i, child) in doc.manifests.iter().enumerate() {
-            if !paths::is_digest(&child.digest) {
+            if !is_digest(&child.digest) {
                 bail!(
                     "index {}: {:?} is not a sha256 digest",
                     index.digest,
@@ -494,7 +377,7 @@ async fn plan_index<S: Source>(
     leaves.retain(|l| {
         l.desc
             .annotations
-            .get("vnd.docker.reference.type")
+            .get(ANNOTATION_DOCKER_REFERENCE_TYPE)
             .is_none_or(|t| t != "attestation-manifest")
     });
     let platforms: Vec<Option<Platform>> = leaves
@@ -545,10 +428,10 @@ async fn plan_index<S: Source>(
         // Each index on the way keeps its chosen child alive.
         let mut child = leaf.desc.digest.clone();
         for (index, pos) in leaf.path.iter().rev() {
-            let labels = BTreeMap::from([(
-                format!("containerd.io/gc.ref.content.m.{pos}"),
-                child.clone(),
-            )]);
+            let labels = gc::content_ref(Role::Manifest, *pos)
+                .map(|key| (key, child.clone()))
+                .into_iter()
+                .collect();
             plan.add_blob(index.descriptor(), Role::Index, labels);
             child = index.digest.clone();
         }
@@ -575,7 +458,7 @@ async fn plan_manifest<S: Source>(
     plan: &mut Plan,
 ) -> Result<PlannedManifest> {
     let bytes = source.blob(&desc.digest).await?;
-    let doc: ManifestDoc = parse(&bytes, &format!("manifest {}", desc.digest))?;
+    let doc: Manifest = parse(&bytes, &format!("manifest {}", desc.digest))?;
     if let Some(mt) = &doc.media_type
         && !is_manifest(mt)
     {
@@ -589,7 +472,7 @@ async fn plan_manifest<S: Source>(
         );
     }
     let config_bytes = source.blob(&doc.config.digest).await?;
-    let config: ConfigDoc = parse(
+    let config: Config = parse(
         &config_bytes,
         &format!("image config {}", doc.config.digest),
     )?;
@@ -601,7 +484,7 @@ async fn plan_manifest<S: Source>(
                 l.media_type
             );
         }
-        if !paths::is_digest(&l.digest) {
+        if !is_digest(&l.digest) {
             bail!("layer {:?} is not a sha256 digest", l.digest);
         }
     }
@@ -614,33 +497,18 @@ async fn plan_manifest<S: Source>(
             config.rootfs.diff_ids.len()
         );
     }
-    let mut manifest_labels = BTreeMap::from([(
-        "containerd.io/gc.ref.content.config".to_string(),
-        doc.config.digest.clone(),
-    )]);
-    plan.add_blob(doc.config.descriptor(), Role::Config, BTreeMap::new());
-    for (i, (l, diff)) in doc.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
-        manifest_labels.insert(
-            format!("containerd.io/gc.ref.content.l.{i}"),
-            l.digest.clone(),
-        );
-        plan.add_blob(
-            l.descriptor(),
-            Role::Layer,
-            BTreeMap::from([("containerd.io/uncompressed".to_string(), diff.clone())]),
-        );
-    }
-    plan.add_blob(desc.descriptor(), Role::Manifest, manifest_labels);
+    let layers: Vec<Descriptor> = doc.layers.iter().map(Desc::descriptor).collect();
+    plan.add_manifest(
+        desc.descriptor(),
+        doc.config.descriptor(),
+        &layers,
+        &config.rootfs.diff_ids,
+    );
     Ok(PlannedManifest {
         digest: desc.digest.clone(),
-        platform: PlatformDoc {
-            architecture: config.architecture,
-            os: config.os,
-            variant: config.variant,
-        }
-        .platform(),
+        platform: config.platform(),
         config: doc.config.descriptor(),
-        layers: doc.layers.iter().map(Desc::descriptor).collect(),
+        layers,
         diff_ids: config.rootfs.diff_ids,
         unpack: false,
     })
@@ -663,7 +531,7 @@ pub async fn plan_docker<S: Source>(
         }
         .with_context(|| format!("{what}: config {}", e.config))?;
         let config_digest = sha256_digest(Sha256::new_with_prefix(&config_bytes));
-        let config: ConfigDoc = parse(&config_bytes, &format!("{what}: config {}", e.config))?;
+        let config: Config = parse(&config_bytes, &format!("{what}: config {}", e.config))?;
         if config.rootfs.diff_ids.len() != e.layers.len() {
             bail!(
                 "{what} has {} layers but its config {} lists {} diff IDs",
@@ -719,23 +587,12 @@ pub async fn plan_docker<S: Source>(
             plan.generated
                 .insert(config_digest.clone(), config_bytes.clone());
         }
-        let mut manifest_labels = BTreeMap::from([(
-            "containerd.io/gc.ref.content.config".to_string(),
-            config_digest.clone(),
-        )]);
-        plan.add_blob(config_desc.clone(), Role::Config, BTreeMap::new());
-        for (i, (l, diff)) in layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
-            manifest_labels.insert(
-                format!("containerd.io/gc.ref.content.l.{i}"),
-                l.digest.clone(),
-            );
-            plan.add_blob(
-                l.clone(),
-                Role::Layer,
-                BTreeMap::from([("containerd.io/uncompressed".to_string(), diff.clone())]),
-            );
-        }
-        plan.add_blob(manifest_desc.clone(), Role::Manifest, manifest_labels);
+        plan.add_manifest(
+            manifest_desc.clone(),
+            config_desc.clone(),
+            &layers,
+            &config.rootfs.diff_ids,
+        );
         let mut names = Vec::new();
         for t in e.repo_tags.iter().flatten() {
             let name = crate::reference::normalize(t).map_err(|err| anyhow!("{what}: {err}"))?;
@@ -756,12 +613,7 @@ pub async fn plan_docker<S: Source>(
                 id: config_digest.clone(),
                 manifests: vec![PlannedManifest {
                     digest: manifest_desc.digest.clone(),
-                    platform: PlatformDoc {
-                        architecture: config.architecture,
-                        os: config.os,
-                        variant: config.variant,
-                    }
-                    .platform(),
+                    platform: config.platform(),
                     config: config_desc,
                     layers,
                     diff_ids: config.rootfs.diff_ids,
@@ -775,33 +627,4 @@ pub async fn plan_docker<S: Source>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_media_types() {
-        let layers = [
-            MT_DOCKER_LAYER,
-            MT_DOCKER_LAYER_GZIP,
-            "application/vnd.docker.image.rootfs.diff.tar.zstd",
-            MT_OCI_LAYER,
-            MT_OCI_LAYER_GZIP,
-            MT_OCI_LAYER_ZSTD,
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-            // Docker's foreign (Windows base) layers were once taken for `….diff.tar.tar.gzip`.
-            "application/vnd.docker.image.rootfs.foreign.diff.tar",
-            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        ];
-        for mt in layers {
-            assert!(is_layer(mt), "{mt}");
-        }
-        for mt in [
-            MT_OCI_CONFIG,
-            MT_DOCKER_MANIFEST,
-            "application/vnd.oci.image.layer.v1.tar+bzip2",
-            "",
-        ] {
-            assert!(!is_layer(mt), "{mt}");
-        }
-    }
-}
+mod tests;

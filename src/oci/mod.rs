@@ -1,0 +1,153 @@
+//! The image formats crimg reads and writes: media types, annotation keys, digests and
+//! blob paths, the JSON documents of OCI layouts and `docker save`, compression kinds and
+//! containerd's garbage-collection labels. Import and export both speak through these.
+
+pub mod digest;
+pub mod doc;
+pub mod gc;
+
+pub use digest::{BadDigest, Digest, blob_path, is_digest, is_sha256_hex};
+
+pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// The annotation containerd's exporter and importer name images with (a full name).
+pub const ANNOTATION_NAME: &str = "io.containerd.image.name";
+/// OCI's reference annotation: a tag (skopeo's `oci-archive:FILE:TAG`), or a whole reference.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// buildx marks attestation manifests of an index with this annotation.
+pub const ANNOTATION_DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+/// The largest JSON document (index, manifest, config, manifest.json) read into memory,
+/// by import and export alike (the OCI distribution spec lets registries refuse manifests
+/// over 4 MiB).
+pub const MAX_JSON: u64 = 16 << 20;
+
+/// Whether a descriptor's claimed size is one crimg reads into memory as JSON.
+pub fn json_size_ok(size: i64) -> bool {
+    u64::try_from(size).is_ok_and(|s| s <= MAX_JSON)
+}
+
+pub fn is_index(mt: &str) -> bool {
+    mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST
+}
+
+pub fn is_manifest(mt: &str) -> bool {
+    mt == MT_OCI_MANIFEST || mt == MT_DOCKER_MANIFEST
+}
+
+pub fn is_config(mt: &str) -> bool {
+    mt == MT_OCI_CONFIG || mt == MT_DOCKER_CONFIG
+}
+
+/// Layer media types containerd's differ applies: plain, gzip or zstd tars, Docker's and
+/// OCI's names, distributable or not.
+pub fn is_layer(mt: &str) -> bool {
+    let base = mt
+        .replace(".nondistributable", "")
+        .replace(".rootfs.foreign.diff", ".rootfs.diff");
+    matches!(
+        base.as_str(),
+        MT_DOCKER_LAYER
+            | MT_DOCKER_LAYER_GZIP
+            | MT_OCI_LAYER
+            | MT_OCI_LAYER_GZIP
+            | MT_OCI_LAYER_ZSTD
+    ) || base == format!("{MT_DOCKER_LAYER}.zstd")
+}
+
+/// Non-distributable (foreign) layers, which registries and importers fetch from URLs.
+pub fn is_non_distributable(mt: &str) -> bool {
+    mt.contains(".nondistributable.") || mt.contains(".foreign.")
+}
+
+/// What a blob is to its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Index,
+    Manifest,
+    Config,
+    Layer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Index => "index",
+            Role::Manifest => "manifest",
+            Role::Config => "config",
+            Role::Layer => "layer",
+        }
+    }
+}
+
+/// A compression of a whole archive or of a layer, recognised by magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Bzip2,
+    Lz4,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_media_types() {
+        let layers = [
+            MT_DOCKER_LAYER,
+            MT_DOCKER_LAYER_GZIP,
+            "application/vnd.docker.image.rootfs.diff.tar.zstd",
+            MT_OCI_LAYER,
+            MT_OCI_LAYER_GZIP,
+            MT_OCI_LAYER_ZSTD,
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            // Docker's foreign (Windows base) layers were once taken for `….diff.tar.tar.gzip`.
+            "application/vnd.docker.image.rootfs.foreign.diff.tar",
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        ];
+        for mt in layers {
+            assert!(is_layer(mt), "{mt}");
+        }
+        for mt in [
+            MT_OCI_CONFIG,
+            MT_DOCKER_MANIFEST,
+            "application/vnd.oci.image.layer.v1.tar+bzip2",
+            "",
+        ] {
+            assert!(!is_layer(mt), "{mt}");
+        }
+    }
+
+    #[test]
+    fn json_sizes() {
+        assert!(json_size_ok(0));
+        assert!(json_size_ok(MAX_JSON as i64));
+        assert!(!json_size_ok(MAX_JSON as i64 + 1));
+        assert!(!json_size_ok(-1));
+    }
+}

@@ -1,0 +1,404 @@
+//! Table tests of the OCI and docker planners over import's in-memory archive.
+
+use serde_json::json;
+
+use super::*;
+use crate::archive::source::MemArchive;
+use crate::oci::{MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER_GZIP, MT_OCI_MANIFEST, blob_path};
+
+const GZIP_HEAD: &[u8] = &[0x1f, 0x8b, 8, 0, 0, 0];
+const BZIP2_HEAD: &[u8] = b"BZh91AY";
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    sha256_digest(Sha256::new_with_prefix(bytes))
+}
+
+fn diff_id(n: usize) -> String {
+    format!("sha256:{}", &format!("{n:x}").repeat(64)[..64])
+}
+
+/// Stores a JSON blob and returns its descriptor as an index or manifest lists it.
+fn put(a: &mut MemArchive, media_type: &str, doc: serde_json::Value) -> serde_json::Value {
+    let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap());
+    let d = json!({"mediaType": media_type, "digest": digest_of(&bytes), "size": bytes.len()});
+    a.small.insert(digest_of(&bytes), bytes);
+    d
+}
+
+/// An image manifest of `layers` gzip layers for `os/arch`; `diff_ids` may differ from
+/// `layers` to make a broken config.
+fn manifest(a: &mut MemArchive, arch: &str, layers: usize, diff_ids: usize) -> serde_json::Value {
+    let config = put(
+        a,
+        MT_OCI_CONFIG,
+        json!({"os": "linux", "architecture": arch,
+               "rootfs": {"type": "layers", "diff_ids": (0..diff_ids).map(diff_id).collect::<Vec<_>>()}}),
+    );
+    let layers: Vec<_> = (0..layers)
+        .map(|i| {
+            let body = format!("{arch} layer {i}");
+            json!({"mediaType": MT_OCI_LAYER_GZIP, "digest": digest_of(body.as_bytes()), "size": body.len()})
+        })
+        .collect();
+    put(
+        a,
+        MT_OCI_MANIFEST,
+        json!({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST, "config": config, "layers": layers}),
+    )
+}
+
+fn with(mut d: serde_json::Value, key: &str, value: serde_json::Value) -> serde_json::Value {
+    d[key] = value;
+    d
+}
+
+fn options(platforms: &[&str], base: Option<&str>) -> PlanOptions {
+    PlanOptions {
+        platforms: if platforms.is_empty() {
+            PlatformChoice::All
+        } else {
+            PlatformChoice::These(platforms.iter().map(|p| p.parse().unwrap()).collect())
+        },
+        base_name: base.map(str::to_string),
+    }
+}
+
+/// What a plan says, in short: each image's names and platforms, and each blob's role
+/// with its labels' keys.
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    images: Vec<(Vec<String>, Vec<String>)>,
+    blobs: Vec<(Role, Vec<String>)>,
+}
+
+fn summary(plan: &Plan) -> Summary {
+    Summary {
+        images: plan
+            .images
+            .iter()
+            .map(|i| (i.names.clone(), i.platforms()))
+            .collect(),
+        blobs: plan
+            .blobs
+            .iter()
+            .map(|b| (b.role, b.labels.keys().cloned().collect()))
+            .collect(),
+    }
+}
+
+fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|s| s.to_string()).collect()
+}
+
+fn blob(role: Role, labels: &[&str]) -> (Role, Vec<String>) {
+    (role, strings(labels))
+}
+
+const CONFIG_REF: &str = "containerd.io/gc.ref.content.config";
+const L0: &str = "containerd.io/gc.ref.content.l.0";
+const L1: &str = "containerd.io/gc.ref.content.l.1";
+const UNCOMPRESSED: &str = "containerd.io/uncompressed";
+
+#[test]
+fn oci_planner() {
+    type Build = fn(&mut MemArchive) -> serde_json::Value;
+    let one: Build = |a| {
+        let m = manifest(a, "amd64", 2, 2);
+        json!({"schemaVersion": 2, "manifests": [with(m, "annotations", json!({ANNOTATION_NAME: "app:1"}))]})
+    };
+    let tag_only: Build = |a| {
+        let m = manifest(a, "amd64", 1, 1);
+        json!({"manifests": [with(m, "annotations", json!({ANNOTATION_REF_NAME: "v2"}))]})
+    };
+    let two_platforms: Build = |a| {
+        let amd = with(
+            manifest(a, "amd64", 1, 1),
+            "platform",
+            json!({"os": "linux", "architecture": "amd64"}),
+        );
+        let arm = with(
+            manifest(a, "arm64", 1, 1),
+            "platform",
+            json!({"os": "linux", "architecture": "arm64"}),
+        );
+        let index = put(
+            a,
+            MT_OCI_INDEX,
+            json!({"schemaVersion": 2, "manifests": [amd, arm]}),
+        );
+        json!({"manifests": [with(index, "annotations", json!({ANNOTATION_NAME: "multi:1"}))]})
+    };
+    let bad_digest: Build = |a| {
+        let m = manifest(a, "amd64", 1, 1);
+        json!({"manifests": [with(m, "digest", json!("sha256:ABC"))]})
+    };
+    let diff_id_mismatch: Build = |a| {
+        let m = manifest(a, "amd64", 2, 1);
+        json!({"manifests": [m]})
+    };
+    let missing: Build =
+        |_| json!({"manifests": [{"mediaType": MT_OCI_MANIFEST, "digest": diff_id(7), "size": 2}]});
+    let not_an_index: Build = |_| json!({"mediaType": MT_OCI_MANIFEST, "manifests": []});
+
+    let single = Summary {
+        images: vec![(
+            strings(&["docker.io/library/app:1"]),
+            strings(&["linux/amd64"]),
+        )],
+        blobs: vec![
+            blob(Role::Config, &[]),
+            blob(Role::Layer, &[UNCOMPRESSED]),
+            blob(Role::Layer, &[UNCOMPRESSED]),
+            blob(Role::Manifest, &[CONFIG_REF, L0, L1]),
+        ],
+    };
+    let arm_only = Summary {
+        images: vec![(
+            strings(&["docker.io/library/multi:1"]),
+            strings(&["linux/arm64/v8"]),
+        )],
+        blobs: vec![
+            blob(Role::Config, &[]),
+            blob(Role::Layer, &[UNCOMPRESSED]),
+            blob(Role::Manifest, &[CONFIG_REF, L0]),
+            // The index keeps only the chosen manifest, at its place in the list.
+            blob(Role::Index, &["containerd.io/gc.ref.content.m.1"]),
+        ],
+    };
+    let cases: Vec<(&str, Build, PlanOptions, Result<Summary, &str>)> = vec![
+        ("named manifest", one, options(&[], None), Ok(single)),
+        (
+            "tag under the base name",
+            tag_only,
+            options(&[], Some("registry.example/team/app")),
+            Ok(Summary {
+                images: vec![(
+                    strings(&["registry.example/team/app:v2"]),
+                    strings(&["linux/amd64"]),
+                )],
+                blobs: vec![
+                    blob(Role::Config, &[]),
+                    blob(Role::Layer, &[UNCOMPRESSED]),
+                    blob(Role::Manifest, &[CONFIG_REF, L0]),
+                ],
+            }),
+        ),
+        (
+            "one platform of an index",
+            two_platforms,
+            options(&["linux/arm64"], None),
+            Ok(arm_only),
+        ),
+        (
+            "a platform the index lacks",
+            two_platforms,
+            options(&["linux/s390x"], None),
+            Err("no manifest for platform linux/s390x (the index has linux/amd64, linux/arm64/v8)"),
+        ),
+        (
+            "a digest that is not one",
+            bad_digest,
+            options(&[], None),
+            Err("\"sha256:ABC\" is not a sha256 digest"),
+        ),
+        (
+            "fewer diff IDs than layers",
+            diff_id_mismatch,
+            options(&[], None),
+            Err("has 2 layers but its config"),
+        ),
+        (
+            "a blob the archive lacks",
+            missing,
+            options(&[], None),
+            Err("is missing from the archive"),
+        ),
+        (
+            "not an index",
+            not_an_index,
+            options(&[], None),
+            Err("not an OCI index"),
+        ),
+    ];
+    for (name, build, opts, want) in cases {
+        let mut a = MemArchive::default();
+        let index = serde_json::to_vec(&build(&mut a)).unwrap();
+        let got = block_on(plan_oci(&index, None, &a, &opts));
+        match (got, want) {
+            (Ok(plan), Ok(want)) => assert_eq!(summary(&plan), want, "{name}"),
+            (Err(e), Err(want)) => {
+                let e = format!("{e:#}");
+                assert!(e.contains(want), "{name}: {e}");
+            }
+            (got, want) => panic!("{name}: got {:?}, want {want:?}", got.map(|p| summary(&p))),
+        }
+    }
+}
+
+#[test]
+fn oci_planner_without_a_name_notes_the_bare_tag() {
+    let mut a = MemArchive::default();
+    let m = manifest(&mut a, "amd64", 1, 1);
+    let target = m["digest"].as_str().unwrap().to_string();
+    let index = json!({"manifests": [with(m, "annotations", json!({ANNOTATION_REF_NAME: "v2"}))]});
+    let plan = block_on(plan_oci(
+        &serde_json::to_vec(&index).unwrap(),
+        None,
+        &a,
+        &options(&[], None),
+    ))
+    .unwrap();
+    assert_eq!(
+        plan.images[0].names,
+        vec![format!("docker.io/library/import@{target}")]
+    );
+    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    assert!(plan.notes[0].contains("--base-name"), "{:?}", plan.notes);
+}
+
+/// A docker save archive: a config member (`blobs/sha256/…` as docker 25 writes it, or a
+/// legacy `<id>.json` small file) and layer members with the given first bytes.
+fn docker_archive(
+    a: &mut MemArchive,
+    legacy: bool,
+    layers: &[&[u8]],
+    diff_ids: usize,
+) -> serde_json::Value {
+    let config = serde_json::to_vec(&json!({"os": "linux", "architecture": "arm64",
+        "rootfs": {"type": "layers", "diff_ids": (0..diff_ids).map(diff_id).collect::<Vec<_>>()}}))
+    .unwrap();
+    let config_path = if legacy {
+        let path = format!("{}.json", &digest_of(&config)[7..]);
+        a.small_files.insert(path.clone(), Bytes::from(config));
+        path
+    } else {
+        let path = blob_path(&digest_of(&config)).unwrap();
+        a.add_member(&path, Bytes::from(config), 16);
+        path
+    };
+    let layer_paths: Vec<String> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, head)| {
+            let path = format!("layer{i}/layer.tar");
+            a.add_member(&path, Bytes::from([*head, &[i as u8]].concat()), 16);
+            path
+        })
+        .collect();
+    json!({"Config": config_path, "Layers": layer_paths})
+}
+
+#[test]
+fn docker_planner() {
+    type Build = fn(&mut MemArchive) -> serde_json::Value;
+    let tagged: Build = |a| {
+        let e = docker_archive(a, false, &[GZIP_HEAD, b"plain tar"], 2);
+        json!([with(
+            e,
+            "RepoTags",
+            json!(["app:1", "docker.io/library/app:1", "app:2"])
+        )])
+    };
+    let legacy_untagged: Build = |a| json!([docker_archive(a, true, &[GZIP_HEAD], 1)]);
+    let bzip2: Build = |a| json!([docker_archive(a, false, &[BZIP2_HEAD], 1)]);
+    let missing_layer: Build = |a| {
+        let mut e = docker_archive(a, false, &[GZIP_HEAD], 1);
+        e["Layers"] = json!(["gone/layer.tar"]);
+        json!([e])
+    };
+    let diff_id_mismatch: Build = |a| json!([docker_archive(a, false, &[GZIP_HEAD], 3)]);
+    let empty: Build = |_| json!([]);
+
+    let layers = |n: usize| -> Vec<(Role, Vec<String>)> {
+        let mut blobs = vec![blob(Role::Config, &[])];
+        blobs.extend((0..n).map(|_| blob(Role::Layer, &[UNCOMPRESSED])));
+        let mut refs = vec![CONFIG_REF, L0, L1];
+        refs.truncate(n + 1);
+        blobs.push(blob(Role::Manifest, &refs));
+        blobs
+    };
+    let cases: Vec<(&str, Build, Result<Summary, &str>)> = vec![
+        (
+            "tagged, names normalised once each",
+            tagged,
+            Ok(Summary {
+                images: vec![(
+                    strings(&["docker.io/library/app:1", "docker.io/library/app:2"]),
+                    strings(&["linux/arm64/v8"]),
+                )],
+                blobs: layers(2),
+            }),
+        ),
+        (
+            "legacy config, untagged",
+            legacy_untagged,
+            Ok(Summary {
+                images: vec![],
+                blobs: layers(1),
+            }),
+        ),
+        (
+            "bzip2 layer",
+            bzip2,
+            Err("is bzip2-compressed, which containerd cannot apply"),
+        ),
+        (
+            "a layer the archive lacks",
+            missing_layer,
+            Err("layer gone/layer.tar is missing from the archive"),
+        ),
+        (
+            "more diff IDs than layers",
+            diff_id_mismatch,
+            Err("has 1 layers but its config"),
+        ),
+        ("no image", empty, Err("manifest.json lists no image")),
+    ];
+    for (name, build, want) in cases {
+        let mut a = MemArchive::default();
+        let manifest_json = serde_json::to_vec(&build(&mut a)).unwrap();
+        let got = block_on(plan_docker(
+            &manifest_json,
+            &a,
+            &options(&[], Some("registry.example/base")),
+        ));
+        match (got, want) {
+            (Ok(plan), Ok(mut want)) => {
+                let got = summary(&plan);
+                if want.images.is_empty() {
+                    // An untagged image is named by its generated manifest's digest.
+                    let target = &plan.images[0].target.digest;
+                    want.images = vec![(
+                        vec![format!("registry.example/base@{target}")],
+                        strings(&["linux/arm64/v8"]),
+                    )];
+                }
+                assert_eq!(got, want, "{name}");
+                // The manifest is made here, and a legacy config is stored from memory.
+                let image = &plan.images[0];
+                assert!(plan.generated.contains_key(&image.target.digest), "{name}");
+                assert_eq!(
+                    plan.generated.len(),
+                    if name.starts_with("legacy") { 2 } else { 1 },
+                    "{name}"
+                );
+                let layer_types: Vec<&str> = image.manifests[0]
+                    .layers
+                    .iter()
+                    .map(|l| l.media_type.as_str())
+                    .collect();
+                let want_types = [MT_DOCKER_LAYER_GZIP, MT_DOCKER_LAYER];
+                assert_eq!(layer_types, want_types[..layer_types.len()], "{name}");
+            }
+            (Err(e), Err(want)) => {
+                let e = format!("{e:#}");
+                assert!(e.contains(want), "{name}: {e}");
+            }
+            (got, want) => panic!("{name}: got {:?}, want {want:?}", got.map(|p| summary(&p))),
+        }
+    }
+}
