@@ -511,6 +511,9 @@ async fn gather_and_fetch(
         }
     }
     let total: u64 = todo.iter().map(|(d, _)| d.size.max(0) as u64).sum();
+    if !todo.is_empty() {
+        renew_lease(c, f, todo.iter().map(|(d, _)| d.size.max(0) as u64)).await?;
+    }
     let bar = progress(settings, total, "fetching");
     let mut result = Ok(());
     for (desc, sources) in &todo {
@@ -557,6 +560,24 @@ async fn gather_and_fetch(
         bail!(report);
     }
     Ok(plans)
+}
+
+/// Replaces the fetch lease by one that lasts as long as fetching `sizes` may take (its
+/// `containerd.io/gc.expire` label), holding what was fetched so far.
+async fn renew_lease(
+    c: &Containerd,
+    f: &mut FetchState,
+    sizes: impl Iterator<Item = u64>,
+) -> Result<()> {
+    let lease = c
+        .create_lease("export", crate::registry::fetch::lease_for(sizes))
+        .await?;
+    for digest in &f.fetched {
+        c.lease_content(&lease, digest).await?;
+    }
+    let old = std::mem::replace(&mut f.lease, lease);
+    f.leased = c.with_lease(&f.lease)?;
+    c.delete_lease(&old, false).await
 }
 
 async fn restore_gc_labels(c: &Containerd, plans: &[ImagePlan]) -> Result<()> {
@@ -607,17 +628,17 @@ async fn write_file(
     bar: &ProgressBar,
 ) -> Result<u64> {
     let dir = parent_dir(path);
-    let tmp = tempfile::Builder::new()
-        .prefix(".crimg-export-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    {
+    // Created 0666 less the umask, as other Unix tools create files: under `umask 077`
+    // an archive of private images stays private.
+    let tmp = {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
-    }
+        tempfile::Builder::new()
+            .prefix(".crimg-export-")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(&dir)
+            .with_context(|| format!("creating a temp file in {}", dir.display()))?
+    };
     let out = tmp
         .as_file()
         .try_clone()

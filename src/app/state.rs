@@ -46,8 +46,17 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     serde_json::to_writer_pretty(&mut tmp, value)?;
+    // The bytes are on disk before the rename makes them the state, and the rename is
+    // on disk before this returns: a crash leaves the old state or the new, never an
+    // empty file.
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", tmp.path().display()))?;
     tmp.persist(path)
         .with_context(|| format!("writing state file {}", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))?;
     Ok(())
 }
 

@@ -39,6 +39,18 @@ const SMALL_DEADLINE: Duration = Duration::from_secs(60);
 pub const MIN_RATE: u64 = 10 << 10;
 pub const RATE_WINDOW: Duration = Duration::from_secs(30);
 
+/// How long a lease must hold what a fetch of blobs of `sizes` bytes stores: the time the
+/// slowest accepted download takes ([`MIN_RATE`]), plus five minutes a blob for
+/// connecting, tokens, redirects and endpoints that fail, plus an hour to finish the
+/// export.
+pub fn lease_for(sizes: impl IntoIterator<Item = u64>) -> Duration {
+    sizes
+        .into_iter()
+        .fold(Duration::from_secs(3600), |d, size| {
+            d + Duration::from_secs(size / MIN_RATE + 300)
+        })
+}
+
 /// What is fetched: registries serve manifests and indexes under `/manifests/`, every
 /// other blob under `/blobs/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -690,6 +702,18 @@ fn not_found(desc: &Descriptor, sources: &[Source], failures: &[Failure]) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_sizes() {
+        let h = Duration::from_secs(3600);
+        assert_eq!(lease_for([]), h);
+        assert_eq!(lease_for([0]), h + Duration::from_secs(300));
+        // 1 GiB at 10 KiB/s: 104857 s, about 29 h.
+        assert_eq!(
+            lease_for([1 << 30, 10 << 10]),
+            h + Duration::from_secs(104_857 + 300 + 1 + 300)
+        );
+    }
 
     #[test]
     fn pace() {

@@ -513,7 +513,11 @@ fn export_mode_and_dangling_symlink_targets() {
         &["export", "-O", s(&fresh), &img.name],
     )
     .expect_code(0);
-    assert_eq!(mode(&fresh), 0o644, "a new archive under umask 077");
+    assert_eq!(
+        mode(&fresh),
+        0o600,
+        "a new archive under umask 077: 0666 less the umask"
+    );
 
     let old = dir.join("old.tar");
     fs::write(&old, "old").unwrap();
@@ -523,7 +527,7 @@ fn export_mode_and_dangling_symlink_targets() {
         &["export", "--force", "-O", s(&old), &img.name],
     )
     .expect_code(0);
-    assert_eq!(mode(&old), 0o644, "a replaced 0600 file");
+    assert_eq!(mode(&old), 0o600, "a replaced file gets a new one's mode");
 
     // A dangling symlink is an existing target: refused without --force, and with it
     // the link is replaced; what it pointed at is never created.
