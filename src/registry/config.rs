@@ -705,6 +705,59 @@ configs:
     }
 
     #[test]
+    fn credentials_in_urls_leave_the_url() {
+        let y = parse_registries_yaml(
+            "mirrors:\n  a.io:\n    endpoint: [\"http://bob:pw1@m.corp:5000\", \"https://eve:pw2@c.corp\"]\n\
+             configs:\n  c.corp:\n    auth:\n      username: carol\n      password: pw3\n",
+            Path::new("r.yaml"),
+        )
+        .unwrap();
+        let h = parse_hosts_toml(
+            "server = \"https://srv:pw4@s.corp\"\n[host.\"https://dan:pw5@h.corp\"]\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        let e = plan_endpoints("a.io", Some((Path::new("r.yaml"), &y)), Some(&h));
+        let basic = |u: &str, p: &str| {
+            Some(Credentials::Basic {
+                username: u.into(),
+                password: p.into(),
+            })
+        };
+        assert_eq!(
+            bases(&e),
+            vec![
+                ("http://m.corp:5000/v2", M),
+                ("https://c.corp/v2", M),
+                ("https://h.corp/v2", M),
+                ("https://s.corp/v2", D),
+            ]
+        );
+        assert_eq!(e[0].credentials, basic("bob", "pw1"));
+        // The host's configs entry wins over a user part in the URL.
+        assert_eq!(e[1].credentials, basic("carol", "pw3"));
+        assert_eq!(e[2].credentials, basic("dan", "pw5"));
+        assert_eq!(e[3].credentials, basic("srv", "pw4"));
+        for e in &e {
+            assert!(!format!("{e:?}").contains("pw"), "{e:?}");
+        }
+        let c = RegistryConfig {
+            hosts_dir: None,
+            k3s: Some((PathBuf::from("r.yaml"), y)),
+        };
+        assert_eq!(
+            c.host_settings("c.corp"),
+            HostSettings {
+                configured: true,
+                credentials: basic("carol", "pw3"),
+                skip_verify: false,
+                ca: vec![],
+            }
+        );
+        assert_eq!(c.host_settings("m.corp:5000"), HostSettings::default());
+    }
+
+    #[test]
     fn no_configuration_at_all() {
         let cases = [
             ("docker.io", vec![("https://registry-1.docker.io/v2", D)]),
