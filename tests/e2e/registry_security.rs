@@ -215,3 +215,94 @@ fn fetch_redirect_to_another_host_is_a_bare_get() {
         assert!(!r.text().contains("header-secret"), "{r:?}");
     }
 }
+
+/// An HTTPS mirror (self-signed, trusted through hosts.toml `skip_verify`) that redirects:
+/// to plain HTTP the redirect is refused and the plain server hears nothing; to another
+/// HTTPS host the certificate is verified, since only the mirror's own configuration relaxes
+/// it; served directly, the blob arrives (so the mirror itself works).
+#[test]
+fn fetch_from_https_mirror_refuses_downgrade_and_keeps_skip_verify_to_its_host() {
+    use std::sync::atomic::AtomicUsize;
+    let (node, registry, img) = discarded_image();
+    let layer = pulled_layer(&node, &img.name);
+    let blob = registry.blob(&layer);
+    let host = registry.host();
+    drop(registry);
+
+    let tls_dir = node.dir().join("tls");
+    fs::create_dir_all(&tls_dir).unwrap();
+    let b = blob.clone();
+    let plain = HostileServer::start(move |_| Reply::new("200 OK").body(b.clone()));
+    let b = blob.clone();
+    let other_tls =
+        HostileServer::start_tls(&tls_dir, move |_| Reply::new("200 OK").body(b.clone()));
+    let mode = Arc::new(AtomicUsize::new(0));
+    let m = mode.clone();
+    let (to_plain, to_tls) = (
+        format!("{}/cdn/{layer}", plain.url()),
+        format!("{}/cdn/{layer}", other_tls.url()),
+    );
+    let mirror = HostileServer::start_tls(&tls_dir, move |_| match m.load(Ordering::SeqCst) {
+        0 => Reply::new("307 Temporary Redirect").header("Location", &to_plain),
+        1 => Reply::new("302 Found").header("Location", &to_tls),
+        _ => Reply::new("200 OK").body(blob.clone()),
+    });
+    let certs = node.dir().join("certs.d");
+    fs::create_dir_all(certs.join(&host)).unwrap();
+    fs::write(
+        certs.join(&host).join("hosts.toml"),
+        format!(
+            "[host.\"{}\"]\n  capabilities = [\"pull\"]\n  skip_verify = true\n",
+            mirror.url()
+        ),
+    )
+    .unwrap();
+    let file = export_dir(&node).join("app.tar");
+    let no_yaml = node.dir().join("none.yaml");
+    let args = [
+        "-o",
+        "json",
+        "export",
+        "--fetch-missing",
+        "--registries-yaml",
+        no_yaml.to_str().unwrap(),
+        "--registry-config-dir",
+        certs.to_str().unwrap(),
+        "-O",
+        file.to_str().unwrap(),
+        &img.name,
+    ];
+
+    let run = crimg(node.crimg(), &args).expect_code(1);
+    assert!(
+        run.stderr.contains("redirected from HTTPS to plain HTTP"),
+        "{}",
+        run.stderr
+    );
+    assert!(plain.requests().is_empty(), "{:?}", plain.requests());
+
+    mode.store(1, Ordering::SeqCst);
+    let run = crimg(node.crimg(), &args).expect_code(1);
+    let named = format!("redirect target {}/cdn/{layer}: ", other_tls.url());
+    assert!(
+        run.stderr.contains(&named),
+        "{named:?} not in:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("certificate"),
+        "a verification failure:\n{}",
+        run.stderr
+    );
+    assert!(
+        other_tls.requests().is_empty(),
+        "{:?}",
+        other_tls.requests()
+    );
+
+    mode.store(2, Ordering::SeqCst);
+    let run = crimg(node.crimg(), &args).expect_code(0);
+    let result: ExportResult = run.json();
+    assert_eq!(result.fetched, vec![layer], "{}", run.stderr);
+    assert_eq!(mirror.requests().len(), 3, "{:?}", mirror.requests());
+}

@@ -382,6 +382,7 @@ impl Reply {
 /// by itself; dropping it stops it sooner.
 pub struct HostileServer {
     pub port: u16,
+    tls: bool,
     requests: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -389,6 +390,60 @@ pub struct HostileServer {
 
 impl HostileServer {
     pub fn start(handler: impl Fn(&Seen) -> Reply + Send + 'static) -> HostileServer {
+        Self::serve(None, handler)
+    }
+
+    /// The same over TLS, with a self-signed certificate for `127.0.0.1` made in `dir`
+    /// (`dir/cert.pem`) by the `openssl` command.
+    pub fn start_tls(
+        dir: &Path,
+        handler: impl Fn(&Seen) -> Reply + Send + 'static,
+    ) -> HostileServer {
+        use rustls_pki_types::pem::PemObject;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if !cert.exists() {
+            let out = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl (is the openssl package installed?)");
+            assert!(
+                out.status.success(),
+                "openssl req failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(&cert)
+            .expect("read cert.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("parse cert.pem");
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).expect("read key.pem");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("TLS server config");
+        Self::serve(Some(std::sync::Arc::new(config)), handler)
+    }
+
+    fn serve(
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Seen) -> Reply + Send + 'static,
+    ) -> HostileServer {
         use std::sync::atomic::Ordering;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind hostile server");
         listener
@@ -398,11 +453,12 @@ impl HostileServer {
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (reqs, stopping) = (requests.clone(), stop.clone());
+        let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_secs(300);
             let mut served = 0;
             while served < 200 && Instant::now() < until && !stopping.load(Ordering::SeqCst) {
-                let mut conn = match listener.accept() {
+                let conn = match listener.accept() {
                     Ok((c, _)) => c,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(10));
@@ -413,6 +469,14 @@ impl HostileServer {
                 served += 1;
                 let _ = conn.set_nonblocking(false);
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut conn: Box<dyn ReadWrite> = match &tls {
+                    None => Box::new(conn),
+                    Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                        Ok(tls) => Box::new(rustls::StreamOwned::new(tls, conn)),
+                        Err(_) => continue,
+                    },
+                };
+                // A client that refuses the certificate never gets here: nothing recorded.
                 let Some(seen) = read_head(&mut conn) else {
                     continue;
                 };
@@ -429,19 +493,22 @@ impl HostileServer {
                 head.push_str("\r\n");
                 let _ = conn.write_all(head.as_bytes());
                 let _ = conn.write_all(&reply.body);
+                let _ = conn.flush();
             }
         });
         HostileServer {
             port,
+            tls: is_tls,
             requests,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Every request so far.
@@ -459,7 +526,10 @@ impl Drop for HostileServer {
     }
 }
 
-fn read_head(conn: &mut TcpStream) -> Option<Seen> {
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn read_head(conn: &mut dyn ReadWrite) -> Option<Seen> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
