@@ -37,21 +37,18 @@ impl fmt::Display for TargetAppeared {
 impl std::error::Error for TargetAppeared {}
 
 impl AtomicFile {
-    /// Creates the temp file `<prefix>XXXXXX.tmp`, with permissions `mode`, in `path`'s
-    /// directory.
+    /// Creates the temp file `<prefix>XXXXXX.tmp` in `path`'s directory with permissions
+    /// `mode` less the umask, as other Unix tools create files: under `umask 077` an
+    /// export of private images stays private.
     pub fn create(path: &Path, prefix: &str, mode: u32) -> Result<AtomicFile> {
+        use std::os::unix::fs::PermissionsExt;
         let dir = parent_dir(path);
         let tmp = tempfile::Builder::new()
             .prefix(prefix)
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(&dir)
             .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
-        }
         Ok(AtomicFile {
             tmp,
             path: path.to_path_buf(),

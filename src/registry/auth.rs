@@ -75,8 +75,8 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
     out
 }
 
-/// The token request URL for a Bearer challenge: `realm?service=…&scope=…`. The scope is
-/// the challenge's own when it gives one, else pull access to `repository`.
+/// The token request URL for a Bearer challenge: `realm?service=…&scope=…`, the scope
+/// being pull access to `repository` whatever the challenge asks.
 pub fn token_url(challenge: &Challenge, repository: &str) -> Option<reqwest::Url> {
     let realm = challenge.params.get("realm")?;
     let mut url = reqwest::Url::parse(realm).ok()?;
@@ -88,17 +88,9 @@ pub fn token_url(challenge: &Challenge, repository: &str) -> Option<reqwest::Url
         if let Some(service) = challenge.params.get("service") {
             q.append_pair("service", service);
         }
-        match challenge.params.get("scope") {
-            Some(scope) => {
-                // Several scopes are space-separated; each is its own parameter.
-                for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                    q.append_pair("scope", s);
-                }
-            }
-            None => {
-                q.append_pair("scope", &format!("repository:{repository}:pull"));
-            }
-        }
+        // Always pull access to the one repository: never the challenge's own scope,
+        // which could ask for push rights with the node's credentials.
+        q.append_pair("scope", &format!("repository:{repository}:pull"));
     }
     Some(url)
 }
@@ -198,12 +190,12 @@ mod tests {
             "bearer",
             &[
                 ("realm", "http://127.0.0.1:9/t?x=1"),
-                ("scope", "repository:a:pull repository:b:pull"),
+                ("scope", "repository:a:pull,push repository:b:pull"),
             ],
         );
         assert_eq!(
-            token_url(&c, "ignored").unwrap().as_str(),
-            "http://127.0.0.1:9/t?x=1&scope=repository%3Aa%3Apull&scope=repository%3Ab%3Apull"
+            token_url(&c, "team/app").unwrap().as_str(),
+            "http://127.0.0.1:9/t?x=1&scope=repository%3Ateam%2Fapp%3Apull"
         );
         assert!(token_url(&ch("bearer", &[]), "a").is_none());
         assert!(token_url(&ch("bearer", &[("realm", "file:///etc/passwd")]), "a").is_none());

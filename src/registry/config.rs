@@ -74,6 +74,16 @@ impl Endpoint {
     }
 }
 
+/// A host's own `registries.yaml` `configs` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostSettings {
+    /// Whether the host has an entry at all.
+    pub configured: bool,
+    pub credentials: Option<Credentials>,
+    pub skip_verify: bool,
+    pub ca: Vec<PathBuf>,
+}
+
 /// `registries.yaml`, as K3s and RKE2 read it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct RegistriesYaml {
@@ -301,6 +311,22 @@ impl RegistryConfig {
         Ok(None)
     }
 
+    /// What `registries.yaml` `configs` says about a host that is not an endpoint (a
+    /// token realm or a redirect target): its own credentials and TLS settings, if any.
+    pub fn host_settings(&self, authority: &str) -> HostSettings {
+        let c = self
+            .k3s
+            .as_ref()
+            .and_then(|(_, y)| y.configs.get(authority));
+        let tls = c.and_then(|c| c.tls.as_ref());
+        HostSettings {
+            configured: c.is_some(),
+            credentials: k3s_credentials(c),
+            skip_verify: tls.is_some_and(|t| t.insecure_skip_verify),
+            ca: tls.and_then(|t| t.ca_file.clone()).into_iter().collect(),
+        }
+    }
+
     /// Every endpoint to try for `host`, in order.
     pub fn endpoints(&self, host: &str) -> Result<Vec<Endpoint>> {
         let hosts = self.hosts_file(host)?;
@@ -339,12 +365,43 @@ pub fn is_loopback(host: &str) -> bool {
             }
         }),
     };
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name == "::1"
+    // containerd's list: not `*.localhost`, which DNS may send anywhere.
+    name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
+        || name
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A URL as it may be printed: without a `user:password@` part.
+pub fn redact(url: &str) -> String {
+    split_userinfo(url).0
+}
+
+/// Splits `scheme://user:password@rest` into the URL without its user part and the
+/// (percent-decoded) user and password, if any.
+pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..auth_end].rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let (user, pass) = rest[..at].split_once(':').unwrap_or((&rest[..at], ""));
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let clean = match scheme {
+        Some(s) => format!("{s}://{}", &rest[at + 1..]),
+        None => rest[at + 1..].to_string(),
+    };
+    (clean, Some((decode(user), decode(pass))))
 }
 
 /// `scheme://authority/path` → `authority`.
@@ -383,6 +440,10 @@ fn k3s_base(url: &str) -> String {
     let trimmed = with_scheme.trim_end_matches('/');
     let rest = trimmed.split_once("://").map_or(trimmed, |(_, r)| r);
     api_base(trimmed, rest.contains('/'))
+}
+
+fn basic((username, password): (String, String)) -> Credentials {
+    Credentials::Basic { username, password }
 }
 
 fn k3s_credentials(c: Option<&K3sConfig>) -> Option<Credentials> {
@@ -455,14 +516,15 @@ pub fn plan_endpoints(
             None => ("*", yaml.mirrors.get("*")),
         };
         for url in mirror.map(|m| m.endpoint.as_slice()).unwrap_or_default() {
-            let base = k3s_base(url);
+            let (url, in_url) = split_userinfo(url);
+            let base = k3s_base(&url);
             let c = config_for(authority_of(&base));
             let (skip_verify, ca) = tls_of(c);
             out.push(Endpoint {
                 kind: EndpointKind::Mirror,
                 skip_verify,
                 ca,
-                credentials: k3s_credentials(c),
+                credentials: k3s_credentials(c).or(in_url.map(basic)),
                 headers: vec![],
                 origin: format!("{} mirrors.{key:?}", path.display()),
                 base,
@@ -474,22 +536,23 @@ pub fn plan_endpoints(
             if !e.capabilities.iter().any(|c| c == "pull") {
                 continue;
             }
-            let base = api_base(&e.url, e.override_path);
+            let (url, in_url) = split_userinfo(&e.url);
+            let base = api_base(&url, e.override_path);
             let c = config_for(authority_of(&base));
             out.push(Endpoint {
                 kind: EndpointKind::Mirror,
                 skip_verify: e.skip_verify,
                 ca: e.ca.clone(),
-                credentials: k3s_credentials(c),
+                credentials: k3s_credentials(c).or(in_url.map(basic)),
                 headers: e.headers.clone(),
-                origin: format!("{} host {:?}", h.path.display(), e.url),
+                origin: format!("{} host {:?}", h.path.display(), url),
                 base,
             });
         }
     }
-    let server = hosts.and_then(|h| h.server.clone());
+    let server = hosts.and_then(|h| h.server.as_deref()).map(split_userinfo);
     let defaults: Vec<String> = match &server {
-        Some(s) => vec![api_base(s, false)],
+        Some((s, _)) => vec![api_base(s, false)],
         None if is_loopback(host) => vec![
             api_base(&format!("https://{host}"), false),
             api_base(&format!("http://{host}"), false),
@@ -513,7 +576,8 @@ pub fn plan_endpoints(
             kind: EndpointKind::Default,
             skip_verify,
             ca,
-            credentials: k3s_credentials(c),
+            credentials: k3s_credentials(c)
+                .or_else(|| server.as_ref().and_then(|(_, u)| u.clone()).map(basic)),
             headers,
             origin,
             base,
@@ -638,6 +702,59 @@ configs:
             q[2].credentials,
             Some(Credentials::IdentityToken("tok".into()))
         );
+    }
+
+    #[test]
+    fn credentials_in_urls_leave_the_url() {
+        let y = parse_registries_yaml(
+            "mirrors:\n  a.io:\n    endpoint: [\"http://bob:pw1@m.corp:5000\", \"https://eve:pw2@c.corp\"]\n\
+             configs:\n  c.corp:\n    auth:\n      username: carol\n      password: pw3\n",
+            Path::new("r.yaml"),
+        )
+        .unwrap();
+        let h = parse_hosts_toml(
+            "server = \"https://srv:pw4@s.corp\"\n[host.\"https://dan:pw5@h.corp\"]\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        let e = plan_endpoints("a.io", Some((Path::new("r.yaml"), &y)), Some(&h));
+        let basic = |u: &str, p: &str| {
+            Some(Credentials::Basic {
+                username: u.into(),
+                password: p.into(),
+            })
+        };
+        assert_eq!(
+            bases(&e),
+            vec![
+                ("http://m.corp:5000/v2", M),
+                ("https://c.corp/v2", M),
+                ("https://h.corp/v2", M),
+                ("https://s.corp/v2", D),
+            ]
+        );
+        assert_eq!(e[0].credentials, basic("bob", "pw1"));
+        // The host's configs entry wins over a user part in the URL.
+        assert_eq!(e[1].credentials, basic("carol", "pw3"));
+        assert_eq!(e[2].credentials, basic("dan", "pw5"));
+        assert_eq!(e[3].credentials, basic("srv", "pw4"));
+        for e in &e {
+            assert!(!format!("{e:?}").contains("pw"), "{e:?}");
+        }
+        let c = RegistryConfig {
+            hosts_dir: None,
+            k3s: Some((PathBuf::from("r.yaml"), y)),
+        };
+        assert_eq!(
+            c.host_settings("c.corp"),
+            HostSettings {
+                configured: true,
+                credentials: basic("carol", "pw3"),
+                skip_verify: false,
+                ca: vec![],
+            }
+        );
+        assert_eq!(c.host_settings("m.corp:5000"), HostSettings::default());
     }
 
     #[test]
@@ -780,12 +897,39 @@ server = "https://registry-1.docker.io"
             ("127.0.0.1:5000", true),
             ("127.1.2.3", true),
             ("[::1]:5000", true),
-            ("reg.localhost:80", true),
+            ("LocalHost", true),
+            ("[::1]", true),
+            ("127.255.0.1:80", true),
+            ("reg.localhost:80", false),
+            ("localhost.localdomain", false),
+            ("128.0.0.1", false),
+            ("[::2]:5000", false),
             ("10.0.0.1:5000", false),
             ("docker.io", false),
             ("localhost.corp", false),
         ] {
             assert_eq!(is_loopback(host), want, "{host}");
+        }
+        for (url, clean, creds) in [
+            (
+                "http://bob:pw@m.corp:5000/v2",
+                "http://m.corp:5000/v2",
+                Some(("bob", "pw")),
+            ),
+            ("https://bob@m.corp", "https://m.corp", Some(("bob", ""))),
+            ("bob:p%40ss@m.corp/x", "m.corp/x", Some(("bob", "p@ss"))),
+            ("https://m.corp/a@b", "https://m.corp/a@b", None),
+            ("https://m.corp?x=a@b", "https://m.corp?x=a@b", None),
+            ("https://a:b@c@m.corp", "https://m.corp", Some(("a", "b@c"))),
+        ] {
+            let (got, got_creds) = split_userinfo(url);
+            assert_eq!(got, clean, "{url}");
+            assert_eq!(redact(url), clean, "{url}");
+            assert_eq!(
+                got_creds,
+                creds.map(|(u, p)| (u.to_string(), p.to_string())),
+                "{url}"
+            );
         }
         assert_eq!(base64_decode("Ym9iOmh1bnRlcjI=").unwrap(), b"bob:hunter2");
         assert_eq!(base64_decode("YQ").unwrap(), b"a");

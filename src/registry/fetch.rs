@@ -11,12 +11,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest as _, Sha256};
 
 use super::Source;
+use reqwest::Url;
+
 use super::auth::{parse_www_authenticate, token_from_response, token_url};
-use super::config::{Credentials, Endpoint, EndpointKind, RegistryConfig};
+use super::config::{Credentials, Endpoint, EndpointKind, RegistryConfig, redact};
+use super::policy::{self, Hop, RealmCredentials};
 use crate::model::Descriptor;
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::sha256_digest;
@@ -26,6 +29,27 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
+
+/// The deadline of small requests: a token, a manifest.
+const SMALL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A blob download must bring at least `MIN_RATE` bytes a second, measured over each
+/// `RATE_WINDOW`; a server that drips bytes slower is given up on (and the next endpoint
+/// tried), so a fetch cannot hang forever. The fetch lease is sized from the same figures.
+pub const MIN_RATE: u64 = 10 << 10;
+pub const RATE_WINDOW: Duration = Duration::from_secs(30);
+
+/// How long a lease must hold what a fetch of blobs of `sizes` bytes stores: the time the
+/// slowest accepted download takes ([`MIN_RATE`]), plus five minutes a blob for
+/// connecting, tokens, redirects and endpoints that fail, plus an hour to finish the
+/// export.
+pub fn lease_for(sizes: impl IntoIterator<Item = u64>) -> Duration {
+    sizes
+        .into_iter()
+        .fold(Duration::from_secs(3600), |d, size| {
+            d + Duration::from_secs(size / MIN_RATE + 300)
+        })
+}
 
 /// What is fetched: registries serve manifests and indexes under `/manifests/`, every
 /// other blob under `/blobs/`.
@@ -97,29 +121,53 @@ impl Fetcher {
         Ok(e)
     }
 
+    /// The HTTP client for `e`'s own origin: its TLS settings.
     fn client(&mut self, e: &Endpoint) -> Result<reqwest::Client> {
-        let key = (e.skip_verify, e.ca.clone());
+        self.client_with(e.skip_verify, &e.ca, &e.origin)
+    }
+
+    /// The HTTP client for a URL that is not `e`'s own origin (a token realm or a redirect
+    /// target): `e`'s TLS settings only on `e`'s own host and port, elsewhere that host's
+    /// own `configs` entry, else the defaults. Verification is never relaxed for a host
+    /// whose configuration does not relax it.
+    fn client_for(&mut self, e: &Endpoint, url: &Url) -> Result<reqwest::Client> {
+        let host = policy::authority(url);
+        if host == e.authority() {
+            return self.client(e);
+        }
+        let s = self.config.host_settings(&host);
+        self.client_with(s.skip_verify, &s.ca, &format!("configs.{host:?}"))
+    }
+
+    fn client_with(
+        &mut self,
+        skip_verify: bool,
+        ca: &[PathBuf],
+        origin: &str,
+    ) -> Result<reqwest::Client> {
+        let key = (skip_verify, ca.to_vec());
         if let Some(c) = self.clients.get(&key) {
             return Ok(c.clone());
         }
+        // Redirects are followed by `follow`, which decides what each hop may carry.
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .user_agent(concat!("crimg/", env!("CARGO_PKG_VERSION")));
-        if e.skip_verify {
+        if skip_verify {
             b = b.danger_accept_invalid_certs(true);
         }
-        for path in &e.ca {
+        for path in ca {
             let pem = std::fs::read(path).map_err(|err| {
                 anyhow!(
-                    "reading CA certificate {} ({}): {err}",
-                    path.display(),
-                    e.origin
+                    "reading CA certificate {} ({origin}): {err}",
+                    path.display()
                 )
             })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|err| {
-                anyhow!("CA certificate {} ({}): {err}", path.display(), e.origin)
-            })?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|err| anyhow!("CA certificate {} ({origin}): {err}", path.display()))?;
             b = b.add_root_certificate(cert);
         }
         let c = b
@@ -148,7 +196,13 @@ impl Fetcher {
                     continue;
                 }
             };
-            let body = match read_bounded(resp, desc.size).await {
+            let read = tokio::time::timeout(SMALL_DEADLINE, read_bounded(resp, desc.size));
+            let body = match read.await.unwrap_or_else(|_| {
+                Err(format!(
+                    "did not send the manifest within {}s",
+                    SMALL_DEADLINE.as_secs()
+                ))
+            }) {
                 Ok(b) => b,
                 Err(e) => {
                     self.note_failure(&endpoint, Attempt::Next(e), &mut failures);
@@ -189,9 +243,7 @@ impl Fetcher {
                     continue;
                 }
             };
-            let reader = tokio_util::io::StreamReader::new(
-                resp.bytes_stream().map_err(std::io::Error::other),
-            );
+            let reader = tokio_util::io::StreamReader::new(at_least_min_rate(resp));
             match store.write_blob(desc, labels, reader, &mut *on_bytes).await {
                 Ok(_) => return Ok(format!("{}/{}", endpoint.base, source.repository)),
                 // containerd gone: no other endpoint can help.
@@ -239,7 +291,8 @@ impl Fetcher {
         });
     }
 
-    /// Sends the GET, doing the authentication dance once when challenged.
+    /// Sends the GET, doing the authentication dance once when the endpoint itself
+    /// challenges; follows redirects through [`Fetcher::follow`].
     async fn open(
         &mut self,
         e: &Endpoint,
@@ -250,9 +303,6 @@ impl Fetcher {
         if self.dead.contains(&e.base) {
             return Err(Attempt::Next("skipped: unreachable earlier".into()));
         }
-        let client = self
-            .client(e)
-            .map_err(|err| Attempt::Next(format!("{err:#}")))?;
         let path = match kind {
             Kind::Manifest => "manifests",
             Kind::Blob => "blobs",
@@ -262,28 +312,44 @@ impl Fetcher {
             // containerd tells mirrors which registry a request is for.
             url.push_str(&format!("?ns={}", source.host));
         }
-        let auth_key = (e.authority().to_string(), source.repository.clone());
+        let endpoint =
+            Url::parse(&e.base).map_err(|err| Attempt::Next(format!("not a usable URL: {err}")))?;
+        let start =
+            Url::parse(&url).map_err(|err| Attempt::Next(format!("not a usable URL: {err}")))?;
+        let auth_key = (
+            endpoint.origin().ascii_serialization(),
+            source.repository.clone(),
+        );
+        let accept =
+            (kind == Kind::Manifest).then(|| format!("{}, {MANIFEST_ACCEPT}", desc.media_type));
         let mut tried_auth = false;
         loop {
-            let mut req = client.get(&url);
-            if kind == Kind::Manifest {
-                req = req.header(
-                    reqwest::header::ACCEPT,
-                    format!("{}, {MANIFEST_ACCEPT}", desc.media_type),
-                );
-            }
-            for (k, v) in &e.headers {
-                req = req.header(k.as_str(), v.as_str());
-            }
-            match self.auth.get(&auth_key) {
-                Some(Auth::Bearer(t)) => req = req.bearer_auth(t),
-                Some(Auth::Basic(u, p)) => req = req.basic_auth(u, Some(p)),
-                None => {}
-            }
-            let resp = req.send().await.map_err(|err| classify(&err))?;
+            let auth = self.auth.get(&auth_key).cloned();
+            let (resp, at, hops) = self
+                .follow(
+                    e,
+                    &endpoint,
+                    start.clone(),
+                    accept.as_deref(),
+                    auth.as_ref(),
+                )
+                .await?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
+            }
+            if hops > 0 {
+                // Only the endpoint's own answers start a login: a redirect target that
+                // wants one is that hop failing.
+                return Err(Attempt::Next(format!(
+                    "redirect target {} answered {status}{}",
+                    policy::printable(&at),
+                    if status == reqwest::StatusCode::UNAUTHORIZED {
+                        "; crimg sends credentials only to the endpoint itself"
+                    } else {
+                        ""
+                    }
+                )));
             }
             if status == reqwest::StatusCode::UNAUTHORIZED && !tried_auth {
                 tried_auth = true;
@@ -294,7 +360,7 @@ impl Fetcher {
                     .filter_map(|v| v.to_str().ok())
                     .flat_map(parse_www_authenticate)
                     .collect::<Vec<_>>();
-                let auth = self.authenticate(&client, e, source, &challenge).await?;
+                let auth = self.authenticate(e, &endpoint, source, &challenge).await?;
                 self.auth.insert(auth_key.clone(), auth);
                 continue;
             }
@@ -309,11 +375,92 @@ impl Fetcher {
         }
     }
 
-    /// Answers a 401: Docker's Bearer token flow, or Basic with configured credentials.
-    async fn authenticate(
-        &self,
-        client: &reqwest::Client,
+    /// GETs `url`, following redirects here rather than in reqwest, so that each hop's
+    /// request carries only what [`policy::redirect`] allows: credentials, token and
+    /// configured headers on the endpoint's own origin, nothing elsewhere. Returns the
+    /// final answer, its URL and how many redirects led there.
+    async fn follow(
+        &mut self,
         e: &Endpoint,
+        endpoint: &Url,
+        mut url: Url,
+        accept: Option<&str>,
+        auth: Option<&Auth>,
+    ) -> Result<(reqwest::Response, Url, usize), Attempt> {
+        let mut hop = Hop::Endpoint;
+        let mut left = false;
+        let mut hops = 0;
+        loop {
+            let client = match hop {
+                Hop::Endpoint => self.client(e),
+                Hop::Bare => self.client_for(e, &url),
+            }
+            .map_err(|err| Attempt::Next(format!("{err:#}")))?;
+            let mut req = client.get(url.clone());
+            if hop == Hop::Endpoint {
+                if let Some(a) = accept {
+                    req = req.header(reqwest::header::ACCEPT, a);
+                }
+                for (k, v) in &e.headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                match auth {
+                    Some(Auth::Bearer(t)) => req = req.bearer_auth(t),
+                    Some(Auth::Basic(u, p)) => req = req.basic_auth(u, Some(p)),
+                    None => {}
+                }
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(err) if hops == 0 => return Err(classify(&err)),
+                Err(err) => {
+                    return Err(Attempt::Next(format!(
+                        "redirect target {}: {}",
+                        policy::printable(&url),
+                        cause(&err)
+                    )));
+                }
+            };
+            let status = resp.status();
+            if !status.is_redirection() || status == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok((resp, url, hops));
+            }
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Attempt::Next(format!("answered {status} without a Location")))?;
+            let mut to = url.join(location).map_err(|err| {
+                Attempt::Next(format!(
+                    "answered {status} with an unusable Location: {err}"
+                ))
+            })?;
+            // A redirect never brings credentials of its own (reqwest would send a URL's
+            // user part as Basic credentials).
+            let _ = to.set_username("");
+            let _ = to.set_password(None);
+            hop = policy::redirect(endpoint, &url, &to, left, hops).map_err(Attempt::Next)?;
+            left |= hop == Hop::Bare;
+            hops += 1;
+            (self.debug)(&format!(
+                "{} redirected to {} ({})",
+                policy::printable(&url),
+                policy::printable(&to),
+                match hop {
+                    Hop::Endpoint => "same origin",
+                    Hop::Bare => "another origin: a bare GET",
+                }
+            ));
+            url = to;
+        }
+    }
+
+    /// Answers the endpoint's 401: Docker's Bearer token flow, or Basic with configured
+    /// credentials. The realm gets credentials only as [`policy::realm_credentials`] says.
+    async fn authenticate(
+        &mut self,
+        e: &Endpoint,
+        endpoint: &Url,
         source: &Source,
         challenges: &[super::auth::Challenge],
     ) -> Result<Auth, Attempt> {
@@ -321,16 +468,36 @@ impl Fetcher {
             let url = token_url(c, &source.repository).ok_or_else(|| {
                 Attempt::Next(format!(
                     "asks for a Bearer token without a usable realm ({:?})",
-                    c.params.get("realm")
+                    c.params.get("realm").map(|r| redact(r))
                 ))
             })?;
-            let req = match &e.credentials {
+            let shown = policy::printable(&url);
+            let realm_host = self.config.host_settings(&policy::authority(&url));
+            let credentials = match policy::realm_credentials(endpoint, &url, realm_host.configured)
+                .map_err(Attempt::Next)?
+            {
+                RealmCredentials::Endpoint => e.credentials.clone(),
+                RealmCredentials::OwnConfig => realm_host.credentials.clone(),
+                RealmCredentials::Anonymous => None,
+            };
+            (self.debug)(&format!(
+                "token request to {shown} ({})",
+                if credentials.is_some() {
+                    "with credentials"
+                } else {
+                    "anonymous"
+                }
+            ));
+            let client = self
+                .client_for(e, &url)
+                .map_err(|err| Attempt::Next(format!("{err:#}")))?;
+            let req = match &credentials {
                 Some(Credentials::Basic { username, password }) => {
                     client.get(url.clone()).basic_auth(username, Some(password))
                 }
                 Some(Credentials::IdentityToken(token)) => {
                     // OAuth2 refresh-token grant, as Docker does with an identity token.
-                    let mut form = reqwest::Url::parse("http://form/").expect("static URL");
+                    let mut form = Url::parse("http://form/").expect("static URL");
                     form.query_pairs_mut()
                         .append_pair("grant_type", "refresh_token")
                         .append_pair("refresh_token", token)
@@ -350,24 +517,19 @@ impl Fetcher {
                 }
                 None => client.get(url.clone()),
             };
-            let resp = req
-                .send()
-                .await
-                .map_err(|err| Attempt::Next(format!("token request to {url}: {err}")))?;
+            let resp = req.timeout(SMALL_DEADLINE).send().await.map_err(|err| {
+                Attempt::Next(format!("token request to {shown}: {}", cause(&err)))
+            })?;
             let status = resp.status();
             let body = read_bounded(resp, 1 << 20).await.map_err(Attempt::Next)?;
             if !status.is_success() {
                 return Err(Attempt::Next(format!(
-                    "token endpoint {} answered {status}",
-                    strip_query(url.as_str())
+                    "token endpoint {shown} answered {status}"
                 )));
             }
-            return token_from_response(&body).map(Auth::Bearer).ok_or_else(|| {
-                Attempt::Next(format!(
-                    "token endpoint {} sent no token",
-                    strip_query(url.as_str())
-                ))
-            });
+            return token_from_response(&body)
+                .map(Auth::Bearer)
+                .ok_or_else(|| Attempt::Next(format!("token endpoint {shown} sent no token")));
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             return match &e.credentials {
@@ -386,16 +548,24 @@ impl Fetcher {
     }
 }
 
-fn strip_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-fn classify(err: &reqwest::Error) -> Attempt {
-    // reqwest's own text repeats the URL; the innermost cause says what happened.
+/// What went wrong in a request, without reqwest's own text, which repeats the URL (and
+/// with it any query secrets): the innermost cause.
+fn cause(err: &reqwest::Error) -> String {
     let mut innermost: &dyn std::error::Error = err;
     while let Some(s) = innermost.source() {
         innermost = s;
     }
+    if std::ptr::addr_eq(innermost, err as &dyn std::error::Error) {
+        if err.is_timeout() {
+            return "timed out".into();
+        }
+        return "request failed".into();
+    }
+    innermost.to_string()
+}
+
+fn classify(err: &reqwest::Error) -> Attempt {
+    let innermost = cause(err);
     if err.is_connect() {
         Attempt::Dead(format!("cannot connect: {innermost}"))
     } else if err.is_timeout() {
@@ -405,11 +575,99 @@ fn classify(err: &reqwest::Error) -> Attempt {
     }
 }
 
+/// Checks a download's pace: each `window` must bring at least `min_rate` bytes a
+/// second. Time is passed in, so the rule is testable without waiting.
+#[derive(Debug)]
+pub struct Pace {
+    min_rate: u64,
+    window: Duration,
+    window_end: Duration,
+    in_window: u64,
+}
+
+impl Pace {
+    pub fn new(min_rate: u64, window: Duration) -> Pace {
+        Pace {
+            min_rate,
+            window,
+            window_end: window,
+            in_window: 0,
+        }
+    }
+
+    /// When the current window ends, counted from the start of the download.
+    pub fn window_end(&self) -> Duration {
+        self.window_end
+    }
+
+    /// Records `bytes` arriving at `elapsed` (0 when a window ends with nothing new).
+    pub fn record(&mut self, elapsed: Duration, bytes: u64) -> Result<(), String> {
+        if elapsed >= self.window_end {
+            let want = self.min_rate * self.window.as_secs().max(1);
+            // Bytes arriving just now count for the window that ends; a whole window
+            // after it without a check had nothing.
+            if self.in_window + bytes < want || elapsed >= self.window_end + self.window {
+                return Err(format!(
+                    "too slow: {} bytes in {}s, below the minimum of {} KiB/s",
+                    self.in_window + bytes,
+                    self.window.as_secs(),
+                    self.min_rate >> 10
+                ));
+            }
+            while self.window_end <= elapsed {
+                self.window_end += self.window;
+            }
+            self.in_window = 0;
+            return Ok(());
+        }
+        self.in_window += bytes;
+        Ok(())
+    }
+}
+
+/// A response body as a byte stream that fails when the server is slower than
+/// [`MIN_RATE`] over a [`RATE_WINDOW`].
+fn at_least_min_rate(
+    resp: reqwest::Response,
+) -> std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send>> {
+    let start = tokio::time::Instant::now();
+    let body = Box::pin(resp.bytes_stream());
+    let state = (body, Pace::new(MIN_RATE, RATE_WINDOW), false);
+    Box::pin(futures::stream::unfold(
+        state,
+        move |(mut body, mut pace, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let deadline = start + pace.window_end();
+                let next = tokio::time::timeout_at(deadline, body.next()).await;
+                let (bytes, item) = match next {
+                    Ok(None) => return None,
+                    Ok(Some(Err(e))) => {
+                        let err = std::io::Error::other(cause(&e));
+                        return Some((Err(err), (body, pace, true)));
+                    }
+                    Ok(Some(Ok(chunk))) => (chunk.len() as u64, Some(chunk)),
+                    Err(_) => (0, None),
+                };
+                if let Err(e) = pace.record(start.elapsed(), bytes) {
+                    let err = std::io::Error::new(std::io::ErrorKind::TimedOut, e);
+                    return Some((Err(err), (body, pace, true)));
+                }
+                if let Some(chunk) = item {
+                    return Some((Ok(chunk), (body, pace, false)));
+                }
+            }
+        },
+    ))
+}
+
 /// Reads a whole (small) body, refusing more than `limit` bytes.
 async fn read_bounded(resp: reqwest::Response, limit: i64) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.try_next().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = stream.try_next().await.map_err(|e| cause(&e))? {
         out.extend_from_slice(&chunk);
         if out.len() as i64 > limit.max(0) {
             return Err(format!("sent more than the expected {limit} bytes"));
@@ -439,4 +697,50 @@ fn not_found(desc: &Descriptor, sources: &[Source], failures: &[Failure]) -> Str
             .collect::<Vec<_>>()
             .join("\n")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_sizes() {
+        let h = Duration::from_secs(3600);
+        assert_eq!(lease_for([]), h);
+        assert_eq!(lease_for([0]), h + Duration::from_secs(300));
+        // 1 GiB at 10 KiB/s: 104857 s, about 29 h.
+        assert_eq!(
+            lease_for([1 << 30, 10 << 10]),
+            h + Duration::from_secs(104_857 + 300 + 1 + 300)
+        );
+    }
+
+    #[test]
+    fn pace() {
+        let s = Duration::from_secs;
+        // 10 KiB/s over 30 s windows: 300 KiB per window.
+        let mut p = Pace::new(10 << 10, s(30));
+        assert_eq!(p.window_end(), s(30));
+        assert!(p.record(s(1), 200 << 10).is_ok());
+        assert!(p.record(s(29), 100 << 10).is_ok());
+        // The window closes with enough: the next one starts empty.
+        assert!(p.record(s(30), 0).is_ok());
+        assert_eq!(p.window_end(), s(60));
+        assert!(p.record(s(40), 299 << 10).is_ok());
+        let e = p.record(s(60), 0).unwrap_err();
+        assert!(e.contains("below the minimum of 10 KiB/s"), "{e}");
+
+        // A burst arriving as the window ends still counts for it.
+        let mut p = Pace::new(10 << 10, s(30));
+        assert!(p.record(s(31), 300 << 10).is_ok());
+        assert_eq!(p.window_end(), s(60));
+        // A long silence spanning windows fails at the first check after it.
+        let mut p = Pace::new(10 << 10, s(30));
+        assert!(p.record(s(5), 1 << 20).is_ok());
+        assert!(p.record(s(95), 1).is_err());
+        // A drip of one byte a second never passes a window.
+        let mut p = Pace::new(10 << 10, s(30));
+        let failed = (1..=30).map(|t| p.record(s(t), 1)).any(|r| r.is_err());
+        assert!(failed);
+    }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod fetch;
+pub mod policy;
 
 use std::collections::BTreeMap;
 

@@ -18,12 +18,12 @@ use crate::support::{FixtureImage, Node, NodeOptions};
 /// `-o json` of an export to a file, strict.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExportResult {
+pub(crate) struct ExportResult {
     file: String,
     images: Vec<String>,
     blobs: usize,
     bytes: u64,
-    fetched: Vec<String>,
+    pub(crate) fetched: Vec<String>,
 }
 
 /// Docker's `manifest.json` entry.
@@ -77,7 +77,7 @@ fn records(node: &Node, ns: &str) -> BTreeMap<String, String> {
 
 /// Imports an archive into namespace `ns` with ctr and checks every name came back
 /// pointing at the same target as in k8s.io.
-fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&str]) {
+pub(crate) fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&str]) {
     ctr_ns_ok(node, ns, &["images", "import", archive.to_str().unwrap()]);
     let theirs = records(node, ns);
     let ours = records(node, "k8s.io");
@@ -117,7 +117,7 @@ fn dir_names(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn export_dir(node: &Node) -> std::path::PathBuf {
+pub(crate) fn export_dir(node: &Node) -> std::path::PathBuf {
     let d = node.dir().join("out");
     fs::create_dir_all(&d).unwrap();
     d
@@ -433,7 +433,7 @@ fn targets_are_never_clobbered_or_followed() {
 
 /// A node whose CRI discards unpacked layers, a registry holding one image, and that
 /// image pulled through CRI, its layer collected. Returns the image's name.
-fn discarded_image() -> (Node, Registry, FixtureImage) {
+pub(crate) fn discarded_image() -> (Node, Registry, FixtureImage) {
     let port = free_port();
     let node = Node::start_with(NodeOptions {
         discard_unpacked_layers: true,
@@ -451,7 +451,7 @@ fn discarded_image() -> (Node, Registry, FixtureImage) {
 }
 
 /// The (compressed) layer digest of a pulled single-layer image, from its manifest.
-fn pulled_layer(node: &Node, name: &str) -> String {
+pub(crate) fn pulled_layer(node: &Node, name: &str) -> String {
     let manifest = records(node, "k8s.io")
         .get(name)
         .cloned()

@@ -480,9 +480,14 @@ fn export_interrupted_by(sig: &str, exit: i32) {
 
 /// `node.crimg()` run under `umask 077`, through sh (the crate forbids unsafe code).
 fn crimg_umask_077(node: &Node) -> std::process::Command {
+    crimg_umask(node, "077")
+}
+
+/// `node.crimg()` run under `umask <mask>`.
+fn crimg_umask(node: &Node, mask: &str) -> std::process::Command {
     let c = node.crimg();
     let mut sh = std::process::Command::new("sh");
-    sh.args(["-c", "umask 077; exec \"$@\"", "sh"])
+    sh.args(["-c", &format!("umask {mask}; exec \"$@\""), "sh"])
         .arg(c.get_program())
         .args(c.get_args())
         .stdin(std::process::Stdio::null());
@@ -513,7 +518,21 @@ fn export_mode_and_dangling_symlink_targets() {
         &["export", "-O", s(&fresh), &img.name],
     )
     .expect_code(0);
-    assert_eq!(mode(&fresh), 0o644, "a new archive under umask 077");
+    assert_eq!(
+        mode(&fresh),
+        0o600,
+        "a new archive under umask 077: 0666 less the umask"
+    );
+
+    // 0666 less the umask, not a fixed mode.
+    let group = dir.join("group.tar");
+    crimg(
+        crimg_umask(&node, "002"),
+        &["export", "-O", s(&group), &img.name],
+    )
+    .expect_code(0);
+    assert_eq!(mode(&group), 0o664, "a new archive under umask 002");
+    fs::remove_file(&group).unwrap();
 
     let old = dir.join("old.tar");
     fs::write(&old, "old").unwrap();
@@ -523,7 +542,7 @@ fn export_mode_and_dangling_symlink_targets() {
         &["export", "--force", "-O", s(&old), &img.name],
     )
     .expect_code(0);
-    assert_eq!(mode(&old), 0o644, "a replaced 0600 file");
+    assert_eq!(mode(&old), 0o600, "a replaced file gets a new one's mode");
 
     // A dangling symlink is an existing target: refused without --force, and with it
     // the link is replaced; what it pointed at is never created.

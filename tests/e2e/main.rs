@@ -14,4 +14,5 @@ mod json;
 mod list;
 mod pin;
 mod prune;
+mod registry_security;
 mod run;

@@ -151,6 +151,9 @@ pub(super) async fn gather_and_fetch(
         }
     }
     let total: u64 = todo.iter().map(|(d, _)| d.size.max(0) as u64).sum();
+    if !todo.is_empty() {
+        renew_lease(c, f, todo.iter().map(|(d, _)| d.size.max(0) as u64)).await?;
+    }
     let bar = progress(settings, total, "fetching");
     let mut result = Ok(());
     for (desc, sources) in &todo {
@@ -197,6 +200,24 @@ pub(super) async fn gather_and_fetch(
         bail!(report);
     }
     Ok(plans)
+}
+
+/// Replaces the fetch lease by one that lasts as long as fetching `sizes` may take (its
+/// `containerd.io/gc.expire` label), holding what was fetched so far.
+async fn renew_lease(
+    c: &Containerd,
+    f: &mut FetchState,
+    sizes: impl Iterator<Item = u64>,
+) -> Result<()> {
+    let lease = c
+        .create_lease("export", crate::registry::fetch::lease_for(sizes))
+        .await?;
+    for digest in &f.fetched {
+        c.lease_content(&lease, digest).await?;
+    }
+    let old = std::mem::replace(&mut f.lease, lease);
+    f.leased = c.with_lease(&f.lease)?;
+    c.delete_lease(&old, false).await
 }
 
 async fn restore_gc_labels(c: &Containerd, plans: &[ImagePlan]) -> Result<()> {

@@ -42,7 +42,7 @@ pub(super) async fn write_file(
     blobs: &[Descriptor],
     bar: &ProgressBar,
 ) -> Result<u64> {
-    let sink = AtomicFile::create(path, ".crimg-export-", 0o644)?;
+    let sink = AtomicFile::create(path, ".crimg-export-", 0o666)?;
     let out = sink
         .file()
         .try_clone()

@@ -316,3 +316,239 @@ impl Node {
             .image_ref
     }
 }
+
+/// One request a [`HostileServer`] received: its request line and every header.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The request target: path and query.
+    pub fn target(&self) -> &str {
+        self.line.split_whitespace().nth(1).unwrap_or("")
+    }
+
+    /// A header's value (names compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The whole request head as text, to search for secrets anywhere in it.
+    pub fn text(&self) -> String {
+        let mut s = self.line.clone();
+        for (k, v) in &self.headers {
+            s.push_str(&format!("\n{k}: {v}"));
+        }
+        s
+    }
+}
+
+/// A hostile server's answer.
+pub struct Reply {
+    /// `200 OK`, `307 Temporary Redirect`…
+    pub status: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn new(status: &'static str) -> Reply {
+        Reply {
+            status,
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn body(mut self, b: Vec<u8>) -> Reply {
+        self.body = b;
+        self
+    }
+}
+
+/// A scripted HTTP server on a random loopback port, for registries that misbehave:
+/// `handler` answers each request; every request is recorded with all its headers.
+/// Bounded: one connection at a time, at most 200 requests and 5 minutes, then it stops
+/// by itself; dropping it stops it sooner.
+pub struct HostileServer {
+    pub port: u16,
+    tls: bool,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostileServer {
+    pub fn start(handler: impl Fn(&Seen) -> Reply + Send + 'static) -> HostileServer {
+        Self::serve(None, handler)
+    }
+
+    /// The same over TLS, with a self-signed certificate for `127.0.0.1` made in `dir`
+    /// (`dir/cert.pem`) by the `openssl` command.
+    pub fn start_tls(
+        dir: &Path,
+        handler: impl Fn(&Seen) -> Reply + Send + 'static,
+    ) -> HostileServer {
+        use rustls_pki_types::pem::PemObject;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if !cert.exists() {
+            let out = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl (is the openssl package installed?)");
+            assert!(
+                out.status.success(),
+                "openssl req failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(&cert)
+            .expect("read cert.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("parse cert.pem");
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).expect("read key.pem");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("TLS server config");
+        Self::serve(Some(std::sync::Arc::new(config)), handler)
+    }
+
+    fn serve(
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Seen) -> Reply + Send + 'static,
+    ) -> HostileServer {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind hostile server");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (reqs, stopping) = (requests.clone(), stop.clone());
+        let is_tls = tls.is_some();
+        let thread = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(300);
+            let mut served = 0;
+            while served < 200 && Instant::now() < until && !stopping.load(Ordering::SeqCst) {
+                let conn = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                served += 1;
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut conn: Box<dyn ReadWrite> = match &tls {
+                    None => Box::new(conn),
+                    Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                        Ok(tls) => Box::new(rustls::StreamOwned::new(tls, conn)),
+                        Err(_) => continue,
+                    },
+                };
+                // A client that refuses the certificate never gets here: nothing recorded.
+                let Some(seen) = read_head(&mut conn) else {
+                    continue;
+                };
+                reqs.lock().unwrap().push(seen.clone());
+                let reply = handler(&seen);
+                let mut head = format!(
+                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    reply.status,
+                    reply.body.len()
+                );
+                for (k, v) in &reply.headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&reply.body);
+                let _ = conn.flush();
+            }
+        });
+        HostileServer {
+            port,
+            tls: is_tls,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` (`https://` when it serves TLS).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HostileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn read_head(conn: &mut dyn ReadWrite) -> Option<Seen> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 || head.len() > 64 << 10 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.lines();
+    let line = lines.next()?.to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Some(Seen { line, headers })
+}
+
+/// Standard base64, for expected `Authorization: Basic` values.
+pub fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
+}
