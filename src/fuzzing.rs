@@ -133,12 +133,9 @@ impl Source for MemSource {
             .ok_or_else(|| anyhow!("blob {digest} is missing from the archive"))
     }
 
-    /// Members named `*.json` are known only as small files, as legacy configs are when
-    /// an archive is streamed.
+    /// Any member, whatever its path, is known by the digest of its bytes, as a streamed
+    /// archive's members are.
     fn member(&self, path: &str) -> Option<MemberInfo> {
-        if path.ends_with(".json") {
-            return None;
-        }
         let b = self.take(path)?;
         let digest = sha256_digest(Sha256::new_with_prefix(&b));
         let mut docs = self.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -421,11 +421,9 @@ struct Streamed {
     /// Members stored in the content store, by path.
     members: HashMap<String, MemberInfo>,
     links: HashMap<String, String>,
-    /// Small verified blobs kept in memory.
+    /// Small verified blobs kept in memory, by digest.
     small: HashMap<String, Bytes>,
     small_total: u64,
-    /// Small non-blob JSON members (docker's `<id>.json` configs), by path.
-    small_files: HashMap<String, Bytes>,
     /// index.json and manifest.json.
     meta: HashMap<String, Bytes>,
     /// Digests now in the content store under the lease.
@@ -439,6 +437,18 @@ impl Streamed {
         let size = size as i64;
         self.members
             .insert(path.to_string(), MemberInfo { digest, size, head });
+    }
+
+    /// Notes a member kept only in memory: it is stored if the plan names it.
+    fn kept_member(&mut self, path: &str, digest: String, bytes: Bytes) {
+        let info = MemberInfo {
+            digest: digest.clone(),
+            size: bytes.len() as i64,
+            head: bytes[..bytes.len().min(HEAD_LEN)].to_vec(),
+        };
+        self.small_total += bytes.len() as u64;
+        self.small.insert(digest, bytes);
+        self.members.insert(path.to_string(), info);
     }
 }
 
@@ -618,6 +628,9 @@ impl Job<'_> {
                     );
                 }
                 self.label(&b.desc.digest, &b.labels).await?;
+            } else if let Some(bytes) = st.small.get(&b.desc.digest) {
+                // A small member (docker's config or an empty layer) kept in memory.
+                self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if !self.present(&b.desc.digest, &b.labels).await? {
                 bail!("{} is missing from the archive", describe(&plan, b));
             }
@@ -682,25 +695,39 @@ impl Job<'_> {
                 st.meta.insert(path.to_string(), collect(body, size).await?);
             }
             Member::Marker => {}
-            Member::Other if path.ends_with(".json") && size <= MAX_JSON => {
-                st.small_files
-                    .insert(path.to_string(), collect(body, size).await?);
-            }
-            Member::Other if path.ends_with("layer.tar") || path.ends_with(".tar.gz") => {
-                // docker's legacy layout: the layer's digest is learnt by writing it.
-                let (head, reader) = with_head(body).await?;
-                let written = &self.written;
-                let digest = self
-                    .c
-                    .write_blob_unknown(size as i64, &BTreeMap::new(), reader, |n| {
-                        written.fetch_add(n, Ordering::Relaxed);
-                    })
-                    .await?;
-                self.c.lease_content(&self.lease, &digest).await?;
-                st.stored_member(path, digest, size, head);
-            }
-            Member::Other => {}
+            Member::Other => self.stream_other(st, path, size, body).await?,
         }
+        Ok(())
+    }
+
+    /// Any other member: a docker archive's config or layer is whatever path manifest.json
+    /// names (`<id>/layer.tar`, `<hex>.tar`, a link to either), and manifest.json may come
+    /// after it, so every such member is kept by the digest of its bytes: small ones in
+    /// memory (stored later if the plan names them), the rest in the store under the lease.
+    async fn stream_other(
+        &self,
+        st: &mut Streamed,
+        path: &str,
+        size: u64,
+        body: mpsc::Receiver<std::io::Result<Bytes>>,
+    ) -> Result<()> {
+        if size <= SMALL_BLOB && st.small_total + size <= SMALL_TOTAL {
+            let bytes = collect(body, size).await?;
+            let digest = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
+            st.kept_member(path, digest, bytes);
+            return Ok(());
+        }
+        // The digest is learnt by writing it.
+        let (head, reader) = with_head(body).await?;
+        let written = &self.written;
+        let digest = self
+            .c
+            .write_blob_unknown(size as i64, &BTreeMap::new(), reader, |n| {
+                written.fetch_add(n, Ordering::Relaxed);
+            })
+            .await?;
+        self.c.lease_content(&self.lease, &digest).await?;
+        st.stored_member(path, digest, size, head);
         Ok(())
     }
 
@@ -991,11 +1018,10 @@ impl Source for StreamSource<'_> {
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.st
-            .small_files
-            .get(&self.st.resolve(path))
-            .cloned()
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))
+        let m = self
+            .member(path)
+            .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
+        self.blob(&m.digest).await
     }
 }
 

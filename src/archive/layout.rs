@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::compression::{self, Compression};
-use crate::archive::paths::{self, Member};
+use crate::archive::paths;
 use crate::model::Descriptor;
 use crate::plan::platform::{Platform, PlatformChoice};
 use crate::runtime::content::sha256_digest;
@@ -392,8 +392,9 @@ pub async fn plan_oci<S: Source>(
                 .map(|m| m.config.digest.as_str())
                 .collect();
             for d in &docker {
-                if let Ok(Member::Blob(c)) = paths::classify(&d.config)
-                    && configs.contains(&c.as_str())
+                // The config is the member manifest.json names, whatever its path.
+                if let Some(c) = source.member(&d.config)
+                    && configs.contains(&c.digest.as_str())
                 {
                     for t in d.repo_tags.iter().flatten() {
                         let name = crate::reference::normalize(t).map_err(|e| anyhow!(e))?;

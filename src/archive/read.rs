@@ -254,16 +254,21 @@ pub struct RandomAccess {
 }
 
 impl RandomAccess {
-    /// Follows links (a bounded number of hops).
-    pub fn resolve(&self, path: &str) -> Option<&Extent> {
-        let mut p = path.to_string();
+    /// The member a path names, links followed (a bounded number of hops).
+    pub fn resolve_path(&self, path: &str) -> Option<&str> {
+        let mut p = path;
         for _ in 0..16 {
-            if let Some(e) = self.members.get(&p) {
-                return Some(e);
+            if let Some((k, _)) = self.members.get_key_value(p) {
+                return Some(k);
             }
-            p = self.links.get(&p)?.clone();
+            p = self.links.get(p)?;
         }
         None
+    }
+
+    /// Follows links (a bounded number of hops).
+    pub fn resolve(&self, path: &str) -> Option<&Extent> {
+        self.members.get(self.resolve_path(path)?)
     }
 
     pub fn blob(&self, digest: &str) -> Option<&Extent> {
@@ -271,16 +276,15 @@ impl RandomAccess {
     }
 
     /// What planning needs to know of a member: a blob's digest and size, or `None` when
-    /// the path is not a blob or not in the archive.
+    /// the path (or the member a link at it points to) is not a blob or not in the archive.
     pub fn blob_member(&self, path: &str) -> Option<crate::archive::layout::MemberInfo> {
-        match paths::classify(path) {
-            Ok(Member::Blob(d)) => self
-                .resolve(path)
-                .map(|e| crate::archive::layout::MemberInfo {
-                    digest: d,
-                    size: e.size as i64,
-                    head: vec![],
-                }),
+        let target = self.resolve_path(path)?;
+        match paths::classify(target) {
+            Ok(Member::Blob(d)) => Some(crate::archive::layout::MemberInfo {
+                digest: d,
+                size: self.members.get(target)?.size as i64,
+                head: vec![],
+            }),
             _ => None,
         }
     }
