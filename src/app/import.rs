@@ -480,6 +480,14 @@ impl Job<'_> {
             }
             Input::Stdin => self.stream_input(input).await,
             Input::Dir(d) => {
+                if read::is_containers_dir(d) {
+                    bail!(
+                        "a containers/image `dir:` layout (podman save --format docker-dir, skopeo copy dir:), \
+                         not an image archive; write an OCI layout instead, e.g. \
+                         `skopeo copy dir:{} oci-archive:FILE.tar:NAME` or `podman save --format oci-archive`",
+                        d.display()
+                    );
+                }
                 let dir = d.clone();
                 let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
                     .await

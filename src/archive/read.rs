@@ -81,6 +81,13 @@ pub fn is_layout_dir(dir: &Path) -> bool {
         || dir.join("oci-layout").is_file()
 }
 
+/// Whether a directory is containers/image's `dir:` layout (`podman save --format
+/// docker-dir`, `skopeo copy … dir:`): one image manifest and its blobs named by bare hex
+/// digests, with a `version` file that says so.
+pub fn is_containers_dir(dir: &Path) -> bool {
+    std::fs::read(dir.join("version")).is_ok_and(|v| v.starts_with(b"Directory Transport Version"))
+}
+
 /// Reads up to `n` bytes, fewer only at the end of the input.
 fn read_head(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(n);

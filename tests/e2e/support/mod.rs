@@ -10,6 +10,7 @@ mod fixtures;
 mod node;
 pub mod registry;
 pub mod sys;
+pub mod tools;
 
 pub use fixtures::{FixtureImage, digest, host_arch, pause_binary};
 pub use node::{Node, NodeOptions};
