@@ -469,3 +469,56 @@ pub fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
     });
     rx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with_link(link: &str, target: &str, blob: &str, body: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, blob, body).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, link, target).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn blob_member_follows_links() {
+        let hex = "b".repeat(64);
+        let data = tar_with_link(
+            "id/layer.tar",
+            &format!("../blobs/sha256/{hex}"),
+            &format!("blobs/sha256/{hex}"),
+            b"abc",
+        );
+        let ra = index_tar(io::Cursor::new(data), Path::new("t.tar"))
+            .unwrap()
+            .unwrap();
+        let m = ra
+            .blob_member("id/layer.tar")
+            .expect("a link to a blob is that blob");
+        assert_eq!((m.digest, m.size), (format!("sha256:{hex}"), 3));
+        assert_eq!(
+            ra.resolve_path("id/layer.tar"),
+            Some(&*format!("blobs/sha256/{hex}"))
+        );
+        assert!(ra.blob_member("id/other.tar").is_none());
+    }
+
+    #[test]
+    fn links_to_other_members_are_not_blobs() {
+        let data = tar_with_link("id/layer.tar", "../abc.tar", "abc.tar", b"abc");
+        let ra = index_tar(io::Cursor::new(data), Path::new("t.tar"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ra.resolve_path("id/layer.tar"), Some("abc.tar"));
+        assert!(ra.blob_member("id/layer.tar").is_none());
+    }
+}
