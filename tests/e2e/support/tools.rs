@@ -11,12 +11,18 @@ use std::time::{Duration, Instant};
 use crate::support::pause_binary;
 use crate::support::sys;
 
+/// Where `name` is on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Fails unless `name` is on PATH.
 pub fn require(name: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
     assert!(
-        found,
+        which(name).is_some(),
         "{name} is not installed; scripts/test.sh installs it (apt-get install podman buildah skopeo umoci docker.io zstd)"
     );
 }
@@ -185,6 +191,8 @@ pub fn skopeo() -> Command {
 pub struct Dockerd {
     dir: tempfile::TempDir,
     child: Child,
+    /// The client packaged beside dockerd (another `docker` may come first on PATH).
+    client: PathBuf,
 }
 
 impl Dockerd {
@@ -213,7 +221,11 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .expect("start dockerd");
-        let mut docker = Dockerd { dir, child };
+        let client = which("dockerd")
+            .and_then(|d| Some(d.parent()?.join("docker")))
+            .filter(|c| c.is_file())
+            .unwrap_or_else(|| PathBuf::from("docker"));
+        let mut docker = Dockerd { dir, child, client };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = docker
@@ -248,7 +260,7 @@ impl Dockerd {
     }
 
     pub fn docker(&self) -> Command {
-        let mut c = Command::new("docker");
+        let mut c = Command::new(&self.client);
         c.arg("-H")
             .arg(format!(
                 "unix://{}",
@@ -303,9 +315,4 @@ impl Drop for Dockerd {
 /// The path as a str, for tools' `transport:path` arguments.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// A fresh path under `dir`.
-pub fn path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
