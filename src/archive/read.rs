@@ -416,6 +416,12 @@ fn walk(root: &Path, dir: &Path, ra: &mut RandomAccess) -> Result<()> {
         let path = e.path();
         if ty.is_dir() {
             walk(root, &path, ra)?;
+        } else if ty.is_symlink()
+            && let Some((rel, target)) = inner_link(root, &path)
+        {
+            // A link to another member (podman's `<id>/layer.tar -> ../<hex>.tar`) is
+            // that member, read once.
+            ra.links.insert(rel, target);
         } else if ty.is_file() || ty.is_symlink() {
             let meta =
                 std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -440,10 +446,24 @@ fn walk(root: &Path, dir: &Path, ra: &mut RandomAccess) -> Result<()> {
     Ok(())
 }
 
+/// A symbolic link to a regular file inside the layout, as member paths: link and target.
+fn inner_link(root: &Path, link: &Path) -> Option<(String, String)> {
+    let rel = link.strip_prefix(root).ok()?.to_str()?.to_string();
+    let target = std::fs::read_link(link).ok()?;
+    let target = paths::link_target(&rel, target.to_str()?.as_bytes(), true).ok()?;
+    let t = std::fs::symlink_metadata(root.join(&target)).ok()?;
+    (t.is_file() || t.is_symlink()).then_some((rel, target))
+}
+
 /// Streams a directory's members as if it were a tar, for extracted `docker save` layouts.
 pub fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
     let (tx, rx) = mpsc::channel(1);
     std::thread::spawn(move || {
+        for (path, target) in ra.links {
+            if tx.blocking_send(Ok(Event::Link { path, target })).is_err() {
+                return;
+            }
+        }
         let mut members: Vec<(String, Extent)> = ra.members.into_iter().collect();
         members.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, ext) in members {

@@ -118,6 +118,16 @@ fn interop_containers_tools_archives_import_and_run() {
     assert!(r.stdout.contains(&c), "stdin import:\n{}", r.stdout);
     runs(&node, &pod, pod_name, "localhost/pm/c:1", &c);
 
+    // The same layout extracted into a directory, links and all.
+    let x = pm.import("localhost/pm/x:1", "podman-docker-archive-extracted");
+    let f = d.join("pm-docker-x.tar");
+    run_ok(pm.podman().args(["save", "-o", s(&f), "localhost/pm/x:1"]));
+    let dir = d.join("pm-docker-x");
+    fs::create_dir(&dir).expect("create extraction dir");
+    run_ok(Command::new("tar").arg("-xf").arg(&f).arg("-C").arg(&dir));
+    import_expect(&node, &dir, &[("localhost/pm/x:1", &x)]);
+    runs(&node, &pod, pod_name, "localhost/pm/x:1", &x);
+
     // podman save -m: several images in one docker-archive.
     let m1 = pm.import("localhost/pm/m1:1", "podman-multi-1");
     let m2 = pm.import("localhost/pm/m2:2", "podman-multi-2");
