@@ -779,6 +779,95 @@ pub async fn plan_docker<S: Source>(
 mod tests {
     use super::*;
 
+    fn sha(b: &[u8]) -> String {
+        sha256_digest(Sha256::new_with_prefix(b))
+    }
+
+    /// Members by path, as a streamed archive knows them: any path, its bytes' digest.
+    struct Paths(HashMap<String, Bytes>);
+
+    impl Source for Paths {
+        async fn blob(&self, digest: &str) -> Result<Bytes> {
+            self.0
+                .values()
+                .find(|b| sha(b) == digest)
+                .cloned()
+                .ok_or_else(|| anyhow!("blob {digest} is missing"))
+        }
+        fn member(&self, path: &str) -> Option<MemberInfo> {
+            self.0.get(path).map(|b| MemberInfo {
+                digest: sha(b),
+                size: b.len() as i64,
+                head: b[..b.len().min(16)].to_vec(),
+            })
+        }
+        async fn small_file(&self, path: &str) -> Result<Bytes> {
+            self.0.get(path).cloned().ok_or_else(|| anyhow!("{path}"))
+        }
+    }
+
+    fn image() -> (Bytes, Bytes) {
+        let layer = Bytes::from(vec![0u8; 1024]);
+        let config = Bytes::from(format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            sha(&layer)
+        ));
+        (config, layer)
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
+            platforms: PlatformChoice::All,
+            base_name: None,
+        }
+    }
+
+    #[test]
+    fn docker_members_are_what_manifest_json_names() {
+        let (config, layer) = image();
+        let manifest = br#"[{"Config":"c0ffee.json","RepoTags":["pm2:2"],"Layers":["ab12.tar"]}]"#;
+        let src = Paths(HashMap::from([
+            ("c0ffee.json".to_string(), config.clone()),
+            ("ab12.tar".to_string(), layer.clone()),
+        ]));
+        let plan = futures::executor::block_on(plan_docker(manifest, &src, &opts())).unwrap();
+        assert_eq!(plan.images.len(), 1);
+        let image = &plan.images[0];
+        assert_eq!(image.names, vec!["docker.io/library/pm2:2".to_string()]);
+        assert_eq!(image.id, sha(&config));
+        assert_eq!(image.manifests[0].layers[0].digest, sha(&layer));
+        assert_eq!(image.manifests[0].layers[0].media_type, MT_DOCKER_LAYER);
+    }
+
+    #[test]
+    fn oci_names_from_manifest_json_by_config_member() {
+        let (config, layer) = image();
+        let m = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{MT_OCI_MANIFEST}","config":{{"mediaType":"{MT_OCI_CONFIG}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{MT_OCI_LAYER}","digest":"{}","size":{}}}]}}"#,
+            sha(&config),
+            config.len(),
+            sha(&layer),
+            layer.len()
+        ));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{MT_OCI_MANIFEST}","digest":"{}","size":{}}}]}}"#,
+            sha(&m),
+            m.len()
+        );
+        // The config is named by a path that is not `blobs/sha256/…`.
+        let docker =
+            br#"[{"Config":"cfg/config.json","RepoTags":["localhost/pm/app:1"],"Layers":[]}]"#;
+        let src = Paths(HashMap::from([
+            ("cfg/config.json".to_string(), config.clone()),
+            ("m".to_string(), m.clone()),
+            ("l".to_string(), layer),
+        ]));
+        let plan =
+            futures::executor::block_on(plan_oci(index.as_bytes(), Some(docker), &src, &opts()))
+                .unwrap();
+        assert_eq!(plan.images[0].names, vec!["localhost/pm/app:1".to_string()]);
+    }
+
     #[test]
     fn layer_media_types() {
         let layers = [
