@@ -114,8 +114,14 @@ fn interop_containers_tools_archives_import_and_run() {
         },
         &["import", "-o", "json", "-"],
     )
-    .expect_code(0);
-    assert!(r.stdout.contains(&c), "stdin import:\n{}", r.stdout);
+    .expect_code(0)
+    .json::<ImportResult>();
+    let got: Vec<(&str, &str)> = r
+        .imported
+        .iter()
+        .flat_map(|f| f.images.iter().map(|i| (i.name.as_str(), i.id.as_str())))
+        .collect();
+    assert_eq!(got, vec![("localhost/pm/c:1", c.as_str())], "stdin import");
     runs(&node, &pod, pod_name, "localhost/pm/c:1", &c);
 
     // The same layout extracted into a directory, links and all.
