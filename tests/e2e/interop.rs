@@ -498,3 +498,83 @@ fn interop_exports_load_in_every_tool() {
         }
     }
 }
+
+/// A docker-archive as podman writes it, but in the order a streaming reader likes least:
+/// manifest.json first, then `<id>/layer.tar` linking to `<hex>.tar`, which comes last.
+fn linked_docker_archive(image: &crate::support::FixtureImage, layer_present: bool) -> Vec<u8> {
+    let blobs = image.blobs();
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    let config_file = format!("{}.json", hex(&image.config_digest()));
+    let layer_file = format!("{}.tar", hex(&image.layer_digest()));
+    let manifest = serde_json::json!([{
+        "Config": config_file,
+        "RepoTags": [image.name],
+        "Layers": ["v1id/layer.tar"],
+    }]);
+    let mut b = tar::Builder::new(Vec::new());
+    let file = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o444);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).expect("tar member");
+    };
+    file(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("json"),
+    );
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, "v1id/layer.tar", format!("../{layer_file}"))
+        .expect("tar link");
+    file(&mut b, &config_file, &blobs[&image.config_digest()]);
+    if layer_present {
+        file(&mut b, &layer_file, &blobs[&image.layer_digest()]);
+    }
+    b.into_inner().expect("finish tar")
+}
+
+#[test]
+fn interop_docker_archive_links_resolve_in_any_order() {
+    use crate::support::FixtureImage;
+    use crate::support::archives::{self, Compress};
+    let node = Node::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = FixtureImage::with_seed("localhost/linked/app:1", "linked-layer");
+    let f = dir.path().join("linked.tar.gz");
+    archives::write(
+        &f,
+        &archives::compress(Compress::Gzip, &linked_docker_archive(&image, true)),
+    );
+    import_expect(&node, &f, &[(&image.name, &image.config_digest())]);
+    let pod = node.run_pod("interop-linked");
+    runs(
+        &node,
+        &pod,
+        "interop-linked",
+        &image.name,
+        &image.config_digest(),
+    );
+
+    // A link to a member the archive does not hold: the layer is named, nothing is left.
+    let other = FixtureImage::with_seed("localhost/linked/broken:1", "linked-broken");
+    let f = dir.path().join("dangling.tar.gz");
+    archives::write(
+        &f,
+        &archives::compress(Compress::Gzip, &linked_docker_archive(&other, false)),
+    );
+    let r = crimg(node.crimg(), &["import", s(&f)]).expect_code(1);
+    assert!(
+        r.stderr
+            .contains("layer v1id/layer.tar is missing from the archive"),
+        "dangling link:\n{}",
+        r.stderr
+    );
+    assert!(
+        node.cri_image_status(&other.name).is_none(),
+        "no image from a failed import"
+    );
+}
