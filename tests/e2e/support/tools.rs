@@ -43,8 +43,9 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A root filesystem tar: `/pause` (the entrypoint) and a file whose content is `seed`, so
-/// every image made from it has its own layer.
+/// A root filesystem tar: `/pause` (the entrypoint), a file whose content is `seed`, so
+/// every image made from it has its own layer, and 1.5 MiB of filler, so the layer is
+/// larger than what crimg keeps in memory while streaming.
 pub fn rootfs_tar(path: &Path, seed: &str) {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data, mode) in [
@@ -54,6 +55,7 @@ pub fn rootfs_tar(path: &Path, seed: &str) {
             0o755,
         ),
         ("seed", seed.as_bytes().to_vec(), 0o644),
+        ("filler", vec![0u8; 3 << 19], 0o644),
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
