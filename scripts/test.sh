@@ -19,6 +19,13 @@ command -v gcc >/dev/null || missing+=(gcc)
 [ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing+=(libc6-dev)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
+# Producers and consumers of the interop tests (tests/e2e/interop.rs).
+command -v podman >/dev/null || missing+=(podman)
+command -v buildah >/dev/null || missing+=(buildah)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v docker >/dev/null || missing+=(docker.io)
+command -v zstd >/dev/null || missing+=(zstd)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -122,11 +122,11 @@ impl Source for Asked<'_> {
         found
     }
 
-    /// Members named `*.json` are known only as small files, as legacy configs are when
-    /// an archive is streamed.
+    /// Any member, whatever its path, is known by the digest of its bytes, as a streamed
+    /// archive's members are.
     fn member(&self, path: &str) -> Option<MemberInfo> {
         let found = self.archive.member(path);
-        if found.is_none() && !path.ends_with(".json") {
+        if found.is_none() {
             self.note(Miss::Member(path.to_string()));
         }
         found
@@ -166,7 +166,7 @@ fn plan_fed(docs: &[&[u8]], plan: impl Fn(&Asked) -> Result<Plan>) {
                     archive.add_member(&path, doc, read::HEAD_LEN);
                 }
                 Miss::File(path) => {
-                    archive.small_files.insert(path, doc);
+                    archive.add_member(&path, doc, read::HEAD_LEN);
                 }
             }
             continue;

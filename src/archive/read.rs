@@ -81,6 +81,13 @@ pub fn is_layout_dir(dir: &Path) -> bool {
         || dir.join("oci-layout").is_file()
 }
 
+/// Whether a directory is containers/image's `dir:` layout (`podman save --format
+/// docker-dir`, `skopeo copy … dir:`): one image manifest and its blobs named by bare hex
+/// digests, with a `version` file that says so.
+pub fn is_containers_dir(dir: &Path) -> bool {
+    std::fs::read(dir.join("version")).is_ok_and(|v| v.starts_with(b"Directory Transport Version"))
+}
+
 /// Reads up to `n` bytes, fewer only at the end of the input.
 fn read_head(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(n);
@@ -254,16 +261,21 @@ pub struct RandomAccess {
 }
 
 impl RandomAccess {
-    /// Follows links (a bounded number of hops).
-    pub fn resolve(&self, path: &str) -> Option<&Extent> {
-        let mut p = path.to_string();
+    /// The member a path names, links followed (a bounded number of hops).
+    pub fn resolve_path(&self, path: &str) -> Option<&str> {
+        let mut p = path;
         for _ in 0..16 {
-            if let Some(e) = self.members.get(&p) {
-                return Some(e);
+            if let Some((k, _)) = self.members.get_key_value(p) {
+                return Some(k);
             }
-            p = self.links.get(&p)?.clone();
+            p = self.links.get(p)?;
         }
         None
+    }
+
+    /// Follows links (a bounded number of hops).
+    pub fn resolve(&self, path: &str) -> Option<&Extent> {
+        self.members.get(self.resolve_path(path)?)
     }
 
     pub fn blob(&self, digest: &str) -> Option<&Extent> {
@@ -271,12 +283,13 @@ impl RandomAccess {
     }
 
     /// What planning needs to know of a member: a blob's digest and size, or `None` when
-    /// the path is not a blob or not in the archive.
+    /// the path (or the member a link at it points to) is not a blob or not in the archive.
     pub fn blob_member(&self, path: &str) -> Option<crate::plan::import::MemberInfo> {
-        match paths::classify(path) {
-            Ok(Member::Blob(d)) => self.resolve(path).map(|e| crate::plan::import::MemberInfo {
+        let target = self.resolve_path(path)?;
+        match paths::classify(target) {
+            Ok(Member::Blob(d)) => Some(crate::plan::import::MemberInfo {
                 digest: d,
-                size: e.size as i64,
+                size: self.members.get(target)?.size as i64,
                 head: vec![],
             }),
             _ => None,
@@ -403,6 +416,12 @@ fn walk(root: &Path, dir: &Path, ra: &mut RandomAccess) -> Result<()> {
         let path = e.path();
         if ty.is_dir() {
             walk(root, &path, ra)?;
+        } else if ty.is_symlink()
+            && let Some((rel, target)) = inner_link(root, &path)
+        {
+            // A link to another member (podman's `<id>/layer.tar -> ../<hex>.tar`) is
+            // that member, read once.
+            ra.links.insert(rel, target);
         } else if ty.is_file() || ty.is_symlink() {
             let meta =
                 std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -427,10 +446,24 @@ fn walk(root: &Path, dir: &Path, ra: &mut RandomAccess) -> Result<()> {
     Ok(())
 }
 
+/// A symbolic link to a regular file inside the layout, as member paths: link and target.
+fn inner_link(root: &Path, link: &Path) -> Option<(String, String)> {
+    let rel = link.strip_prefix(root).ok()?.to_str()?.to_string();
+    let target = std::fs::read_link(link).ok()?;
+    let target = paths::link_target(&rel, target.to_str()?.as_bytes(), true).ok()?;
+    let t = std::fs::symlink_metadata(root.join(&target)).ok()?;
+    (t.is_file() || t.is_symlink()).then_some((rel, target))
+}
+
 /// Streams a directory's members as if it were a tar, for extracted `docker save` layouts.
 pub fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
     let (tx, rx) = mpsc::channel(1);
     std::thread::spawn(move || {
+        for (path, target) in ra.links {
+            if tx.blocking_send(Ok(Event::Link { path, target })).is_err() {
+                return;
+            }
+        }
         let mut members: Vec<(String, Extent)> = ra.members.into_iter().collect();
         members.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, ext) in members {
@@ -455,4 +488,57 @@ pub fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with_link(link: &str, target: &str, blob: &str, body: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, blob, body).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, link, target).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn blob_member_follows_links() {
+        let hex = "b".repeat(64);
+        let data = tar_with_link(
+            "id/layer.tar",
+            &format!("../blobs/sha256/{hex}"),
+            &format!("blobs/sha256/{hex}"),
+            b"abc",
+        );
+        let ra = index_tar(io::Cursor::new(data), Path::new("t.tar"))
+            .unwrap()
+            .unwrap();
+        let m = ra
+            .blob_member("id/layer.tar")
+            .expect("a link to a blob is that blob");
+        assert_eq!((m.digest, m.size), (format!("sha256:{hex}"), 3));
+        assert_eq!(
+            ra.resolve_path("id/layer.tar"),
+            Some(&*format!("blobs/sha256/{hex}"))
+        );
+        assert!(ra.blob_member("id/other.tar").is_none());
+    }
+
+    #[test]
+    fn links_to_other_members_are_not_blobs() {
+        let data = tar_with_link("id/layer.tar", "../abc.tar", "abc.tar", b"abc");
+        let ra = index_tar(io::Cursor::new(data), Path::new("t.tar"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ra.resolve_path("id/layer.tar"), Some("abc.tar"));
+        assert!(ra.blob_member("id/layer.tar").is_none());
+    }
 }

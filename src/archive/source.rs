@@ -61,9 +61,9 @@ impl Source for TarSource {
     }
 }
 
-/// What a streaming pass keeps of an archive: members by path (links followed), small
-/// verified blobs by digest, and small non-blob JSON members (docker's `<id>.json`
-/// configs) by path.
+/// What a streaming pass keeps of an archive: members by path (links followed) and
+/// small verified blobs by digest. Any member, whatever its path, is known by the digest
+/// of its bytes: a docker archive's config or layer is whatever path manifest.json names.
 #[derive(Debug, Default)]
 pub struct MemArchive {
     /// Members whose bodies were stored, by path.
@@ -71,8 +71,6 @@ pub struct MemArchive {
     pub links: HashMap<String, String>,
     /// Small blobs by digest.
     pub small: HashMap<String, Bytes>,
-    /// Small non-blob JSON members, by path.
-    pub small_files: HashMap<String, Bytes>,
 }
 
 impl MemArchive {
@@ -118,9 +116,9 @@ impl Source for MemArchive {
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.small_files
-            .get(&self.resolve(path))
-            .cloned()
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))
+        let m = self
+            .member(path)
+            .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
+        self.blob(&m.digest).await
     }
 }

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::compression;
-use crate::archive::paths::{self, Member};
 use crate::model::Descriptor;
 use crate::oci::doc::{Config, Desc, DockerEntry, Index, Manifest, PlatformDoc};
 use crate::oci::gc::{self, LABEL_UNCOMPRESSED};
@@ -275,8 +274,9 @@ pub async fn plan_oci<S: Source>(
                 .map(|m| m.config.digest.as_str())
                 .collect();
             for d in &docker {
-                if let Ok(Member::Blob(c)) = paths::classify(&d.config)
-                    && configs.contains(&c.as_str())
+                // The config is the member manifest.json names, whatever its path.
+                if let Some(c) = source.member(&d.config)
+                    && configs.contains(&c.digest.as_str())
                 {
                     for t in d.repo_tags.iter().flatten() {
                         let name = crate::reference::normalize(t).map_err(|e| anyhow!(e))?;

@@ -10,6 +10,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod import;
+mod interop;
 mod json;
 mod list;
 mod pin;

@@ -57,6 +57,14 @@ impl Job<'_> {
             }
             Input::Stdin => self.stream_input(input).await,
             Input::Dir(d) => {
+                if read::is_containers_dir(d) {
+                    bail!(
+                        "a containers/image `dir:` layout (podman save --format docker-dir, skopeo copy dir:), \
+                         not an image archive; write an OCI layout instead, e.g. \
+                         `skopeo copy dir:{} oci-archive:FILE.tar:NAME` or `podman save --format oci-archive`",
+                        d.display()
+                    );
+                }
                 let dir = d.clone();
                 let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
                     .await
@@ -205,6 +213,9 @@ impl Job<'_> {
                     );
                 }
                 self.label(&b.desc.digest, &b.labels).await?;
+            } else if let Some(bytes) = st.mem.small.get(&b.desc.digest) {
+                // A small member (docker's config or an empty layer) kept in memory.
+                self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if !self.present(&b.desc.digest, &b.labels).await? {
                 bail!("{} is missing from the archive", describe(&plan, b));
             }
@@ -269,26 +280,39 @@ impl Job<'_> {
                 st.meta.insert(path.to_string(), collect(body, size).await?);
             }
             Member::Marker => {}
-            Member::Other if path.ends_with(".json") && size <= MAX_JSON => {
-                st.mem
-                    .small_files
-                    .insert(path.to_string(), collect(body, size).await?);
-            }
-            Member::Other if path.ends_with("layer.tar") || path.ends_with(".tar.gz") => {
-                // docker's legacy layout: the layer's digest is learnt by writing it.
-                let (head, reader) = with_head(body).await?;
-                let written = &self.written;
-                let digest = self
-                    .c
-                    .write_blob_unknown(size as i64, &BTreeMap::new(), reader, |n| {
-                        written.fetch_add(n, Ordering::Relaxed);
-                    })
-                    .await?;
-                self.c.lease_content(&self.lease, &digest).await?;
-                st.stored_member(path, digest, size, head);
-            }
-            Member::Other => {}
+            Member::Other => self.stream_other(st, path, size, body).await?,
         }
+        Ok(())
+    }
+
+    /// Any other member: a docker archive's config or layer is whatever path manifest.json
+    /// names (`<id>/layer.tar`, `<hex>.tar`, a link to either), and manifest.json may come
+    /// after it, so every such member is kept by the digest of its bytes: small ones in
+    /// memory (stored later if the plan names them), the rest in the store under the lease.
+    async fn stream_other(
+        &self,
+        st: &mut Streamed,
+        path: &str,
+        size: u64,
+        body: mpsc::Receiver<std::io::Result<Bytes>>,
+    ) -> Result<()> {
+        if size <= SMALL_BLOB && st.small_total + size <= SMALL_TOTAL {
+            let bytes = collect(body, size).await?;
+            st.small_total += size;
+            st.mem.add_member(path, bytes, HEAD_LEN);
+            return Ok(());
+        }
+        // The digest is learnt by writing it.
+        let (head, reader) = with_head(body).await?;
+        let written = &self.written;
+        let digest = self
+            .c
+            .write_blob_unknown(size as i64, &BTreeMap::new(), reader, |n| {
+                written.fetch_add(n, Ordering::Relaxed);
+            })
+            .await?;
+        self.c.lease_content(&self.lease, &digest).await?;
+        st.stored_member(path, digest, size, head);
         Ok(())
     }
 

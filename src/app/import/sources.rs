@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
@@ -100,7 +100,10 @@ impl Source for StreamSource<'_> {
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        self.st.mem.small_file(path).await
+        let m = self
+            .member(path)
+            .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
+        self.blob(&m.digest).await
     }
 }
 

@@ -273,7 +273,7 @@ fn docker_archive(
     .unwrap();
     let config_path = if legacy {
         let path = format!("{}.json", &digest_of(&config)[7..]);
-        a.small_files.insert(path.clone(), Bytes::from(config));
+        a.add_member(&path, Bytes::from(config), 16);
         path
     } else {
         let path = blob_path(&digest_of(&config)).unwrap();
@@ -378,14 +378,11 @@ fn docker_planner() {
                     )];
                 }
                 assert_eq!(got, want, "{name}");
-                // The manifest is made here, and a legacy config is stored from memory.
+                // Only the manifest is made here: a streamed archive knows a legacy
+                // `<id>.json` config as a member, by its digest, like any other.
                 let image = &plan.images[0];
                 assert!(plan.generated.contains_key(&image.target.digest), "{name}");
-                assert_eq!(
-                    plan.generated.len(),
-                    if name.starts_with("legacy") { 2 } else { 1 },
-                    "{name}"
-                );
+                assert_eq!(plan.generated.len(), 1, "{name}");
                 let layer_types: Vec<&str> = image.manifests[0]
                     .layers
                     .iter()
@@ -401,4 +398,57 @@ fn docker_planner() {
             (got, want) => panic!("{name}: got {:?}, want {want:?}", got.map(|p| summary(&p))),
         }
     }
+}
+
+/// A config and a layer, with the config's diff ID right for the layer.
+fn linked_image() -> (Bytes, Bytes) {
+    let layer = Bytes::from(vec![0u8; 1024]);
+    let config = Bytes::from(format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        digest_of(&layer)
+    ));
+    (config, layer)
+}
+
+#[test]
+fn docker_members_are_what_manifest_json_names() {
+    // podman and skopeo write `<hex>.tar` layers and `<hex>.json` configs, with
+    // `<id>/layer.tar` a link to the layer.
+    let (config, layer) = linked_image();
+    let mut a = MemArchive::default();
+    a.add_member("c0ffee.json", config.clone(), 16);
+    a.add_member("ab12.tar", layer.clone(), 16);
+    a.links.insert("0a0b/layer.tar".into(), "ab12.tar".into());
+    let manifest =
+        br#"[{"Config":"c0ffee.json","RepoTags":["pm2:2"],"Layers":["0a0b/layer.tar"]}]"#;
+    let plan = block_on(plan_docker(manifest, &a, &options(&[], None))).unwrap();
+    assert_eq!(plan.images.len(), 1);
+    let image = &plan.images[0];
+    assert_eq!(image.names, strings(&["docker.io/library/pm2:2"]));
+    assert_eq!(image.id, digest_of(&config));
+    assert_eq!(image.manifests[0].layers.len(), 1);
+    assert_eq!(image.manifests[0].layers[0].digest, digest_of(&layer));
+    assert_eq!(image.manifests[0].layers[0].media_type, MT_DOCKER_LAYER);
+}
+
+#[test]
+fn oci_names_from_manifest_json_by_config_member() {
+    let (config, layer) = linked_image();
+    let mut a = MemArchive::default();
+    let config_desc =
+        json!({"mediaType": MT_OCI_CONFIG, "digest": digest_of(&config), "size": config.len()});
+    // The config is named in manifest.json by a path that is not `blobs/sha256/…`.
+    a.add_member("cfg/config.json", config, 16);
+    let layer_desc = json!({"mediaType": crate::oci::MT_OCI_LAYER, "digest": digest_of(&layer), "size": layer.len()});
+    a.add_member("l", layer, 16);
+    let m = put(
+        &mut a,
+        MT_OCI_MANIFEST,
+        json!({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST, "config": config_desc, "layers": [layer_desc]}),
+    );
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [m]})).unwrap();
+    let docker = br#"[{"Config":"cfg/config.json","RepoTags":["localhost/pm/app:1"],"Layers":[]}]"#;
+    let plan = block_on(plan_oci(&index, Some(docker), &a, &options(&[], None))).unwrap();
+    assert_eq!(plan.images.len(), 1);
+    assert_eq!(plan.images[0].names, strings(&["localhost/pm/app:1"]));
 }

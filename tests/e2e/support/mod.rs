@@ -11,6 +11,7 @@ mod node;
 pub mod prerequisites;
 pub mod registry;
 pub mod sys;
+pub mod tools;
 
 pub use fixtures::{FixtureImage, digest, host_arch, pause_binary};
 pub use node::{Node, NodeOptions};
