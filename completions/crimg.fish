@@ -134,7 +134,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s h -l help -d 'Prin
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s V -l version -d 'Print version'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l why -d 'Print the decision and every reason for one image, remove nothing' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-file -d 'A file of exclusion patterns (one per line, # comments) or Eraser\'s JSON form (repeatable)' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-dir -d 'Directory whose *.conf files are exclusion files' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-dir -d 'Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which may be absent; a directory named here must exist]' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude -d 'Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l older-than -d 'Keep images whose containerd record is younger than this (24h, 7d)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l keep-last -d 'Per repository, keep the N newest images' -r

@@ -200,9 +200,10 @@ pub struct PruneArgs {
     /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
-    /// Directory whose *.conf files are exclusion files
-    #[arg(long, value_name = "DIR", default_value = crate::plan::exclude::DEFAULT_EXCLUDE_DIR)]
-    pub exclude_dir: PathBuf,
+    /// Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which
+    /// may be absent; a directory named here must exist]
+    #[arg(long, value_name = "DIR")]
+    pub exclude_dir: Option<PathBuf>,
     /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
