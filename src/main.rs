@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crimg::app::{self, Outcome};
+use crimg::archive::output::excuses_broken_pipe;
 use crimg::cli::Cli;
 use crimg::error::{exit, report};
 
@@ -41,13 +42,16 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// Output piped into `head` is no failure. A broken pipe under a gRPC status is a lost
-/// connection to the runtime, which is.
+/// A report piped into `head` is no failure. An archive cut short is (see
+/// `WritingArchive`), and a broken pipe under a gRPC status is a lost connection to the
+/// runtime, which is too.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .take_while(|e| !e.is::<tonic::Status>())
-        .any(|e| {
-            e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        })
+    excuses_broken_pipe(err)
+        && err
+            .chain()
+            .take_while(|e| !e.is::<tonic::Status>())
+            .any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            })
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::app::{Outcome, Session, Settings, inventory};
+use crate::archive::output::{self, Existing, WritingArchive};
 use crate::archive::write::{
     Compression, Compressor, Counting, NamedTarget, TarWriter, blob_path, docker_manifest_json,
     index_json, oci_layout_json,
@@ -94,26 +95,25 @@ fn check_target(args: &ExportArgs) -> Result<Target> {
         return Ok(Target::Stdout);
     }
     let path = args.output_file.clone();
-    // symlink_metadata: a symlink (even a dangling one) is an existing target, and is
-    // never followed. With --force the rename replaces the link itself.
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {
+    // A symlink (even a dangling one) is an existing target, and is never followed. With
+    // --force the rename replaces the link itself.
+    match output::existing(&path).with_context(|| format!("checking {}", path.display()))? {
+        Existing::Special("a directory") => {
             return Err(CrimgError::Usage(format!(
                 "{} is a directory; -O takes the archive's file name",
                 path.display()
             ))
             .into());
         }
-        Ok(_) if !args.force => {
+        Existing::Special(kind) => return Err(refuse_special(&path, kind).into()),
+        Existing::File | Existing::Symlink if !args.force => {
             return Err(CrimgError::Usage(format!(
                 "{} already exists; pass --force to replace it",
                 path.display()
             ))
             .into());
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
+        Existing::File | Existing::Symlink | Existing::Nothing => {}
     }
     let dir = parent_dir(&path);
     if !dir.is_dir() {
@@ -127,6 +127,14 @@ fn check_target(args: &ExportArgs) -> Result<Target> {
         path,
         force: args.force,
     })
+}
+
+/// A device, FIFO or socket at `-O` is never replaced, `--force` or not.
+fn refuse_special(path: &Path, kind: &str) -> CrimgError {
+    CrimgError::Usage(format!(
+        "{} is {kind}; -O writes only regular files, even with --force (use -O - to write to a pipe)",
+        path.display()
+    ))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -227,7 +235,8 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
                 &blobs,
                 &bar,
             )
-            .await?;
+            .await
+            .context(WritingArchive("standard output".into()))?;
             (bytes, "standard output".to_string())
         }
         Target::File { path, force } => {
@@ -624,10 +633,14 @@ async fn write_file(
         .with_context(|| format!("opening {}", tmp.path().display()))?;
     let (file, bytes) = write_archive(c, out, compression, files, blobs, bar)
         .await
-        .with_context(|| format!("writing {}", path.display()))?;
+        .context(WritingArchive(path.display().to_string()))?;
     file.sync_all()
         .with_context(|| format!("syncing {}", tmp.path().display()))?;
     drop(file);
+    // Looked at again just before the rename: a device made meanwhile is not replaced either.
+    if let Existing::Special(kind) = output::existing(path)? {
+        return Err(refuse_special(path, kind).into());
+    }
     if force {
         tmp.persist(path).map_err(|e| {
             anyhow!(

@@ -2,6 +2,7 @@
 
 pub mod compression;
 pub mod layout;
+pub mod output;
 pub mod paths;
 pub mod read;
 pub mod write;
