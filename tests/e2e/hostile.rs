@@ -552,3 +552,105 @@ fn export_mode_and_dangling_symlink_targets() {
         "no temp file left"
     );
 }
+
+/// Every subcommand with extreme values of every numeric and duration option, from the
+/// command line and from crictl's config file: a clear answer each time, never a panic.
+#[test]
+fn extreme_numbers_and_durations_never_panic() {
+    let node = Node::start();
+    let img = FixtureImage::new("docker.io/library/extreme:1");
+    node.import(&img);
+    let dir = node.dir().join("extreme");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.tar");
+    let missing = dir.join("missing.tar");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["list"],
+        vec!["pin", "extreme:1"],
+        vec!["unpin", "extreme:1"],
+        vec!["prune", "--dry-run"],
+        vec!["import", s(&missing)],
+        vec!["export", "--force", "-O", s(&out), "extreme:1"],
+        vec!["completions", "bash"],
+    ];
+    let values = [
+        "0",
+        "0s",
+        "-1",
+        "-1s",
+        "1ns",
+        "9999999999999",
+        "9999999999999s",
+        "18446744073709551616",
+        "99999999999999999999999999y",
+        "1e400",
+        "NaN",
+        "",
+    ];
+    let mut runs = Vec::new();
+    for cmd in &commands {
+        for v in values {
+            let flag = format!("--timeout={v}");
+            let mut args = vec![flag.as_str()];
+            args.extend(cmd.iter().copied());
+            runs.push((args.join(" "), crimg(node.crimg(), &args)));
+
+            let config = dir.join("crictl.yaml");
+            fs::write(&config, format!("timeout: {v}\n")).unwrap();
+            let mut args = vec!["--config", s(&config)];
+            args.extend(cmd.iter().copied());
+            runs.push((
+                format!("config timeout {v:?}: {}", cmd.join(" ")),
+                crimg(node.crimg(), &args),
+            ));
+        }
+    }
+    for opt in [
+        "--older-than",
+        "--keep-last",
+        "--parallel",
+        "--target-usage",
+    ] {
+        for v in values
+            .iter()
+            .chain(&["100", "101", "100%", "1e-300", "inf"])
+        {
+            let flag = format!("{opt}={v}");
+            let args = ["prune", "--dry-run", flag.as_str()];
+            runs.push((args.join(" "), crimg(node.crimg(), &args)));
+        }
+    }
+    assert!(runs.len() > 200, "{} runs", runs.len());
+    let mut failures = Vec::new();
+    for (what, run) in &runs {
+        if run.code == 101 || run.code < 0 || run.stderr.contains("panicked") {
+            failures.push(format!("{what}: exit {}\n{}", run.code, run.stderr));
+        }
+        if run.code == 2 && !run.stderr.contains("error") {
+            failures.push(format!("{what}: exit 2 without saying why\n{}", run.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The ones the range checks answer, with what they say.
+    let cases: &[(&[&str], &str)] = &[
+        (&["--timeout", "0s", "list"], "too short"),
+        (&["--timeout", "9999999999999s", "list"], "too long"),
+        (
+            &["prune", "--older-than", "9999999999999s"],
+            "longer than 100 years",
+        ),
+    ];
+    for (args, says) in cases {
+        let run = crimg(node.crimg(), args).expect_code(2);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    let config = dir.join("crictl.yaml");
+    fs::write(&config, "timeout: 9999999999999\n").unwrap();
+    let run = crimg(node.crimg(), &["--config", s(&config), "list"]).expect_code(2);
+    assert!(
+        run.stderr.contains(s(&config)) && run.stderr.contains("too long"),
+        "{}",
+        run.stderr
+    );
+}
