@@ -746,7 +746,8 @@ fn special_targets_are_refused_even_with_force() {
     );
     let socket = dir.join("sock.tar");
     let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let cases: [(&Path, &str, fn(&fs::FileType) -> bool); 3] = [
+    type IsKind = fn(&fs::FileType) -> bool;
+    let cases: [(&Path, &str, IsKind); 3] = [
         (&dev, "a character device", |t| t.is_char_device()),
         (&fifo, "a FIFO", |t| t.is_fifo()),
         (&socket, "a socket", |t| t.is_socket()),
