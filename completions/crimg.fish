@@ -29,7 +29,7 @@ complete -c crimg -n "__fish_crimg_needs_command" -s i -l image-endpoint -d 'CRI
 complete -c crimg -n "__fish_crimg_needs_command" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_needs_command" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_needs_command" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_needs_command" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_needs_command" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_needs_command" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -55,7 +55,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand list" -s i -l image-endpoint
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand list" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -78,7 +78,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand ls" -s i -l image-endpoint -
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand ls" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -101,7 +101,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand pin" -s i -l image-endpoint 
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand pin" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -119,7 +119,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s i -l image-endpoin
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand unpin" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -134,7 +134,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s h -l help -d 'Prin
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s V -l version -d 'Print version'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l why -d 'Print the decision and every reason for one image, remove nothing' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-file -d 'A file of exclusion patterns (one per line, # comments) or Eraser\'s JSON form (repeatable)' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-dir -d 'Directory whose *.conf files are exclusion files' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-dir -d 'Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which may be absent; a directory named here must exist]' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude -d 'Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l older-than -d 'Keep images whose containerd record is younger than this (24h, 7d)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l keep-last -d 'Per repository, keep the N newest images' -r
@@ -146,7 +146,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand prune" -s i -l image-endpoin
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand prune" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -169,7 +169,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -s i -l image-endpoi
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand import" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -196,7 +196,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand export" -s i -l image-endpoi
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand export" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'
@@ -216,7 +216,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand completions" -s i -l image-e
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s n -l namespace -d 'containerd namespace' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand completions" -l timeout -d 'Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand completions" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
 wide\t'A table with digests and creation times'
 json\t'JSON on stdout'

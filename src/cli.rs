@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::oci::Compression;
-use crate::runtime::connect::parse_duration;
+use crate::runtime::connect::{parse_duration, parse_timeout};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,8 +83,9 @@ pub struct GlobalArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// Deadline for each short call (2s, 1m); transfers are not cut by it [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, global = true)]
+    /// Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it
+    /// [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, global = true)]
     pub timeout: Option<Duration>,
 
     /// Output format where a command prints records
@@ -202,9 +203,10 @@ pub struct PruneArgs {
     /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
-    /// Directory whose *.conf files are exclusion files
-    #[arg(long, value_name = "DIR", default_value = crate::plan::exclude::DEFAULT_EXCLUDE_DIR)]
-    pub exclude_dir: PathBuf,
+    /// Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which
+    /// may be absent; a directory named here must exist]
+    #[arg(long, value_name = "DIR")]
+    pub exclude_dir: Option<PathBuf>,
     /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
@@ -251,9 +253,16 @@ pub struct DurationText {
     pub text: String,
 }
 
+/// The longest `--older-than`: a hundred years, far past any image's age.
+const MAX_AGE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 fn parse_duration_text(s: &str) -> Result<DurationText, String> {
+    let duration = parse_duration(s)?;
+    if duration > MAX_AGE {
+        return Err(format!("{:?} is longer than 100 years", s.trim()));
+    }
     Ok(DurationText {
-        duration: parse_duration(s)?,
+        duration,
         text: s.trim().to_string(),
     })
 }

@@ -141,7 +141,9 @@ pub struct Classified {
 }
 
 /// The one classification of an error, in one walk down its chain:
-/// - output piped into `head` (a broken pipe before any gRPC status) is no failure: done;
+/// - a report piped into `head` (a broken pipe before any gRPC status) is no failure:
+///   done; an archive cut short is (the error then carries
+///   [`WritingArchive`](crate::archive::output::WritingArchive));
 /// - the first typed [`CrimgError`] decides, unless it stands for a lost connection;
 /// - a connection to CRI or containerd lost under a call (refused, reset, closed
 ///   mid-stream) is "unreachable" (the call's own error, or a [`CrimgError::Lost`] that
@@ -183,7 +185,7 @@ pub fn classify(err: &anyhow::Error) -> Classified {
     }
     let lost = lost.flatten();
     let status = match typed {
-        _ if broken_pipe => ExitStatus::Done,
+        _ if broken_pipe && crate::archive::output::excuses_broken_pipe(err) => ExitStatus::Done,
         Some(e) if !matches!(e, CrimgError::Lost { .. }) => e.exit_status(),
         _ if lost.is_some() => {
             return Classified {

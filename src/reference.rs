@@ -36,29 +36,10 @@ fn parse(s: &str) -> Result<String, &'static str> {
     if let Some(t) = tag {
         check_tag(t)?;
     }
-    let (domain, mut path) = match name.split_once('/') {
-        Some((first, remainder))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            check_domain(first)?;
-            (
-                if first == "index.docker.io" {
-                    "docker.io"
-                } else {
-                    first
-                },
-                remainder.to_string(),
-            )
-        }
-        Some(_) => ("docker.io", name.to_string()),
-        None => ("docker.io", format!("library/{name}")),
-    };
-    if domain == "docker.io" && !path.contains('/') {
-        path = format!("library/{path}");
+    if let Some(first) = explicit_domain(name) {
+        check_domain(first)?;
     }
+    let (domain, path) = expand_name(name);
     for component in path.split('/') {
         check_path_component(component)?;
     }
@@ -73,6 +54,40 @@ fn parse(s: &str) -> Result<String, &'static str> {
         (None, None) => out.push_str(":latest"),
     }
     Ok(out)
+}
+
+/// The registry part of a name, when it names one: a first component with a `.` or `:`,
+/// `localhost`, or an upper-case letter (which a repository path cannot hold).
+fn explicit_domain(name: &str) -> Option<&str> {
+    let (first, _) = name.split_once('/')?;
+    let is_domain = first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase());
+    is_domain.then_some(first)
+}
+
+/// Docker's implicit parts of a name (a reference or a pattern without its tag mattering):
+/// the registry `docker.io` (which `index.docker.io` also means), and `library/` before a
+/// one-component Docker Hub path. References and patterns both go through here so that
+/// `docker.io/x`, `index.docker.io/library/x` and `x` mean one image everywhere. A
+/// component holding `**` may span several, so it gets no `library/`.
+pub(crate) fn expand_name(name: &str) -> (&str, String) {
+    let (domain, path) = match explicit_domain(name) {
+        Some(first) => (first, &name[first.len() + 1..]),
+        None => ("docker.io", name),
+    };
+    let domain = if domain == "index.docker.io" {
+        "docker.io"
+    } else {
+        domain
+    };
+    let path = if domain == "docker.io" && !path.contains('/') && !path.contains("**") {
+        format!("library/{path}")
+    } else {
+        path.to_string()
+    };
+    (domain, path)
 }
 
 /// `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.

@@ -1,14 +1,12 @@
 //! `crimg list`: one row per image with its tags, pins, users and protections.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::cli::{ListArgs, OutputFormat};
 use crate::error::CrimgError;
 use crate::model::{Image, short_id};
-use crate::plan::exclude::{self, DEFAULT_EXCLUDE_DIR};
+use crate::plan::exclude;
 use crate::plan::pattern::RefPattern;
 use crate::plan::protect::{Protection, Reason};
 use crate::reference::{repository_of, tag_of};
@@ -38,7 +36,7 @@ pub async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
     // PROTECTED says what a default prune would keep: layers 1-3 plus the exclusion
     // directory. A broken exclusion file must not hide the list; prune will refuse it.
     let protection = Protection::new(inv.sandbox_image.as_deref(), true);
-    let excludes = exclude::load(&[], Path::new(DEFAULT_EXCLUDE_DIR), &[]).unwrap_or_else(|e| {
+    let excludes = exclude::load(&[], None, &[], &mut |w| settings.warn(w)).unwrap_or_else(|e| {
         settings.warn(format_args!("{e}; PROTECTED ignores exclusion files"));
         Vec::new()
     });

@@ -24,8 +24,17 @@ const CRI_CATCH_UP: Duration = Duration::from_secs(15);
 
 pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
     // Bad exclusion input stops everything before the runtime is even asked.
-    let excludes = exclude::load(&args.exclude_file, &args.exclude_dir, &args.exclude)
-        .map_err(|e| CrimgError::Usage(format!("{e}; nothing was removed")))?;
+    let mut warnings = Vec::new();
+    let excludes = exclude::load(
+        &args.exclude_file,
+        args.exclude_dir.as_deref(),
+        &args.exclude,
+        &mut |w| warnings.push(w),
+    )
+    .map_err(|e| CrimgError::Usage(format!("{e}; nothing was removed")))?;
+    for w in &warnings {
+        settings.warn(w);
+    }
     let state_file = args
         .state_file
         .clone()

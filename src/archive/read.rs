@@ -156,22 +156,30 @@ pub fn stream_reader(
     let (c, tar) = open_tar(raw, count)?;
     let (tx, rx) = mpsc::channel(1);
     std::thread::spawn(move || {
-        if let Err(e) = pump_tar(tar, &tx) {
+        if let Err(e) = pump_tar(tar, c, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
     Ok((c, rx))
 }
 
-fn pump_tar(tar: Box<dyn Read + Send>, tx: &mpsc::Sender<Result<Event>>) -> Result<()> {
+fn pump_tar(
+    tar: Box<dyn Read + Send>,
+    compression: Compression,
+    tx: &mpsc::Sender<Result<Event>>,
+) -> Result<()> {
     let mut archive = tar::Archive::new(tar);
     let entries = archive.entries().context("reading the tar")?;
     for entry in entries {
         let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
         let path = paths::normalize(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
+        refuse_pax_sparse(&mut entry, &path)?;
         let event = match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => Some(true),
+            // A GNU sparse member's holes are filled in by the tar reader.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                Some(true)
+            }
             tar::EntryType::Symlink | tar::EntryType::Link => Some(false),
             _ => None,
         };
@@ -203,6 +211,55 @@ fn pump_tar(tar: Box<dyn Read + Send>, tx: &mpsc::Sender<Result<Event>>) -> Resu
             }
             None => {}
         }
+    }
+    drain_to_end(archive.into_inner(), compression)
+}
+
+/// Reads what follows the tar's end to the end of the stream, so that the compression's
+/// own checks run: a gzip stream cut before its trailer (CRC and length) is refused like
+/// a truncated zstd, bzip2 or lz4 one, not taken for whole because the tar ended first.
+fn drain_to_end(mut rest: impl Read, compression: Compression) -> Result<()> {
+    io::copy(&mut rest, &mut io::sink()).with_context(|| {
+        if compression == Compression::None {
+            "reading the archive after its last member".to_string()
+        } else {
+            format!(
+                "the {} stream is truncated or corrupt after the tar's last member",
+                compression.name()
+            )
+        }
+    })?;
+    Ok(())
+}
+
+/// PAX sparse members (`tar --sparse --format=pax`) keep their map of holes in `GNU.sparse.*`
+/// records that the tar reader does not apply: read as they are, their bytes would be
+/// wrong. They are refused by name. (GNU sparse members, the `tar --sparse` default, are
+/// read.)
+fn refuse_pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>, path: &str) -> Result<()> {
+    let Some(extensions) = entry
+        .pax_extensions()
+        .with_context(|| format!("{path}: reading its PAX header"))?
+    else {
+        return Ok(());
+    };
+    let mut sparse = false;
+    let mut name = None;
+    for ext in extensions {
+        let ext = ext.with_context(|| format!("{path}: reading its PAX header"))?;
+        if ext.key_bytes().starts_with(b"GNU.sparse.") {
+            sparse = true;
+            if ext.key_bytes() == b"GNU.sparse.name" {
+                name = Some(String::from_utf8_lossy(ext.value_bytes()).into_owned());
+            }
+        }
+    }
+    if sparse {
+        bail!(
+            "{}: a PAX sparse member (tar --sparse --format=pax) is not supported; write the \
+             archive without --sparse, or in GNU format",
+            name.as_deref().unwrap_or(path)
+        );
     }
     Ok(())
 }
@@ -351,6 +408,12 @@ pub fn index_tar<R: Read + Seek>(mut f: R, file: &Path) -> Result<Option<RandomA
         let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
         let p = paths::normalize(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
+        refuse_pax_sparse(&mut entry, &p)?;
+        // A GNU sparse member has no one extent to read at will: the streaming pass
+        // expands it.
+        if kind.is_gnu_sparse() {
+            return Ok(None);
+        }
         // A path given twice is ambiguous: which body counts is up to the reader.
         if ra.members.contains_key(&p) || ra.links.contains_key(&p) {
             bail!("{p}: the archive holds this path twice");

@@ -55,7 +55,7 @@ impl fmt::Display for ExcludeError {
                 write!(f, "exclusion file {file}, line {line}: {}", self.message)
             }
             (Some(file), None) => write!(f, "exclusion file {file}: {}", self.message),
-            _ => write!(f, "--exclude: {}", self.message),
+            (None, _) => f.write_str(&self.message),
         }
     }
 }
@@ -161,17 +161,26 @@ pub fn parse_cli(patterns: &[String]) -> Result<Vec<ExcludeRule>, ExcludeError> 
                 .map_err(|message| ExcludeError {
                     file: None,
                     line: None,
-                    message,
+                    message: format!("--exclude: {message}"),
                 })
         })
         .collect()
 }
 
-/// The exclusion files to read: the named ones, then every `*.conf` in the directory in
-/// name order. A missing directory has no files; a named file that is missing is an error
-/// when read.
-pub fn files_to_read(named: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>, ExcludeError> {
+/// The exclusion files to read: the named ones, then every regular `*.conf` in the
+/// directory in name order. `dir` is `None` for the default directory, which may be
+/// absent; a directory the user named must exist. Anything else named `*.conf` (a FIFO, a
+/// socket, a device, a directory) is skipped with a warning: opening a FIFO would block.
+pub fn files_to_read(
+    named: &[PathBuf],
+    dir: Option<&Path>,
+    warn: &mut dyn FnMut(String),
+) -> Result<Vec<PathBuf>, ExcludeError> {
     let mut files = named.to_vec();
+    let (dir, dir_named) = match dir {
+        Some(d) => (d, true),
+        None => (Path::new(DEFAULT_EXCLUDE_DIR), false),
+    };
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             let mut confs: Vec<PathBuf> = entries
@@ -180,33 +189,95 @@ pub fn files_to_read(named: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>, Excl
                 .filter(|p| p.extension().is_some_and(|e| e == "conf"))
                 .collect();
             confs.sort();
-            files.extend(confs);
+            for conf in confs {
+                match std::fs::metadata(&conf) {
+                    Ok(m) if m.is_file() => files.push(conf),
+                    Ok(m) => warn(format!(
+                        "exclusion directory {}: skipping {}: {}, not a regular file",
+                        dir.display(),
+                        conf.display(),
+                        kind_of(&m.file_type())
+                    )),
+                    Err(e) => warn(format!(
+                        "exclusion directory {}: skipping {}: {e}",
+                        dir.display(),
+                        conf.display()
+                    )),
+                }
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir_named => {}
         Err(e) => {
             return Err(ExcludeError {
-                file: Some(dir.display().to_string()),
+                file: None,
                 line: None,
-                message: format!("cannot read the directory: {e}"),
+                message: format!(
+                    "exclusion directory {}{}: cannot read it: {e}",
+                    dir.display(),
+                    if dir_named { " (--exclude-dir)" } else { "" }
+                ),
             });
         }
     }
     Ok(files)
 }
 
-/// Reads and parses every exclusion file; the first problem stops everything.
+/// What a non-regular file is, in words.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// Reads one exclusion file, refusing anything but a regular file. The file is opened
+/// without blocking and checked after opening, so a FIFO swapped in cannot hang prune.
+fn read_regular(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(file)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "cannot read it: {}, not a regular file",
+            kind_of(&meta.file_type())
+        ));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(text)
+}
+
+/// Reads and parses every exclusion file; the first problem stops everything. `dir` is
+/// `None` for the default directory (see [`files_to_read`]).
 pub fn load(
     named: &[PathBuf],
-    dir: &Path,
+    dir: Option<&Path>,
     cli: &[String],
+    warn: &mut dyn FnMut(String),
 ) -> Result<Vec<ExcludeRule>, ExcludeError> {
     let mut rules = Vec::new();
-    for file in files_to_read(named, dir)? {
+    for file in files_to_read(named, dir, warn)? {
         let name = file.display().to_string();
-        let text = std::fs::read_to_string(&file).map_err(|e| ExcludeError {
+        let text = read_regular(&file).map_err(|message| ExcludeError {
             file: Some(name.clone()),
             line: None,
-            message: format!("cannot read it: {e}"),
+            message,
         })?;
         rules.extend(parse_file(&name, &text)?);
     }
@@ -308,24 +379,74 @@ mod tests {
         std::fs::write(dir.path().join("b.conf"), "redis\n").unwrap();
         std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
         std::fs::write(dir.path().join("ignored.txt"), "bad pattern\n").unwrap();
-        let rules = load(&[], dir.path(), &[]).unwrap();
+        let mut warnings = Vec::new();
+        let mut warn = |w: String| warnings.push(w);
+        let rules = load(&[], Some(dir.path()), &[], &mut warn).unwrap();
         let reasons: Vec<String> = rules.iter().map(|r| r.reason().to_string()).collect();
         assert!(
             reasons[0].ends_with("a.conf:1") && reasons[1].ends_with("b.conf:1"),
             "{reasons:?}"
         );
+        // A directory the user named must exist.
+        let absent = dir.path().join("absent");
+        let e = load(&[], Some(&absent), &[], &mut warn).unwrap_err();
         assert!(
-            load(&[], &dir.path().join("absent"), &[])
-                .unwrap()
-                .is_empty()
+            e.to_string().contains(absent.to_str().unwrap())
+                && e.to_string().contains("--exclude-dir"),
+            "{e}"
         );
         let missing = dir.path().join("missing.conf");
         let e = load(
             std::slice::from_ref(&missing),
-            &dir.path().join("absent"),
+            Some(dir.path()),
             &[],
+            &mut warn,
         )
         .unwrap_err();
         assert_eq!(e.file.as_deref(), Some(missing.to_str().unwrap()));
+        // A named file that is not a regular file is refused without opening it for good.
+        let e = load(
+            &[dir.path().to_path_buf()],
+            Some(dir.path()),
+            &[],
+            &mut warn,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("a directory, not a regular file"),
+            "{e}"
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn special_files_in_the_directory_are_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("fifo.conf"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("sub.conf")).unwrap();
+        let mut warnings = Vec::new();
+        let rules = load(&[], Some(dir.path()), &[], &mut |w| warnings.push(w)).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("fifo.conf: a FIFO, not a regular file"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("sub.conf: a directory"),
+            "{warnings:?}"
+        );
+        // Named directly, the FIFO is an error, and reading it does not block.
+        let fifo = dir.path().join("fifo.conf");
+        let e = load(&[fifo], Some(dir.path()), &[], &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("a FIFO, not a regular file"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 use glob::{MatchOptions, Pattern};
 
 use crate::model::Image;
-use crate::reference::repository_of;
+use crate::reference::{expand_name, repository_of};
 
 /// One compiled pattern and the text it came from.
 #[derive(Debug, Clone)]
@@ -89,23 +89,18 @@ fn glob_match(g: &Pattern, reference: &str) -> bool {
     g.matches_with(reference, OPTIONS) || g.matches_with(repository_of(reference), OPTIONS)
 }
 
-/// Adds Docker's implicit registry and `library/` to a pattern that lacks them. Tags are
-/// left alone: a pattern without one matches the repository.
-fn normalize_pattern(p: &str) -> String {
-    if p.starts_with("**") || p.starts_with("*/") {
+/// Adds Docker's implicit registry and `library/` to a pattern that lacks them, exactly as
+/// references are normalised (`docker.io/x`, `index.docker.io/x` and `x` all mean
+/// `docker.io/library/x`). Tags and glob characters are left alone: a pattern without a
+/// tag matches the repository. A pattern whose first component is a glob (`**/pause`,
+/// `*/x`) names no registry and stays as written.
+pub fn normalize_pattern(p: &str) -> String {
+    let first = p.split('/').next().unwrap_or(p);
+    if p.starts_with("**") || (p.contains('/') && first.contains(['*', '?', '['])) {
         return p.to_string();
     }
-    match p.split_once('/') {
-        None => format!("docker.io/library/{p}"),
-        Some((first, _)) => {
-            let is_domain = first.contains('.') || first.contains(':') || first == "localhost";
-            if is_domain {
-                p.to_string()
-            } else {
-                format!("docker.io/{p}")
-            }
-        }
-    }
+    let (domain, path) = expand_name(p);
+    format!("{domain}/{path}")
 }
 
 #[cfg(test)]
@@ -156,6 +151,50 @@ mod tests {
         for (pat, image, want) in cases {
             let p = RefPattern::new(pat).unwrap();
             assert_eq!(p.matches(image), *want, "{pat} vs {:?}", image.repo_tags);
+        }
+    }
+
+    /// The forms users write for one image all normalise to what its reference does.
+    #[test]
+    fn patterns_normalise_like_references() {
+        let cases: &[(&str, &str)] = &[
+            ("keepme", "docker.io/library/keepme"),
+            ("keepme:1", "docker.io/library/keepme:1"),
+            ("keepme:*", "docker.io/library/keepme:*"),
+            ("docker.io/keepme", "docker.io/library/keepme"),
+            ("docker.io/keepme:*", "docker.io/library/keepme:*"),
+            ("docker.io/library/keepme", "docker.io/library/keepme"),
+            ("index.docker.io/keepme:1", "docker.io/library/keepme:1"),
+            ("index.docker.io/library/keepme", "docker.io/library/keepme"),
+            ("index.docker.io/team/app", "docker.io/team/app"),
+            ("library/keepme", "docker.io/library/keepme"),
+            ("team/app:v?", "docker.io/team/app:v?"),
+            ("docker.io/*", "docker.io/library/*"),
+            ("docker.io/**", "docker.io/**"),
+            ("docker.io/team/**", "docker.io/team/**"),
+            ("*", "docker.io/library/*"),
+            ("**", "**"),
+            ("**/pause", "**/pause"),
+            ("*/app", "*/app"),
+            ("*.example.com/app", "*.example.com/app"),
+            ("reg.local:5000/app:[0-9]*", "reg.local:5000/app:[0-9]*"),
+            ("localhost/app", "localhost/app"),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(normalize_pattern(pattern), *want, "{pattern}");
+        }
+        let keepme = img("sha256:abcdef", &["docker.io/library/keepme:1"]);
+        for pattern in [
+            "docker.io/keepme",
+            "docker.io/keepme:*",
+            "index.docker.io/keepme:1",
+            "index.docker.io/library/keepme:1",
+            "keepme",
+        ] {
+            let p = RefPattern::new(pattern).unwrap();
+            assert!(p.matches(&keepme), "{pattern}");
+            let reference = crate::reference::normalize(pattern.trim_end_matches(":*")).unwrap();
+            assert!(p.matches_reference(&reference), "{pattern} vs {reference}");
         }
     }
 

@@ -63,22 +63,56 @@ impl CrictlConfig {
             .map_err(|e| CrimgError::Usage(format!("config file {}: {e}", file.display())))
     }
 
+    /// The configured timeout, range-checked like `--timeout`. `0` means the default, as
+    /// it does for crictl.
     pub fn timeout(&self, file: &Path) -> Result<Option<Duration>, CrimgError> {
         use serde_yaml_ng::Value;
+        let bad =
+            |e: String| CrimgError::Usage(format!("config file {}: timeout: {e}", file.display()));
         match &self.timeout {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|s| s > 0) => {
-                Ok(Some(Duration::from_secs(n.as_u64().unwrap_or(10))))
-            }
-            Some(Value::Number(_)) => Ok(None),
-            Some(Value::String(s)) => parse_duration(s).map(Some).map_err(|e| {
-                CrimgError::Usage(format!("config file {}: timeout: {e}", file.display()))
-            }),
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(secs) => check_timeout(Duration::from_secs(secs), &n.to_string())
+                    .map(Some)
+                    .map_err(bad),
+                None => Err(bad(format!(
+                    "{n} is not a whole number of seconds or a duration like 10s"
+                ))),
+            },
+            Some(Value::String(s)) => parse_timeout(s).map(Some).map_err(bad),
             Some(other) => Err(CrimgError::Usage(format!(
                 "config file {}: timeout {other:?} is neither seconds nor a duration",
                 file.display()
             ))),
         }
+    }
+}
+
+/// The shortest timeout accepted: below it, even a healthy runtime on the node would
+/// look unreachable.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest timeout accepted: a day. gRPC cannot carry much more, and no call needs it.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses a timeout (`--timeout`, crictl's `timeout`) and checks its range.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    check_timeout(parse_duration(s)?, s.trim())
+}
+
+fn check_timeout(d: Duration, text: &str) -> Result<Duration, String> {
+    if d < MIN_TIMEOUT {
+        Err(format!(
+            "{text:?} is too short a timeout (at least {})",
+            humantime::format_duration(MIN_TIMEOUT)
+        ))
+    } else if d > MAX_TIMEOUT {
+        Err(format!(
+            "{text:?} is too long a timeout (at most {})",
+            humantime::format_duration(MAX_TIMEOUT)
+        ))
+    } else {
+        Ok(d)
     }
 }
 
@@ -394,5 +428,56 @@ mod tests {
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn timeouts_are_range_checked() {
+        let cases: &[(&str, Result<Duration, &str>)] = &[
+            ("10s", Ok(Duration::from_secs(10))),
+            ("100ms", Ok(MIN_TIMEOUT)),
+            ("24h", Ok(MAX_TIMEOUT)),
+            ("3", Ok(Duration::from_secs(3))),
+            ("0s", Err("too short")),
+            ("0", Err("too short")),
+            ("99ms", Err("too short")),
+            ("25h", Err("too long")),
+            ("9999999999999s", Err("too long")),
+            ("18446744073709551615", Err("too long")),
+            ("99999999999999999999999s", Err("not a duration")),
+            ("-1s", Err("not a duration")),
+        ];
+        for (text, want) in cases {
+            match (parse_timeout(text), want) {
+                (Ok(d), Ok(w)) => assert_eq!(d, *w, "{text}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{text}: {e}"),
+                (got, _) => panic!("{text}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn config_timeouts_are_range_checked() {
+        let file = Path::new("/etc/crictl.yaml");
+        let timeout = |yaml: &str| CrictlConfig::parse(yaml, file).unwrap().timeout(file);
+        assert_eq!(timeout("timeout: 0\n").unwrap(), None, "0 is the default");
+        assert_eq!(
+            timeout("timeout: 5\n").unwrap(),
+            Some(Duration::from_secs(5))
+        );
+        for bad in [
+            "timeout: 9999999999999\n",
+            "timeout: \"9999999999999s\"\n",
+            "timeout: -1\n",
+            "timeout: 1.5\n",
+            "timeout: 0s\n",
+        ] {
+            let e = timeout(bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("config file /etc/crictl.yaml: timeout:"),
+                "{bad}: {e}"
+            );
+            assert_eq!(e.exit_status(), crate::exit::ExitStatus::Usage, "{bad}");
+        }
     }
 }

@@ -718,3 +718,130 @@ fn fetch_missing_fails_cleanly_when_no_endpoint_has_the_blob() {
     .expect_code(2);
     assert!(run.stderr.contains("registries.yaml"), "{}", run.stderr);
 }
+
+/// A device node, FIFO or socket at `-O` is refused with or without `--force`, before
+/// anything is written, and is still what it was afterwards.
+#[test]
+fn special_targets_are_refused_even_with_force() {
+    use std::os::unix::fs::FileTypeExt;
+    let node = Node::start();
+    let img = FixtureImage::new("docker.io/library/exp-s:1");
+    node.import(&img);
+    let dir = export_dir(&node);
+    // A copy of /dev/null: character device 1:3.
+    let dev = dir.join("null");
+    let made = Command::new("mknod")
+        .arg(&dev)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success(), "mknod (tests run as root)");
+    let fifo = dir.join("fifo.tar");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let socket = dir.join("sock.tar");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    type IsKind = fn(&fs::FileType) -> bool;
+    let cases: [(&Path, &str, IsKind); 3] = [
+        (&dev, "a character device", |t| t.is_char_device()),
+        (&fifo, "a FIFO", |t| t.is_fifo()),
+        (&socket, "a socket", |t| t.is_socket()),
+    ];
+    for (target, kind, still) in cases {
+        for force in [false, true] {
+            let mut args = vec!["export"];
+            if force {
+                args.push("--force");
+            }
+            args.extend(["-O", target.to_str().unwrap(), "exp-s:1"]);
+            let run = crimg(node.crimg(), &args).expect_code(2);
+            assert!(
+                run.stderr.contains(target.to_str().unwrap()) && run.stderr.contains(kind),
+                "{}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains("-O -"),
+                "says the pipe way: {}",
+                run.stderr
+            );
+            let t = fs::symlink_metadata(target).unwrap().file_type();
+            assert!(still(&t), "{} is still {kind}", target.display());
+        }
+    }
+    let names = dir_names(&dir);
+    assert_eq!(
+        names,
+        BTreeSet::from(["null".into(), "fifo.tar".into(), "sock.tar".into()]),
+        "no temp file left"
+    );
+}
+
+/// An archive on standard output that the reader stops taking (`| head -c 10`), or that
+/// cannot be written (a full device), fails naming standard output: an archive cut short
+/// is not a success, unlike a list piped into `head`.
+#[test]
+fn write_errors_on_standard_output_fail() {
+    let node = Node::start();
+    let dir = export_dir(&node);
+    let archive = dir.join("src.tar");
+    // Larger than a pipe's buffer and crimg's own, so it cannot all be written before the
+    // reader goes.
+    let layer = crate::support::archives::noise_layer(7, 4, "pipe");
+    let name = "docker.io/library/exp-pipe:1";
+    crate::support::archives::write_layered_oci(&archive, name, "/x", &[&layer]);
+    crimg(
+        node.crimg(),
+        &["import", "--no-unpack", archive.to_str().unwrap()],
+    )
+    .expect_code(0);
+
+    let mut child = node
+        .crimg()
+        .args(["export", "-O", "-", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing standard output") && stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = node
+        .crimg()
+        .args(["export", "-O", "-", name])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing standard output") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+
+    // A report piped into a reader that stops early still exits 0.
+    let mut child = node
+        .crimg()
+        .args(["list", "-o", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

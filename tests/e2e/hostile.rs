@@ -571,3 +571,242 @@ fn export_mode_and_dangling_symlink_targets() {
         "no temp file left"
     );
 }
+
+/// Every subcommand with extreme values of every numeric and duration option, from the
+/// command line and from crictl's config file: a clear answer each time, never a panic.
+#[test]
+fn extreme_numbers_and_durations_never_panic() {
+    let node = Node::start();
+    let img = FixtureImage::new("docker.io/library/extreme:1");
+    node.import(&img);
+    let dir = node.dir().join("extreme");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.tar");
+    let missing = dir.join("missing.tar");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["list"],
+        vec!["pin", "extreme:1"],
+        vec!["unpin", "extreme:1"],
+        vec!["prune", "--dry-run"],
+        vec!["import", s(&missing)],
+        vec!["export", "--force", "-O", s(&out), "extreme:1"],
+        vec!["completions", "bash"],
+    ];
+    let values = [
+        "0",
+        "0s",
+        "-1",
+        "-1s",
+        "1ns",
+        "9999999999999",
+        "9999999999999s",
+        "18446744073709551616",
+        "99999999999999999999999999y",
+        "1e400",
+        "NaN",
+        "",
+    ];
+    let mut runs = Vec::new();
+    for cmd in &commands {
+        for v in values {
+            let flag = format!("--timeout={v}");
+            let mut args = vec![flag.as_str()];
+            args.extend(cmd.iter().copied());
+            runs.push((args.join(" "), crimg(node.crimg(), &args)));
+
+            let config = dir.join("crictl.yaml");
+            fs::write(&config, format!("timeout: {v}\n")).unwrap();
+            let mut args = vec!["--config", s(&config)];
+            args.extend(cmd.iter().copied());
+            runs.push((
+                format!("config timeout {v:?}: {}", cmd.join(" ")),
+                crimg(node.crimg(), &args),
+            ));
+        }
+    }
+    for opt in [
+        "--older-than",
+        "--keep-last",
+        "--parallel",
+        "--target-usage",
+    ] {
+        for v in values
+            .iter()
+            .chain(&["100", "101", "100%", "1e-300", "inf"])
+        {
+            let flag = format!("{opt}={v}");
+            let args = ["prune", "--dry-run", flag.as_str()];
+            runs.push((args.join(" "), crimg(node.crimg(), &args)));
+        }
+    }
+    assert!(runs.len() > 200, "{} runs", runs.len());
+    let mut failures = Vec::new();
+    for (what, run) in &runs {
+        if run.code == 101 || run.code < 0 || run.stderr.contains("panicked") {
+            failures.push(format!("{what}: exit {}\n{}", run.code, run.stderr));
+        }
+        if run.code == 2 && !run.stderr.contains("error") {
+            failures.push(format!("{what}: exit 2 without saying why\n{}", run.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The ones the range checks answer, with what they say.
+    let cases: &[(&[&str], &str)] = &[
+        (&["--timeout", "0s", "list"], "too short"),
+        (&["--timeout", "9999999999999s", "list"], "too long"),
+        (
+            &["prune", "--older-than", "9999999999999s"],
+            "longer than 100 years",
+        ),
+    ];
+    for (args, says) in cases {
+        let run = crimg(node.crimg(), args).expect_code(2);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    let config = dir.join("crictl.yaml");
+    fs::write(&config, "timeout: 9999999999999\n").unwrap();
+    let run = crimg(node.crimg(), &["--config", s(&config), "list"]).expect_code(2);
+    assert!(
+        run.stderr.contains(s(&config)) && run.stderr.contains("too long"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Runs a tool the test needs, failing with what it said.
+fn tool(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The entry types of a plain tar, read header by header (no sparse expansion).
+fn entry_types(tar: &Path) -> Vec<tar::EntryType> {
+    let mut archive = tar::Archive::new(fs::File::open(tar).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().header().entry_type())
+        .collect()
+}
+
+/// Archives written by GNU tar with `--sparse`: the GNU format's sparse members are read
+/// (holes filled with zeros, digests right); the PAX format's are refused by name and
+/// nothing is left. A gzip archive cut before its trailer is refused like truncated
+/// zstd: the CRC and length are checked.
+#[test]
+fn sparse_members_and_gzip_trailers() {
+    let node = Node::start();
+    let dir = node.dir().join("sparse");
+    let layout = dir.join("layout");
+    fs::create_dir_all(&layout).unwrap();
+
+    // A layer that is mostly zeros, so a sparse copy of its blob has holes.
+    let mut data = vec![0u8; 4 << 20];
+    data[..5].copy_from_slice(b"start");
+    let end = data.len() - 3;
+    data[end..].copy_from_slice(b"end");
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    layer.append_data(&mut h, "zeros", &data[..]).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let layer_digest = digest(&layer);
+    let plain = dir.join("plain.tar");
+    let name = "docker.io/library/sparse:1";
+    archives::write_layered_oci(&plain, name, "/x", &[&layer]);
+    tool(
+        std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&plain)
+            .arg("-C")
+            .arg(&layout),
+    );
+    let blob = layout.join("blobs/sha256").join(hex(&layer_digest));
+    let holey = dir.join("holey");
+    tool(
+        std::process::Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&blob)
+            .arg(&holey),
+    );
+    fs::rename(&holey, &blob).unwrap();
+
+    // PAX format: refused, naming the member, nothing left (first, so that no blob of
+    // the image is in the store yet).
+    let pax = dir.join("pax-sparse.tar");
+    tool(
+        std::process::Command::new("tar")
+            .args(["--sparse", "--format=pax", "-cf"])
+            .arg(&pax)
+            .arg("-C")
+            .arg(&layout)
+            .arg("."),
+    );
+    let before = node_state(&node);
+    let r = crimg(node.crimg(), &["import", "--no-unpack", s(&pax)]).expect_code(1);
+    assert!(
+        r.stderr.contains(hex(&layer_digest)) && r.stderr.contains("PAX sparse member"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(node_state(&node), before, "nothing left");
+
+    // GNU format: read.
+    let gnu = dir.join("gnu-sparse.tar");
+    tool(
+        std::process::Command::new("tar")
+            .args(["--sparse", "--format=gnu", "-cf"])
+            .arg(&gnu)
+            .arg("-C")
+            .arg(&layout)
+            .arg("."),
+    );
+    assert!(
+        entry_types(&gnu).contains(&tar::EntryType::GNUSparse),
+        "tar --sparse wrote a sparse member"
+    );
+    let r = crimg(node.crimg(), &["import", "--no-unpack", s(&gnu)]).expect_code(0);
+    assert!(r.stderr.contains("imported"), "{}", r.stderr);
+    let stored = node.ctr_ok(&["content", "ls", "-q"]);
+    assert!(stored.contains(&layer_digest), "{stored}");
+    node.ctr_ok(&["images", "rm", name]);
+
+    // gzip without its trailer (CRC and length), or with half of it: refused.
+    let whole = dir.join("whole.tar.gz");
+    let gz = std::process::Command::new("gzip")
+        .arg("-c")
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(gz.status.success());
+    fs::write(&whole, &gz.stdout).unwrap();
+    for cut in [8, 4] {
+        let cut_file = dir.join(format!("cut{cut}.tar.gz"));
+        fs::write(&cut_file, &gz.stdout[..gz.stdout.len() - cut]).unwrap();
+        let before = node_state(&node);
+        let r = crimg(node.crimg(), &["import", "--no-unpack", s(&cut_file)]).expect_code(1);
+        assert!(
+            r.stderr.contains(s(&cut_file))
+                && r.stderr.contains("gzip stream is truncated or corrupt"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(node_state(&node), before, "nothing left");
+    }
+    // A damaged CRC too.
+    let mut bad_crc = gz.stdout.clone();
+    let at = bad_crc.len() - 8;
+    bad_crc[at] ^= 0xff;
+    let bad = dir.join("badcrc.tar.gz");
+    fs::write(&bad, &bad_crc).unwrap();
+    crimg(node.crimg(), &["import", "--no-unpack", s(&bad)]).expect_code(1);
+    // The whole file imports.
+    crimg(node.crimg(), &["import", "--no-unpack", s(&whole)]).expect_code(0);
+}

@@ -1,6 +1,7 @@
 //! `crimg prune` on a node with every kind of protected image and some plain ones.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use crate::json::{ImageList, PruneResult, PruneWhy};
 use crate::run::{Run, crimg};
@@ -276,4 +277,157 @@ fn why_policy_options_eraser_json_and_state() {
         state.contains(&FixtureImage::new(RUNNING).config_digest()),
         "{state}"
     );
+}
+
+/// Patterns written the ways users write one image (`docker.io/x`, `index.docker.io/…`)
+/// keep it, in exclusion files, Eraser's JSON, `--exclude` and `list` alike.
+#[test]
+fn exclusions_normalise_like_references() {
+    let node = Node::start();
+    let keep = "docker.io/library/keepme:1";
+    let hub = "docker.io/team/hubapp:1";
+    let drop = "docker.io/library/dropme:1";
+    for name in [keep, hub, drop] {
+        node.import(&FixtureImage::new(name));
+    }
+    let empty = node.dir().join("empty.d");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty.to_str().unwrap();
+
+    let dry: PruneResult = crimg(
+        node.crimg(),
+        &[
+            "prune",
+            "--dry-run",
+            "--exclude-dir",
+            empty,
+            "--exclude",
+            "docker.io/keepme:*",
+            "--exclude",
+            "index.docker.io/team/hubapp",
+            "-o",
+            "json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(dry.removed_tags(), [drop]);
+    assert_eq!(dry.reasons_of(keep), ["excluded:cli"]);
+    assert_eq!(dry.reasons_of(hub), ["excluded:cli"]);
+
+    let listed: ImageList = crimg(node.crimg(), &["list", "-o", "json", "docker.io/keepme"])
+        .expect_code(0)
+        .json();
+    let tags: Vec<&str> = listed
+        .images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter().map(String::as_str))
+        .collect();
+    assert_eq!(tags, [keep]);
+
+    let dir = node.dir().join("exclude.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("k.conf"), "docker.io/keepme\n").unwrap();
+    std::fs::write(
+        dir.join("eraser.conf"),
+        "{\"excluded\": [\"index.docker.io/team/hubapp:1\"]}\n",
+    )
+    .unwrap();
+    let k = dir.join("k.conf");
+    let eraser = dir.join("eraser.conf");
+    let done: PruneResult = crimg(
+        node.crimg(),
+        &[
+            "prune",
+            "--exclude-dir",
+            dir.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(done.removed_tags(), [drop]);
+    assert_eq!(
+        done.reasons_of(keep),
+        [format!("excluded:{}:1", k.display())]
+    );
+    assert_eq!(
+        done.reasons_of(hub),
+        [format!("excluded:{}:1", eraser.display())]
+    );
+    let left: ImageList = crimg(node.crimg(), &["list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    let mut left: Vec<String> = left
+        .images
+        .iter()
+        .flat_map(|i| i.repo_tags.clone())
+        .collect();
+    left.sort();
+    assert_eq!(left, sorted(&[hub, keep]));
+}
+
+/// A named exclusion directory or file that is missing is a usage error naming it, and
+/// nothing is removed; a FIFO among the `*.conf` files is skipped with a warning instead
+/// of hanging prune.
+#[test]
+fn named_exclusion_paths_must_exist_and_fifos_are_skipped() {
+    let node = Node::start();
+    let keep = "docker.io/library/keepme:1";
+    node.import(&FixtureImage::new(keep));
+    let absent = node.dir().join("no-such-dir");
+    let run = crimg(
+        node.crimg(),
+        &["prune", "--exclude-dir", absent.to_str().unwrap()],
+    )
+    .expect_code(2);
+    assert!(
+        run.stderr.contains(absent.to_str().unwrap()) && run.stderr.contains("nothing was removed"),
+        "{}",
+        run.stderr
+    );
+    let absent_file = node.dir().join("no-such.conf");
+    let run = crimg(
+        node.crimg(),
+        &["prune", "--exclude-file", absent_file.to_str().unwrap()],
+    )
+    .expect_code(2);
+    assert!(
+        run.stderr.contains(absent_file.to_str().unwrap()),
+        "{}",
+        run.stderr
+    );
+
+    let dir = node.dir().join("exclude.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.conf"), "keepme\n").unwrap();
+    let fifo = dir.join("pipe.conf");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let run = crimg(
+        node.crimg(),
+        &[
+            "prune",
+            "--exclude-dir",
+            dir.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        run.stderr.contains("pipe.conf: a FIFO, not a regular file"),
+        "{}",
+        run.stderr
+    );
+    let done: PruneResult = run.json();
+    assert!(done.removed.is_empty());
+    assert_eq!(done.reasons_of(keep).len(), 1);
+    let run = crimg(
+        node.crimg(),
+        &["prune", "--exclude-file", fifo.to_str().unwrap()],
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("a FIFO"), "{}", run.stderr);
 }

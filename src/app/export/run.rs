@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use super::store::{FetchState, gather_and_fetch};
 use super::targets::{Target, check_target, resolve_targets};
 use super::writer::{write_archive, write_file};
 use crate::app::{Outcome, Session, Settings, inventory};
+use crate::archive::output::WritingArchive;
 use crate::archive::write::{NamedTarget, docker_manifest_json, index_json, oci_layout_json};
 use crate::cli::{ExportArgs, OutputFormat};
 use crate::error::CrimgError;
@@ -131,7 +132,8 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
                 &blobs,
                 &bar,
             )
-            .await?;
+            .await
+            .context(WritingArchive("standard output".into()))?;
             (bytes, "standard output".to_string())
         }
         Target::File { path, force } => {

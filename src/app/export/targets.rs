@@ -2,10 +2,11 @@
 //! reference names.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::archive::output::{self, Existing};
 use crate::archive::sink::parent_dir;
 use crate::cli::ExportArgs;
 use crate::error::CrimgError;
@@ -30,26 +31,25 @@ pub(super) fn check_target(args: &ExportArgs) -> Result<Target> {
         return Ok(Target::Stdout);
     }
     let path = args.output_file.clone();
-    // symlink_metadata: a symlink (even a dangling one) is an existing target, and is
-    // never followed. With --force the rename replaces the link itself.
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {
+    // A symlink (even a dangling one) is an existing target, and is never followed. With
+    // --force the rename replaces the link itself.
+    match output::existing(&path).with_context(|| format!("checking {}", path.display()))? {
+        Existing::Special("a directory") => {
             return Err(CrimgError::Usage(format!(
                 "{} is a directory; -O takes the archive's file name",
                 path.display()
             ))
             .into());
         }
-        Ok(_) if !args.force => {
+        Existing::Special(kind) => return Err(refuse_special(&path, kind).into()),
+        Existing::File | Existing::Symlink if !args.force => {
             return Err(CrimgError::Usage(format!(
                 "{} already exists; pass --force to replace it",
                 path.display()
             ))
             .into());
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
+        Existing::File | Existing::Symlink | Existing::Nothing => {}
     }
     let dir = parent_dir(&path);
     if !dir.is_dir() {
@@ -63,6 +63,14 @@ pub(super) fn check_target(args: &ExportArgs) -> Result<Target> {
         path,
         force: args.force,
     })
+}
+
+/// A device, FIFO or socket at `-O` is never replaced, `--force` or not.
+pub(super) fn refuse_special(path: &Path, kind: &str) -> CrimgError {
+    CrimgError::Usage(format!(
+        "{} is {kind}; -O writes only regular files, even with --force (use -O - to write to a pipe)",
+        path.display()
+    ))
 }
 
 /// The names to export and the target each points at, grouped by target.

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use sha2::{Digest as _, Sha256};
 
+use crate::archive::output::{self, Existing, WritingArchive};
 use crate::archive::sink::{AtomicFile, TargetAppeared};
 use crate::archive::write::{Compressor, Counting, TarWriter};
 use crate::error::CrimgError;
@@ -49,8 +50,12 @@ pub(super) async fn write_file(
         .with_context(|| format!("opening {}", sink.temp_path().display()))?;
     let (file, bytes) = write_archive(c, out, compression, files, blobs, bar)
         .await
-        .with_context(|| format!("writing {}", path.display()))?;
+        .context(WritingArchive(path.display().to_string()))?;
     drop(file);
+    // Looked at again just before the rename: a device made meanwhile is not replaced either.
+    if let Existing::Special(kind) = output::existing(path)? {
+        return Err(super::targets::refuse_special(path, kind).into());
+    }
     sink.commit(force).map_err(|e| {
         if e.is::<TargetAppeared>() {
             anyhow::Error::new(CrimgError::Usage(format!(
