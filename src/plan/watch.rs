@@ -260,7 +260,8 @@ mod tests {
         ];
         // (case, before, previous, pin, expected pinned_by_crimg for A and ID)
         let user_pinned_tag: Records = [rec(A, "sha256:m1", &[PIN])].into();
-        let cases: Vec<(&str, Records, Vec<Brought>, bool, [bool; 2])> = vec![
+        type Case = (&'static str, Records, Vec<Brought>, bool, [bool; 2]);
+        let cases: Vec<Case> = vec![
             ("new, --pin", Records::new(), vec![], true, [true, true]),
             (
                 "new, no --pin",
@@ -310,7 +311,14 @@ mod tests {
         let moved: Records = [rec(A, "sha256:m2", &[PIN]), rec(ID, "sha256:m1", &[PIN])].into();
         let unpinned: Records = [rec(A, "sha256:m1", &[]), rec(ID, "sha256:m1", &[PIN])].into();
         let other = [b(ID, "sha256:m1", true)];
-        let cases: Vec<(&str, &[Brought], &[Brought], &Records, Vec<&str>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            &'a [Brought],
+            &'a [Brought],
+            &'a Records,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             ("crimg's pins go", &gone, &[], &pinned, vec![A, ID]),
             (
                 "pins crimg did not set stay",
