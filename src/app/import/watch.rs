@@ -564,7 +564,10 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                 }
                 Err(e) => {
                     crate::exit::print_error(format_args!("{key}: {e:#}"));
-                    failed.insert(path.clone(), st);
+                    // A lost runtime says nothing about the file: try it again next time.
+                    if crate::error::ConnectionLost::of(&e).is_none() {
+                        failed.insert(path.clone(), st);
+                    }
                     report.failed.push((key, e));
                 }
             }
