@@ -55,8 +55,13 @@ impl Watcher {
 
     /// Waits (bounded) for a stderr line containing `text`; returns it.
     fn wait_line(&mut self, text: &str, timeout: Duration) -> String {
+        self.wait_line_from(0, text, timeout)
+    }
+
+    /// [`Watcher::wait_line`] among the lines from the `from`th on.
+    fn wait_line_from(&mut self, from: usize, text: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
-        if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
+        if let Some(l) = self.seen.iter().skip(from).find(|l| l.contains(text)) {
             return l.clone();
         }
         while Instant::now() < deadline {
@@ -232,14 +237,17 @@ fn watch_with_pin_restores_an_image_deleted_while_watching_within_the_interval()
         assert!(pinned(&node, &r), "{r} not pinned by the import");
     }
 
+    let mark = w.seen.len();
     delete(&node, &image);
     // One interval, plus the import itself.
     let took = wait_listed(&node, &w, &image, Duration::from_secs(10));
-    let why = w.wait_line("importing", Duration::from_secs(5));
+    let why = w.wait_line_from(mark, "importing", Duration::from_secs(5));
     assert!(
         why.contains(&format!("missing from the runtime: {}", image.name)),
         "{why}"
     );
+    // CRI lists the tag before the ID record is made: wait for the import to finish.
+    w.wait_line_from(mark, "imported 1 image(s)", Duration::from_secs(5));
     for r in records(&image) {
         assert!(pinned(&node, &r), "{r} restored unpinned");
     }
@@ -411,5 +419,33 @@ fn watch_treats_a_corrupt_state_file_as_empty_and_checks_everything() {
         v["files"][s(&key)]["images"][0]["target"],
         image.manifest_digest().as_str(),
         "{v:#}"
+    );
+}
+
+#[test]
+fn watch_with_pin_restores_on_containerd_image_delete_events_before_the_interval() {
+    let node = Node::start();
+    let (dir, _) = watched(&node);
+    let image = FixtureImage::new("docker.io/library/watch-events:1");
+    drop_archive(&node, &dir, "events.tar", &image);
+    // An interval no test waits for: only an image event can start the re-check.
+    let mut w = Watcher::start(&node, &dir, &["--pin", "--recheck-interval", "1h"]);
+    wait_listed(&node, &w, &image, Duration::from_secs(20));
+    w.wait_line("imported 1 image(s)", Duration::from_secs(5));
+
+    let mark = w.seen.len();
+    delete(&node, &image);
+    let deleted = Instant::now();
+    w.wait_line_from(mark, "missing from the runtime", Duration::from_secs(5));
+    let noticed = deleted.elapsed();
+    w.wait_line_from(mark, "imported 1 image(s)", Duration::from_secs(5));
+    let took = wait_listed(&node, &w, &image, Duration::from_secs(10));
+    for r in records(&image) {
+        assert!(pinned(&node, &r), "{r} restored unpinned");
+    }
+    let said = w.stop();
+    assert!(!said.contains("error"), "{said}");
+    eprintln!(
+        "on events: restore started {noticed:?} after the delete, listed by CRI {took:?} after it"
     );
 }

@@ -8,7 +8,8 @@
 //! every record it brought is still in the runtime with that target (and pinned, with
 //! `--pin`); otherwise it is imported again, or only re-pinned when nothing but the pin
 //! label is gone. That check runs at start, and with `--pin` every `--recheck-interval`
-//! too (without `--pin` a deliberate prune is not fought). An archive that leaves the
+//! and soon after containerd reports an image deleted (without `--pin` a deliberate
+//! prune is not fought). An archive that leaves the
 //! directory leaves its images as they are, unless `--unpin-removed`. Without inotify
 //! (limits reached, unsupported filesystem) it polls.
 
@@ -38,6 +39,8 @@ use crate::runtime::content::sha256_digest;
 const SETTLE: Duration = Duration::from_secs(2);
 /// Rescan period when inotify is not available.
 const POLL: Duration = Duration::from_secs(5);
+/// How long after a containerd image event the set is checked.
+const EVENT_SETTLE: Duration = Duration::from_millis(500);
 /// The state file format this crimg writes. Version 0 (no `version` field) named images
 /// without their targets; it is not read (everything is checked against the runtime).
 pub const STATE_VERSION: u32 = 1;
@@ -271,7 +274,16 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
 
     // Events only wake the loop; the scan decides. A full channel already means "look".
     let (tx, mut events) = mpsc::channel::<()>(1);
-    let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        // Opening and reading change nothing, and crimg's own scans and imports do both:
+        // waking on them would rescan every SETTLE, forever. A write closed still counts.
+        if let Ok(ev) = &res
+            && let EventKind::Access(kind) = ev.kind
+            && kind != AccessKind::Close(AccessMode::Write)
+        {
+            return;
+        }
         let _ = tx.try_send(());
     })
     .and_then(|mut w| {
@@ -290,6 +302,32 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
             None
         }
     };
+    // With --pin, containerd's image-delete events start a re-check at once; the interval
+    // catches the rest (a pin label removed, an event stream lost with containerd).
+    let (ev_tx, mut image_events) = mpsc::channel::<()>(1);
+    // The subscription is made in the task: containerd answers it only with a first event.
+    let events_task = pin.then(|| {
+        let (c, settings, ns) = (
+            c.clone(),
+            settings.clone(),
+            settings.endpoints.namespace.clone(),
+        );
+        tokio::spawn(async move {
+            let stream = match c.image_deletes(&ns).await {
+                Ok(s) => s,
+                Err(e) => {
+                    settings.debug(format_args!(
+                        "no image events from containerd ({e:#}); re-checking on the interval only"
+                    ));
+                    return;
+                }
+            };
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(_)) = futures::StreamExt::next(&mut stream).await {
+                let _ = ev_tx.try_send(());
+            }
+        })
+    });
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     info(format!(
@@ -599,10 +637,17 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                     }
                 }
             }
+            Some(()) = image_events.recv() => {
+                // A few records go at once (tags and ID): look once they have.
+                next_check = next_check.min(Instant::now() + EVENT_SETTLE);
+            }
             _ = tokio::time::sleep(timeout) => {}
             _ = term.recv() => stopping = true,
             _ = int.recv() => stopping = true,
         }
+    }
+    if let Some(t) = events_task {
+        t.abort();
     }
     drop(watcher);
     info("stopping".into());
