@@ -164,7 +164,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -l platform -d 'Impo
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l snapshotter -d 'Snapshotter to unpack into [default: the CRI\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l base-name -d 'Repository for OCI archives whose index names images by bare tags' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l state-file -d 'With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]' -r -F
-complete -c crimg -n "__fish_crimg_using_subcommand import" -l recheck-interval -d 'With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l recheck-interval -d 'With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not (a deleted image is also restored on containerd\'s delete event)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
