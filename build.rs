@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/containerd/services/diff/v1/diff.proto",
         "proto/containerd/services/containers/v1/containers.proto",
         "proto/containerd/services/version/v1/version.proto",
+        "proto/containerd/services/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(files, ["proto"])?;

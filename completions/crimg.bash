@@ -434,7 +434,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__import)
-            opts="-r -i -a -n -c -o -q -v -h -V --pin --platform --all-platforms --no-unpack --snapshotter --base-name --watch --state-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --pin --platform --all-platforms --no-unpack --snapshotter --base-name --watch --state-file --recheck-interval --unpin-removed --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,6 +453,10 @@ _crimg() {
                     return 0
                     ;;
                 --state-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --recheck-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

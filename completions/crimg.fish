@@ -164,6 +164,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -l platform -d 'Impo
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l snapshotter -d 'Snapshotter to unpack into [default: the CRI\'s]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l base-name -d 'Repository for OCI archives whose index names images by bare tags' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l state-file -d 'With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l recheck-interval -d 'With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not (a deleted image is also restored on containerd\'s delete event)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
@@ -181,6 +182,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -l pin -d 'Pin every
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l all-platforms -d 'Import every platform of multi-platform images'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l no-unpack -d 'Store content only; do not unpack into a snapshotter'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l watch -d 'Keep running and import archives that appear or change in the given directories'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l unpin-removed -d 'With --watch: when an archive leaves the directory, drop the pins crimg set on its images'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s q -l quiet -d 'Only errors on stderr; no progress'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -296,6 +296,12 @@ pub struct ImportArgs {
     /// With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]
     #[arg(long, value_name = "FILE", requires = "watch")]
     pub state_file: Option<PathBuf>,
+    /// With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not (a deleted image is also restored on containerd's delete event)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "watch")]
+    pub recheck_interval: Duration,
+    /// With --watch: when an archive leaves the directory, drop the pins crimg set on its images
+    #[arg(long, requires = "watch")]
+    pub unpin_removed: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -48,5 +48,10 @@ pub mod containerd {
                 tonic::include_proto!("containerd.services.version.v1");
             }
         }
+        pub mod events {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.events.v1");
+            }
+        }
     }
 }

@@ -9,3 +9,4 @@ pub mod pin;
 pub mod platform;
 pub mod protect;
 pub mod prune;
+pub mod watch;

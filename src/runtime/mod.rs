@@ -5,6 +5,7 @@ pub mod connect;
 pub mod containerd;
 pub mod content;
 pub mod cri;
+pub mod events;
 pub mod images;
 pub mod leases;
 pub mod owner;

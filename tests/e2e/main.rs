@@ -17,3 +17,4 @@ mod pin;
 mod prune;
 mod registry_security;
 mod run;
+mod watch;
