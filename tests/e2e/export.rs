@@ -468,6 +468,24 @@ fn content_digests(node: &Node) -> Vec<String> {
         .collect()
 }
 
+/// The labels of a blob, as `ctr content ls` shows them.
+fn content_labels(node: &Node, digest: &str) -> BTreeMap<String, String> {
+    let ls = node.ctr_ok(&["content", "ls"]);
+    let line = ls
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(digest))
+        .unwrap_or_else(|| panic!("{digest} not in `ctr content ls`:\n{ls}"));
+    // DIGEST SIZE AGE LABELS: the age has spaces, the labels none.
+    line.split_whitespace()
+        .last()
+        .filter(|l| *l != "-")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Makes containerd collect garbage now: a synchronous delete of a throwaway tag.
 fn force_gc(node: &Node, name: &str) {
     let tag = "docker.io/library/crimg-gc-trigger:x";
@@ -544,6 +562,18 @@ fn fetch_repairs(node: &Node, registry: &Registry, img: &FixtureImage, extra: &[
     assert!(run.stderr.contains("1 blob fetched"), "{}", run.stderr);
 
     // Repaired: the layer is back, held by its manifest's GC label, not a lease.
+    let left = node.ctr_ok(&["leases", "ls", "-q"]);
+    assert_eq!(left.trim(), "", "leases left by the fetch");
+    let manifest = records(node, "k8s.io")
+        .get(&img.name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no record {}", img.name));
+    let labels = content_labels(node, &manifest);
+    assert_eq!(
+        labels.get("containerd.io/gc.ref.content.l.0"),
+        Some(&layer),
+        "the manifest's GC label for its layer: {labels:?}"
+    );
     force_gc(node, &img.name);
     assert!(
         content_digests(node).contains(&layer),

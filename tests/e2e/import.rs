@@ -9,53 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use crate::json::ImageList;
+use crate::json::ImportResult;
 use crate::run::{Run, crimg};
 use crate::support::archives::{self, Compress, Members};
 use crate::support::{FixtureImage, Node};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportResult {
-    imported: Vec<ImportedFile>,
-    failed: Vec<FailedFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportedFile {
-    file: String,
-    images: Vec<ImportedImage>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportedImage {
-    name: String,
-    id: String,
-    digest: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailedFile {
-    file: String,
-    error: String,
-}
-
-impl ImportResult {
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .imported
-            .iter()
-            .flat_map(|f| f.images.iter().map(|i| i.name.clone()))
-            .collect();
-        v.sort();
-        v
-    }
-}
 
 /// Builds an archive's members from a fixture.
 type MakeArchive = fn(&FixtureImage) -> Members;
