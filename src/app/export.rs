@@ -70,17 +70,28 @@ enum Target {
 pub async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
     // Checked before connecting: a refused target should not wait on the runtime.
     let target = check_target(&args)?;
-    let work = export(settings, args, target);
+    let lease = LeaseHeld::default();
+    let work = export(settings, args, target, &lease);
     tokio::select! {
         r = work => r,
         // Dropping `work` drops the temp file, which removes it: no partial file stays.
-        signal = crate::error::interrupted() => Err(CrimgError::Interrupted {
-            signal,
-            what: "no archive was written".into(),
+        // The fetch's lease goes now too, and with it whatever was fetched.
+        signal = crate::error::interrupted() => {
+            let held = lease.lock().ok().and_then(|mut l| l.take());
+            if let Some((c, id)) = held {
+                let _ = c.delete_lease(&id, false).await;
+            }
+            Err(CrimgError::Interrupted {
+                signal,
+                what: "no archive was written".into(),
+            }
+            .into())
         }
-        .into()),
     }
 }
+
+/// The lease `--fetch-missing` holds while it works, for an interruption to delete.
+type LeaseHeld = std::sync::Mutex<Option<(Containerd, String)>>;
 
 fn check_target(args: &ExportArgs) -> Result<Target> {
     if args.output_file.as_os_str() == "-" {
@@ -136,7 +147,12 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<Outcome> {
+async fn export(
+    settings: Settings,
+    args: ExportArgs,
+    target: Target,
+    held: &LeaseHeld,
+) -> Result<Outcome> {
     let started = Instant::now();
     let mut session = Session::connect(settings).await?;
     let containerd = session.containerd().await?.clone();
@@ -162,6 +178,9 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
         let lease = containerd
             .create_lease("export", std::time::Duration::from_secs(3600))
             .await?;
+        if let Ok(mut h) = held.lock() {
+            *h = Some((containerd.clone(), lease.clone()));
+        }
         let leased = containerd.with_lease(&lease)?;
         Some(FetchState {
             fetcher,
@@ -174,6 +193,9 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
     };
 
     let result = gather_and_fetch(&containerd, &settings, wanted, &choice, fetch.as_mut()).await;
+    if let Ok(mut h) = held.lock() {
+        *h = None;
+    }
     if let Some(f) = &fetch
         && let Err(e) = containerd.delete_lease(&f.lease, false).await
     {
