@@ -433,7 +433,7 @@ fn targets_are_never_clobbered_or_followed() {
 
 /// A node whose CRI discards unpacked layers, a registry holding one image, and that
 /// image pulled through CRI, its layer collected. Returns the image's name.
-fn discarded_image() -> (Node, Registry, FixtureImage) {
+pub(crate) fn discarded_image() -> (Node, Registry, FixtureImage) {
     let port = free_port();
     let node = Node::start_with(NodeOptions {
         discard_unpacked_layers: true,
