@@ -277,3 +277,58 @@ fn why_policy_options_eraser_json_and_state() {
         "{state}"
     );
 }
+
+/// `--keep-last` and `--older-than` removing images, not only keeping them, by the age
+/// of their records; and a dry run that leaves the state file unwritten.
+#[test]
+fn keep_last_and_older_than_remove_images() {
+    let node = Node::start();
+    const OLD: [&str; 4] = [
+        "docker.io/library/app:1",
+        "docker.io/library/app:2",
+        "docker.io/library/app:3",
+        "docker.io/library/other:1",
+    ];
+    const FRESH: &str = "docker.io/library/fresh:1";
+    for name in OLD {
+        node.import(&FixtureImage::new(name));
+        // Distinct creation times, in this order.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    node.import(&FixtureImage::new(FRESH));
+    let state = node.dir().join("crimg-state/state.json");
+    let prune = |args: &[&str]| -> PruneResult {
+        let mut all = vec!["prune", "-o", "json"];
+        all.extend_from_slice(args);
+        crimg(node.crimg(), &all).expect_code(0).json()
+    };
+
+    // A dry run changes nothing, the state file included.
+    let r = prune(&["--dry-run", "--keep-last", "2"]);
+    assert!(r.dry_run);
+    assert_eq!(r.removed_tags(), [OLD[0]]);
+    assert!(!state.exists(), "a dry run wrote {}", state.display());
+
+    // The newest two of each repository stay.
+    let r = prune(&["--keep-last", "2"]);
+    assert_eq!(r.removed_tags(), [OLD[0]]);
+    for kept in [OLD[1], OLD[2], OLD[3], FRESH] {
+        assert_eq!(r.reasons_of(kept), ["keep-last"], "{kept}");
+    }
+    assert!(state.exists(), "a real run writes {}", state.display());
+
+    // Older than 2 s: all but the fresh one.
+    let r = prune(&["--older-than", "2s"]);
+    assert_eq!(r.removed_tags(), sorted(&OLD[1..]));
+    assert_eq!(r.reasons_of(FRESH), ["newer-than:2s"]);
+    let listed: ImageList = crimg(node.crimg(), &["list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    let tags: Vec<&str> = listed
+        .images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter().map(String::as_str))
+        .collect();
+    assert_eq!(tags, [FRESH]);
+}
