@@ -469,7 +469,7 @@ fn content_digests(node: &Node) -> Vec<String> {
 }
 
 /// The labels of a blob, as `ctr content ls` shows them.
-fn content_labels(node: &Node, digest: &str) -> BTreeMap<String, String> {
+pub(crate) fn content_labels(node: &Node, digest: &str) -> BTreeMap<String, String> {
     let ls = node.ctr_ok(&["content", "ls"]);
     let line = ls
         .lines()

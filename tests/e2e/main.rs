@@ -12,6 +12,7 @@ mod hostile;
 mod import;
 mod json;
 mod list;
+mod options;
 mod pin;
 mod prune;
 mod run;
