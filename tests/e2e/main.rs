@@ -16,3 +16,4 @@ mod options;
 mod pin;
 mod prune;
 mod run;
+mod watch_promises;
