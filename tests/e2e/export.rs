@@ -95,7 +95,7 @@ fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&str]) {
 }
 
 /// Every entry of a tar: path and bytes, in order.
-fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut ar = tar::Archive::new(bytes);
     ar.entries()
         .expect("archive is a tar")

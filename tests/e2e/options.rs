@@ -128,3 +128,106 @@ fn export_to_a_terminal_is_refused() {
     assert!(out.status.success());
     assert!(out.stdout.len() > 1024);
 }
+
+/// The blob paths of an exported archive.
+fn blob_paths(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    crate::export::tar_entries(&bytes)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.starts_with("blobs/"))
+        .collect()
+}
+
+/// Export of a multi-platform image: by default the host's platform; `--all-platforms`
+/// exports what the node has and warns about the platforms it never pulled; an explicit
+/// `--platform` the node lacks fails as missing content; one it has is exported alone.
+#[test]
+fn export_platforms() {
+    use crate::support::archives;
+    let node = Node::start();
+    let dir = node.dir().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = node.dir().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let foreign = format!("linux/{}", archives::foreign_arch());
+    let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+
+    // Pulled as a node would: the host's platform only.
+    let host_only = FixtureImage::new("docker.io/library/multi-export:1");
+    let (members, foreign_layer) = archives::multi_arch(&host_only, false);
+    let tar = dir.join("a.tar");
+    archives::write(&tar, &archives::tar(&members));
+    crimg(node.crimg(), &["import", s(&tar)]).expect_code(0);
+
+    let a = out.join("default.tar");
+    let r = crimg(node.crimg(), &["export", "-O", s(&a), &host_only.name]).expect_code(0);
+    assert!(!r.stderr.contains("left out"), "{}", r.stderr);
+    let blobs = blob_paths(&a);
+    assert!(
+        blobs.contains(&blob(&host_only.layer_digest())),
+        "{blobs:?}"
+    );
+    assert!(!blobs.contains(&blob(&foreign_layer)), "{blobs:?}");
+
+    let all = out.join("all.tar");
+    let r = crimg(
+        node.crimg(),
+        &["export", "--all-platforms", "-O", s(&all), &host_only.name],
+    );
+    let r = r.expect_code(0);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: left out platforms this node never pulled: {foreign}",
+            host_only.name
+        )),
+        "{}",
+        r.stderr
+    );
+
+    let none = out.join("foreign.tar");
+    let r = crimg(
+        node.crimg(),
+        &[
+            "export",
+            "--platform",
+            &foreign,
+            "-O",
+            s(&none),
+            &host_only.name,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("missing from the content store") && r.stderr.contains(&foreign),
+        "{}",
+        r.stderr
+    );
+    assert!(!none.exists());
+
+    // Every platform imported: --platform picks the foreign one alone, with no warning.
+    let every = FixtureImage::new("docker.io/library/multi-export:2");
+    let (members, foreign_layer) = archives::multi_arch(&every, true);
+    let tar = dir.join("b.tar");
+    archives::write(&tar, &archives::tar(&members));
+    crimg(node.crimg(), &["import", "--all-platforms", s(&tar)]).expect_code(0);
+    let f = out.join("picked.tar");
+    let r = crimg(
+        node.crimg(),
+        &["export", "--platform", &foreign, "-O", s(&f), &every.name],
+    )
+    .expect_code(0);
+    assert!(!r.stderr.contains("left out"), "{}", r.stderr);
+    let blobs = blob_paths(&f);
+    assert!(blobs.contains(&blob(&foreign_layer)), "{blobs:?}");
+    assert!(!blobs.contains(&blob(&every.layer_digest())), "{blobs:?}");
+    let both = out.join("both.tar");
+    let r = crimg(
+        node.crimg(),
+        &["export", "--all-platforms", "-O", s(&both), &every.name],
+    )
+    .expect_code(0);
+    assert!(!r.stderr.contains("left out"), "{}", r.stderr);
+    let blobs = blob_paths(&both);
+    assert!(blobs.contains(&blob(&foreign_layer)) && blobs.contains(&blob(&every.layer_digest())));
+}

@@ -74,7 +74,10 @@ impl Watch {
                     self.said()
                 );
             }
-            if let Ok(l) = self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+            if let Ok(l) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 self.seen.push(l);
             }
         }
