@@ -15,5 +15,6 @@ mod list;
 mod options;
 mod pin;
 mod prune;
+mod pull;
 mod run;
 mod watch_promises;
