@@ -38,6 +38,10 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 /// `ctr` in another namespace of the node.
 fn ctr_ns(node: &Node, ns: &str, args: &[&str]) -> Output {
     Command::new("ctr")
@@ -393,6 +397,20 @@ fn targets_are_never_clobbered_or_followed() {
             .is_symlink()
     );
     assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    // A dangling one too; what it points at is never created.
+    let nowhere = dir.join("nowhere");
+    let dangling = dir.join("dangling.tar");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+    let run = crimg(node.crimg(), &["export", "-O", s(&dangling), "exp-d:1"]).expect_code(2);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(!nowhere.exists());
+    crimg(
+        node.crimg(),
+        &["export", "--force", "-O", s(&dangling), "exp-d:1"],
+    )
+    .expect_code(0);
+    assert!(!fs::symlink_metadata(&dangling).unwrap().is_symlink());
+    assert!(!nowhere.exists(), "the link's target was created");
 
     // A directory, a missing directory, an unknown image: errors, and no file.
     crimg(
@@ -422,11 +440,7 @@ fn targets_are_never_clobbered_or_followed() {
     assert!(run.stderr.contains("no-such:image"), "{}", run.stderr);
     assert_eq!(
         dir_names(&dir),
-        BTreeSet::from([
-            "d.tar".to_string(),
-            "link.tar".to_string(),
-            "victim".to_string()
-        ]),
+        BTreeSet::from(["d.tar", "link.tar", "dangling.tar", "victim"].map(String::from)),
         "nothing else, no temp file"
     );
 }
