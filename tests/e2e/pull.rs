@@ -26,7 +26,7 @@ fn reference_list_pulls_from_a_registry() {
     let r = crimg(node.crimg(), &["-v", "import", "-o", "json", file]).expect_code(0);
     let out: ImportResult = r.json();
     assert!(out.failed.is_empty(), "{out:?}");
-    assert_eq!(out.names(), [img.name.clone()]);
+    assert_eq!(out.names(), std::slice::from_ref(&img.name));
     assert_eq!(out.imported[0].images[0].id, img.config_digest());
     // containerd (CRI's puller) resolved the tag and fetched the blobs.
     let by_containerd = |log: &str| -> Vec<String> {
@@ -52,7 +52,7 @@ fn reference_list_pulls_from_a_registry() {
     let before = registry.log().len();
     let r = crimg(node.crimg(), &["-v", "import", "-o", "json", file]).expect_code(0);
     let out: ImportResult = r.json();
-    assert_eq!(out.names(), [img.name.clone()]);
+    assert_eq!(out.names(), std::slice::from_ref(&img.name));
     let again = by_containerd(&registry.log()[before..]);
     assert!(again.is_empty(), "asked the registry again: {again:?}");
 }
