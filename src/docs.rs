@@ -60,7 +60,8 @@ mod tests {
     use std::path::Path;
 
     /// Fails when the committed files differ from what the CLI generates now.
-    /// `CRIMG_UPDATE_GENERATED=1 cargo test generated_files` rewrites them.
+    /// `CRIMG_UPDATE_GENERATED=1 cargo test generated_files` rewrites them, and still fails
+    /// that once, so a stale file never passes unnoticed (in CI with the variable set, say).
     #[test]
     fn generated_files_are_fresh() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -84,9 +85,8 @@ mod tests {
                 if update {
                     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                     std::fs::write(path, want).unwrap();
-                } else {
-                    stale.push(path.display().to_string());
                 }
+                stale.push(path.display().to_string());
             }
         }
         // Files left behind by a removed subcommand are stale too.
@@ -96,11 +96,16 @@ mod tests {
                 if !expected.iter().any(|(p, _)| *p == path) {
                     if update {
                         std::fs::remove_file(&path).unwrap();
-                    } else {
-                        stale.push(format!("{} (not generated any more)", path.display()));
                     }
+                    stale.push(format!("{} (not generated any more)", path.display()));
                 }
             }
+        }
+        if update {
+            assert!(
+                stale.is_empty(),
+                "generated files were stale and are rewritten now: {stale:?}\nrun the test again"
+            );
         }
         assert!(
             stale.is_empty(),

@@ -40,6 +40,22 @@ pub const MAX_DECOMPRESSED: u64 = 256 << 10;
 /// Separates the documents of a multi-document input.
 pub const SEPARATOR: &[u8] = b"\n--8<--\n";
 
+thread_local! {
+    /// Inputs this thread's targets got past parsing with, see [`past_parsing`].
+    static PAST_PARSING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many inputs the targets run on this thread got past parsing with (a plan made,
+/// a reference normalised, a rule read, a stream decompressed): a smoke test checks that
+/// its seeds reach the code behind the parsers, not only their error paths.
+pub fn past_parsing() -> u64 {
+    PAST_PARSING.with(std::cell::Cell::get)
+}
+
+fn parsed() {
+    PAST_PARSING.with(|c| c.set(c.get() + 1));
+}
+
 /// The value of a result; an error is fine but must carry a message.
 fn check<T, E: Display>(r: std::result::Result<T, E>) -> Option<T> {
     match r {
@@ -84,6 +100,7 @@ fn options() -> [PlanOptions; 2] {
 
 /// Uses what a plan says, as import does.
 fn use_plan(plan: &Plan) {
+    parsed();
     for image in &plan.images {
         let _ = image.platforms();
         let _ = plan.image_size(image);
@@ -284,7 +301,12 @@ pub fn compression(data: &[u8]) {
     };
     let mut out = Vec::new();
     let whole = match check(decoder.take(MAX_DECOMPRESSED).read_to_end(&mut out)) {
-        Some(n) => (n as u64) < MAX_DECOMPRESSED,
+        Some(n) => {
+            if n > 0 {
+                parsed();
+            }
+            (n as u64) < MAX_DECOMPRESSED
+        }
         None => false,
     };
     let _ = compression::is_tar_header(&out[..out.len().min(512)]);
@@ -325,6 +347,7 @@ pub fn reference(data: &[u8]) {
     };
     let images = images();
     if let Some(n) = check(crate::reference::normalize(s)) {
+        parsed();
         let _ = crate::reference::repository_of(&n);
         let _ = crate::reference::tag_of(&n);
         check(crate::reference::normalize(&n));
@@ -369,6 +392,9 @@ pub fn exclude(data: &[u8]) {
     let file_rules = check(exclude::parse_file("fuzz.conf", text)).unwrap_or_default();
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     let cli_rules = check(exclude::parse_cli(&lines)).unwrap_or_default();
+    if !file_rules.is_empty() {
+        parsed();
+    }
     for rule in file_rules.iter().chain(&cli_rules) {
         let _ = rule.reason();
         for i in &images {

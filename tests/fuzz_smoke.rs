@@ -68,13 +68,44 @@ fn run(name: &str, target: Target, what: &str, data: &[u8]) {
     }
 }
 
+/// Names of the entries of `dir` (file stems), sorted.
+fn stems(dir: &str) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let p = e.unwrap().path();
+            p.file_stem().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The targets run here are exactly those `cargo fuzz` builds, and each has a corpus.
+#[test]
+fn targets_match_fuzz_targets_and_corpora() {
+    let mut names: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    assert_eq!(names, stems("fuzz/fuzz_targets"), "fuzz/fuzz_targets/");
+    assert_eq!(names, stems("fuzz/corpus"), "fuzz/corpus/");
+}
+
 #[test]
 fn corpus_replay() {
     count_panics();
     for &(name, target) in TARGETS {
+        let mut past = Vec::new();
         for (file, data) in corpus(name) {
+            let before = crimg::fuzzing::past_parsing();
             run(name, target, &format!("fuzz/corpus/{name}/{file}"), &data);
+            if crimg::fuzzing::past_parsing() > before {
+                past.push(file);
+            }
         }
+        // Seeds that all fail to parse would only ever fuzz the parsers' error paths.
+        assert!(!past.is_empty(), "no seed of {name} gets past parsing");
+        eprintln!("{name}: past parsing: {past:?}");
     }
 }
 

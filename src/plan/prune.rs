@@ -339,17 +339,18 @@ mod tests {
             ("docker.io/library/plain:1", "remove", vec![]),
             ("docker.io/library/plain:2", "remove", vec![]),
         ];
-        let got = summary(&p);
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(
+        let summary = summary(&p);
+        let got: Vec<(&str, &str, Vec<&str>)> = summary
+            .iter()
+            .map(|(tag, action, reasons)| {
                 (
-                    g.0.as_str(),
-                    g.1,
-                    g.2.iter().map(String::as_str).collect::<Vec<_>>()
-                ),
-                *w
-            );
-        }
+                    tag.as_str(),
+                    *action,
+                    reasons.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
         assert_eq!(p.reclaimable(), 300);
     }
 

@@ -104,3 +104,51 @@ fn crictl_config_file_and_env_are_honoured() {
         run.stderr
     );
 }
+
+/// No endpoint configured anywhere: crimg tries every default socket in order and, when
+/// none answers, exits 3 naming each of them with why it failed. Run in a private mount
+/// namespace with an empty `/run` (so `/var/run` too), so a runtime of the host's can
+/// never answer, and with an empty crictl config file in place of `/etc/crictl.yaml`.
+#[test]
+fn default_search_exits_3_naming_every_socket_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crictl.yaml");
+    std::fs::write(&config, "").unwrap();
+    let crimg = bare();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs tmpfs /run && exec \"$@\"")
+        .arg("sh")
+        .arg(crimg.get_program())
+        .arg("list")
+        .env("CRI_CONFIG_FILE", &config);
+    for (k, v) in crimg.get_envs() {
+        if v.is_none() {
+            cmd.env_remove(k);
+        }
+    }
+    let run = Run::of(&mut cmd).expect_code(3);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("crimg: error: "))
+        .unwrap_or_else(|| panic!("no error line: {}", run.stderr));
+    let tried: Vec<&str> = error
+        .split_once("unreachable: ")
+        .unwrap_or_else(|| panic!("{error}"))
+        .1
+        .split("; ")
+        .collect();
+    // The README's list, in its order.
+    let want: Vec<String> = [
+        "/run/containerd/containerd.sock",
+        "/run/k3s/containerd/containerd.sock",
+        "/var/run/crio/crio.sock",
+        "/var/run/cri-dockerd.sock",
+    ]
+    .iter()
+    .map(|path| format!("unix://{path} (no such socket)"))
+    .collect();
+    assert_eq!(tried, want, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}

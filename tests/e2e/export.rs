@@ -38,6 +38,10 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 /// `ctr` in another namespace of the node.
 fn ctr_ns(node: &Node, ns: &str, args: &[&str]) -> Output {
     Command::new("ctr")
@@ -95,7 +99,7 @@ pub(crate) fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&st
 }
 
 /// Every entry of a tar: path and bytes, in order.
-fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut ar = tar::Archive::new(bytes);
     ar.entries()
         .expect("archive is a tar")
@@ -393,6 +397,20 @@ fn targets_are_never_clobbered_or_followed() {
             .is_symlink()
     );
     assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    // A dangling one too; what it points at is never created.
+    let nowhere = dir.join("nowhere");
+    let dangling = dir.join("dangling.tar");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+    let run = crimg(node.crimg(), &["export", "-O", s(&dangling), "exp-d:1"]).expect_code(2);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(!nowhere.exists());
+    crimg(
+        node.crimg(),
+        &["export", "--force", "-O", s(&dangling), "exp-d:1"],
+    )
+    .expect_code(0);
+    assert!(!fs::symlink_metadata(&dangling).unwrap().is_symlink());
+    assert!(!nowhere.exists(), "the link's target was created");
 
     // A directory, a missing directory, an unknown image: errors, and no file.
     crimg(
@@ -422,11 +440,7 @@ fn targets_are_never_clobbered_or_followed() {
     assert!(run.stderr.contains("no-such:image"), "{}", run.stderr);
     assert_eq!(
         dir_names(&dir),
-        BTreeSet::from([
-            "d.tar".to_string(),
-            "link.tar".to_string(),
-            "victim".to_string()
-        ]),
+        BTreeSet::from(["d.tar", "link.tar", "dangling.tar", "victim"].map(String::from)),
         "nothing else, no temp file"
     );
 }
@@ -465,6 +479,24 @@ fn content_digests(node: &Node) -> Vec<String> {
     node.ctr_ok(&["content", "ls", "-q"])
         .lines()
         .map(str::to_string)
+        .collect()
+}
+
+/// The labels of a blob, as `ctr content ls` shows them.
+pub(crate) fn content_labels(node: &Node, digest: &str) -> BTreeMap<String, String> {
+    let ls = node.ctr_ok(&["content", "ls"]);
+    let line = ls
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(digest))
+        .unwrap_or_else(|| panic!("{digest} not in `ctr content ls`:\n{ls}"));
+    // DIGEST SIZE AGE LABELS: the age has spaces, the labels none.
+    line.split_whitespace()
+        .last()
+        .filter(|l| *l != "-")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
@@ -544,6 +576,18 @@ fn fetch_repairs(node: &Node, registry: &Registry, img: &FixtureImage, extra: &[
     assert!(run.stderr.contains("1 blob fetched"), "{}", run.stderr);
 
     // Repaired: the layer is back, held by its manifest's GC label, not a lease.
+    let left = node.ctr_ok(&["leases", "ls", "-q"]);
+    assert_eq!(left.trim(), "", "leases left by the fetch");
+    let manifest = records(node, "k8s.io")
+        .get(&img.name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no record {}", img.name));
+    let labels = content_labels(node, &manifest);
+    assert_eq!(
+        labels.get("containerd.io/gc.ref.content.l.0"),
+        Some(&layer),
+        "the manifest's GC label for its layer: {labels:?}"
+    );
     force_gc(node, &img.name);
     assert!(
         content_digests(node).contains(&layer),

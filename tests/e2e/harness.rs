@@ -39,10 +39,22 @@ fn node_options_apply() {
         extra_toml: "[plugins.\"io.containerd.gc.v1.scheduler\"]\n  pause_threshold = 0.03\n"
             .to_owned(),
     });
-    let config = std::fs::read_to_string(node.dir().join("config.toml")).unwrap();
-    assert!(
-        config.contains("discard_unpacked_layers = true"),
-        "{config}"
+    // What the running CRI says its configuration is, not the file the harness wrote.
+    let mut c = node.runtime_client();
+    let status = node.call(
+        "CRI Status",
+        c.status(crimg::proto::runtime::v1::StatusRequest { verbose: true }),
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(status.info.get("config").expect("verbose status config")).unwrap();
+    assert_eq!(
+        config["containerd"]["discardUnpackedLayers"],
+        serde_json::json!(true),
+        "{config:#}"
+    );
+    assert_eq!(
+        config["sandboxImage"], "registry.k8s.io/pause:3.10",
+        "{config:#}"
     );
     // The pod can only start if CRI uses the configured sandbox image: there is no network.
     let pod = node.run_pod("p");

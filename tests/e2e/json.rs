@@ -21,7 +21,15 @@ pub struct ListedImage {
     pub pinned_by: Vec<String>,
     pub in_use: InUse,
     pub protected: Vec<String>,
+    /// Null when the runtime does not know it, but always there.
+    #[serde(deserialize_with = "present_or_null")]
     pub created_at: Option<String>,
+}
+
+/// An `Option` field that must be present (`null` or a value): with `deserialize_with`,
+/// serde no longer treats a missing `Option` field as `None`.
+fn present_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,5 +123,47 @@ impl PruneResult {
             .unwrap_or_else(|| panic!("{tag} not kept: {self:#?}"))
             .reasons
             .clone()
+    }
+}
+
+/// `import -o json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportResult {
+    pub imported: Vec<ImportedFile>,
+    pub failed: Vec<FailedFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedFile {
+    pub file: String,
+    pub images: Vec<ImportedImage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedImage {
+    pub name: String,
+    pub id: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedFile {
+    pub file: String,
+    pub error: String,
+}
+
+impl ImportResult {
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .imported
+            .iter()
+            .flat_map(|f| f.images.iter().map(|i| i.name.clone()))
+            .collect();
+        v.sort();
+        v
     }
 }

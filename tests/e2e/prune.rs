@@ -75,6 +75,15 @@ impl Scenario {
         crimg(self.node.crimg(), &args)
     }
 
+    /// Why the running pod's pause image stays, in order: one spelling for every output.
+    fn pause_reasons(&self) -> Vec<String> {
+        vec![
+            format!("in-use:sandbox:{}", self.pod),
+            "allowlist:sandbox-image".into(),
+            "allowlist:builtin:**/pause".into(),
+        ]
+    }
+
     fn listed_tags(&self) -> Vec<String> {
         let list: ImageList = crimg(self.node.crimg(), &["list", "-o", "json"])
             .expect_code(0)
@@ -112,14 +121,7 @@ fn dry_run_then_prune_removes_exactly_the_plain_images() {
     assert!(dry.reclaimed_bytes > 0);
     assert_eq!(s.listed_tags(), before, "a dry run removes nothing");
 
-    assert_eq!(
-        dry.reasons_of(PAUSE),
-        [
-            format!("in-use:sandbox:{}", s.pod),
-            "allowlist:sandbox-image".into(),
-            "allowlist:builtin:**/pause".into()
-        ]
-    );
+    assert_eq!(dry.reasons_of(PAUSE), s.pause_reasons());
     assert_eq!(
         dry.reasons_of(RUNNING),
         [format!("in-use:container:{}", s.running)]
@@ -209,12 +211,13 @@ fn why_policy_options_eraser_json_and_state() {
         .expect_code(0)
         .json();
     assert_eq!(why.action, "keep");
-    assert_eq!(why.reasons.len(), 3, "{why:?}");
+    assert_eq!(why.reasons, s.pause_reasons());
     let why: PruneWhy = s
         .prune(&["--why", "old-a:1", "-o", "json"])
         .expect_code(0)
         .json();
-    assert_eq!((why.action.as_str(), why.reasons.len()), ("remove", 0));
+    assert_eq!(why.action, "remove");
+    assert!(why.reasons.is_empty(), "{why:?}");
     let text = s.prune(&["--why", USER_PINNED]).expect_code(0).stdout;
     assert!(
         text.contains("keep") && text.contains("pinned:user"),
@@ -277,6 +280,61 @@ fn why_policy_options_eraser_json_and_state() {
         state.contains(&FixtureImage::new(RUNNING).config_digest()),
         "{state}"
     );
+}
+
+/// `--keep-last` and `--older-than` removing images, not only keeping them, by the age
+/// of their records; and a dry run that leaves the state file unwritten.
+#[test]
+fn keep_last_and_older_than_remove_images() {
+    let node = Node::start();
+    const OLD: [&str; 4] = [
+        "docker.io/library/app:1",
+        "docker.io/library/app:2",
+        "docker.io/library/app:3",
+        "docker.io/library/other:1",
+    ];
+    const FRESH: &str = "docker.io/library/fresh:1";
+    for name in OLD {
+        node.import(&FixtureImage::new(name));
+        // Distinct creation times, in this order.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    node.import(&FixtureImage::new(FRESH));
+    let state = node.dir().join("crimg-state/state.json");
+    let prune = |args: &[&str]| -> PruneResult {
+        let mut all = vec!["prune", "-o", "json"];
+        all.extend_from_slice(args);
+        crimg(node.crimg(), &all).expect_code(0).json()
+    };
+
+    // A dry run changes nothing, the state file included.
+    let r = prune(&["--dry-run", "--keep-last", "2"]);
+    assert!(r.dry_run);
+    assert_eq!(r.removed_tags(), [OLD[0]]);
+    assert!(!state.exists(), "a dry run wrote {}", state.display());
+
+    // The newest two of each repository stay.
+    let r = prune(&["--keep-last", "2"]);
+    assert_eq!(r.removed_tags(), [OLD[0]]);
+    for kept in [OLD[1], OLD[2], OLD[3], FRESH] {
+        assert_eq!(r.reasons_of(kept), ["keep-last"], "{kept}");
+    }
+    assert!(state.exists(), "a real run writes {}", state.display());
+
+    // Older than 2 s: all but the fresh one.
+    let r = prune(&["--older-than", "2s"]);
+    assert_eq!(r.removed_tags(), sorted(&OLD[1..]));
+    assert_eq!(r.reasons_of(FRESH), ["newer-than:2s"]);
+    let listed: ImageList = crimg(node.crimg(), &["list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    let tags: Vec<&str> = listed
+        .images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter().map(String::as_str))
+        .collect();
+    assert_eq!(tags, [FRESH]);
 }
 
 /// Patterns written the ways users write one image (`docker.io/x`, `index.docker.io/…`)

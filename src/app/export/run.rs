@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::store::{FetchState, gather_and_fetch};
+use super::store::{FetchState, LeaseHeld, gather_and_fetch};
 use super::targets::{Target, check_target, resolve_targets};
 use super::writer::{write_archive, write_file};
 use crate::app::{Outcome, Session, Settings, inventory};
@@ -33,19 +33,32 @@ struct ExportResult {
 pub async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
     // Checked before connecting: a refused target should not wait on the runtime.
     let target = check_target(&args)?;
-    let work = export(settings, args, target);
+    let lease = LeaseHeld::default();
+    let work = export(settings, args, target, lease.clone());
     tokio::select! {
         r = work => r,
         // Dropping `work` drops the temp file, which removes it: no partial file stays.
-        signal = crate::error::interrupted() => Err(CrimgError::Interrupted {
-            signal,
-            what: "no archive was written".into(),
+        // The fetch's lease goes now too, and with it whatever was fetched.
+        signal = crate::error::interrupted() => {
+            let held = lease.lock().ok().and_then(|mut l| l.take());
+            if let Some((c, id)) = held {
+                let _ = c.delete_lease(&id, false).await;
+            }
+            Err(CrimgError::Interrupted {
+                signal,
+                what: "no archive was written".into(),
+            }
+            .into())
         }
-        .into()),
     }
 }
 
-async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<Outcome> {
+async fn export(
+    settings: Settings,
+    args: ExportArgs,
+    target: Target,
+    held: LeaseHeld,
+) -> Result<Outcome> {
     let started = Instant::now();
     let mut session = Session::connect(settings).await?;
     let containerd = session.containerd().await?.clone();
@@ -71,18 +84,25 @@ async fn export(settings: Settings, args: ExportArgs, target: Target) -> Result<
         let lease = containerd
             .create_lease("export", std::time::Duration::from_secs(3600))
             .await?;
+        if let Ok(mut h) = held.lock() {
+            *h = Some((containerd.clone(), lease.clone()));
+        }
         let leased = containerd.with_lease(&lease)?;
         Some(FetchState {
             fetcher,
             lease,
             leased,
             fetched: Vec::new(),
+            held: held.clone(),
         })
     } else {
         None
     };
 
     let result = gather_and_fetch(&containerd, &settings, wanted, &choice, fetch.as_mut()).await;
+    if let Ok(mut h) = held.lock() {
+        *h = None;
+    }
     if let Some(f) = &fetch
         && let Err(e) = containerd.delete_lease(&f.lease, false).await
     {

@@ -23,7 +23,12 @@ pub(super) struct FetchState {
     pub(super) lease: String,
     pub(super) leased: Containerd,
     pub(super) fetched: Vec<String>,
+    /// Where an interruption finds the lease to delete.
+    pub(super) held: LeaseHeld,
 }
+
+/// The lease `--fetch-missing` holds while it works, for an interruption to delete.
+pub(super) type LeaseHeld = std::sync::Arc<std::sync::Mutex<Option<(Containerd, String)>>>;
 
 /// The walk's view of containerd: presence, small reads and, with a fetcher, fetching
 /// absent manifests on the way.
@@ -216,6 +221,9 @@ async fn renew_lease(
         c.lease_content(&lease, digest).await?;
     }
     let old = std::mem::replace(&mut f.lease, lease);
+    if let Ok(mut h) = f.held.lock() {
+        *h = Some((c.clone(), f.lease.clone()));
+    }
     f.leased = c.with_lease(&f.lease)?;
     c.delete_lease(&old, false).await
 }
