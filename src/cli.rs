@@ -23,13 +23,13 @@ CRI to any CRI runtime, and containerd's own API where CRI is not enough (labels
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// CRI runtime service: unix:///path or a bare path [default: crictl config, then the
     /// first socket that exists of containerd, K3s, CRI-O, cri-dockerd]
     #[arg(
@@ -39,7 +39,7 @@ pub struct GlobalArgs {
         value_name = "URI",
         global = true
     )]
-    pub runtime_endpoint: Option<String>,
+    pub(crate) runtime_endpoint: Option<String>,
 
     /// CRI image service [default: the runtime endpoint]
     #[arg(
@@ -49,7 +49,7 @@ pub struct GlobalArgs {
         value_name = "URI",
         global = true
     )]
-    pub image_endpoint: Option<String>,
+    pub(crate) image_endpoint: Option<String>,
 
     /// containerd API socket [default: the CRI endpoint when the runtime is containerd,
     /// else /run/containerd/containerd.sock, then K3s's]
@@ -60,7 +60,7 @@ pub struct GlobalArgs {
         value_name = "PATH",
         global = true
     )]
-    pub address: Option<String>,
+    pub(crate) address: Option<String>,
 
     /// containerd namespace
     #[arg(
@@ -70,7 +70,7 @@ pub struct GlobalArgs {
         default_value = "k8s.io",
         global = true
     )]
-    pub namespace: String,
+    pub(crate) namespace: String,
 
     /// crictl's YAML config file (runtime-endpoint, image-endpoint, timeout)
     /// [default: /etc/crictl.yaml if it exists]
@@ -81,24 +81,24 @@ pub struct GlobalArgs {
         value_name = "FILE",
         global = true
     )]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it
     /// [default: 10s]
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout, global = true)]
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 
     /// Output format where a command prints records
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
-    pub output: OutputFormat,
+    pub(crate) output: OutputFormat,
 
     /// Only errors on stderr; no progress
     #[arg(short = 'q', long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Progress bars on stderr (auto: only when stderr is a terminal)
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "WHEN", global = true)]
-    pub progress: ProgressMode,
+    pub(crate) progress: ProgressMode,
 
     /// Diagnostics on stderr
     #[arg(
@@ -109,11 +109,11 @@ pub struct GlobalArgs {
         action = clap::ArgAction::SetTrue,
         value_parser = clap::builder::FalseyValueParser::new()
     )]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// A table that fits the terminal
     Table,
     /// A table with digests and creation times
@@ -125,14 +125,14 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List images with their tags, size, pins, users and protections
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -151,85 +151,85 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Globs on normalised references (nginx:*, reg.local/team/**) or ID prefixes (sha256:ab12)
     #[arg(value_name = "PATTERN")]
-    pub patterns: Vec<String>,
+    pub(crate) patterns: Vec<String>,
     /// Only pinned images
     #[arg(long, conflicts_with = "unpinned")]
-    pub pinned: bool,
+    pub(crate) pinned: bool,
     /// Only images nobody pinned
     #[arg(long)]
-    pub unpinned: bool,
+    pub(crate) unpinned: bool,
     /// Only images a container or pod sandbox uses
     #[arg(long, conflicts_with = "unused")]
-    pub in_use: bool,
+    pub(crate) in_use: bool,
     /// Only images no container or pod sandbox uses
     #[arg(long)]
-    pub unused: bool,
+    pub(crate) unused: bool,
     /// Only images a prune would keep
     #[arg(long, conflicts_with = "unprotected")]
-    pub protected: bool,
+    pub(crate) protected: bool,
     /// Only images a prune would remove
     #[arg(long)]
-    pub unprotected: bool,
+    pub(crate) unprotected: bool,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct PinArgs {
+pub(crate) struct PinArgs {
     /// Images by reference (nginx:1.25), image ID or ID prefix (at least 6 hex)
     #[arg(value_name = "REF", required = true)]
-    pub refs: Vec<String>,
+    pub(crate) refs: Vec<String>,
     /// Show what would change, change nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to print a completion script for
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Decide and report, remove nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print the decision and every reason for one image, remove nothing
     #[arg(long, value_name = "REF")]
-    pub why: Option<String>,
+    pub(crate) why: Option<String>,
     /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
     #[arg(long, value_name = "FILE")]
-    pub exclude_file: Vec<PathBuf>,
+    pub(crate) exclude_file: Vec<PathBuf>,
     /// Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which
     /// may be absent; a directory named here must exist]
     #[arg(long, value_name = "DIR")]
-    pub exclude_dir: Option<PathBuf>,
+    pub(crate) exclude_dir: Option<PathBuf>,
     /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
     #[arg(long, value_name = "PATTERN")]
-    pub exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
     /// Drop the built-in allowlist of pause and Kubernetes system images (the runtime's
     /// sandbox image stays protected)
     #[arg(long)]
-    pub no_builtin_allowlist: bool,
+    pub(crate) no_builtin_allowlist: bool,
     /// Keep images whose containerd record is younger than this (24h, 7d)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_text)]
-    pub older_than: Option<DurationText>,
+    pub(crate) older_than: Option<DurationText>,
     /// Per repository, keep the N newest images
     #[arg(long, value_name = "N")]
-    pub keep_last: Option<usize>,
+    pub(crate) keep_last: Option<usize>,
     /// Concurrent removals
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallel: u16,
+    pub(crate) parallel: u16,
     /// Remove least recently used images only until the image filesystem is at or below
     /// PERCENT of its size (the kubelet's image GC)
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-    pub target_usage: Option<f64>,
+    pub(crate) target_usage: Option<f64>,
     /// Where crimg remembers when it last saw each image in use
     #[arg(long, value_name = "FILE", env = "CRIMG_STATE_FILE")]
-    pub state_file: Option<PathBuf>,
+    pub(crate) state_file: Option<PathBuf>,
 }
 
 /// `80` or `80%`, from 0 to 100.
@@ -248,9 +248,9 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 /// A duration and the text it was given as, so reasons can quote the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DurationText {
-    pub duration: Duration,
-    pub text: String,
+pub(crate) struct DurationText {
+    pub(crate) duration: Duration,
+    pub(crate) text: String,
 }
 
 /// The longest `--older-than`: a hundred years, far past any image's age.
@@ -268,44 +268,44 @@ fn parse_duration_text(s: &str) -> Result<DurationText, String> {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// Archives, directories of archives, `.txt` lists of references to pull, or `-` for stdin
     #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Pin every imported image
     #[arg(long)]
-    pub pin: bool,
+    pub(crate) pin: bool,
     /// Import this platform (os/arch[/variant]; repeatable) [default: the host's]
     #[arg(long, value_name = "PLATFORM")]
-    pub platform: Vec<crate::plan::platform::Platform>,
+    pub(crate) platform: Vec<crate::plan::platform::Platform>,
     /// Import every platform of multi-platform images
     #[arg(long, conflicts_with = "platform")]
-    pub all_platforms: bool,
+    pub(crate) all_platforms: bool,
     /// Store content only; do not unpack into a snapshotter
     #[arg(long)]
-    pub no_unpack: bool,
+    pub(crate) no_unpack: bool,
     /// Snapshotter to unpack into [default: the CRI's]
     #[arg(long, value_name = "NAME")]
-    pub snapshotter: Option<String>,
+    pub(crate) snapshotter: Option<String>,
     /// Repository for OCI archives whose index names images by bare tags
     #[arg(long, value_name = "NAME")]
-    pub base_name: Option<String>,
+    pub(crate) base_name: Option<String>,
     /// Keep running and import archives that appear or change in the given directories
     #[arg(long)]
-    pub watch: bool,
+    pub(crate) watch: bool,
     /// With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]
     #[arg(long, value_name = "FILE", requires = "watch")]
-    pub state_file: Option<PathBuf>,
+    pub(crate) state_file: Option<PathBuf>,
     /// With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not (a deleted image is also restored on containerd's delete event)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "watch")]
-    pub recheck_interval: Duration,
+    pub(crate) recheck_interval: Duration,
     /// With --watch: when an archive leaves the directory, drop the pins crimg set on its images
     #[arg(long, requires = "watch")]
-    pub unpin_removed: bool,
+    pub(crate) unpin_removed: bool,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The archive to write (`-` for standard output)
     #[arg(
         short = 'O',
@@ -313,35 +313,35 @@ pub struct ExportArgs {
         value_name = "FILE",
         required = true
     )]
-    pub output_file: PathBuf,
+    pub(crate) output_file: PathBuf,
     /// Images by reference, ID or ID prefix
     #[arg(value_name = "REF", required = true)]
-    pub refs: Vec<String>,
+    pub(crate) refs: Vec<String>,
     /// Export this platform (os/arch[/variant]; repeatable) [default: the host's]
     #[arg(long, value_name = "PLATFORM")]
-    pub platform: Vec<crate::plan::platform::Platform>,
+    pub(crate) platform: Vec<crate::plan::platform::Platform>,
     /// Export every platform the content store holds
     #[arg(long, conflicts_with = "platform")]
-    pub all_platforms: bool,
+    pub(crate) all_platforms: bool,
     /// Compress the whole archive
     #[arg(long, value_name = "ALGORITHM", value_parser = compression_parser())]
-    pub compress: Option<Compression>,
+    pub(crate) compress: Option<Compression>,
     /// Fetch blobs missing from the content store from the image's registry first
     #[arg(long)]
-    pub fetch_missing: bool,
+    pub(crate) fetch_missing: bool,
     /// Overwrite FILE if it exists
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// containerd's registry hosts directory (hosts.toml files), for --fetch-missing
     #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
-    pub registry_config_dir: PathBuf,
+    pub(crate) registry_config_dir: PathBuf,
     /// K3s's registries.yaml, for --fetch-missing
     #[arg(
         long,
         value_name = "FILE",
         default_value = "/etc/rancher/k3s/registries.yaml"
     )]
-    pub registries_yaml: PathBuf,
+    pub(crate) registries_yaml: PathBuf,
 }
 
 /// The compressions `export --compress` writes, by their command-line names.

@@ -10,20 +10,22 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 /// The shells whose completions are committed, with their file names.
-pub const COMPLETION_FILES: &[(Shell, &str)] = &[
+#[cfg(test)]
+pub(crate) const COMPLETION_FILES: &[(Shell, &str)] = &[
     (Shell::Bash, "crimg.bash"),
     (Shell::Zsh, "_crimg"),
     (Shell::Fish, "crimg.fish"),
 ];
 
-pub fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "crimg", out);
     Ok(())
 }
 
 /// Every man page: `crimg.1` and one `crimg-<sub>.1` per subcommand.
-pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+#[cfg(test)]
+pub(crate) fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let cmd = Cli::command();
     let mut pages = Vec::new();
     let mut buf = Vec::new();
@@ -44,7 +46,8 @@ pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
 
 /// `readme` with the table under its "## Exit codes" heading replaced by the one
 /// generated from [`crate::exit::ExitStatus`]; `None` when it has no such section.
-pub fn readme_with_exit_codes(readme: &str) -> Option<String> {
+#[cfg(test)]
+pub(crate) fn readme_with_exit_codes(readme: &str) -> Option<String> {
     const HEADING: &str = "\n## Exit codes\n\n";
     let start = readme.find(HEADING)? + HEADING.len();
     let end = start + readme[start..].find("\n\n")?;

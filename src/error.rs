@@ -56,7 +56,7 @@ impl fmt::Display for Signal {
 
 /// Resolves when SIGINT or SIGTERM arrives (never, if the handlers cannot be installed).
 /// Installing it replaces the default action, so the caller decides how to stop.
-pub async fn interrupted() -> Signal {
+pub(crate) async fn interrupted() -> Signal {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),
@@ -75,8 +75,8 @@ pub async fn interrupted() -> Signal {
 /// One socket that was tried and why it failed.
 #[derive(Debug, Clone)]
 pub struct Tried {
-    pub endpoint: String,
-    pub problem: String,
+    pub(crate) endpoint: String,
+    pub(crate) problem: String,
 }
 
 fn format_tried(tried: &[Tried]) -> String {
@@ -97,7 +97,7 @@ impl fmt::Display for Tried {
 }
 
 impl CrimgError {
-    pub fn exit_status(&self) -> ExitStatus {
+    pub(crate) fn exit_status(&self) -> ExitStatus {
         match self {
             CrimgError::Unreachable { .. } | CrimgError::Lost { .. } => ExitStatus::Unreachable,
             CrimgError::Usage(_) => ExitStatus::Usage,
@@ -122,13 +122,13 @@ impl ConnectionLost {
 
     /// The lost connection behind `err`, if it failed because one was lost (see
     /// [`crate::exit::classify`]).
-    pub fn of(err: &anyhow::Error) -> Option<ConnectionLost> {
+    pub(crate) fn of(err: &anyhow::Error) -> Option<ConnectionLost> {
         crate::exit::classify(err).lost
     }
 }
 
 /// `err` shown as `text` only (its chain dropped), still a lost connection if it was one.
-pub fn flattened(text: String, err: &anyhow::Error) -> anyhow::Error {
+pub(crate) fn flattened(text: String, err: &anyhow::Error) -> anyhow::Error {
     match ConnectionLost::of(err) {
         Some(lost) => CrimgError::Lost { shown: text, lost }.into(),
         None => anyhow::Error::msg(text),
@@ -137,7 +137,7 @@ pub fn flattened(text: String, err: &anyhow::Error) -> anyhow::Error {
 
 /// An error as one message: each cause after the other, as `{:#}` prints them, but a
 /// gRPC status as its code and message only, without tonic's debug dump of its source.
-pub fn render(err: &anyhow::Error) -> String {
+pub(crate) fn render(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in err.chain() {
         if let Some(s) = e.downcast_ref::<tonic::Status>() {

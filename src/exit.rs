@@ -27,7 +27,7 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// Every status, in the order the help and the README list them.
-    pub const ALL: [ExitStatus; 7] = [
+    pub(crate) const ALL: [ExitStatus; 7] = [
         ExitStatus::Done,
         ExitStatus::Failed,
         ExitStatus::Usage,
@@ -63,6 +63,7 @@ impl ExitStatus {
     }
 
     /// What it means, in full (the README's table).
+    #[cfg(test)]
     fn meaning(self) -> &'static str {
         match self {
             ExitStatus::Done => "done",
@@ -84,7 +85,7 @@ impl ExitStatus {
     }
 
     /// How a command that did not fail outright ended.
-    pub fn of_outcome(outcome: Outcome) -> ExitStatus {
+    pub(crate) fn of_outcome(outcome: Outcome) -> ExitStatus {
         match outcome {
             Outcome::Done => ExitStatus::Done,
             Outcome::Partial => ExitStatus::Partial,
@@ -113,7 +114,7 @@ fn join_codes(codes: &[u8], sep: &str) -> String {
 }
 
 /// The "Exit codes: ..." paragraph of `crimg --help`.
-pub fn help_paragraph() -> String {
+pub(crate) fn help_paragraph() -> String {
     let rows: Vec<String> = rows(ExitStatus::summary)
         .iter()
         .map(|(codes, text)| format!("{} {text}", join_codes(codes, " or ")))
@@ -122,7 +123,8 @@ pub fn help_paragraph() -> String {
 }
 
 /// The table under the README's "Exit codes" heading.
-pub fn markdown_table() -> String {
+#[cfg(test)]
+pub(crate) fn markdown_table() -> String {
     let mut out = String::from("| code | meaning |\n|---|---|\n");
     for (codes, text) in rows(ExitStatus::meaning) {
         out.push_str(&format!("| {} | {text} |\n", join_codes(&codes, ", ")));
@@ -133,9 +135,9 @@ pub fn markdown_table() -> String {
 /// An error that ends the command, classified: its exit status, and the lost connection
 /// behind it if there is one.
 #[derive(Debug)]
-pub struct Classified {
-    pub status: ExitStatus,
-    pub lost: Option<ConnectionLost>,
+pub(crate) struct Classified {
+    pub(crate) status: ExitStatus,
+    pub(crate) lost: Option<ConnectionLost>,
     /// The status is "unreachable" because of `lost` (not a typed error before it).
     by_lost: bool,
 }
@@ -149,7 +151,7 @@ pub struct Classified {
 ///   mid-stream) is "unreachable" (the call's own error, or a [`CrimgError::Lost`] that
 ///   stands for it, whichever comes first);
 /// - anything else is a failure.
-pub fn classify(err: &anyhow::Error) -> Classified {
+pub(crate) fn classify(err: &anyhow::Error) -> Classified {
     use crate::runtime::{RpcError, transport_problem};
     let mut broken_pipe = false;
     let mut past_status = false;
@@ -204,12 +206,12 @@ pub fn classify(err: &anyhow::Error) -> Classified {
 }
 
 /// The hint under an error caused by a lost connection.
-pub const LOST_HINT: &str = "the container runtime stopped answering in the middle of the \
+pub(crate) const LOST_HINT: &str = "the container runtime stopped answering in the middle of the \
      command (restarted, killed or overloaded?); run the command again once it answers";
 
 /// What to print and the exit status for an error that ends the command. A lost
 /// connection gets the socket (when the message does not name it yet) and a hint.
-pub fn report(err: &anyhow::Error) -> (String, ExitStatus) {
+pub(crate) fn report(err: &anyhow::Error) -> (String, ExitStatus) {
     let Classified {
         status,
         lost,

@@ -35,10 +35,10 @@ use crate::plan::pattern::RefPattern;
 use crate::plan::platform::{Platform, PlatformChoice};
 
 /// The most bytes a target decompresses from one input.
-pub const MAX_DECOMPRESSED: u64 = 256 << 10;
+pub(crate) const MAX_DECOMPRESSED: u64 = 256 << 10;
 
 /// Separates the documents of a multi-document input.
-pub const SEPARATOR: &[u8] = b"\n--8<--\n";
+pub(crate) const SEPARATOR: &[u8] = b"\n--8<--\n";
 
 thread_local! {
     /// Inputs this thread's targets got past parsing with, see [`past_parsing`].
@@ -72,7 +72,7 @@ fn check<T, E: Display>(r: std::result::Result<T, E>) -> Option<T> {
 }
 
 /// The documents of a multi-document input.
-pub fn split(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = data;
     while let Some(i) = rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {

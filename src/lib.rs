@@ -1,19 +1,23 @@
 //! crimg: image lifecycle for Kubernetes nodes over CRI and containerd.
+//!
+//! The library is the `crimg` binary's; only what the binary, the end-to-end tests, the
+//! benchmarks and the fuzz targets name is `pub`, everything else `pub(crate)`.
+#![warn(unreachable_pub)]
 
 pub mod app;
-pub mod archive;
+pub(crate) mod archive;
 pub mod cli;
-pub mod docs;
-pub mod error;
+pub(crate) mod docs;
+pub(crate) mod error;
 pub mod exit;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
-pub mod oci;
-pub mod plan;
+pub(crate) mod oci;
+pub(crate) mod plan;
 pub mod proto;
-pub mod reference;
-pub mod registry;
-pub mod render;
+pub(crate) mod reference;
+pub(crate) mod registry;
+pub(crate) mod render;
 pub mod runtime;

@@ -6,30 +6,30 @@ use std::fmt;
 use std::time::SystemTime;
 
 /// containerd label CRI reads (1.6.22+) to report an image as pinned.
-pub const LABEL_CRI_PINNED: &str = "io.cri-containerd.pinned";
+pub(crate) const LABEL_CRI_PINNED: &str = "io.cri-containerd.pinned";
 /// containerd label K3s puts on its air-gap images, and strips again at every start.
-pub const LABEL_K3S_PINNED: &str = "io.cattle.k3s.pinned";
+pub(crate) const LABEL_K3S_PINNED: &str = "io.cattle.k3s.pinned";
 /// The value both pin labels carry.
-pub const PINNED_VALUE: &str = "pinned";
+pub(crate) const PINNED_VALUE: &str = "pinned";
 /// containerd label CRI sets on images it manages.
-pub const LABEL_CRI_MANAGED: &str = "io.cri-containerd.image";
+pub(crate) const LABEL_CRI_MANAGED: &str = "io.cri-containerd.image";
 
 /// What the runtime says about itself (CRI `Version`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuntimeVersion {
-    pub runtime_name: String,
-    pub runtime_version: String,
-    pub runtime_api_version: String,
+pub(crate) struct RuntimeVersion {
+    pub(crate) runtime_name: String,
+    pub(crate) runtime_version: String,
+    pub(crate) runtime_api_version: String,
 }
 
 /// An image as CRI lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CriImage {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    pub size: u64,
-    pub pinned: bool,
+pub(crate) struct CriImage {
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) repo_digests: Vec<String>,
+    pub(crate) size: u64,
+    pub(crate) pinned: bool,
 }
 
 /// A content descriptor.
@@ -42,41 +42,41 @@ pub struct Descriptor {
 
 /// One containerd image record (a name pointing at a target).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageRecord {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub target: Descriptor,
-    pub created_at: Option<SystemTime>,
-    pub updated_at: Option<SystemTime>,
+pub(crate) struct ImageRecord {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) target: Descriptor,
+    pub(crate) created_at: Option<SystemTime>,
+    pub(crate) updated_at: Option<SystemTime>,
 }
 
 /// A container as CRI lists it, any state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub name: String,
-    pub pod_sandbox_id: String,
+pub(crate) struct ContainerInfo {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) pod_sandbox_id: String,
     /// The image as the runtime names it for this container (`Container.image.image`).
-    pub image: String,
+    pub(crate) image: String,
     /// The image ID or digest reference (`Container.image_ref`).
-    pub image_ref: String,
-    pub state: String,
+    pub(crate) image_ref: String,
+    pub(crate) state: String,
 }
 
 /// A pod sandbox as CRI lists it, any state, with the image its sandbox runs when the
 /// runtime says (`PodSandboxStatus` verbose info).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SandboxInfo {
-    pub id: String,
-    pub name: String,
-    pub namespace: String,
-    pub state: String,
-    pub image: Option<String>,
+pub(crate) struct SandboxInfo {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) state: String,
+    pub(crate) image: Option<String>,
 }
 
 /// Who pinned an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PinSource {
+pub(crate) enum PinSource {
     /// The runtime reports `pinned` through CRI.
     Cri,
     /// `io.cri-containerd.pinned=pinned` without the K3s label.
@@ -86,7 +86,7 @@ pub enum PinSource {
 }
 
 impl PinSource {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PinSource::Cri => "cri",
             PinSource::User => "user",
@@ -104,24 +104,24 @@ impl fmt::Display for PinSource {
 /// One image of the node: the CRI view joined with containerd's records and labels and
 /// with the containers and sandboxes that use it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Image {
+pub(crate) struct Image {
     /// CRI image ID (`sha256:<config digest>` on containerd).
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    pub size: u64,
-    pub pinned_cri: bool,
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) repo_digests: Vec<String>,
+    pub(crate) size: u64,
+    pub(crate) pinned_cri: bool,
     /// The containerd records naming this image (tags, digests and the ID record).
-    pub records: Vec<ImageRecord>,
+    pub(crate) records: Vec<ImageRecord>,
     /// Containers (any state) using it.
-    pub containers: Vec<String>,
+    pub(crate) containers: Vec<String>,
     /// Pod sandboxes (any state) running it.
-    pub sandboxes: Vec<String>,
+    pub(crate) sandboxes: Vec<String>,
 }
 
 impl Image {
     /// Who pins this image: CRI's own flag, and the labels of any of its records.
-    pub fn pinned_by(&self) -> Vec<PinSource> {
+    pub(crate) fn pinned_by(&self) -> Vec<PinSource> {
         let mut by = Vec::new();
         if self.pinned_cri {
             by.push(PinSource::Cri);
@@ -148,17 +148,17 @@ impl Image {
         by
     }
 
-    pub fn in_use(&self) -> bool {
+    pub(crate) fn in_use(&self) -> bool {
         !self.containers.is_empty() || !self.sandboxes.is_empty()
     }
 
     /// The earliest creation time of its containerd records.
-    pub fn created_at(&self) -> Option<SystemTime> {
+    pub(crate) fn created_at(&self) -> Option<SystemTime> {
         self.records.iter().filter_map(|r| r.created_at).min()
     }
 
     /// Every name a user might know it by: tags, digest references.
-    pub fn references(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn references(&self) -> impl Iterator<Item = &str> {
         self.repo_tags
             .iter()
             .chain(self.repo_digests.iter())
@@ -166,7 +166,7 @@ impl Image {
     }
 
     /// The one name to show for it: the first tag, else the first digest reference, else the ID.
-    pub fn display_name(&self) -> &str {
+    pub(crate) fn display_name(&self) -> &str {
         self.repo_tags
             .first()
             .or_else(|| self.repo_digests.first())
@@ -176,19 +176,18 @@ impl Image {
 
 /// Everything crimg knows about the node's images at one moment.
 #[derive(Debug, Clone, Default)]
-pub struct Inventory {
-    pub runtime: RuntimeVersion,
-    pub images: Vec<Image>,
+pub(crate) struct Inventory {
+    pub(crate) images: Vec<Image>,
     /// The runtime's configured sandbox (pause) image, when it says.
-    pub sandbox_image: Option<String>,
+    pub(crate) sandbox_image: Option<String>,
     /// Whether containerd's own API was reachable (labels and records are known).
-    pub containerd: bool,
+    pub(crate) containerd: bool,
     /// Things noticed while joining that an operator may want to know.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The 12-hex short form of an image ID, as tables show it.
-pub fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
 }

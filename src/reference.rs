@@ -5,13 +5,13 @@ use crate::error::CrimgError;
 use crate::model::Image;
 
 /// The shortest ID prefix accepted, as the contract says.
-pub const MIN_ID_PREFIX: usize = 6;
+pub(crate) const MIN_ID_PREFIX: usize = 6;
 
 /// Normalises a reference as Docker does: `nginx` → `docker.io/library/nginx:latest`.
 ///
 /// Parsed by hand to the distribution grammar: the regex-based parsers cost tens of
 /// milliseconds to build, on every run, for a grammar this small.
-pub fn normalize(reference: &str) -> Result<String, String> {
+pub(crate) fn normalize(reference: &str) -> Result<String, String> {
     parse(reference.trim())
         .map_err(|why| format!("{reference:?} is not a valid image reference ({why})"))
 }
@@ -189,7 +189,7 @@ fn check_digest(d: &str) -> Result<(), &'static str> {
 }
 
 /// The repository part of a normalised reference (no tag, no digest).
-pub fn repository_of(normalized: &str) -> &str {
+pub(crate) fn repository_of(normalized: &str) -> &str {
     let without_digest = normalized.split('@').next().unwrap_or(normalized);
     // A tag follows the last ':' that comes after the last '/'; a ':' before it is a port.
     let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
@@ -200,7 +200,7 @@ pub fn repository_of(normalized: &str) -> &str {
 }
 
 /// The tag of a normalised reference, if it has one.
-pub fn tag_of(normalized: &str) -> Option<&str> {
+pub(crate) fn tag_of(normalized: &str) -> Option<&str> {
     let without_digest = normalized.split('@').next().unwrap_or(normalized);
     let repo = repository_of(without_digest);
     without_digest
@@ -209,7 +209,7 @@ pub fn tag_of(normalized: &str) -> Option<&str> {
 }
 
 /// `sha256:<hex>` or bare hex of at least `MIN_ID_PREFIX` characters: the hex part.
-pub fn id_prefix(input: &str) -> Option<&str> {
+pub(crate) fn id_prefix(input: &str) -> Option<&str> {
     let hex = input.strip_prefix("sha256:").unwrap_or(input);
     let ok = hex.len() >= MIN_ID_PREFIX
         && hex.len() <= 64
@@ -223,7 +223,7 @@ pub fn id_prefix(input: &str) -> Option<&str> {
 ///
 /// Order: a full or prefixed image ID (ambiguous prefixes are an error listing the
 /// candidates), then the normalised reference against tags and digest references.
-pub fn resolve<'a>(images: &'a [Image], input: &str) -> Result<&'a Image, CrimgError> {
+pub(crate) fn resolve<'a>(images: &'a [Image], input: &str) -> Result<&'a Image, CrimgError> {
     if let Some(hex) = id_prefix(input) {
         let hits: Vec<&Image> = images
             .iter()

@@ -11,7 +11,7 @@ use crate::plan::inventory::{Facts, join, unresolved_container_refs};
 
 /// Lists images, containers, sandboxes, the sandbox image and (when reachable) containerd's
 /// records at once, then joins them.
-pub async fn gather(session: &mut Session) -> Result<Inventory> {
+pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
     let containerd = session.containerd_optional().await?;
     let cri = &session.cri;
     let records = async {
@@ -45,7 +45,6 @@ pub async fn gather(session: &mut Session) -> Result<Inventory> {
     facts.aliases = resolve_unknown_refs(session, &facts).await;
     let (images, warnings) = join(&facts);
     Ok(Inventory {
-        runtime: session.runtime.clone(),
         images,
         sandbox_image: facts.sandbox_image,
         containerd: facts.records.is_some(),

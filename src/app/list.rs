@@ -18,7 +18,7 @@ struct Row<'a> {
     reasons: Vec<Reason>,
 }
 
-pub async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
+pub(crate) async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
     let patterns = args
         .patterns
         .iter()

@@ -1,13 +1,13 @@
 //! One module per subcommand: gather, plan, apply, render. This module turns raw
 //! arguments into settings and holds the connections a command needs.
 
-pub mod export;
-pub mod import;
-pub mod inventory;
-pub mod list;
-pub mod pin;
-pub mod prune;
-pub mod state;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod inventory;
+pub(crate) mod list;
+pub(crate) mod pin;
+pub(crate) mod prune;
+pub(crate) mod state;
 
 use std::io::IsTerminal;
 
@@ -29,16 +29,16 @@ pub enum Outcome {
 
 /// Validated global settings.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub endpoints: EndpointArgs,
-    pub output: OutputFormat,
-    pub quiet: bool,
-    pub progress: bool,
-    pub verbose: bool,
+pub(crate) struct Settings {
+    pub(crate) endpoints: EndpointArgs,
+    pub(crate) output: OutputFormat,
+    pub(crate) quiet: bool,
+    pub(crate) progress: bool,
+    pub(crate) verbose: bool,
 }
 
 impl Settings {
-    pub fn from_args(g: &GlobalArgs) -> Settings {
+    pub(crate) fn from_args(g: &GlobalArgs) -> Settings {
         let progress = !g.quiet
             && match g.progress {
                 ProgressMode::Always => true,
@@ -62,14 +62,14 @@ impl Settings {
     }
 
     /// A warning on stderr, unless quiet.
-    pub fn warn(&self, msg: impl std::fmt::Display) {
+    pub(crate) fn warn(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
             eprintln!("crimg: warning: {msg}");
         }
     }
 
     /// A diagnostic on stderr, only with --verbose.
-    pub fn debug(&self, msg: impl std::fmt::Display) {
+    pub(crate) fn debug(&self, msg: impl std::fmt::Display) {
         if self.verbose {
             eprintln!("crimg: {msg}");
         }
@@ -77,17 +77,17 @@ impl Settings {
 }
 
 /// The runtime connections of one run.
-pub struct Session {
-    pub settings: Settings,
-    pub resolved: Resolved,
-    pub cri: Cri,
-    pub runtime: crate::model::RuntimeVersion,
+pub(crate) struct Session {
+    pub(crate) settings: Settings,
+    pub(crate) resolved: Resolved,
+    pub(crate) cri: Cri,
+    pub(crate) runtime: crate::model::RuntimeVersion,
     containerd: Option<Result<Containerd, CrimgError>>,
 }
 
 impl Session {
     /// Connects to CRI (required for every image command) and asks its version.
-    pub async fn connect(settings: Settings) -> Result<Session> {
+    pub(crate) async fn connect(settings: Settings) -> Result<Session> {
         let resolved = connect::resolve(&settings.endpoints)?;
         let cri = connect::connect_cri(&resolved).await?;
         let runtime = cri.version().await.map_err(|e| CrimgError::Unreachable {
@@ -115,7 +115,7 @@ impl Session {
     }
 
     /// containerd's API, connected on first use.
-    pub async fn containerd(&mut self) -> Result<&Containerd, CrimgError> {
+    pub(crate) async fn containerd(&mut self) -> Result<&Containerd, CrimgError> {
         if self.containerd.is_none() {
             let candidates = connect::containerd_candidates(
                 &self.resolved,
@@ -142,7 +142,7 @@ impl Session {
 
     /// containerd when reachable; `None` (with a diagnostic) when the runtime is not
     /// containerd and no containerd answers.
-    pub async fn containerd_optional(&mut self) -> Result<Option<Containerd>, CrimgError> {
+    pub(crate) async fn containerd_optional(&mut self) -> Result<Option<Containerd>, CrimgError> {
         let must = self.runtime.runtime_name == "containerd" || self.resolved.address.is_some();
         match self.containerd().await {
             Ok(c) => Ok(Some(c.clone())),
@@ -155,7 +155,7 @@ impl Session {
     }
 }
 
-pub use crate::runtime::status_text;
+pub(crate) use crate::runtime::status_text;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
@@ -181,7 +181,7 @@ const STALE_COLLECT_WAIT: std::time::Duration = std::time::Duration::from_secs(3
 /// [`Containerd::release_stale_leases`]), so their half-written content goes now. Said
 /// only with --verbose; a failure here stops nothing (the command's own calls will say
 /// if containerd is gone).
-pub async fn release_stale_leases(c: &Containerd, settings: &Settings) {
+pub(crate) async fn release_stale_leases(c: &Containerd, settings: &Settings) {
     match c.release_stale_leases(STALE_COLLECT_WAIT).await {
         Ok(released) => {
             for (id, gone) in released {

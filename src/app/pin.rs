@@ -13,9 +13,9 @@ use crate::plan::pin::{LabelEdit, PinAction, PinItem, PinOutcome, plan};
 use crate::render::{self, json};
 
 /// K3s's air-gap images directory; `CRIMG_K3S_IMAGES_DIR` overrides it.
-pub const K3S_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
+pub(crate) const K3S_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
 
-pub async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result<Outcome> {
+pub(crate) async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result<Outcome> {
     let mut session = Session::connect(settings).await?;
     let containerd = session.containerd().await?.clone();
     let inv = inventory::gather(&mut session).await?;

@@ -22,7 +22,7 @@ use crate::render::{self, json};
 /// How long to wait for CRI's image list to catch up with deleted records.
 const CRI_CATCH_UP: Duration = Duration::from_secs(15);
 
-pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
+pub(crate) async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
     // Bad exclusion input stops everything before the runtime is even asked.
     let mut warnings = Vec::new();
     let excludes = exclude::load(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::sink::AtomicFile;
 
 /// The state directory: `CRIMG_STATE_DIR`, else `/var/lib/crimg`.
-pub fn state_dir() -> PathBuf {
+pub(crate) fn state_dir() -> PathBuf {
     std::env::var_os("CRIMG_STATE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/crimg"))
@@ -25,7 +25,7 @@ struct StateFile {
 }
 
 /// Reads a JSON state file; a missing file is the default (empty) state.
-pub fn load_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
+pub(crate) fn load_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).with_context(|| {
             format!(
@@ -39,7 +39,7 @@ pub fn load_json<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
 }
 
 /// Writes a JSON state file to a temp file beside it, then renames it: never half-written.
-pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -53,7 +53,7 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// Reads the last-use times; a missing file is an empty history.
-pub fn load_last_used(path: &Path) -> Result<HashMap<String, SystemTime>> {
+pub(crate) fn load_last_used(path: &Path) -> Result<HashMap<String, SystemTime>> {
     let state: StateFile = load_json(path)?;
     Ok(state
         .last_used
@@ -63,7 +63,7 @@ pub fn load_last_used(path: &Path) -> Result<HashMap<String, SystemTime>> {
 }
 
 /// Writes the last-use times atomically.
-pub fn save_last_used(path: &Path, last_used: &HashMap<String, SystemTime>) -> Result<()> {
+pub(crate) fn save_last_used(path: &Path, last_used: &HashMap<String, SystemTime>) -> Result<()> {
     let state = StateFile {
         last_used: last_used
             .iter()

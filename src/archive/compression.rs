@@ -5,16 +5,16 @@ use std::io::{BufRead, Read};
 use crate::oci::Compression;
 
 /// How many leading bytes [`detect`] needs to decide.
-pub const MAGIC_LEN: usize = 6;
+pub(crate) const MAGIC_LEN: usize = 6;
 
 /// A format crimg recognises but cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0} compression is not supported (gzip, zstd, bzip2 and lz4 are)")]
-pub struct Unsupported(pub &'static str);
+pub(crate) struct Unsupported(pub &'static str);
 
 /// Recognises the compression from the first bytes of a stream. Anything without a known
 /// magic is taken as uncompressed; whether that is a tar is checked later.
-pub fn detect(head: &[u8]) -> Result<Compression, Unsupported> {
+pub(crate) fn detect(head: &[u8]) -> Result<Compression, Unsupported> {
     let starts = |magic: &[u8]| head.starts_with(magic);
     if starts(&[0x1f, 0x8b]) {
         Ok(Compression::Gzip)
@@ -37,7 +37,7 @@ pub fn detect(head: &[u8]) -> Result<Compression, Unsupported> {
 
 /// A decompressing reader over `input`. Multi-member gzip and concatenated zstd, bzip2
 /// and lz4 frames are read to the end, as their command-line tools do.
-pub fn decoder<'a, R: BufRead + Send + 'a>(
+pub(crate) fn decoder<'a, R: BufRead + Send + 'a>(
     compression: Compression,
     input: R,
 ) -> std::io::Result<Box<dyn Read + Send + 'a>> {
@@ -52,7 +52,7 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
 
 /// Whether a 512-byte block is a tar header: the `ustar` magic, or a valid checksum
 /// (old v7 archives have no magic).
-pub fn is_tar_header(block: &[u8]) -> bool {
+pub(crate) fn is_tar_header(block: &[u8]) -> bool {
     if block.len() < 512 {
         return false;
     }

@@ -1,9 +1,9 @@
 //! Image archives: reading (import) and writing (export).
 
-pub mod compression;
-pub mod output;
-pub mod paths;
-pub mod read;
-pub mod sink;
-pub mod source;
-pub mod write;
+pub(crate) mod compression;
+pub(crate) mod output;
+pub(crate) mod paths;
+pub(crate) mod read;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod write;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// What stands at an output path before anything is written there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Existing {
+pub(crate) enum Existing {
     Nothing,
     /// A regular file: replaced only with `--force`.
     File,
@@ -21,7 +21,7 @@ pub enum Existing {
 }
 
 /// Looks at an output path without following a symlink there.
-pub fn existing(path: &Path) -> io::Result<Existing> {
+pub(crate) fn existing(path: &Path) -> io::Result<Existing> {
     match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(classify(&m.file_type())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::Nothing),
@@ -54,7 +54,7 @@ fn classify(t: &FileType) -> Existing {
 /// broken pipe under this context is a failure, unlike a report whose reader stopped
 /// early (`crimg list | head`); see [`excuses_broken_pipe`].
 #[derive(Debug, Clone)]
-pub struct WritingArchive(pub String);
+pub(crate) struct WritingArchive(pub String);
 
 impl fmt::Display for WritingArchive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,7 +64,7 @@ impl fmt::Display for WritingArchive {
 
 /// Whether a broken pipe in this error may end the run successfully: only when the output
 /// was a report, not an archive.
-pub fn excuses_broken_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn excuses_broken_pipe(err: &anyhow::Error) -> bool {
     err.downcast_ref::<WritingArchive>().is_none()
 }
 

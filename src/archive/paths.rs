@@ -4,7 +4,7 @@ use crate::oci::is_sha256_hex;
 
 /// Why a member path cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("unsafe path {0:?}: absolute")]
     Absolute(String),
     #[error("unsafe path {0:?}: contains `..`")]
@@ -19,7 +19,7 @@ pub enum PathError {
 
 /// A member path with `.` components and repeated slashes removed; never absolute, never
 /// with `..`. The root itself is `""`.
-pub fn normalize(raw: &[u8]) -> Result<String, PathError> {
+pub(crate) fn normalize(raw: &[u8]) -> Result<String, PathError> {
     let s = std::str::from_utf8(raw)
         .map_err(|_| PathError::NotUtf8(String::from_utf8_lossy(raw).into_owned()))?;
     if s.starts_with('/') || s.starts_with('\\') {
@@ -38,7 +38,7 @@ pub fn normalize(raw: &[u8]) -> Result<String, PathError> {
 
 /// The member a link points at, as a normalised path. A symlink's target is relative to
 /// the link's directory, a hard link's to the archive root; neither may leave the archive.
-pub fn link_target(link: &str, target: &[u8], symbolic: bool) -> Result<String, PathError> {
+pub(crate) fn link_target(link: &str, target: &[u8], symbolic: bool) -> Result<String, PathError> {
     let t = std::str::from_utf8(target)
         .map_err(|_| PathError::NotUtf8(String::from_utf8_lossy(target).into_owned()))?;
     if t.starts_with('/') {
@@ -65,7 +65,7 @@ pub fn link_target(link: &str, target: &[u8], symbolic: bool) -> Result<String, 
 
 /// What a member of an image archive is, by its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Member {
+pub(crate) enum Member {
     /// `blobs/sha256/<hex>`: content named by its digest.
     Blob(String),
     /// `index.json` of an OCI layout.
@@ -78,7 +78,7 @@ pub enum Member {
     Other,
 }
 
-pub fn classify(path: &str) -> Result<Member, PathError> {
+pub(crate) fn classify(path: &str) -> Result<Member, PathError> {
     match path {
         "index.json" => return Ok(Member::Index),
         "manifest.json" => return Ok(Member::DockerManifest),

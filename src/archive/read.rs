@@ -24,14 +24,14 @@ use crate::archive::paths::{self, Member};
 use crate::oci::{Compression, MAX_JSON, blob_path};
 
 /// Bytes per chunk handed from the reading thread to the writer.
-pub const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Chunks in flight per member body.
 const BODY_QUEUE: usize = 8;
 /// How many bytes of a member are kept to recognise its format.
-pub const HEAD_LEN: usize = 16;
+pub(crate) const HEAD_LEN: usize = 16;
 
 /// One member of a streamed archive.
-pub enum Event {
+pub(crate) enum Event {
     /// A regular file; its body follows on `body`. Dropping `body` skips the rest.
     File {
         path: String,
@@ -43,7 +43,7 @@ pub enum Event {
 }
 
 /// Counts bytes read from the raw input, for progress.
-pub struct Counting<R> {
+pub(crate) struct Counting<R> {
     inner: R,
     count: Arc<AtomicU64>,
 }
@@ -58,7 +58,7 @@ impl<R: Read> Read for Counting<R> {
 
 /// Where one archive's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     Stdin,
     File(PathBuf),
     /// An OCI layout or extracted `docker save` directory.
@@ -66,7 +66,7 @@ pub enum Input {
 }
 
 impl Input {
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             Input::Stdin => "-".into(),
             Input::File(p) | Input::Dir(p) => p.display().to_string(),
@@ -75,7 +75,7 @@ impl Input {
 }
 
 /// Whether a directory is itself an image layout rather than a directory of archives.
-pub fn is_layout_dir(dir: &Path) -> bool {
+pub(crate) fn is_layout_dir(dir: &Path) -> bool {
     dir.join("index.json").is_file()
         || dir.join("manifest.json").is_file()
         || dir.join("oci-layout").is_file()
@@ -84,7 +84,7 @@ pub fn is_layout_dir(dir: &Path) -> bool {
 /// Whether a directory is containers/image's `dir:` layout (`podman save --format
 /// docker-dir`, `skopeo copy … dir:`): one image manifest and its blobs named by bare hex
 /// digests, with a `version` file that says so.
-pub fn is_containers_dir(dir: &Path) -> bool {
+pub(crate) fn is_containers_dir(dir: &Path) -> bool {
     std::fs::read(dir.join("version")).is_ok_and(|v| v.starts_with(b"Directory Transport Version"))
 }
 
@@ -135,7 +135,7 @@ fn open_tar(
 
 /// Starts the streaming pass over a tar (file or stdin, any compression) in a blocking
 /// thread. Members arrive on the returned channel; an error ends it.
-pub fn stream_tar(
+pub(crate) fn stream_tar(
     input: &Input,
     count: Arc<AtomicU64>,
 ) -> Result<(Compression, mpsc::Receiver<Result<Event>>)> {
@@ -149,7 +149,7 @@ pub fn stream_tar(
 
 /// [`stream_tar`] over any reader: recognises the compression, checks for a tar and
 /// starts the pass.
-pub fn stream_reader(
+pub(crate) fn stream_reader(
     raw: Box<dyn Read + Send>,
     count: Arc<AtomicU64>,
 ) -> Result<(Compression, mpsc::Receiver<Result<Event>>)> {
@@ -302,24 +302,24 @@ fn send_body(r: &mut impl Read, size: u64, tx: &mpsc::Sender<io::Result<Bytes>>)
 
 /// A member of a seekable source: which file, where its bytes start, how many.
 #[derive(Debug, Clone)]
-pub struct Extent {
-    pub file: PathBuf,
-    pub offset: u64,
-    pub size: u64,
+pub(crate) struct Extent {
+    pub(crate) file: PathBuf,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
 }
 
 /// An uncompressed tar file or a layout directory, where any member can be read at will.
 #[derive(Debug, Default)]
-pub struct RandomAccess {
-    pub members: HashMap<String, Extent>,
-    pub links: HashMap<String, String>,
+pub(crate) struct RandomAccess {
+    pub(crate) members: HashMap<String, Extent>,
+    pub(crate) links: HashMap<String, String>,
     /// index.json and manifest.json, read whole.
-    pub meta: HashMap<String, Bytes>,
+    pub(crate) meta: HashMap<String, Bytes>,
 }
 
 impl RandomAccess {
     /// The member a path names, links followed (a bounded number of hops).
-    pub fn resolve_path(&self, path: &str) -> Option<&str> {
+    pub(crate) fn resolve_path(&self, path: &str) -> Option<&str> {
         let mut p = path;
         for _ in 0..16 {
             if let Some((k, _)) = self.members.get_key_value(p) {
@@ -331,17 +331,17 @@ impl RandomAccess {
     }
 
     /// Follows links (a bounded number of hops).
-    pub fn resolve(&self, path: &str) -> Option<&Extent> {
+    pub(crate) fn resolve(&self, path: &str) -> Option<&Extent> {
         self.members.get(self.resolve_path(path)?)
     }
 
-    pub fn blob(&self, digest: &str) -> Option<&Extent> {
+    pub(crate) fn blob(&self, digest: &str) -> Option<&Extent> {
         self.resolve(&blob_path(digest).ok()?)
     }
 
     /// What planning needs to know of a member: a blob's digest and size, or `None` when
     /// the path (or the member a link at it points to) is not a blob or not in the archive.
-    pub fn blob_member(&self, path: &str) -> Option<crate::plan::import::MemberInfo> {
+    pub(crate) fn blob_member(&self, path: &str) -> Option<crate::plan::import::MemberInfo> {
         let target = self.resolve_path(path)?;
         match paths::classify(target) {
             Ok(Member::Blob(d)) => Some(crate::plan::import::MemberInfo {
@@ -354,7 +354,7 @@ impl RandomAccess {
     }
 
     /// Opens a member for reading.
-    pub async fn open(&self, ext: &Extent) -> Result<impl AsyncRead + Unpin + use<>> {
+    pub(crate) async fn open(&self, ext: &Extent) -> Result<impl AsyncRead + Unpin + use<>> {
         let mut f = tokio::fs::File::open(&ext.file)
             .await
             .with_context(|| format!("opening {}", ext.file.display()))?;
@@ -363,7 +363,7 @@ impl RandomAccess {
     }
 
     /// Reads a small member whole.
-    pub async fn read(&self, path: &str) -> Result<Bytes> {
+    pub(crate) async fn read(&self, path: &str) -> Result<Bytes> {
         let ext = self
             .resolve(path)
             .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
@@ -384,12 +384,12 @@ impl RandomAccess {
 
 /// Indexes an uncompressed tar file: reads headers, seeks past bodies, reads index.json
 /// and manifest.json. `None` when the file is compressed (it must be streamed).
-pub fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
+pub(crate) fn index_tar_file(path: &Path) -> Result<Option<RandomAccess>> {
     index_tar(File::open(path).context("opening")?, path)
 }
 
 /// [`index_tar_file`] over any seekable reader; the extents name `file`.
-pub fn index_tar<R: Read + Seek>(mut f: R, file: &Path) -> Result<Option<RandomAccess>> {
+pub(crate) fn index_tar<R: Read + Seek>(mut f: R, file: &Path) -> Result<Option<RandomAccess>> {
     let head = read_head(&mut f, 512).context("reading")?;
     if head.is_empty() {
         bail!("the archive is empty");
@@ -459,7 +459,7 @@ pub fn index_tar<R: Read + Seek>(mut f: R, file: &Path) -> Result<Option<RandomA
 }
 
 /// An OCI layout directory: blobs are read in place.
-pub fn index_dir(dir: &Path) -> Result<RandomAccess> {
+pub(crate) fn index_dir(dir: &Path) -> Result<RandomAccess> {
     let mut ra = RandomAccess::default();
     for name in ["index.json", "manifest.json"] {
         let p = dir.join(name);
@@ -519,7 +519,7 @@ fn inner_link(root: &Path, link: &Path) -> Option<(String, String)> {
 }
 
 /// Streams a directory's members as if it were a tar, for extracted `docker save` layouts.
-pub fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
+pub(crate) fn stream_dir(ra: RandomAccess) -> mpsc::Receiver<Result<Event>> {
     let (tx, rx) = mpsc::channel(1);
     std::thread::spawn(move || {
         for (path, target) in ra.links {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use tempfile::NamedTempFile;
 
 /// The directory a file goes in (`.` for a bare name).
-pub fn parent_dir(path: &Path) -> PathBuf {
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -17,7 +17,7 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// A temp file beside the file it will become.
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     tmp: NamedTempFile,
     path: PathBuf,
     dir: PathBuf,
@@ -26,7 +26,7 @@ pub struct AtomicFile {
 /// The target appeared while its temp file was written, and was not to be replaced: it
 /// was left alone.
 #[derive(Debug)]
-pub struct TargetAppeared;
+pub(crate) struct TargetAppeared;
 
 impl fmt::Display for TargetAppeared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,7 +40,7 @@ impl AtomicFile {
     /// Creates the temp file `<prefix>XXXXXX.tmp` in `path`'s directory with permissions
     /// `mode` less the umask, as other Unix tools create files: under `umask 077` an
     /// export of private images stays private.
-    pub fn create(path: &Path, prefix: &str, mode: u32) -> Result<AtomicFile> {
+    pub(crate) fn create(path: &Path, prefix: &str, mode: u32) -> Result<AtomicFile> {
         use std::os::unix::fs::PermissionsExt;
         let dir = parent_dir(path);
         let tmp = tempfile::Builder::new()
@@ -56,17 +56,17 @@ impl AtomicFile {
         })
     }
 
-    pub fn file(&self) -> &std::fs::File {
+    pub(crate) fn file(&self) -> &std::fs::File {
         self.tmp.as_file()
     }
 
-    pub fn temp_path(&self) -> &Path {
+    pub(crate) fn temp_path(&self) -> &Path {
         self.tmp.path()
     }
 
     /// Syncs the temp file and renames it to the target, replacing one that exists only
     /// with `replace` (else the error is [`TargetAppeared`]); then syncs the directory.
-    pub fn commit(self, replace: bool) -> Result<()> {
+    pub(crate) fn commit(self, replace: bool) -> Result<()> {
         let AtomicFile { tmp, path, dir } = self;
         tmp.as_file()
             .sync_all()

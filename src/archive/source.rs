@@ -16,13 +16,13 @@ use crate::runtime::content::sha256_digest;
 
 /// Planning's view of a seekable archive: small blobs read and verified on demand, and
 /// kept, so they are written from memory later.
-pub struct TarSource {
+pub(crate) struct TarSource {
     ra: Arc<RandomAccess>,
     cache: Mutex<HashMap<String, Bytes>>,
 }
 
 impl TarSource {
-    pub fn new(ra: Arc<RandomAccess>) -> TarSource {
+    pub(crate) fn new(ra: Arc<RandomAccess>) -> TarSource {
         TarSource {
             ra,
             cache: Mutex::new(HashMap::new()),
@@ -30,7 +30,7 @@ impl TarSource {
     }
 
     /// The verified blobs read while planning, by digest.
-    pub fn into_cache(self) -> HashMap<String, Bytes> {
+    pub(crate) fn into_cache(self) -> HashMap<String, Bytes> {
         self.cache.into_inner().unwrap_or_default()
     }
 }
@@ -65,17 +65,17 @@ impl Source for TarSource {
 /// small verified blobs by digest. Any member, whatever its path, is known by the digest
 /// of its bytes: a docker archive's config or layer is whatever path manifest.json names.
 #[derive(Debug, Default)]
-pub struct MemArchive {
+pub(crate) struct MemArchive {
     /// Members whose bodies were stored, by path.
-    pub members: HashMap<String, MemberInfo>,
-    pub links: HashMap<String, String>,
+    pub(crate) members: HashMap<String, MemberInfo>,
+    pub(crate) links: HashMap<String, String>,
     /// Small blobs by digest.
-    pub small: HashMap<String, Bytes>,
+    pub(crate) small: HashMap<String, Bytes>,
 }
 
 impl MemArchive {
     /// Follows links (a bounded number of hops).
-    pub fn resolve(&self, path: &str) -> String {
+    pub(crate) fn resolve(&self, path: &str) -> String {
         let mut p = path.to_string();
         for _ in 0..16 {
             match self.links.get(&p) {
@@ -88,7 +88,7 @@ impl MemArchive {
 
     /// Adds a member and keeps its bytes as a small blob: what a streaming pass does
     /// with a small member.
-    pub fn add_member(&mut self, path: &str, bytes: Bytes, head_len: usize) -> String {
+    pub(crate) fn add_member(&mut self, path: &str, bytes: Bytes, head_len: usize) -> String {
         let digest = sha256_digest(Sha256::new_with_prefix(&bytes));
         self.members.insert(
             path.to_string(),

@@ -22,17 +22,17 @@ const BLOCK: usize = 512;
 const ZEROES: [u8; BLOCK] = [0; BLOCK];
 
 /// Counts bytes passing through a writer (the archive's size on disk).
-pub struct Counting<W> {
+pub(crate) struct Counting<W> {
     inner: W,
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 impl<W: Write> Counting<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Counting { inner, count: 0 }
     }
 
-    pub fn into_inner(self) -> W {
+    pub(crate) fn into_inner(self) -> W {
         self.inner
     }
 }
@@ -50,14 +50,14 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// A writer that compresses (or not) everything written to it.
-pub enum Compressor<W: Write> {
+pub(crate) enum Compressor<W: Write> {
     Plain(W),
     Gzip(flate2::write::GzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: Write> Compressor<W> {
-    pub fn new(out: W, compression: Compression) -> io::Result<Self> {
+    pub(crate) fn new(out: W, compression: Compression) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Compressor::Plain(out),
             // Level 6 is gzip's own default: the usual size/speed trade-off.
@@ -82,7 +82,7 @@ impl<W: Write> Compressor<W> {
     }
 
     /// Ends the compressed stream and returns the underlying writer.
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Compressor::Plain(w) => Ok(w),
             Compressor::Gzip(e) => e.finish(),
@@ -121,19 +121,19 @@ impl<W: Write> Write for Compressor<W> {
 ///
 /// Entries get fixed owner (0:0), mode and modification time (0), so the same images
 /// always give the same archive bytes.
-pub struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     out: W,
     /// The entry being streamed: its path, declared size and bytes written so far.
     open: Option<(String, u64, u64)>,
 }
 
 impl<W: Write> TarWriter<W> {
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         TarWriter { out, open: None }
     }
 
     /// A directory entry.
-    pub fn add_dir(&mut self, path: &str) -> Result<()> {
+    pub(crate) fn add_dir(&mut self, path: &str) -> Result<()> {
         self.ensure_closed()?;
         let mut h = header(tar::EntryType::Directory, 0o755, 0);
         set_path(&mut h, path)?;
@@ -142,14 +142,14 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// A regular file whose bytes are at hand.
-    pub fn add_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
+    pub(crate) fn add_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
         self.begin_file(path, data.len() as u64)?;
         self.write_data(data)?;
         self.end_file()
     }
 
     /// Starts a regular file of `size` bytes; its bytes follow through `write_data`.
-    pub fn begin_file(&mut self, path: &str, size: u64) -> Result<()> {
+    pub(crate) fn begin_file(&mut self, path: &str, size: u64) -> Result<()> {
         self.ensure_closed()?;
         let mut h = header(tar::EntryType::Regular, 0o644, size);
         set_path(&mut h, path)?;
@@ -159,7 +159,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Appends bytes to the open file; more than its declared size is an error.
-    pub fn write_data(&mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn write_data(&mut self, data: &[u8]) -> Result<()> {
         let Some((path, size, written)) = &mut self.open else {
             bail!("tar writer: data written outside a file entry");
         };
@@ -173,7 +173,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Ends the open file: checks it got all its bytes and pads to a block boundary.
-    pub fn end_file(&mut self) -> Result<()> {
+    pub(crate) fn end_file(&mut self) -> Result<()> {
         let Some((path, size, written)) = self.open.take() else {
             bail!("tar writer: no file entry to end");
         };
@@ -188,7 +188,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Ends the archive (two zero blocks) and returns the writer.
-    pub fn finish(mut self) -> Result<W> {
+    pub(crate) fn finish(mut self) -> Result<W> {
         self.ensure_closed()?;
         self.out.write_all(&ZEROES)?;
         self.out.write_all(&ZEROES)?;
@@ -226,23 +226,23 @@ fn set_path(h: &mut tar::Header, path: &str) -> Result<()> {
 
 /// One named image of the archive: an `index.json` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamedTarget {
+pub(crate) struct NamedTarget {
     /// The full normalised name (`docker.io/library/nginx:1.25`, or `repo@sha256:…`).
-    pub name: String,
+    pub(crate) name: String,
     /// The record's target: an index or a manifest.
-    pub target: Descriptor,
+    pub(crate) target: Descriptor,
 }
 
 /// One image for Docker's `manifest.json`: a single platform's config and layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DockerImage {
-    pub config: String,
-    pub repo_tags: Vec<String>,
-    pub layers: Vec<String>,
+pub(crate) struct DockerImage {
+    pub(crate) config: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) layers: Vec<String>,
 }
 
 /// The `oci-layout` file.
-pub fn oci_layout_json() -> Vec<u8> {
+pub(crate) fn oci_layout_json() -> Vec<u8> {
     serde_json::to_vec(&Layout {
         image_layout_version: "1.0.0",
     })
@@ -251,7 +251,7 @@ pub fn oci_layout_json() -> Vec<u8> {
 
 /// `index.json`: one entry per name, annotated with the full name (containerd) and the
 /// tag (OCI `ref.name`, what skopeo and others select by).
-pub fn index_json(names: &[NamedTarget]) -> Vec<u8> {
+pub(crate) fn index_json(names: &[NamedTarget]) -> Vec<u8> {
     let manifests = names
         .iter()
         .map(|n| {
@@ -278,7 +278,7 @@ pub fn index_json(names: &[NamedTarget]) -> Vec<u8> {
 }
 
 /// Docker's `manifest.json`: paths of each image's config and layers inside the archive.
-pub fn docker_manifest_json(images: &[DockerImage]) -> Result<Vec<u8>> {
+pub(crate) fn docker_manifest_json(images: &[DockerImage]) -> Result<Vec<u8>> {
     let entries = images
         .iter()
         .map(|i| {
@@ -298,7 +298,7 @@ pub fn docker_manifest_json(images: &[DockerImage]) -> Result<Vec<u8>> {
 
 /// The tag of a tagged name, as containerd's exporter writes `ref.name`; none for a
 /// digest reference.
-pub fn oci_ref_name(name: &str) -> Option<String> {
+pub(crate) fn oci_ref_name(name: &str) -> Option<String> {
     if name.contains('@') {
         return None;
     }
@@ -306,7 +306,7 @@ pub fn oci_ref_name(name: &str) -> Option<String> {
 }
 
 /// A name Docker accepts in `RepoTags` (`repo:tag`); digest references have none.
-pub fn docker_repo_tag(name: &str) -> Option<String> {
+pub(crate) fn docker_repo_tag(name: &str) -> Option<String> {
     if name.contains('@') {
         return None;
     }

@@ -5,14 +5,14 @@ use std::fmt;
 /// A string that is not a `sha256:<64 lowercase hex>` digest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a sha256 digest (sha256:<64 lowercase hex>)")]
-pub struct BadDigest(pub String);
+pub(crate) struct BadDigest(pub String);
 
 /// A `sha256:<64 lowercase hex>` digest, checked when made.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest(String);
+pub(crate) struct Digest(String);
 
 impl Digest {
-    pub fn parse(s: &str) -> Result<Digest, BadDigest> {
+    pub(crate) fn parse(s: &str) -> Result<Digest, BadDigest> {
         if is_digest(s) {
             Ok(Digest(s.to_string()))
         } else {
@@ -20,17 +20,13 @@ impl Digest {
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The 64 hex digits.
-    pub fn hex(&self) -> &str {
+    pub(crate) fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }
 
     /// `blobs/sha256/<hex>`: the blob's path in an OCI layout.
-    pub fn blob_path(&self) -> String {
+    pub(crate) fn blob_path(&self) -> String {
         format!("blobs/sha256/{}", self.hex())
     }
 }
@@ -42,20 +38,20 @@ impl fmt::Display for Digest {
 }
 
 /// 64 lowercase hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A `sha256:<64 lowercase hex>` digest.
-pub fn is_digest(s: &str) -> bool {
+pub(crate) fn is_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(is_sha256_hex)
 }
 
 /// `blobs/sha256/<hex>` for a digest, refusing anything else (a digest comes from
 /// manifests, which must not choose paths).
-pub fn blob_path(digest: &str) -> Result<String, BadDigest> {
+pub(crate) fn blob_path(digest: &str) -> Result<String, BadDigest> {
     Digest::parse(digest).map(|d| d.blob_path())
 }
 

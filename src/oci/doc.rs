@@ -11,19 +11,19 @@ use crate::plan::platform::Platform;
 
 /// A descriptor as the documents spell it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Desc {
+pub(crate) struct Desc {
     #[serde(rename = "mediaType", default)]
-    pub media_type: String,
-    pub digest: String,
-    pub size: i64,
+    pub(crate) media_type: String,
+    pub(crate) digest: String,
+    pub(crate) size: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<PlatformDoc>,
+    pub(crate) platform: Option<PlatformDoc>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 impl Desc {
-    pub fn descriptor(&self) -> Descriptor {
+    pub(crate) fn descriptor(&self) -> Descriptor {
         Descriptor {
             media_type: self.media_type.clone(),
             digest: self.digest.clone(),
@@ -33,18 +33,18 @@ impl Desc {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct PlatformDoc {
+pub(crate) struct PlatformDoc {
     #[serde(default)]
-    pub architecture: String,
+    pub(crate) architecture: String,
     #[serde(default)]
-    pub os: String,
+    pub(crate) os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 impl PlatformDoc {
     /// The platform, when both OS and architecture are given.
-    pub fn platform(&self) -> Option<Platform> {
+    pub(crate) fn platform(&self) -> Option<Platform> {
         (!self.os.is_empty() && !self.architecture.is_empty())
             .then(|| Platform::new(&self.os, &self.architecture, self.variant.as_deref()))
     }
@@ -52,40 +52,40 @@ impl PlatformDoc {
 
 /// An OCI image index (or Docker manifest list).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct Index {
+pub(crate) struct Index {
     /// Written as given; never read (readers go by the media type and the entries).
     #[serde(rename = "schemaVersion", default, skip_deserializing)]
-    pub schema_version: u32,
+    pub(crate) schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
+    pub(crate) media_type: Option<String>,
     #[serde(default)]
-    pub manifests: Vec<Desc>,
+    pub(crate) manifests: Vec<Desc>,
 }
 
 /// An OCI image manifest (or Docker schema 2 manifest).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     #[serde(rename = "mediaType", default)]
-    pub media_type: Option<String>,
-    pub config: Desc,
+    pub(crate) media_type: Option<String>,
+    pub(crate) config: Desc,
     #[serde(default)]
-    pub layers: Vec<Desc>,
+    pub(crate) layers: Vec<Desc>,
 }
 
 /// The parts of an image config crimg reads.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(default)]
-    pub architecture: String,
+    pub(crate) architecture: String,
     #[serde(default)]
-    pub os: String,
+    pub(crate) os: String,
     #[serde(default)]
-    pub variant: Option<String>,
-    pub rootfs: RootFs,
+    pub(crate) variant: Option<String>,
+    pub(crate) rootfs: RootFs,
 }
 
 impl Config {
-    pub fn platform(&self) -> Option<Platform> {
+    pub(crate) fn platform(&self) -> Option<Platform> {
         PlatformDoc {
             architecture: self.architecture.clone(),
             os: self.os.clone(),
@@ -96,31 +96,31 @@ impl Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct RootFs {
+pub(crate) struct RootFs {
     #[serde(default)]
-    pub diff_ids: Vec<String>,
+    pub(crate) diff_ids: Vec<String>,
 }
 
 /// The `oci-layout` file.
 #[derive(Debug, Clone, Serialize)]
-pub struct Layout {
+pub(crate) struct Layout {
     #[serde(rename = "imageLayoutVersion")]
-    pub image_layout_version: &'static str,
+    pub(crate) image_layout_version: &'static str,
 }
 
 /// One image of `docker save`'s manifest.json: member paths of its config and layers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct DockerEntry {
+pub(crate) struct DockerEntry {
     #[serde(rename = "Config")]
-    pub config: String,
+    pub(crate) config: String,
     #[serde(rename = "RepoTags", default)]
-    pub repo_tags: Option<Vec<String>>,
+    pub(crate) repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers", default)]
-    pub layers: Vec<String>,
+    pub(crate) layers: Vec<String>,
 }
 
 /// Parses docker save's manifest.json: at least one image.
-pub fn parse_docker_manifest(bytes: &[u8]) -> anyhow::Result<Vec<DockerEntry>> {
+pub(crate) fn parse_docker_manifest(bytes: &[u8]) -> anyhow::Result<Vec<DockerEntry>> {
     use anyhow::Context as _;
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(bytes).context("manifest.json is not docker save's JSON")?;

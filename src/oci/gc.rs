@@ -4,18 +4,18 @@
 use crate::oci::Role;
 
 /// A content label that keeps a referenced blob alive while its parent lives.
-pub const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
+pub(crate) const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
 /// A content label that keeps a snapshot alive (suffixed by the snapshotter's name).
-pub const GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot";
+pub(crate) const GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot";
 /// The lease label after which containerd may collect an abandoned lease.
-pub const GC_EXPIRE: &str = "containerd.io/gc.expire";
+pub(crate) const GC_EXPIRE: &str = "containerd.io/gc.expire";
 /// A layer's label naming its uncompressed digest (diff ID).
-pub const LABEL_UNCOMPRESSED: &str = "containerd.io/uncompressed";
+pub(crate) const LABEL_UNCOMPRESSED: &str = "containerd.io/uncompressed";
 
 /// The label a parent carries for a child at `position` of its list, as containerd's own
 /// pull sets them: index → `…content.m.<i>`, manifest → `…content.config` and
 /// `…content.l.<i>`. An index is nobody's child here.
-pub fn content_ref(child: Role, position: usize) -> Option<String> {
+pub(crate) fn content_ref(child: Role, position: usize) -> Option<String> {
     match child {
         Role::Index => None,
         Role::Manifest => Some(format!("{GC_REF_CONTENT}.m.{position}")),
@@ -25,7 +25,7 @@ pub fn content_ref(child: Role, position: usize) -> Option<String> {
 }
 
 /// The content label pointing a config at its unpacked top snapshot.
-pub fn snapshot_ref(snapshotter: &str) -> String {
+pub(crate) fn snapshot_ref(snapshotter: &str) -> String {
     format!("{GC_REF_SNAPSHOT}.{snapshotter}")
 }
 

@@ -2,56 +2,56 @@
 //! blob paths, the JSON documents of OCI layouts and `docker save`, compression kinds and
 //! containerd's garbage-collection labels. Import and export both speak through these.
 
-pub mod digest;
-pub mod doc;
-pub mod gc;
+pub(crate) mod digest;
+pub(crate) mod doc;
+pub(crate) mod gc;
 
-pub use digest::{BadDigest, Digest, blob_path, is_digest, is_sha256_hex};
+pub(crate) use digest::{blob_path, is_digest, is_sha256_hex};
 
-pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub(crate) const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub(crate) const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub(crate) const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub(crate) const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub(crate) const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub(crate) const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(crate) const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// The annotation containerd's exporter and importer name images with (a full name).
-pub const ANNOTATION_NAME: &str = "io.containerd.image.name";
+pub(crate) const ANNOTATION_NAME: &str = "io.containerd.image.name";
 /// OCI's reference annotation: a tag (skopeo's `oci-archive:FILE:TAG`), or a whole reference.
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// buildx marks attestation manifests of an index with this annotation.
-pub const ANNOTATION_DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub(crate) const ANNOTATION_DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 /// The largest JSON document (index, manifest, config, manifest.json) read into memory,
 /// by import and export alike (the OCI distribution spec lets registries refuse manifests
 /// over 4 MiB).
-pub const MAX_JSON: u64 = 16 << 20;
+pub(crate) const MAX_JSON: u64 = 16 << 20;
 
 /// Whether a descriptor's claimed size is one crimg reads into memory as JSON.
-pub fn json_size_ok(size: i64) -> bool {
+pub(crate) fn json_size_ok(size: i64) -> bool {
     u64::try_from(size).is_ok_and(|s| s <= MAX_JSON)
 }
 
-pub fn is_index(mt: &str) -> bool {
+pub(crate) fn is_index(mt: &str) -> bool {
     mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST
 }
 
-pub fn is_manifest(mt: &str) -> bool {
+pub(crate) fn is_manifest(mt: &str) -> bool {
     mt == MT_OCI_MANIFEST || mt == MT_DOCKER_MANIFEST
 }
 
-pub fn is_config(mt: &str) -> bool {
+pub(crate) fn is_config(mt: &str) -> bool {
     mt == MT_OCI_CONFIG || mt == MT_DOCKER_CONFIG
 }
 
 /// Layer media types containerd's differ applies: plain, gzip or zstd tars, Docker's and
 /// OCI's names, distributable or not.
-pub fn is_layer(mt: &str) -> bool {
+pub(crate) fn is_layer(mt: &str) -> bool {
     let base = mt
         .replace(".nondistributable", "")
         .replace(".rootfs.foreign.diff", ".rootfs.diff");
@@ -66,33 +66,22 @@ pub fn is_layer(mt: &str) -> bool {
 }
 
 /// Non-distributable (foreign) layers, which registries and importers fetch from URLs.
-pub fn is_non_distributable(mt: &str) -> bool {
+pub(crate) fn is_non_distributable(mt: &str) -> bool {
     mt.contains(".nondistributable.") || mt.contains(".foreign.")
 }
 
 /// What a blob is to its image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     Index,
     Manifest,
     Config,
     Layer,
 }
 
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Index => "index",
-            Role::Manifest => "manifest",
-            Role::Config => "config",
-            Role::Layer => "layer",
-        }
-    }
-}
-
 /// A compression of a whole archive or of a layer, recognised by magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     None,
     Gzip,
     Zstd,
@@ -101,7 +90,7 @@ pub enum Compression {
 }
 
 impl Compression {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
             Compression::Gzip => "gzip",

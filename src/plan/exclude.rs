@@ -9,23 +9,23 @@ use crate::plan::pattern::RefPattern;
 use crate::plan::protect::Reason;
 
 /// Exclusion files read by default: every `*.conf` here.
-pub const DEFAULT_EXCLUDE_DIR: &str = "/etc/crimg/exclude.d";
+pub(crate) const DEFAULT_EXCLUDE_DIR: &str = "/etc/crimg/exclude.d";
 
 /// Where a rule came from, for the reason it gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     File { file: String, line: usize },
     Cli,
 }
 
 #[derive(Debug, Clone)]
-pub struct ExcludeRule {
-    pub pattern: RefPattern,
-    pub source: Source,
+pub(crate) struct ExcludeRule {
+    pub(crate) pattern: RefPattern,
+    pub(crate) source: Source,
 }
 
 impl ExcludeRule {
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match &self.source {
             Source::File { file, line } => Reason::Excluded {
                 file: file.clone(),
@@ -35,17 +35,17 @@ impl ExcludeRule {
         }
     }
 
-    pub fn matches(&self, image: &Image) -> bool {
+    pub(crate) fn matches(&self, image: &Image) -> bool {
         self.pattern.matches(image)
     }
 }
 
 /// A problem with an exclusion file or pattern, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExcludeError {
-    pub file: Option<String>,
-    pub line: Option<usize>,
-    pub message: String,
+pub(crate) struct ExcludeError {
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ExcludeError {
@@ -79,7 +79,7 @@ fn compile(text: &str) -> Result<RefPattern, String> {
 
 /// Parses the text of one exclusion file. Eraser's JSON form (`{"excluded": [...]}`) is
 /// recognised by its leading `{`.
-pub fn parse_file(file: &str, text: &str) -> Result<Vec<ExcludeRule>, ExcludeError> {
+pub(crate) fn parse_file(file: &str, text: &str) -> Result<Vec<ExcludeRule>, ExcludeError> {
     if text.trim_start().starts_with('{') {
         return parse_eraser_json(file, text);
     }
@@ -149,7 +149,7 @@ fn parse_eraser_json(file: &str, text: &str) -> Result<Vec<ExcludeRule>, Exclude
 }
 
 /// Compiles `--exclude` patterns.
-pub fn parse_cli(patterns: &[String]) -> Result<Vec<ExcludeRule>, ExcludeError> {
+pub(crate) fn parse_cli(patterns: &[String]) -> Result<Vec<ExcludeRule>, ExcludeError> {
     patterns
         .iter()
         .map(|p| {
@@ -171,7 +171,7 @@ pub fn parse_cli(patterns: &[String]) -> Result<Vec<ExcludeRule>, ExcludeError> 
 /// directory in name order. `dir` is `None` for the default directory, which may be
 /// absent; a directory the user named must exist. Anything else named `*.conf` (a FIFO, a
 /// socket, a device, a directory) is skipped with a warning: opening a FIFO would block.
-pub fn files_to_read(
+pub(crate) fn files_to_read(
     named: &[PathBuf],
     dir: Option<&Path>,
     warn: &mut dyn FnMut(String),
@@ -265,7 +265,7 @@ fn read_regular(file: &Path) -> Result<String, String> {
 
 /// Reads and parses every exclusion file; the first problem stops everything. `dir` is
 /// `None` for the default directory (see [`files_to_read`]).
-pub fn load(
+pub(crate) fn load(
     named: &[PathBuf],
     dir: Option<&Path>,
     cli: &[String],

@@ -19,7 +19,7 @@ use crate::plan::platform::{Platform, PlatformChoice};
 
 /// Where the walk gets its facts.
 #[allow(async_fn_in_trait)] // used with concrete types only, never boxed or sent
-pub trait Store {
+pub(crate) trait Store {
     /// Whether the content store has the blob (a leaf: config or layer).
     async fn has(&mut self, desc: &Descriptor) -> Result<bool>;
     /// The bytes of an index or manifest, or `None` when the store lacks it (and, if
@@ -29,25 +29,25 @@ pub trait Store {
 
 /// One blob of an image, in walk order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportBlob {
-    pub desc: Descriptor,
-    pub role: Role,
+pub(crate) struct ExportBlob {
+    pub(crate) desc: Descriptor,
+    pub(crate) role: Role,
     /// Its place in the parent's list (a manifest in its index, a layer in its
     /// manifest) and the length of that list.
-    pub position: Option<(usize, usize)>,
+    pub(crate) position: Option<(usize, usize)>,
     /// The digest of the index or manifest that references it.
-    pub parent: Option<String>,
+    pub(crate) parent: Option<String>,
     /// The platform of the manifest it belongs to, when known.
-    pub platform: Option<Platform>,
-    pub present: bool,
+    pub(crate) platform: Option<Platform>,
+    pub(crate) present: bool,
     /// Absent non-distributable (foreign) layers are not required: importers fetch
     /// them from their URLs.
-    pub required: bool,
+    pub(crate) required: bool,
 }
 
 impl ExportBlob {
     /// `layer 2 of 3 of manifest sha256:…`, `config of manifest sha256:…`, `index`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let parent = self.parent.as_deref().unwrap_or("?");
         match (self.role, self.position) {
             (Role::Index, _) => "index".to_string(),
@@ -64,36 +64,36 @@ impl ExportBlob {
 
 /// One exported manifest: a single platform's config and layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestPlan {
-    pub digest: String,
-    pub platform: Option<Platform>,
-    pub config: String,
-    pub layers: Vec<String>,
+pub(crate) struct ManifestPlan {
+    pub(crate) digest: String,
+    pub(crate) platform: Option<Platform>,
+    pub(crate) config: String,
+    pub(crate) layers: Vec<String>,
 }
 
 /// Everything exported for one image target (one or more names pointing at it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImagePlan {
-    pub names: Vec<String>,
-    pub target: Descriptor,
+pub(crate) struct ImagePlan {
+    pub(crate) names: Vec<String>,
+    pub(crate) target: Descriptor,
     /// Target first, then for each manifest: manifest, config, layers.
-    pub blobs: Vec<ExportBlob>,
+    pub(crate) blobs: Vec<ExportBlob>,
     /// Manifests whose config and layers are exported.
-    pub manifests: Vec<ManifestPlan>,
+    pub(crate) manifests: Vec<ManifestPlan>,
     /// With `--all-platforms`: platforms of the index whose manifest the node never had
     /// (a pull fetches only its own platform), left out of the archive.
-    pub skipped_platforms: Vec<String>,
+    pub(crate) skipped_platforms: Vec<String>,
 }
 
 impl ImagePlan {
     /// The name shown in messages.
-    pub fn display_name(&self) -> &str {
+    pub(crate) fn display_name(&self) -> &str {
         self.names
             .first()
             .map_or(self.target.digest.as_str(), String::as_str)
     }
 
-    pub fn missing(&self) -> impl Iterator<Item = &ExportBlob> {
+    pub(crate) fn missing(&self) -> impl Iterator<Item = &ExportBlob> {
         self.blobs.iter().filter(|b| b.required && !b.present)
     }
 }
@@ -130,7 +130,7 @@ fn kind_of(media_type: &str, bytes: Option<&[u8]>) -> Option<Kind> {
 }
 
 /// Walks one image target and decides what to export for `choice`.
-pub async fn walk<S: Store>(
+pub(crate) async fn walk<S: Store>(
     store: &mut S,
     names: Vec<String>,
     target: &Descriptor,
@@ -342,7 +342,7 @@ fn describe_choice(choice: &PlatformChoice) -> String {
 }
 
 /// Every blob to write, each once, in walk order across images.
-pub fn unique_blobs(plans: &[ImagePlan]) -> Vec<Descriptor> {
+pub(crate) fn unique_blobs(plans: &[ImagePlan]) -> Vec<Descriptor> {
     let mut seen = HashSet::new();
     plans
         .iter()
@@ -353,7 +353,7 @@ pub fn unique_blobs(plans: &[ImagePlan]) -> Vec<Descriptor> {
 }
 
 /// The operator's explanation of missing blobs, or `None` when nothing is missing.
-pub fn missing_report(plans: &[ImagePlan]) -> Option<String> {
+pub(crate) fn missing_report(plans: &[ImagePlan]) -> Option<String> {
     let mut seen = HashSet::new();
     let mut count = 0;
     let mut images = 0;
@@ -422,7 +422,7 @@ fn plural(n: usize) -> &'static str {
 /// Docker `manifest.json` entries: per image target, the manifest of the preferred
 /// platform (the first `--platform`, else the host's, else the first exported), with the
 /// tagged names as `RepoTags`. Targets resolving to the same manifest share one entry.
-pub fn docker_images(plans: &[ImagePlan], choice: &PlatformChoice) -> Vec<DockerImage> {
+pub(crate) fn docker_images(plans: &[ImagePlan], choice: &PlatformChoice) -> Vec<DockerImage> {
     let preferred = match choice {
         PlatformChoice::These(ps) if !ps.is_empty() => ps[0].clone(),
         _ => Platform::host(),
@@ -472,7 +472,7 @@ pub fn docker_images(plans: &[ImagePlan], choice: &PlatformChoice) -> Vec<Docker
 /// The GC reference labels each exported parent needs so its children stay alive:
 /// `(parent digest, label key, child digest)`, as containerd's own pull sets them
 /// (index → `…content.m.<i>`, manifest → `…content.config` and `…content.l.<i>`).
-pub fn gc_labels(plans: &[ImagePlan]) -> Vec<(String, String, String)> {
+pub(crate) fn gc_labels(plans: &[ImagePlan]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for p in plans {

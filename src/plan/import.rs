@@ -22,13 +22,13 @@ use crate::oci::{
 use crate::plan::platform::{Platform, PlatformChoice};
 use crate::runtime::content::sha256_digest;
 
-pub use crate::oci::doc::parse_docker_manifest;
+pub(crate) use crate::oci::doc::parse_docker_manifest;
 
 /// Nested indexes deeper than this are refused.
 const MAX_DEPTH: usize = 4;
 
 /// Where the archive's bytes are, as planning needs them.
-pub trait Source: Sync {
+pub(crate) trait Source: Sync {
     /// A small blob (index, manifest, config), verified against its digest.
     fn blob(&self, digest: &str) -> impl Future<Output = Result<Bytes>> + Send;
     /// A member by path (links followed): its digest, size and first bytes, when known.
@@ -38,51 +38,51 @@ pub trait Source: Sync {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    pub digest: String,
-    pub size: i64,
+pub(crate) struct MemberInfo {
+    pub(crate) digest: String,
+    pub(crate) size: i64,
     /// The first bytes, for recognising compressed layers in docker archives.
-    pub head: Vec<u8>,
+    pub(crate) head: Vec<u8>,
 }
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
-pub struct PlanOptions {
-    pub platforms: PlatformChoice,
-    pub base_name: Option<String>,
+pub(crate) struct PlanOptions {
+    pub(crate) platforms: PlatformChoice,
+    pub(crate) base_name: Option<String>,
 }
 
 /// A blob the import needs, with the labels it must carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedBlob {
-    pub desc: Descriptor,
-    pub role: Role,
-    pub labels: BTreeMap<String, String>,
+pub(crate) struct PlannedBlob {
+    pub(crate) desc: Descriptor,
+    pub(crate) role: Role,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedManifest {
-    pub digest: String,
-    pub platform: Option<Platform>,
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-    pub diff_ids: Vec<String>,
+pub(crate) struct PlannedManifest {
+    pub(crate) digest: String,
+    pub(crate) platform: Option<Platform>,
+    pub(crate) config: Descriptor,
+    pub(crate) layers: Vec<Descriptor>,
+    pub(crate) diff_ids: Vec<String>,
     /// Unpacked into the snapshotter: the manifest this host runs.
-    pub unpack: bool,
+    pub(crate) unpack: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedImage {
+pub(crate) struct PlannedImage {
     /// Normalised references; the first untagged image gets a digest reference.
-    pub names: Vec<String>,
-    pub target: Descriptor,
-    pub manifests: Vec<PlannedManifest>,
+    pub(crate) names: Vec<String>,
+    pub(crate) target: Descriptor,
+    pub(crate) manifests: Vec<PlannedManifest>,
     /// `sha256:<config digest>` of the manifest this host runs, else the first.
-    pub id: String,
+    pub(crate) id: String,
 }
 
 impl PlannedImage {
-    pub fn platforms(&self) -> Vec<String> {
+    pub(crate) fn platforms(&self) -> Vec<String> {
         self.manifests
             .iter()
             .map(|m| {
@@ -95,14 +95,14 @@ impl PlannedImage {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
-    pub images: Vec<PlannedImage>,
+pub(crate) struct Plan {
+    pub(crate) images: Vec<PlannedImage>,
     /// Every blob to store, once each, children before parents (layers in order).
-    pub blobs: Vec<PlannedBlob>,
+    pub(crate) blobs: Vec<PlannedBlob>,
     /// Blobs made here (manifests for docker archives), by digest.
-    pub generated: HashMap<String, Bytes>,
+    pub(crate) generated: HashMap<String, Bytes>,
     /// Things worth telling the user.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Plan {
@@ -139,7 +139,7 @@ impl Plan {
     }
 
     /// Bytes of every blob of an image.
-    pub fn image_size(&self, image: &PlannedImage) -> u64 {
+    pub(crate) fn image_size(&self, image: &PlannedImage) -> u64 {
         let mut digests: Vec<&str> = vec![&image.target.digest];
         for m in &image.manifests {
             digests.push(&m.digest);
@@ -158,7 +158,7 @@ impl Plan {
 
 /// The names an OCI index entry gives its image: containerd's name annotation, else the
 /// OCI ref name (a whole reference, or a tag under `base_name`).
-pub fn oci_names(
+pub(crate) fn oci_names(
     annotations: &BTreeMap<String, String>,
     base_name: Option<&str>,
 ) -> Result<Vec<String>, String> {
@@ -194,7 +194,7 @@ fn is_tag(s: &str) -> bool {
 }
 
 /// The name of an image the archive does not name: `<base or "import">@<digest>`.
-pub fn digest_reference(base_name: Option<&str>, digest: &str) -> Result<String, String> {
+pub(crate) fn digest_reference(base_name: Option<&str>, digest: &str) -> Result<String, String> {
     let base = base_name.unwrap_or("import");
     let repo = crate::reference::repository_of(base);
     crate::reference::normalize(&format!("{repo}@{digest}"))
@@ -202,7 +202,7 @@ pub fn digest_reference(base_name: Option<&str>, digest: &str) -> Result<String,
 
 /// containerd's chain IDs of a layer stack: the first diff ID, then
 /// `sha256(parent + " " + diff_id)`.
-pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
         let next = match out.last() {
@@ -220,7 +220,7 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> 
 
 /// Plans an OCI image layout from its `index.json`; `docker_manifest` (docker 25's
 /// manifest.json beside it) supplies names the index lacks.
-pub async fn plan_oci<S: Source>(
+pub(crate) async fn plan_oci<S: Source>(
     index_json: &[u8],
     docker_manifest: Option<&[u8]>,
     source: &S,
@@ -516,7 +516,7 @@ async fn plan_manifest<S: Source>(
 
 /// Plans a `docker save` archive without an OCI index: one Docker manifest is made for
 /// each entry of manifest.json, from the members it names.
-pub async fn plan_docker<S: Source>(
+pub(crate) async fn plan_docker<S: Source>(
     manifest_json: &[u8],
     source: &S,
     opts: &PlanOptions,

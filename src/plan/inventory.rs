@@ -7,22 +7,22 @@ use crate::reference::normalize;
 
 /// The raw facts gathered from the runtime, before joining.
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
-    pub images: Vec<CriImage>,
+pub(crate) struct Facts {
+    pub(crate) images: Vec<CriImage>,
     /// containerd's records in the namespace, when its API was reachable.
-    pub records: Option<Vec<ImageRecord>>,
-    pub containers: Vec<ContainerInfo>,
-    pub sandboxes: Vec<SandboxInfo>,
+    pub(crate) records: Option<Vec<ImageRecord>>,
+    pub(crate) containers: Vec<ContainerInfo>,
+    pub(crate) sandboxes: Vec<SandboxInfo>,
     /// The runtime's configured sandbox image.
-    pub sandbox_image: Option<String>,
+    pub(crate) sandbox_image: Option<String>,
     /// Image IDs the runtime gave (through `ImageStatus`) for references that name no
     /// listed tag or digest.
-    pub aliases: HashMap<String, String>,
+    pub(crate) aliases: HashMap<String, String>,
 }
 
 /// Joins the facts: one `Image` per CRI image, with its records and users.
 /// Returns the images (in CRI's order) and warnings about users whose image is unknown.
-pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
+pub(crate) fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
     let mut images: Vec<Image> = facts
         .images
         .iter()
@@ -93,7 +93,7 @@ pub fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
 
 /// The image names of containers that no listed ID, tag or digest matches: the ones to
 /// ask the runtime about (`ImageStatus`) before joining.
-pub fn unresolved_container_refs(facts: &Facts) -> Vec<String> {
+pub(crate) fn unresolved_container_refs(facts: &Facts) -> Vec<String> {
     let no_aliases = HashMap::new();
     let index = NameIndex::new(&facts.images, &no_aliases);
     facts

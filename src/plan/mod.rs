@@ -1,12 +1,12 @@
 //! Pure decisions: data in, plan out. Nothing here talks to a runtime.
 
-pub mod exclude;
-pub mod export;
-pub mod import;
-pub mod inventory;
-pub mod pattern;
-pub mod pin;
-pub mod platform;
-pub mod protect;
-pub mod prune;
-pub mod watch;
+pub(crate) mod exclude;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod inventory;
+pub(crate) mod pattern;
+pub(crate) mod pin;
+pub(crate) mod platform;
+pub(crate) mod protect;
+pub(crate) mod prune;
+pub(crate) mod watch;

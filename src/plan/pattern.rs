@@ -8,8 +8,8 @@ use crate::reference::{expand_name, repository_of};
 
 /// One compiled pattern and the text it came from.
 #[derive(Debug, Clone)]
-pub struct RefPattern {
-    pub text: String,
+pub(crate) struct RefPattern {
+    pub(crate) text: String,
     kind: Kind,
 }
 
@@ -30,7 +30,7 @@ const OPTIONS: MatchOptions = MatchOptions {
 impl RefPattern {
     /// Compiles a pattern. Short names normalise like references: `nginx:*` means
     /// `docker.io/library/nginx:*`. `*` stays within one path component; `**` crosses them.
-    pub fn new(text: &str) -> Result<RefPattern, String> {
+    pub(crate) fn new(text: &str) -> Result<RefPattern, String> {
         let text = text.trim();
         if text.is_empty() {
             return Err("empty pattern".into());
@@ -61,7 +61,7 @@ impl RefPattern {
 
     /// Whether the pattern selects this image: any of its references, or the repository
     /// of any of them (so a pattern without a tag covers every tag), or its ID.
-    pub fn matches(&self, image: &Image) -> bool {
+    pub(crate) fn matches(&self, image: &Image) -> bool {
         match &self.kind {
             Kind::Digest(hex) => {
                 let id = image.id.strip_prefix("sha256:").unwrap_or(&image.id);
@@ -75,7 +75,8 @@ impl RefPattern {
         }
     }
 
-    pub fn matches_reference(&self, normalized: &str) -> bool {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn matches_reference(&self, normalized: &str) -> bool {
         match &self.kind {
             Kind::Digest(hex) => normalized
                 .split_once("@sha256:")
@@ -94,7 +95,7 @@ fn glob_match(g: &Pattern, reference: &str) -> bool {
 /// `docker.io/library/x`). Tags and glob characters are left alone: a pattern without a
 /// tag matches the repository. A pattern whose first component is a glob (`**/pause`,
 /// `*/x`) names no registry and stays as written.
-pub fn normalize_pattern(p: &str) -> String {
+pub(crate) fn normalize_pattern(p: &str) -> String {
     let first = p.split('/').next().unwrap_or(p);
     if p.starts_with("**") || (p.contains('/') && first.contains(['*', '?', '['])) {
         return p.to_string();

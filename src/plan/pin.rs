@@ -5,22 +5,22 @@ use crate::model::{Image, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE};
 use crate::reference::resolve;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinAction {
+pub(crate) enum PinAction {
     Pin,
     Unpin,
 }
 
 /// A label edit on one containerd image record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelEdit {
-    pub record: String,
-    pub set: Vec<(String, String)>,
-    pub remove: Vec<String>,
+pub(crate) struct LabelEdit {
+    pub(crate) record: String,
+    pub(crate) set: Vec<(String, String)>,
+    pub(crate) remove: Vec<String>,
 }
 
 /// What happens to one reference the user named.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PinOutcome {
+pub(crate) enum PinOutcome {
     Changed {
         image_id: String,
         edits: Vec<LabelEdit>,
@@ -36,15 +36,15 @@ pub enum PinOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinItem {
-    pub input: String,
-    pub outcome: PinOutcome,
+pub(crate) struct PinItem {
+    pub(crate) input: String,
+    pub(crate) outcome: PinOutcome,
 }
 
 /// Decides the edits for each named reference. `pin` sets the CRI pin label and drops the
 /// K3s one on every record of the image (so K3s's restart-time unpin leaves it alone);
 /// `unpin` drops both.
-pub fn plan(images: &[Image], inputs: &[String], action: PinAction) -> Vec<PinItem> {
+pub(crate) fn plan(images: &[Image], inputs: &[String], action: PinAction) -> Vec<PinItem> {
     inputs
         .iter()
         .map(|input| {

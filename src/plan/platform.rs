@@ -5,15 +5,15 @@ use std::fmt;
 use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
+pub(crate) struct Platform {
+    pub(crate) os: String,
+    pub(crate) architecture: String,
     /// Normalised: `v8` for arm64 and `v7` for arm when unspecified.
-    pub variant: String,
+    pub(crate) variant: String,
 }
 
 impl Platform {
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
+    pub(crate) fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
         let os = os.to_ascii_lowercase();
         let (architecture, implied) = normalize_arch(&architecture.to_ascii_lowercase());
         let variant = match variant.filter(|v| !v.is_empty()) {
@@ -35,7 +35,7 @@ impl Platform {
     }
 
     /// The platform crimg runs on.
-    pub fn host() -> Platform {
+    pub(crate) fn host() -> Platform {
         let arch = match std::env::consts::ARCH {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
@@ -50,7 +50,7 @@ impl Platform {
     }
 
     /// Whether an image for `candidate` runs here. arm variants run older variants.
-    pub fn runs(&self, candidate: &Platform) -> bool {
+    pub(crate) fn runs(&self, candidate: &Platform) -> bool {
         if self.os != candidate.os || self.architecture != candidate.architecture {
             return false;
         }
@@ -61,7 +61,7 @@ impl Platform {
     }
 
     /// How good a match `candidate` is (higher is better); `None` when it does not run here.
-    pub fn score(&self, candidate: &Platform) -> Option<u32> {
+    pub(crate) fn score(&self, candidate: &Platform) -> Option<u32> {
         if !self.runs(candidate) {
             return None;
         }
@@ -117,7 +117,7 @@ impl fmt::Display for Platform {
 
 /// Which platforms of a multi-platform image a command wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlatformChoice {
+pub(crate) enum PlatformChoice {
     All,
     /// For each wanted platform, the best-matching manifest.
     These(Vec<Platform>),
@@ -125,7 +125,7 @@ pub enum PlatformChoice {
 
 impl PlatformChoice {
     /// From `--platform` values and `--all-platforms`; the host's when neither is given.
-    pub fn from_args(platforms: &[Platform], all: bool) -> PlatformChoice {
+    pub(crate) fn from_args(platforms: &[Platform], all: bool) -> PlatformChoice {
         if all {
             PlatformChoice::All
         } else if platforms.is_empty() {
@@ -137,7 +137,7 @@ impl PlatformChoice {
 
     /// Picks manifests from an index's entries (`None` platform = unknown, taken only when
     /// every platform is wanted or the index has a single entry). Returns entry positions.
-    pub fn select(&self, entries: &[Option<Platform>]) -> Vec<usize> {
+    pub(crate) fn select(&self, entries: &[Option<Platform>]) -> Vec<usize> {
         match self {
             PlatformChoice::All => (0..entries.len()).collect(),
             PlatformChoice::These(wanted) => {

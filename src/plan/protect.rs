@@ -8,7 +8,7 @@ use crate::reference::normalize;
 
 /// Pause and Kubernetes/K3s system images kept unless `--no-builtin-allowlist`.
 /// Patterns without a tag cover every tag and digest of the repository.
-pub const BUILTIN_ALLOWLIST: &[&str] = &[
+pub(crate) const BUILTIN_ALLOWLIST: &[&str] = &[
     // Pause images of every common registry (registry.k8s.io, k8s.gcr.io, gcr.io, ECR,
     // MCR, Rancher's mirrored-pause, OpenShift's pod image).
     "**/pause",
@@ -34,7 +34,7 @@ pub const BUILTIN_ALLOWLIST: &[&str] = &[
 
 /// One reason to keep an image.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Reason {
+pub(crate) enum Reason {
     InUseContainer(String),
     InUseSandbox(String),
     Pinned(PinSource),
@@ -71,13 +71,13 @@ impl fmt::Display for Reason {
 /// The protections that hold for every image regardless of the command: use, pins, the
 /// sandbox image and the built-in allowlist.
 #[derive(Debug, Clone)]
-pub struct Protection {
+pub(crate) struct Protection {
     sandbox_image: Option<String>,
     builtin: Vec<RefPattern>,
 }
 
 impl Protection {
-    pub fn new(sandbox_image: Option<&str>, builtin_allowlist: bool) -> Protection {
+    pub(crate) fn new(sandbox_image: Option<&str>, builtin_allowlist: bool) -> Protection {
         let builtin = if builtin_allowlist {
             BUILTIN_ALLOWLIST
                 .iter()
@@ -93,7 +93,7 @@ impl Protection {
     }
 
     /// Every reason of layers 1 to 3 that holds for `image`, in the contract's order.
-    pub fn reasons(&self, image: &Image) -> Vec<Reason> {
+    pub(crate) fn reasons(&self, image: &Image) -> Vec<Reason> {
         let mut reasons: Vec<Reason> = image
             .containers
             .iter()

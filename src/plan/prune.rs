@@ -11,69 +11,70 @@ use crate::reference::repository_of;
 
 /// `--target-usage`: the kubelet's mode.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TargetUsage {
+pub(crate) struct TargetUsage {
     /// Target as the user wrote it, for reasons (`80%`).
-    pub label: String,
-    pub percent: f64,
+    pub(crate) label: String,
+    pub(crate) percent: f64,
     /// The image filesystem's size and the bytes used on it now.
-    pub capacity: u64,
-    pub used: u64,
+    pub(crate) capacity: u64,
+    pub(crate) used: u64,
 }
 
 impl TargetUsage {
     /// Bytes that must go to reach the target.
-    pub fn excess(&self) -> u64 {
+    pub(crate) fn excess(&self) -> u64 {
         let target = (self.capacity as f64 * self.percent / 100.0) as u64;
         self.used.saturating_sub(target)
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct PrunePolicy {
-    pub protection: Protection,
-    pub excludes: Vec<ExcludeRule>,
+pub(crate) struct PrunePolicy {
+    pub(crate) protection: Protection,
+    pub(crate) excludes: Vec<ExcludeRule>,
     /// `--older-than`, with the text the user gave.
-    pub older_than: Option<(Duration, String)>,
-    pub keep_last: Option<usize>,
-    pub target: Option<TargetUsage>,
+    pub(crate) older_than: Option<(Duration, String)>,
+    pub(crate) keep_last: Option<usize>,
+    pub(crate) target: Option<TargetUsage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Remove,
     Keep,
 }
 
 #[derive(Debug, Clone)]
-pub struct Decision {
-    pub image: Image,
-    pub action: Action,
-    pub reasons: Vec<Reason>,
+pub(crate) struct Decision {
+    pub(crate) image: Image,
+    pub(crate) action: Action,
+    pub(crate) reasons: Vec<Reason>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
-    pub decisions: Vec<Decision>,
+pub(crate) struct Plan {
+    pub(crate) decisions: Vec<Decision>,
 }
 
 impl Plan {
-    pub fn removals(&self) -> impl Iterator<Item = &Decision> {
+    pub(crate) fn removals(&self) -> impl Iterator<Item = &Decision> {
         self.decisions.iter().filter(|d| d.action == Action::Remove)
     }
 
-    pub fn kept(&self) -> impl Iterator<Item = &Decision> {
+    pub(crate) fn kept(&self) -> impl Iterator<Item = &Decision> {
         self.decisions.iter().filter(|d| d.action == Action::Keep)
     }
 
     /// Bytes the removals free, as the runtime counts image size.
-    pub fn reclaimable(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn reclaimable(&self) -> u64 {
         self.removals().map(|d| d.image.size).sum()
     }
 }
 
 /// Decides every image. `last_used` holds when crimg last saw each image in use; images
 /// it never saw in use age from their creation.
-pub fn plan(
+pub(crate) fn plan(
     images: &[Image],
     policy: &PrunePolicy,
     now: SystemTime,
@@ -180,7 +181,7 @@ fn newest_per_repository(images: &[Image], n: usize) -> HashSet<&str> {
 
 /// The last moment before removal: images that became used since the plan was made are
 /// kept, with the users now seen as reasons. `fresh` is a new inventory of the node.
-pub fn recheck(plan: &mut Plan, fresh: &[Image]) -> usize {
+pub(crate) fn recheck(plan: &mut Plan, fresh: &[Image]) -> usize {
     let users: HashMap<&str, &Image> = fresh.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut changed = 0;
     for d in plan
@@ -207,7 +208,11 @@ pub fn recheck(plan: &mut Plan, fresh: &[Image]) -> usize {
 }
 
 /// Records the images seen in use now, for `--target-usage`'s least-recently-used order.
-pub fn mark_used(last_used: &mut HashMap<String, SystemTime>, images: &[Image], now: SystemTime) {
+pub(crate) fn mark_used(
+    last_used: &mut HashMap<String, SystemTime>,
+    images: &[Image],
+    now: SystemTime,
+) {
     for image in images.iter().filter(|i| i.in_use()) {
         last_used.insert(image.id.clone(), now);
     }

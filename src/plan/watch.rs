@@ -9,24 +9,24 @@ use crate::model::{ImageRecord, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE
 
 /// One containerd image record an archive brought.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Brought {
+pub(crate) struct Brought {
     /// The record's name: a reference, or the image ID (CRI keeps a record named by it).
-    pub name: String,
+    pub(crate) name: String,
     /// The digest the record pointed at after the import; empty for a reference a `.txt`
     /// list pulled through CRI, which is held to being present only.
-    pub target: String,
+    pub(crate) target: String,
     /// crimg set the pin on this record (it was not pinned before crimg pinned it), so
     /// `--unpin-removed` may take the pin away again.
     #[serde(default)]
-    pub pinned_by_crimg: bool,
+    pub(crate) pinned_by_crimg: bool,
 }
 
 /// The runtime's image records by name.
-pub type Records = HashMap<String, ImageRecord>;
+pub(crate) type Records = HashMap<String, ImageRecord>;
 
 /// What to do about an unchanged archive, given what the runtime holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Every record is there with its target (and pinned, when pins are asked for).
     Keep,
     /// Everything is there but these records lost their pin: set the label again; the
@@ -44,7 +44,7 @@ fn pinned(r: &ImageRecord) -> bool {
 }
 
 /// Holds an archive's records against the runtime's.
-pub fn verdict(brought: &[Brought], runtime: &Records, pin: bool) -> Verdict {
+pub(crate) fn verdict(brought: &[Brought], runtime: &Records, pin: bool) -> Verdict {
     let mut reasons = Vec::new();
     let mut unpinned = Vec::new();
     for b in brought {
@@ -72,7 +72,7 @@ pub fn verdict(brought: &[Brought], runtime: &Records, pin: bool) -> Verdict {
 
 /// The records an import brought, with who set their pins: crimg, when it pinned a record
 /// that was not pinned just before the import, or that crimg had pinned before.
-pub fn brought(
+pub(crate) fn brought(
     records: &[(String, String)],
     before: &Records,
     previous: &[Brought],
@@ -97,7 +97,7 @@ pub fn brought(
 /// The records whose pin `--unpin-removed` takes away when an archive that brought `gone`
 /// has left the directory: only pins crimg set, on records that still point where the
 /// archive put them, that no archive still watched brings, and that K3s does not pin too.
-pub fn unpin_removed<'a>(
+pub(crate) fn unpin_removed<'a>(
     gone: &[Brought],
     still_watched: impl IntoIterator<Item = &'a Brought>,
     runtime: &Records,

@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 
 /// One challenge of a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
+pub(crate) struct Challenge {
     /// Lower-cased: `bearer`, `basic`.
-    pub scheme: String,
+    pub(crate) scheme: String,
     /// Parameter names lower-cased; values unquoted.
-    pub params: BTreeMap<String, String>,
+    pub(crate) params: BTreeMap<String, String>,
 }
 
 /// Parses every challenge of a header value. Malformed input gives what could be read,
 /// never a panic.
-pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
+pub(crate) fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
     let s = header.as_bytes();
     let mut i = 0;
     let mut out: Vec<Challenge> = Vec::new();
@@ -77,7 +77,7 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
 
 /// The token request URL for a Bearer challenge: `realm?service=…&scope=…`, the scope
 /// being pull access to `repository` whatever the challenge asks.
-pub fn token_url(challenge: &Challenge, repository: &str) -> Option<reqwest::Url> {
+pub(crate) fn token_url(challenge: &Challenge, repository: &str) -> Option<reqwest::Url> {
     let realm = challenge.params.get("realm")?;
     let mut url = reqwest::Url::parse(realm).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -96,7 +96,7 @@ pub fn token_url(challenge: &Challenge, repository: &str) -> Option<reqwest::Url
 }
 
 /// The token in a token endpoint's JSON answer (`token`, or OAuth2's `access_token`).
-pub fn token_from_response(body: &[u8]) -> Option<String> {
+pub(crate) fn token_from_response(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Answer {
         token: Option<String>,

@@ -26,14 +26,14 @@ use crate::error::CrimgError;
 /// Where an endpoint came from: mirrors get containerd's `ns=<host>` query parameter and
 /// are expected to lack blobs sometimes; the default endpoint is the registry itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointKind {
+pub(crate) enum EndpointKind {
     Mirror,
     Default,
 }
 
 /// Credentials for an endpoint (from `registries.yaml`).
 #[derive(Clone, PartialEq, Eq)]
-pub enum Credentials {
+pub(crate) enum Credentials {
     Basic {
         username: String,
         password: String,
@@ -53,71 +53,71 @@ impl std::fmt::Debug for Credentials {
 
 /// One place to fetch from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The API root, `/v2` included: `https://mirror.local:5000/v2`.
-    pub base: String,
-    pub kind: EndpointKind,
-    pub skip_verify: bool,
+    pub(crate) base: String,
+    pub(crate) kind: EndpointKind,
+    pub(crate) skip_verify: bool,
     /// Extra CA certificates (PEM files) to trust.
-    pub ca: Vec<PathBuf>,
-    pub credentials: Option<Credentials>,
+    pub(crate) ca: Vec<PathBuf>,
+    pub(crate) credentials: Option<Credentials>,
     /// Extra request headers (hosts.toml `[host."…".header]`).
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// For messages: `registries.yaml mirrors."*"`, `/etc/containerd/certs.d/x/hosts.toml`.
-    pub origin: String,
+    pub(crate) origin: String,
 }
 
 impl Endpoint {
     /// `host[:port]` of the endpoint.
-    pub fn authority(&self) -> &str {
+    pub(crate) fn authority(&self) -> &str {
         authority_of(&self.base)
     }
 }
 
 /// A host's own `registries.yaml` `configs` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostSettings {
+pub(crate) struct HostSettings {
     /// Whether the host has an entry at all.
-    pub configured: bool,
-    pub credentials: Option<Credentials>,
-    pub skip_verify: bool,
-    pub ca: Vec<PathBuf>,
+    pub(crate) configured: bool,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) skip_verify: bool,
+    pub(crate) ca: Vec<PathBuf>,
 }
 
 /// `registries.yaml`, as K3s and RKE2 read it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct RegistriesYaml {
+pub(crate) struct RegistriesYaml {
     #[serde(default)]
-    pub mirrors: BTreeMap<String, K3sMirror>,
+    pub(crate) mirrors: BTreeMap<String, K3sMirror>,
     #[serde(default)]
-    pub configs: BTreeMap<String, K3sConfig>,
+    pub(crate) configs: BTreeMap<String, K3sConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct K3sMirror {
+pub(crate) struct K3sMirror {
     #[serde(default)]
-    pub endpoint: Vec<String>,
+    pub(crate) endpoint: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct K3sConfig {
+pub(crate) struct K3sConfig {
     #[serde(default)]
-    pub auth: Option<K3sAuth>,
+    pub(crate) auth: Option<K3sAuth>,
     #[serde(default)]
-    pub tls: Option<K3sTls>,
+    pub(crate) tls: Option<K3sTls>,
 }
 
 #[derive(Clone, Default, Deserialize, PartialEq)]
-pub struct K3sAuth {
+pub(crate) struct K3sAuth {
     #[serde(default)]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// base64 of `username:password`.
     #[serde(default)]
-    pub auth: Option<String>,
+    pub(crate) auth: Option<String>,
     #[serde(default)]
-    pub identity_token: Option<String>,
+    pub(crate) identity_token: Option<String>,
 }
 
 impl std::fmt::Debug for K3sAuth {
@@ -127,33 +127,33 @@ impl std::fmt::Debug for K3sAuth {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct K3sTls {
+pub(crate) struct K3sTls {
     #[serde(default)]
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     #[serde(default)]
-    pub insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
 }
 
 /// One `hosts.toml`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct HostsFile {
-    pub path: PathBuf,
-    pub server: Option<String>,
-    pub server_skip_verify: bool,
-    pub server_ca: Vec<PathBuf>,
-    pub server_headers: Vec<(String, String)>,
+pub(crate) struct HostsFile {
+    pub(crate) path: PathBuf,
+    pub(crate) server: Option<String>,
+    pub(crate) server_skip_verify: bool,
+    pub(crate) server_ca: Vec<PathBuf>,
+    pub(crate) server_headers: Vec<(String, String)>,
     /// In file order.
-    pub hosts: Vec<HostEntry>,
+    pub(crate) hosts: Vec<HostEntry>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct HostEntry {
-    pub url: String,
-    pub capabilities: Vec<String>,
-    pub skip_verify: bool,
-    pub ca: Vec<PathBuf>,
-    pub override_path: bool,
-    pub headers: Vec<(String, String)>,
+pub(crate) struct HostEntry {
+    pub(crate) url: String,
+    pub(crate) capabilities: Vec<String>,
+    pub(crate) skip_verify: bool,
+    pub(crate) ca: Vec<PathBuf>,
+    pub(crate) override_path: bool,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -217,7 +217,7 @@ fn headers(t: Option<toml::Table>) -> Vec<(String, String)> {
 }
 
 /// Parses a `hosts.toml`.
-pub fn parse_hosts_toml(text: &str, path: &Path) -> Result<HostsFile> {
+pub(crate) fn parse_hosts_toml(text: &str, path: &Path) -> Result<HostsFile> {
     let doc: HostsToml = toml::from_str(text)
         .map_err(|e| anyhow::anyhow!("{}: not a valid hosts.toml: {e}", path.display()))?;
     let mut hosts = Vec::new();
@@ -248,7 +248,7 @@ pub fn parse_hosts_toml(text: &str, path: &Path) -> Result<HostsFile> {
 }
 
 /// Parses a `registries.yaml`.
-pub fn parse_registries_yaml(text: &str, path: &Path) -> Result<RegistriesYaml> {
+pub(crate) fn parse_registries_yaml(text: &str, path: &Path) -> Result<RegistriesYaml> {
     if text.trim().is_empty() {
         return Ok(RegistriesYaml::default());
     }
@@ -258,16 +258,16 @@ pub fn parse_registries_yaml(text: &str, path: &Path) -> Result<RegistriesYaml> 
 
 /// The registry configuration of the node.
 #[derive(Debug, Clone, Default)]
-pub struct RegistryConfig {
-    pub hosts_dir: Option<PathBuf>,
-    pub k3s: Option<(PathBuf, RegistriesYaml)>,
+pub(crate) struct RegistryConfig {
+    pub(crate) hosts_dir: Option<PathBuf>,
+    pub(crate) k3s: Option<(PathBuf, RegistriesYaml)>,
 }
 
 impl RegistryConfig {
     /// Reads `registries.yaml` (if it exists) and remembers the hosts directory (whose
     /// files are read per registry). A file that exists but cannot be read or parsed is a
     /// usage error naming it.
-    pub fn load(hosts_dir: &Path, registries_yaml: &Path) -> Result<RegistryConfig> {
+    pub(crate) fn load(hosts_dir: &Path, registries_yaml: &Path) -> Result<RegistryConfig> {
         let k3s = match std::fs::read_to_string(registries_yaml) {
             Ok(text) => Some((
                 registries_yaml.to_path_buf(),
@@ -290,7 +290,7 @@ impl RegistryConfig {
     }
 
     /// The hosts file that applies to `host`: its own, else `_default`.
-    pub fn hosts_file(&self, host: &str) -> Result<Option<HostsFile>> {
+    pub(crate) fn hosts_file(&self, host: &str) -> Result<Option<HostsFile>> {
         let Some(dir) = &self.hosts_dir else {
             return Ok(None);
         };
@@ -313,7 +313,7 @@ impl RegistryConfig {
 
     /// What `registries.yaml` `configs` says about a host that is not an endpoint (a
     /// token realm or a redirect target): its own credentials and TLS settings, if any.
-    pub fn host_settings(&self, authority: &str) -> HostSettings {
+    pub(crate) fn host_settings(&self, authority: &str) -> HostSettings {
         let c = self
             .k3s
             .as_ref()
@@ -328,7 +328,7 @@ impl RegistryConfig {
     }
 
     /// Every endpoint to try for `host`, in order.
-    pub fn endpoints(&self, host: &str) -> Result<Vec<Endpoint>> {
+    pub(crate) fn endpoints(&self, host: &str) -> Result<Vec<Endpoint>> {
         let hosts = self.hosts_file(host)?;
         Ok(plan_endpoints(
             host,
@@ -344,7 +344,7 @@ fn host_dir_name(host: &str) -> String {
 }
 
 /// The registry's own endpoint: `docker.io` is served by `registry-1.docker.io`.
-pub fn default_server(host: &str) -> String {
+pub(crate) fn default_server(host: &str) -> String {
     match host {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
             "https://registry-1.docker.io".into()
@@ -354,7 +354,7 @@ pub fn default_server(host: &str) -> String {
 }
 
 /// Whether `host` (`name[:port]`) is this machine.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => host.rsplit_once(':').map_or(host, |(h, p)| {
@@ -376,13 +376,13 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 /// A URL as it may be printed: without a `user:password@` part.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     split_userinfo(url).0
 }
 
 /// Splits `scheme://user:password@rest` into the URL without its user part and the
 /// (percent-decoded) user and password, if any.
-pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
+pub(crate) fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (Some(s), r),
         None => (None, url),
@@ -413,7 +413,7 @@ fn authority_of(url: &str) -> &str {
 /// Adds `https://` when a configured endpoint has no scheme, and the API path: `/v2` is
 /// appended unless the path already ends with it or `override_path` says the path is the
 /// API root as written.
-pub fn api_base(url: &str, override_path: bool) -> String {
+pub(crate) fn api_base(url: &str, override_path: bool) -> String {
     let with_scheme = if url.contains("://") {
         url.to_string()
     } else {
@@ -467,7 +467,7 @@ fn k3s_credentials(c: Option<&K3sConfig>) -> Option<Credentials> {
 }
 
 /// Standard base64 with or without padding; `None` when it is not base64.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
@@ -493,7 +493,7 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// The endpoints for `host`, in the order they are tried (see the module docs).
-pub fn plan_endpoints(
+pub(crate) fn plan_endpoints(
     host: &str,
     k3s: Option<(&Path, &RegistriesYaml)>,
     hosts: Option<&HostsFile>,

@@ -36,14 +36,14 @@ const SMALL_DEADLINE: Duration = Duration::from_secs(60);
 /// A blob download must bring at least `MIN_RATE` bytes a second, measured over each
 /// `RATE_WINDOW`; a server that drips bytes slower is given up on (and the next endpoint
 /// tried), so a fetch cannot hang forever. The fetch lease is sized from the same figures.
-pub const MIN_RATE: u64 = 10 << 10;
-pub const RATE_WINDOW: Duration = Duration::from_secs(30);
+pub(crate) const MIN_RATE: u64 = 10 << 10;
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(30);
 
 /// How long a lease must hold what a fetch of blobs of `sizes` bytes stores: the time the
 /// slowest accepted download takes ([`MIN_RATE`]), plus five minutes a blob for
 /// connecting, tokens, redirects and endpoints that fail, plus an hour to finish the
 /// export.
-pub fn lease_for(sizes: impl IntoIterator<Item = u64>) -> Duration {
+pub(crate) fn lease_for(sizes: impl IntoIterator<Item = u64>) -> Duration {
     sizes
         .into_iter()
         .fold(Duration::from_secs(3600), |d, size| {
@@ -54,7 +54,7 @@ pub fn lease_for(sizes: impl IntoIterator<Item = u64>) -> Duration {
 /// What is fetched: registries serve manifests and indexes under `/manifests/`, every
 /// other blob under `/blobs/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Manifest,
     Blob,
 }
@@ -69,7 +69,7 @@ enum Auth {
 type Log = Box<dyn Fn(&str) + Send + Sync>;
 
 /// A registry client for one export: caches endpoints, HTTP clients and tokens.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     config: RegistryConfig,
     endpoints: HashMap<String, Vec<Endpoint>>,
     clients: HashMap<(bool, Vec<PathBuf>), reqwest::Client>,
@@ -93,7 +93,7 @@ enum Attempt {
 }
 
 impl Fetcher {
-    pub fn new(config: RegistryConfig, warn: Log, debug: Log) -> Fetcher {
+    pub(crate) fn new(config: RegistryConfig, warn: Log, debug: Log) -> Fetcher {
         Fetcher {
             config,
             endpoints: HashMap::new(),
@@ -180,7 +180,7 @@ impl Fetcher {
     /// Fetches a manifest or index into memory (they are small: the caller bounds the
     /// size), verified against its digest, and stores it in the content store with
     /// `labels`. Returns the bytes and where they came from.
-    pub async fn fetch_manifest(
+    pub(crate) async fn fetch_manifest(
         &mut self,
         sources: &[Source],
         desc: &Descriptor,
@@ -226,7 +226,7 @@ impl Fetcher {
     /// Streams a blob from the first endpoint that has it into the content store
     /// (containerd's writer hashes and checks it while it streams). `on_bytes` sees each
     /// chunk. Returns where it came from.
-    pub async fn fetch_blob(
+    pub(crate) async fn fetch_blob(
         &mut self,
         sources: &[Source],
         desc: &Descriptor,
@@ -578,7 +578,7 @@ fn classify(err: &reqwest::Error) -> Attempt {
 /// Checks a download's pace: each `window` must bring at least `min_rate` bytes a
 /// second. Time is passed in, so the rule is testable without waiting.
 #[derive(Debug)]
-pub struct Pace {
+pub(crate) struct Pace {
     min_rate: u64,
     window: Duration,
     window_end: Duration,
@@ -586,7 +586,7 @@ pub struct Pace {
 }
 
 impl Pace {
-    pub fn new(min_rate: u64, window: Duration) -> Pace {
+    pub(crate) fn new(min_rate: u64, window: Duration) -> Pace {
         Pace {
             min_rate,
             window,
@@ -596,12 +596,12 @@ impl Pace {
     }
 
     /// When the current window ends, counted from the start of the download.
-    pub fn window_end(&self) -> Duration {
+    pub(crate) fn window_end(&self) -> Duration {
         self.window_end
     }
 
     /// Records `bytes` arriving at `elapsed` (0 when a window ends with nothing new).
-    pub fn record(&mut self, elapsed: Duration, bytes: u64) -> Result<(), String> {
+    pub(crate) fn record(&mut self, elapsed: Duration, bytes: u64) -> Result<(), String> {
         if elapsed >= self.window_end {
             let want = self.min_rate * self.window.as_secs().max(1);
             // Bytes arriving just now count for the window that ends; a whole window

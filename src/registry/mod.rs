@@ -1,28 +1,28 @@
 //! Registries: where an image's blobs came from, the node's mirror configuration, and
 //! fetching blobs back (for `crimg export --fetch-missing`).
 
-pub mod auth;
-pub mod config;
-pub mod fetch;
-pub mod policy;
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod fetch;
+pub(crate) mod policy;
 
 use std::collections::BTreeMap;
 
 /// The content label prefix containerd's pull sets: `…source.<host>=<repo>[,<repo>…]`.
-pub const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
+pub(crate) const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
 
 /// A registry host and repository to fetch from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Source {
+pub(crate) struct Source {
     /// `docker.io`, `127.0.0.1:5000`.
-    pub host: String,
+    pub(crate) host: String,
     /// `library/nginx`.
-    pub repository: String,
+    pub(crate) repository: String,
 }
 
 impl Source {
     /// The host and repository of a normalised image name.
-    pub fn from_name(name: &str) -> Option<Source> {
+    pub(crate) fn from_name(name: &str) -> Option<Source> {
         if name.starts_with("sha256:") {
             return None;
         }
@@ -35,7 +35,7 @@ impl Source {
     }
 
     /// The `distribution.source` label for this source.
-    pub fn label(&self) -> (String, String) {
+    pub(crate) fn label(&self) -> (String, String) {
         (
             format!("{DISTRIBUTION_SOURCE}{}", self.host),
             self.repository.clone(),
@@ -45,7 +45,7 @@ impl Source {
 
 /// Where to fetch an image's blobs from, best first: the `distribution.source` labels of
 /// its content (those of the names' own hosts first), then the image names themselves.
-pub fn sources(labels: &[&BTreeMap<String, String>], names: &[String]) -> Vec<Source> {
+pub(crate) fn sources(labels: &[&BTreeMap<String, String>], names: &[String]) -> Vec<Source> {
     let from_names: Vec<Source> = names.iter().filter_map(|n| Source::from_name(n)).collect();
     let mut labelled = Vec::new();
     for l in labels {

@@ -15,11 +15,11 @@ use reqwest::Url;
 use super::config::is_loopback;
 
 /// How many redirects one request may follow.
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// `host[:port]` as written in `registries.yaml` `configs` keys: the port only when the
 /// URL names one.
-pub fn authority(url: &Url) -> String {
+pub(crate) fn authority(url: &Url) -> String {
     // IPv6 hosts come bracketed: `[::1]`.
     let host = url.host_str().unwrap_or_default();
     match url.port() {
@@ -29,7 +29,7 @@ pub fn authority(url: &Url) -> String {
 }
 
 /// Same scheme, host and port (default ports filled in).
-pub fn same_origin(a: &Url, b: &Url) -> bool {
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
         && a.port_or_known_default() == b.port_or_known_default()
@@ -37,7 +37,7 @@ pub fn same_origin(a: &Url, b: &Url) -> bool {
 
 /// Whose credentials a token request to a realm carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RealmCredentials {
+pub(crate) enum RealmCredentials {
     /// The endpoint's: the realm is on the endpoint's own origin (or is the well-known
     /// token service of the endpoint, see [`KNOWN_REALMS`]).
     Endpoint,
@@ -49,11 +49,11 @@ pub enum RealmCredentials {
 
 /// Token services that are part of a registry although on another host: the endpoint's
 /// credentials go there too. Both are HTTPS and fixed here, never taken from a server.
-pub const KNOWN_REALMS: &[(&str, &str)] = &[("registry-1.docker.io", "auth.docker.io")];
+pub(crate) const KNOWN_REALMS: &[(&str, &str)] = &[("registry-1.docker.io", "auth.docker.io")];
 
 /// May crimg ask `realm` for a token on behalf of `endpoint`, and with which credentials?
 /// `realm_configured`: the realm's host has its own `configs` entry.
-pub fn realm_credentials(
+pub(crate) fn realm_credentials(
     endpoint: &Url,
     realm: &Url,
     realm_configured: bool,
@@ -89,7 +89,7 @@ pub fn realm_credentials(
 
 /// What a request to the next hop carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hop {
+pub(crate) enum Hop {
     /// Credentials, token and configured headers: the hop is on the endpoint's origin and
     /// no earlier hop left it.
     Endpoint,
@@ -100,7 +100,7 @@ pub enum Hop {
 /// May a redirect from `from` to `to` be followed, for a request to `endpoint`?
 /// `left`: an earlier hop already left the endpoint's origin. `hops`: redirects followed
 /// so far.
-pub fn redirect(
+pub(crate) fn redirect(
     endpoint: &Url,
     from: &Url,
     to: &Url,
@@ -128,7 +128,7 @@ pub fn redirect(
 }
 
 /// A URL as messages show it: no user part, no query (presigned URLs carry secrets there).
-pub fn printable(url: &Url) -> String {
+pub(crate) fn printable(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);

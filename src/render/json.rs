@@ -3,69 +3,69 @@
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
-pub struct ImageList {
-    pub images: Vec<ListedImage>,
+pub(crate) struct ImageList {
+    pub(crate) images: Vec<ListedImage>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ListedImage {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    pub size: u64,
-    pub pinned: bool,
-    pub pinned_by: Vec<&'static str>,
-    pub in_use: InUse,
-    pub protected: Vec<String>,
-    pub created_at: Option<String>,
+pub(crate) struct ListedImage {
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) repo_digests: Vec<String>,
+    pub(crate) size: u64,
+    pub(crate) pinned: bool,
+    pub(crate) pinned_by: Vec<&'static str>,
+    pub(crate) in_use: InUse,
+    pub(crate) protected: Vec<String>,
+    pub(crate) created_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct InUse {
-    pub containers: Vec<String>,
-    pub sandboxes: Vec<String>,
+pub(crate) struct InUse {
+    pub(crate) containers: Vec<String>,
+    pub(crate) sandboxes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct PinResult {
-    pub changed: Vec<String>,
-    pub unchanged: Vec<String>,
-    pub not_found: Vec<String>,
+pub(crate) struct PinResult {
+    pub(crate) changed: Vec<String>,
+    pub(crate) unchanged: Vec<String>,
+    pub(crate) not_found: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct PruneResult {
-    pub dry_run: bool,
-    pub removed: Vec<PrunedImage>,
-    pub kept: Vec<KeptImage>,
-    pub failed: Vec<FailedImage>,
-    pub reclaimed_bytes: u64,
+pub(crate) struct PruneResult {
+    pub(crate) dry_run: bool,
+    pub(crate) removed: Vec<PrunedImage>,
+    pub(crate) kept: Vec<KeptImage>,
+    pub(crate) failed: Vec<FailedImage>,
+    pub(crate) reclaimed_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
-pub struct PrunedImage {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub size: u64,
+pub(crate) struct PrunedImage {
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) size: u64,
 }
 
 #[derive(Debug, Serialize)]
-pub struct KeptImage {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub reasons: Vec<String>,
+pub(crate) struct KeptImage {
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) reasons: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct FailedImage {
-    pub id: String,
-    pub error: String,
+pub(crate) struct FailedImage {
+    pub(crate) id: String,
+    pub(crate) error: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct PruneWhy {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub action: &'static str,
-    pub reasons: Vec<String>,
+pub(crate) struct PruneWhy {
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) action: &'static str,
+    pub(crate) reasons: Vec<String>,
 }

@@ -1,7 +1,7 @@
 //! Output: tables for people, JSON for scripts. JSON types live in `json` and are kept
 //! apart from internal types so renaming internals cannot break scripts.
 
-pub mod json;
+pub(crate) mod json;
 
 use std::io::{IsTerminal, Write};
 
@@ -11,7 +11,7 @@ use crate::model::short_id;
 use crate::plan::protect::Reason;
 
 /// A borderless table like crictl's that wraps to the terminal width when stdout is one.
-pub fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING)
         .set_header(header.iter().copied())
@@ -28,7 +28,7 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 /// Prints a table followed by a newline; trims the trailing spaces comfy-table leaves.
-pub fn print_table(t: &Table) -> std::io::Result<()> {
+pub(crate) fn print_table(t: &Table) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     for line in t.lines() {
         writeln!(out, "{}", line.trim_end())?;
@@ -37,7 +37,7 @@ pub fn print_table(t: &Table) -> std::io::Result<()> {
 }
 
 /// Prints one line per item (the `name` output format).
-pub fn print_lines<I, S>(lines: I) -> std::io::Result<()>
+pub(crate) fn print_lines<I, S>(lines: I) -> std::io::Result<()>
 where
     I: IntoIterator<Item = S>,
     S: std::fmt::Display,
@@ -50,14 +50,14 @@ where
 }
 
 /// Writes a value as pretty JSON with a final newline to stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)
 }
 
 /// Bytes in decimal units, as crictl prints them (`12.3MB`).
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -78,7 +78,7 @@ pub fn human_size(bytes: u64) -> String {
 
 /// A protection reason as tables show it: container and sandbox IDs shortened to 12 hex,
 /// as every ID in a table is, unless `wide`.
-pub fn reason(reason: &Reason, wide: bool) -> String {
+pub(crate) fn reason(reason: &Reason, wide: bool) -> String {
     match reason {
         Reason::InUseContainer(id) if !wide => format!("in-use:container:{}", short_id(id)),
         Reason::InUseSandbox(id) if !wide => format!("in-use:sandbox:{}", short_id(id)),
@@ -87,7 +87,7 @@ pub fn reason(reason: &Reason, wide: bool) -> String {
 }
 
 /// RFC 3339 in UTC, seconds precision.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 

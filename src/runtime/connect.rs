@@ -13,7 +13,7 @@ use crate::runtime::cri::Cri;
 use crate::runtime::transport::{connect_unix, socket_path};
 
 /// Sockets tried, in order, when no runtime endpoint is configured.
-pub const DEFAULT_RUNTIME_ENDPOINTS: &[&str] = &[
+pub(crate) const DEFAULT_RUNTIME_ENDPOINTS: &[&str] = &[
     "unix:///run/containerd/containerd.sock",
     "unix:///run/k3s/containerd/containerd.sock",
     "unix:///var/run/crio/crio.sock",
@@ -21,41 +21,41 @@ pub const DEFAULT_RUNTIME_ENDPOINTS: &[&str] = &[
 ];
 
 /// containerd sockets tried when the CRI runtime is not containerd itself.
-pub const DEFAULT_CONTAINERD_ADDRESSES: &[&str] = &[
+pub(crate) const DEFAULT_CONTAINERD_ADDRESSES: &[&str] = &[
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
 ];
 
 /// crictl's config file when none is named.
-pub const DEFAULT_CRICTL_CONFIG: &str = "/etc/crictl.yaml";
+pub(crate) const DEFAULT_CRICTL_CONFIG: &str = "/etc/crictl.yaml";
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to connect, as the user asked (flags and environment, already merged by clap).
 #[derive(Debug, Clone, Default)]
-pub struct EndpointArgs {
-    pub runtime_endpoint: Option<String>,
-    pub image_endpoint: Option<String>,
-    pub address: Option<String>,
-    pub namespace: String,
-    pub config: Option<PathBuf>,
-    pub timeout: Option<Duration>,
+pub(crate) struct EndpointArgs {
+    pub(crate) runtime_endpoint: Option<String>,
+    pub(crate) image_endpoint: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) namespace: String,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// crictl's YAML config: the keys crimg honours.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
-pub struct CrictlConfig {
-    pub runtime_endpoint: Option<String>,
-    pub image_endpoint: Option<String>,
+pub(crate) struct CrictlConfig {
+    pub(crate) runtime_endpoint: Option<String>,
+    pub(crate) image_endpoint: Option<String>,
     /// Seconds, as crictl writes it (an integer), or a duration string.
-    pub timeout: Option<serde_yaml_ng::Value>,
+    pub(crate) timeout: Option<serde_yaml_ng::Value>,
     #[serde(default)]
-    pub debug: bool,
+    pub(crate) debug: bool,
 }
 
 impl CrictlConfig {
-    pub fn parse(text: &str, file: &Path) -> Result<CrictlConfig, CrimgError> {
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<CrictlConfig, CrimgError> {
         if text.trim().is_empty() {
             return Ok(CrictlConfig::default());
         }
@@ -65,7 +65,7 @@ impl CrictlConfig {
 
     /// The configured timeout, range-checked like `--timeout`. `0` means the default, as
     /// it does for crictl.
-    pub fn timeout(&self, file: &Path) -> Result<Option<Duration>, CrimgError> {
+    pub(crate) fn timeout(&self, file: &Path) -> Result<Option<Duration>, CrimgError> {
         use serde_yaml_ng::Value;
         let bad =
             |e: String| CrimgError::Usage(format!("config file {}: timeout: {e}", file.display()));
@@ -91,12 +91,12 @@ impl CrictlConfig {
 
 /// The shortest timeout accepted: below it, even a healthy runtime on the node would
 /// look unreachable.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest timeout accepted: a day. gRPC cannot carry much more, and no call needs it.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a timeout (`--timeout`, crictl's `timeout`) and checks its range.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     check_timeout(parse_duration(s)?, s.trim())
 }
 
@@ -117,7 +117,7 @@ fn check_timeout(d: Duration, text: &str) -> Result<Duration, String> {
 }
 
 /// Parses `10s`, `2m`, `500ms`, or bare seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -128,19 +128,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// The endpoints to use once flags, environment and the config file are merged.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Runtime endpoints to try in order (one when configured; the defaults that exist otherwise).
-    pub runtime_candidates: Vec<String>,
+    pub(crate) runtime_candidates: Vec<String>,
     /// Whether the runtime endpoint was configured (so absence is an error, not a skip).
-    pub runtime_configured: bool,
-    pub image_endpoint: Option<String>,
-    pub address: Option<String>,
-    pub timeout: Duration,
+    pub(crate) runtime_configured: bool,
+    pub(crate) image_endpoint: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) timeout: Duration,
 }
 
 /// Merges flags/environment with crictl's config file. A named config file that cannot be
 /// read is an error; the default one is only read when it exists.
-pub fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
+pub(crate) fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
     let (config, file) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -218,7 +218,7 @@ fn socket_problem(path: &Path, e: &std::io::Error) -> String {
 }
 
 /// Connects to the CRI runtime and image services.
-pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
+pub(crate) async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
     let mut tried = Vec::new();
     let mut denied = false;
     let mut runtime = None;
@@ -282,7 +282,11 @@ pub async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
 
 /// The containerd sockets to try: the configured address; else the CRI endpoint when the
 /// runtime is containerd; else the usual containerd and K3s sockets.
-pub fn containerd_candidates(r: &Resolved, cri_endpoint: &str, runtime_name: &str) -> Vec<String> {
+pub(crate) fn containerd_candidates(
+    r: &Resolved,
+    cri_endpoint: &str,
+    runtime_name: &str,
+) -> Vec<String> {
     if let Some(a) = &r.address {
         return vec![a.clone()];
     }

@@ -21,11 +21,11 @@ pub struct Containerd {
     namespace: MetadataValue<tonic::metadata::Ascii>,
     lease: Option<MetadataValue<tonic::metadata::Ascii>>,
     timeout: Duration,
-    pub address: String,
+    pub(crate) address: String,
 }
 
 impl Containerd {
-    pub fn new(
+    pub(crate) fn new(
         channel: Channel,
         namespace: &str,
         timeout: Duration,
@@ -52,7 +52,7 @@ impl Containerd {
         ))
     }
 
-    pub fn channel(&self) -> Channel {
+    pub(crate) fn channel(&self) -> Channel {
         self.channel.clone()
     }
 
@@ -64,14 +64,14 @@ impl Containerd {
     }
 
     /// A request in this namespace with the short-call deadline.
-    pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
+    pub(crate) fn req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = self.streaming_req(msg);
         r.set_timeout(self.timeout);
         r
     }
 
     /// A request in this namespace without a deadline, for transfers.
-    pub fn streaming_req<T>(&self, msg: T) -> tonic::Request<T> {
+    pub(crate) fn streaming_req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.metadata_mut()
             .insert(NAMESPACE_HEADER, self.namespace.clone());
@@ -81,7 +81,7 @@ impl Containerd {
         r
     }
 
-    pub async fn version(&self) -> Result<String> {
+    pub(crate) async fn version(&self) -> Result<String> {
         let v = version::version_client::VersionClient::new(self.channel.clone())
             .version(self.req(()))
             .await

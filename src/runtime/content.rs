@@ -18,7 +18,7 @@ use crate::runtime::containerd::{Containerd, time};
 
 /// Bytes per `Write` message: large enough to amortise per-message cost (4 MiB measured
 /// no faster: containerd's 16 KiB HTTP/2 frames bound it), small enough to keep memory flat.
-pub const WRITE_CHUNK: usize = 1 << 20;
+pub(crate) const WRITE_CHUNK: usize = 1 << 20;
 /// Write messages in flight before the sender waits: enough to keep containerd busy,
 /// few enough that peak memory stays a few MiB whatever the blob size.
 const WRITE_QUEUE: usize = 4;
@@ -26,11 +26,11 @@ const WRITE_QUEUE: usize = 4;
 /// What the content store knows about a blob.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContentInfo {
-    pub digest: String,
+    pub(crate) digest: String,
     pub size: i64,
     pub labels: BTreeMap<String, String>,
-    pub created_at: Option<SystemTime>,
-    pub updated_at: Option<SystemTime>,
+    pub(crate) created_at: Option<SystemTime>,
+    pub(crate) updated_at: Option<SystemTime>,
 }
 
 /// How a write ended.
@@ -56,7 +56,7 @@ pub enum VerifyError {
 }
 
 /// `sha256:<hex>` of a finished hasher.
-pub fn sha256_digest(hasher: Sha256) -> String {
+pub(crate) fn sha256_digest(hasher: Sha256) -> String {
     let out = hasher.finalize();
     let mut s = String::with_capacity(71);
     s.push_str("sha256:");
@@ -113,20 +113,6 @@ impl Containerd {
             .map_err(|s| self.rpc(s))
             .with_context(|| format!("updating labels of blob {digest}"))?;
         Ok(())
-    }
-
-    pub async fn content_delete(&self, digest: &str) -> Result<()> {
-        match self
-            .content()
-            .delete(self.req(content::DeleteContentRequest {
-                digest: digest.to_string(),
-            }))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(self.rpc(s).context(format!("deleting blob {digest}"))),
-        }
     }
 
     /// Streams a whole blob in one `Read` call. The chunks are the server's; nothing is
@@ -289,7 +275,7 @@ impl Containerd {
     /// Writes `size` bytes whose digest is not known beforehand (docker's legacy
     /// `layer.tar`); containerd commits them under the digest computed here, and checks
     /// it. Returns the digest.
-    pub async fn write_blob_unknown<R: AsyncRead + Unpin>(
+    pub(crate) async fn write_blob_unknown<R: AsyncRead + Unpin>(
         &self,
         size: i64,
         labels: &BTreeMap<String, String>,

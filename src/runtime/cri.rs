@@ -13,23 +13,23 @@ use cri::runtime_service_client::RuntimeServiceClient;
 
 /// Connected CRI clients plus the per-call deadline.
 #[derive(Clone)]
-pub struct Cri {
+pub(crate) struct Cri {
     runtime: RuntimeServiceClient<Channel>,
     image: ImageServiceClient<Channel>,
     timeout: Duration,
-    pub runtime_endpoint: String,
-    pub image_endpoint: String,
+    pub(crate) runtime_endpoint: String,
+    pub(crate) image_endpoint: String,
 }
 
 /// Usage of one filesystem as `ImageFsInfo` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FsUsage {
-    pub mountpoint: String,
-    pub used_bytes: u64,
+pub(crate) struct FsUsage {
+    pub(crate) mountpoint: String,
+    pub(crate) used_bytes: u64,
 }
 
 impl Cri {
-    pub fn new(
+    pub(crate) fn new(
         runtime: Channel,
         image: Channel,
         timeout: Duration,
@@ -63,7 +63,7 @@ impl Cri {
         r
     }
 
-    pub async fn version(&self) -> Result<RuntimeVersion> {
+    pub(crate) async fn version(&self) -> Result<RuntimeVersion> {
         let v = self
             .runtime
             .clone()
@@ -81,7 +81,7 @@ impl Cri {
         })
     }
 
-    pub async fn list_images(&self) -> Result<Vec<CriImage>> {
+    pub(crate) async fn list_images(&self) -> Result<Vec<CriImage>> {
         let resp = self
             .image
             .clone()
@@ -94,7 +94,7 @@ impl Cri {
     }
 
     /// The image ID the runtime resolves a reference to, if it has the image.
-    pub async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+    pub(crate) async fn image_id(&self, reference: &str) -> Result<Option<String>> {
         let resp = self
             .image
             .clone()
@@ -109,7 +109,7 @@ impl Cri {
         Ok(resp.image.map(|i| i.id))
     }
 
-    pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
+    pub(crate) async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
         let resp = self
             .runtime
             .clone()
@@ -135,7 +135,7 @@ impl Cri {
     }
 
     /// Every pod sandbox in any state, with the image each runs when the runtime says.
-    pub async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>> {
+    pub(crate) async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>> {
         let resp = self
             .runtime
             .clone()
@@ -191,14 +191,14 @@ impl Cri {
 
     /// The runtime's configured sandbox image (containerd: `Status` verbose info,
     /// `config.sandboxImage`).
-    pub async fn configured_sandbox_image(&self) -> Result<Option<String>> {
+    pub(crate) async fn configured_sandbox_image(&self) -> Result<Option<String>> {
         Ok(configured_sandbox_image_from_info(
             &self.status_info().await?,
         ))
     }
 
     /// The runtime's verbose `Status` info: runtime-specific JSON documents by key.
-    pub async fn status_info(&self) -> Result<HashMap<String, String>> {
+    pub(crate) async fn status_info(&self) -> Result<HashMap<String, String>> {
         Ok(self
             .runtime
             .clone()
@@ -210,7 +210,7 @@ impl Cri {
             .info)
     }
 
-    pub async fn remove_image(&self, id: &str) -> Result<()> {
+    pub(crate) async fn remove_image(&self, id: &str) -> Result<()> {
         self.image
             .clone()
             .remove_image(self.req(cri::RemoveImageRequest {
@@ -222,7 +222,7 @@ impl Cri {
         Ok(())
     }
 
-    pub async fn image_fs_info(&self) -> Result<Vec<FsUsage>> {
+    pub(crate) async fn image_fs_info(&self) -> Result<Vec<FsUsage>> {
         let resp = self
             .image
             .clone()
@@ -261,7 +261,7 @@ fn cri_image(i: cri::Image) -> CriImage {
 
 /// Finds the sandbox image in verbose sandbox status info: a JSON document under `info`
 /// with an `image` field (containerd), or a top-level `image` key.
-pub fn sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
+pub(crate) fn sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
     if let Some(doc) = info.get("info")
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(doc)
         && let Some(image) = v.get("image").and_then(|i| i.as_str())
@@ -273,7 +273,7 @@ pub fn sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String>
 }
 
 /// Finds the configured sandbox image in verbose runtime status info.
-pub fn configured_sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
+pub(crate) fn configured_sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
     let doc = info.get("config")?;
     let v: serde_json::Value = serde_json::from_str(doc).ok()?;
     v.get("sandboxImage")
@@ -286,7 +286,7 @@ pub fn configured_sandbox_image_from_info(info: &HashMap<String, String>) -> Opt
 impl Cri {
     /// Pulls an image; returns the image reference the runtime reports (its ID on
     /// containerd). No deadline: a pull takes as long as it takes.
-    pub async fn pull_image(&self, reference: &str) -> Result<String> {
+    pub(crate) async fn pull_image(&self, reference: &str) -> Result<String> {
         let resp = self
             .image
             .clone()
@@ -303,13 +303,13 @@ impl Cri {
 
     /// The snapshotter the runtime unpacks into (containerd: `Status` verbose info,
     /// `config.containerd.snapshotter`); `None` when it does not say.
-    pub async fn snapshotter(&self) -> Result<Option<String>> {
+    pub(crate) async fn snapshotter(&self) -> Result<Option<String>> {
         Ok(snapshotter_from_info(&self.status_info().await?))
     }
 }
 
 /// Finds the snapshotter in verbose runtime status info.
-pub fn snapshotter_from_info(info: &HashMap<String, String>) -> Option<String> {
+pub(crate) fn snapshotter_from_info(info: &HashMap<String, String>) -> Option<String> {
     let doc = info.get("config")?;
     let v: serde_json::Value = serde_json::from_str(doc).ok()?;
     v.get("containerd")?

@@ -9,7 +9,7 @@ use crate::runtime::containerd::Containerd;
 impl Containerd {
     /// The topics of image records deleted in `namespace`, as they happen. The stream ends
     /// when the connection does.
-    pub async fn image_deletes(
+    pub(crate) async fn image_deletes(
         &self,
         namespace: &str,
     ) -> Result<impl Stream<Item = Result<String>> + use<>> {

@@ -13,7 +13,7 @@ use crate::runtime::containerd::{Containerd, time};
 
 /// What creating an image record did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordChange {
+pub(crate) enum RecordChange {
     Created,
     /// The name existed; this was its record before.
     Replaced(ImageRecord),
@@ -24,7 +24,7 @@ impl Containerd {
         images::images_client::ImagesClient::new(self.channel()).max_decoding_message_size(64 << 20)
     }
 
-    pub async fn list_images(&self) -> Result<Vec<ImageRecord>> {
+    pub(crate) async fn list_images(&self) -> Result<Vec<ImageRecord>> {
         let resp = self
             .images()
             .list(self.req(images::ListImagesRequest { filters: vec![] }))
@@ -36,7 +36,7 @@ impl Containerd {
     }
 
     /// Sets and removes labels of one image record, leaving its other labels alone.
-    pub async fn update_labels(
+    pub(crate) async fn update_labels(
         &self,
         name: &str,
         set: &[(String, String)],
@@ -68,7 +68,7 @@ impl Containerd {
     /// containerd 2.x also checks the record still points at `target` (1.6 ignores it),
     /// so a tag moved to another image meanwhile is not deleted there.
     /// A record that is already gone is no error.
-    pub async fn delete_image(&self, record: &ImageRecord, sync: bool) -> Result<()> {
+    pub(crate) async fn delete_image(&self, record: &ImageRecord, sync: bool) -> Result<()> {
         let name = &record.name;
         let target = (!record.target.digest.is_empty()).then(|| types::Descriptor {
             media_type: record.target.media_type.clone(),
@@ -92,7 +92,7 @@ impl Containerd {
     }
 
     /// One image record, or `None`.
-    pub async fn get_image(&self, name: &str) -> Result<Option<ImageRecord>> {
+    pub(crate) async fn get_image(&self, name: &str) -> Result<Option<ImageRecord>> {
         match self
             .images()
             .get(self.req(images::GetImageRequest {
@@ -108,7 +108,7 @@ impl Containerd {
 
     /// Creates the record `name → target`, or points an existing one at `target`; `labels`
     /// are set, other labels of an existing record are kept.
-    pub async fn put_image(
+    pub(crate) async fn put_image(
         &self,
         name: &str,
         target: &Descriptor,
@@ -157,7 +157,7 @@ impl Containerd {
     }
 
     /// Undoes [`Containerd::put_image`].
-    pub async fn undo_put_image(&self, name: &str, change: &RecordChange) -> Result<()> {
+    pub(crate) async fn undo_put_image(&self, name: &str, change: &RecordChange) -> Result<()> {
         match change {
             RecordChange::Created => {
                 let record = ImageRecord {

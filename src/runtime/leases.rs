@@ -76,7 +76,9 @@ impl Containerd {
     }
 
     /// Every lease in the namespace, with its labels.
-    pub async fn list_leases_labelled(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+    pub(crate) async fn list_leases_labelled(
+        &self,
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
         let resp = self
             .leases()
             .list(self.req(leases::ListRequest { filters: vec![] }))
@@ -97,7 +99,7 @@ impl Containerd {
     /// tools and of older crimg versions stay. The last deletion waits for the garbage
     /// collection (bounded by `collect_wait`), so the space is free when this returns.
     /// Returns the released leases and why each was stale.
-    pub async fn release_stale_leases(
+    pub(crate) async fn release_stale_leases(
         &self,
         collect_wait: Duration,
     ) -> Result<Vec<(String, owner::Gone)>> {
@@ -128,7 +130,7 @@ impl Containerd {
 
     /// Puts an existing blob under a lease, so garbage collection keeps it until the
     /// image that needs it exists.
-    pub async fn lease_content(&self, lease: &str, digest: &str) -> Result<()> {
+    pub(crate) async fn lease_content(&self, lease: &str, digest: &str) -> Result<()> {
         self.leases()
             .add_resource(self.req(leases::AddResourceRequest {
                 id: lease.to_string(),
@@ -144,7 +146,12 @@ impl Containerd {
     }
 
     /// Puts snapshot `key` of `snapshotter` under `lease`, whether it exists yet or not.
-    pub async fn lease_snapshot(&self, lease: &str, snapshotter: &str, key: &str) -> Result<()> {
+    pub(crate) async fn lease_snapshot(
+        &self,
+        lease: &str,
+        snapshotter: &str,
+        key: &str,
+    ) -> Result<()> {
         self.leases()
             .add_resource(self.req(leases::AddResourceRequest {
                 id: lease.to_string(),

@@ -2,22 +2,22 @@
 //! `crate::model`; generated protobuf types stay inside this module.
 
 pub mod connect;
-pub mod containerd;
+pub(crate) mod containerd;
 pub mod content;
-pub mod cri;
-pub mod events;
-pub mod images;
-pub mod leases;
+pub(crate) mod cri;
+pub(crate) mod events;
+pub(crate) mod images;
+pub(crate) mod leases;
 pub mod owner;
-pub mod snapshots;
+pub(crate) mod snapshots;
 pub mod transport;
-pub mod unpack;
+pub(crate) mod unpack;
 
 use std::fmt;
 
 /// The message of a gRPC status without tonic's wrapping, found anywhere in the error's
 /// chain; any other error in full.
-pub fn status_text(e: &anyhow::Error) -> String {
+pub(crate) fn status_text(e: &anyhow::Error) -> String {
     if let Some(r) = e.chain().find_map(|c| c.downcast_ref::<RpcError>()) {
         return r.to_string();
     }
@@ -31,15 +31,15 @@ pub fn status_text(e: &anyhow::Error) -> String {
 /// connection failed under the call (refused, reset, closed mid-stream), as that, naming
 /// the socket: tonic's own rendering dumps its transport internals.
 #[derive(Debug)]
-pub struct RpcError {
-    pub status: tonic::Status,
+pub(crate) struct RpcError {
+    pub(crate) status: tonic::Status,
     /// What was called: `containerd` or `CRI`.
-    pub service: &'static str,
-    pub socket: String,
+    pub(crate) service: &'static str,
+    pub(crate) socket: String,
 }
 
 impl RpcError {
-    pub fn new(status: tonic::Status, service: &'static str, socket: &str) -> RpcError {
+    pub(crate) fn new(status: tonic::Status, service: &'static str, socket: &str) -> RpcError {
         RpcError {
             status,
             service,
@@ -48,7 +48,7 @@ impl RpcError {
     }
 
     /// Why the connection failed, when the call failed because it did.
-    pub fn connection_problem(&self) -> Option<String> {
+    pub(crate) fn connection_problem(&self) -> Option<String> {
         transport_problem(&self.status)
     }
 }
@@ -70,7 +70,7 @@ impl std::error::Error for RpcError {}
 
 /// Why the connection failed under a call, in the transport's own words (e.g.
 /// "Connection refused (os error 111)"); `None` when the server answered with an error.
-pub fn transport_problem(status: &tonic::Status) -> Option<String> {
+pub(crate) fn transport_problem(status: &tonic::Status) -> Option<String> {
     // A status the client made from a transport failure (hyper, h2, the socket) carries
     // that failure as its source; one the server sent carries none. A deadline that
     // expired is the other client-made kind, and no lost connection.

@@ -46,7 +46,7 @@ impl Owner {
     }
 
     /// The labels that name this process on a lease.
-    pub fn labels(&self) -> [(String, String); 4] {
+    pub(crate) fn labels(&self) -> [(String, String); 4] {
         [
             (LABEL_PID.into(), self.pid.to_string()),
             (LABEL_START.into(), self.start.clone()),
@@ -58,7 +58,7 @@ impl Owner {
 
 /// Why a lease's owner is known to be gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gone {
+pub(crate) enum Gone {
     /// Created before the last reboot.
     OtherBoot,
     /// No process with that pid and start time runs now.
@@ -78,7 +78,7 @@ impl std::fmt::Display for Gone {
 /// process `me`; `alive(pid, start)` says whether that process runs now. A lease is left
 /// alone unless it carries every owner label: other tools' leases and those of older
 /// crimg versions are never touched, nor those of a crimg in another pid namespace.
-pub fn stale(
+pub(crate) fn stale(
     labels: &BTreeMap<String, String>,
     me: &Owner,
     alive: impl Fn(u32, &str) -> bool,
@@ -104,7 +104,7 @@ pub fn stale(
 }
 
 /// Whether process `pid` started at `start` runs now (a zombie does not).
-pub fn alive(pid: u32, start: &str) -> bool {
+pub(crate) fn alive(pid: u32, start: &str) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };

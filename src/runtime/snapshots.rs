@@ -1,6 +1,6 @@
 //! containerd's snapshots service: which snapshots a snapshotter holds.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tonic::transport::Channel;
 
 use crate::proto::containerd::services::snapshots::v1 as snapshots;
@@ -12,7 +12,7 @@ impl Containerd {
     }
 
     /// Whether `key` exists in `snapshotter`.
-    pub async fn snapshot_exists(&self, snapshotter: &str, key: &str) -> Result<bool> {
+    pub(crate) async fn snapshot_exists(&self, snapshotter: &str, key: &str) -> Result<bool> {
         match self
             .snapshots()
             .stat(self.req(snapshots::StatSnapshotRequest {
@@ -27,24 +27,5 @@ impl Containerd {
                 .rpc(s)
                 .context(format!("snapshot Stat {key} ({snapshotter})"))),
         }
-    }
-
-    /// Every snapshot name of a snapshotter.
-    pub async fn list_snapshots(&self, snapshotter: &str) -> Result<Vec<String>> {
-        let mut stream = self
-            .snapshots()
-            .list(self.streaming_req(snapshots::ListSnapshotsRequest {
-                snapshotter: snapshotter.to_string(),
-                filters: vec![],
-            }))
-            .await
-            .map_err(|s| self.rpc(s))
-            .with_context(|| format!("listing snapshots of {snapshotter}"))?
-            .into_inner();
-        let mut names = Vec::new();
-        while let Some(msg) = stream.message().await? {
-            names.extend(msg.info.into_iter().map(|i| i.name));
-        }
-        Ok(names)
     }
 }

@@ -9,7 +9,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Normalises `unix:///run/x.sock`, `unix:/run/x.sock` or a bare path into a filesystem path.
 /// Other schemes (tcp, npipe) are not supported on a node and are rejected.
-pub fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
+pub(crate) fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
     let ep = endpoint.trim();
     if let Some(rest) = ep.strip_prefix("unix://") {
         return Ok(PathBuf::from(rest));

@@ -11,4 +11,4 @@ mod store;
 mod targets;
 mod writer;
 
-pub use run::run;
+pub(crate) use run::run;

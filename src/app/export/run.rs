@@ -30,7 +30,7 @@ struct ExportResult {
     fetched: Vec<String>,
 }
 
-pub async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
+pub(crate) async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
     // Checked before connecting: a refused target should not wait on the runtime.
     let target = check_target(&args)?;
     let lease = LeaseHeld::default();

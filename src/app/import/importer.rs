@@ -22,31 +22,31 @@ const CRI_WAIT: Duration = Duration::from_secs(10);
 
 /// One image an item brought.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportedImage {
-    pub names: Vec<String>,
-    pub id: String,
-    pub digest: String,
-    pub platforms: Vec<String>,
-    pub size: u64,
+pub(crate) struct ImportedImage {
+    pub(crate) names: Vec<String>,
+    pub(crate) id: String,
+    pub(crate) digest: String,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) size: u64,
     /// `imported`, `pulled` or `present` (a list's reference that was already there).
-    pub status: &'static str,
+    pub(crate) status: &'static str,
 }
 
 /// What one item did.
 #[derive(Debug, Default)]
-pub struct ItemResult {
-    pub images: Vec<ImportedImage>,
+pub(crate) struct ItemResult {
+    pub(crate) images: Vec<ImportedImage>,
     /// Bytes written to the content store.
-    pub written: u64,
+    pub(crate) written: u64,
     /// Per-reference failures of a list (the item's other references may have worked),
     /// each shown as `line N: REFERENCE: WHY`.
-    pub failures: Vec<anyhow::Error>,
+    pub(crate) failures: Vec<anyhow::Error>,
 }
 
 /// What every import of one run shares.
-pub struct Importer {
-    pub c: Containerd,
-    pub settings: Settings,
+pub(crate) struct Importer {
+    pub(crate) c: Containerd,
+    pub(crate) settings: Settings,
     pub(super) opts: PlanOptions,
     /// `None`: do not unpack.
     pub(super) snapshotter: Option<String>,
@@ -57,7 +57,7 @@ pub struct Importer {
 }
 
 impl Importer {
-    pub async fn new(session: &mut Session, args: &ImportArgs) -> Result<Importer> {
+    pub(crate) async fn new(session: &mut Session, args: &ImportArgs) -> Result<Importer> {
         let c = session.containerd().await?.clone();
         // What killed runs left under their leases goes before this run adds its own.
         crate::app::release_stale_leases(&c, &session.settings).await;
@@ -100,7 +100,11 @@ impl Importer {
     }
 
     /// Imports one archive under its own lease; on failure nothing of it stays.
-    pub async fn import_archive(&self, session: &Session, input: &Input) -> Result<ItemResult> {
+    pub(crate) async fn import_archive(
+        &self,
+        session: &Session,
+        input: &Input,
+    ) -> Result<ItemResult> {
         let lease = self.c.create_lease("import", LEASE_EXPIRE).await?;
         if let Ok(mut l) = self.current_lease.lock() {
             *l = Some(lease.clone());
@@ -143,7 +147,7 @@ impl Importer {
 
     /// Cleans up after an import that was cancelled midway (a signal while watching):
     /// its lease goes, and with it whatever it had written.
-    pub async fn abandon(&self) {
+    pub(crate) async fn abandon(&self) {
         let lease = self.current_lease.lock().ok().and_then(|mut l| l.take());
         if let Some(lease) = lease
             && let Err(e) = self.c.delete_lease(&lease, true).await

@@ -24,7 +24,7 @@ const ARCHIVE_SUFFIXES: &[&str] = &[
 
 /// One thing to import.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     Archive(Input),
     /// A `.txt` list of references to pull.
     List(PathBuf),
@@ -33,7 +33,7 @@ pub enum Item {
 }
 
 impl Item {
-    pub fn file(&self) -> String {
+    pub(crate) fn file(&self) -> String {
         match self {
             Item::Archive(i) => i.display(),
             Item::List(p) => p.display().to_string(),
@@ -47,7 +47,7 @@ fn is_list(p: &Path) -> bool {
 }
 
 /// Whether a file in a directory of archives is one (by name, as K3s decides).
-pub fn is_candidate(p: &Path) -> bool {
+pub(crate) fn is_candidate(p: &Path) -> bool {
     let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
@@ -57,7 +57,7 @@ pub fn is_candidate(p: &Path) -> bool {
 
 /// Turns command-line paths into items: files, layout directories, and the archives of
 /// directories of archives (recursively, sorted).
-pub fn expand(paths: &[PathBuf]) -> Vec<Item> {
+pub(crate) fn expand(paths: &[PathBuf]) -> Vec<Item> {
     let mut items = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {

@@ -11,7 +11,7 @@ use crate::app::Session;
 
 impl Importer {
     /// Pulls the references of a `.txt` list through CRI, skipping those present.
-    pub async fn import_list(&self, session: &Session, path: &Path) -> Result<ItemResult> {
+    pub(crate) async fn import_list(&self, session: &Session, path: &Path) -> Result<ItemResult> {
         let text = std::fs::read_to_string(path).context("reading the list")?;
         let mut result = ItemResult::default();
         let mut lost: Option<crate::error::ConnectionLost> = None;

@@ -16,7 +16,7 @@ mod run;
 mod sources;
 mod watch;
 
-pub use importer::{ImportedImage, Importer, ItemResult};
-pub use inputs::{Item, expand, is_candidate};
-pub use report::Report;
-pub use run::{import_item, run};
+pub(crate) use importer::{ImportedImage, Importer};
+pub(crate) use inputs::{Item, is_candidate};
+pub(crate) use report::Report;
+pub(crate) use run::{import_item, run};

@@ -12,11 +12,11 @@ use crate::render;
 
 /// Everything one run did, for output.
 #[derive(Default)]
-pub struct Report {
-    pub imported: Vec<(String, Vec<ImportedImage>)>,
+pub(crate) struct Report {
+    pub(crate) imported: Vec<(String, Vec<ImportedImage>)>,
     /// Each failure shows (`{:#}`) as `FILE: WHY`; kept as an error for its kind.
-    pub failed: Vec<(String, anyhow::Error)>,
-    pub written: u64,
+    pub(crate) failed: Vec<(String, anyhow::Error)>,
+    pub(crate) written: u64,
 }
 
 #[derive(Serialize)]
@@ -45,7 +45,7 @@ struct JsonFailure {
 }
 
 impl Report {
-    pub fn render(&self, settings: &Settings, elapsed: Duration) -> Result<()> {
+    pub(crate) fn render(&self, settings: &Settings, elapsed: Duration) -> Result<()> {
         let rows = || {
             self.imported.iter().flat_map(|(_, images)| {
                 images

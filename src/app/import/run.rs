@@ -11,7 +11,7 @@ use crate::app::{Outcome, Session, Settings};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
 
-pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
+pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
     if args.watch {
         return super::watch::run(settings, args).await;
     }
@@ -133,7 +133,7 @@ async fn import_all(
     lost
 }
 
-pub async fn import_item(
+pub(crate) async fn import_item(
     importer: &Importer,
     session: &Session,
     item: &Item,

@@ -43,27 +43,27 @@ const POLL: Duration = Duration::from_secs(5);
 const EVENT_SETTLE: Duration = Duration::from_millis(500);
 /// The state file format this crimg writes. Version 0 (no `version` field) named images
 /// without their targets; it is not read (everything is checked against the runtime).
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// What the state file remembers of one imported file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seen {
-    pub size: u64,
+pub(crate) struct Seen {
+    pub(crate) size: u64,
     /// Nanoseconds since the epoch.
-    pub mtime_ns: u64,
+    pub(crate) mtime_ns: u64,
     /// `sha256:` of the file's bytes.
-    pub digest: String,
+    pub(crate) digest: String,
     /// The image records the file brought.
     #[serde(default)]
-    pub images: Vec<Brought>,
+    pub(crate) images: Vec<Brought>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct WatchState {
-    pub version: u32,
+pub(crate) struct WatchState {
+    pub(crate) version: u32,
     /// Absolute path → what was imported from it.
     #[serde(default)]
-    pub files: BTreeMap<String, Seen>,
+    pub(crate) files: BTreeMap<String, Seen>,
 }
 
 impl Default for WatchState {
@@ -79,7 +79,7 @@ impl WatchState {
     /// Never fails: a state file that cannot be used (unreadable, corrupt, another
     /// version) is reported in the returned warning and read as empty, so every watched
     /// archive is checked against the runtime again. A missing file is an empty state.
-    pub fn load(path: &Path) -> (WatchState, Option<String>) {
+    pub(crate) fn load(path: &Path) -> (WatchState, Option<String>) {
         let shown = path.display();
         let afresh =
             "treating it as empty: every watched archive is checked against the runtime again";
@@ -119,16 +119,16 @@ impl WatchState {
     }
 
     /// Written to a synced temp file beside it, then renamed: never half-written.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         crate::app::state::save_json(path, self)
     }
 }
 
 /// A file's size and mtime, as compared between looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub size: u64,
-    pub mtime_ns: u64,
+pub(crate) struct Stat {
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: u64,
 }
 
 fn stat(path: &Path) -> Option<Stat> {
@@ -142,7 +142,7 @@ fn stat(path: &Path) -> Option<Stat> {
 
 /// What to do with a file at one scan. Pure, so the rules have a table of tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Imported before with this size and mtime.
     Skip,
     /// Changed lately; look again later.
@@ -151,7 +151,7 @@ pub enum Decision {
     Import,
 }
 
-pub fn decide(
+pub(crate) fn decide(
     now: Stat,
     remembered: Option<&Seen>,
     last_look: Option<(Stat, Instant)>,
@@ -227,7 +227,7 @@ fn is_gone(key: &str, dirs: &[PathBuf]) -> bool {
         && std::fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
-pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
+pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
     let mut dirs = Vec::new();
     for p in &args.paths {
         if !p.is_dir() {
