@@ -221,12 +221,32 @@ pub struct PruneArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     /// Remove least recently used images only until the image filesystem is at or below
-    /// PERCENT of its size (the kubelet's image GC)
-    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    /// PERCENT of its size: the low mark of the kubelet's image GC
+    #[arg(long, visible_alias = "low-usage", value_name = "PERCENT", value_parser = parse_percent)]
     pub target_usage: Option<f64>,
+    /// Prune only when the image filesystem is above PERCENT of its size, then down to
+    /// --target-usage: the high mark of the kubelet's image GC
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, requires = "target_usage")]
+    pub high_usage: Option<f64>,
+    /// Keep running: prune every DURATION (plus up to 10% at random) until SIGTERM or
+    /// SIGINT, one summary line per run on stderr instead of the table
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, conflicts_with = "why")]
+    pub every: Option<Duration>,
+    /// After each run, write Prometheus metrics to FILE (node_exporter's textfile format)
+    #[arg(long, value_name = "FILE", conflicts_with = "why")]
+    pub metrics_file: Option<PathBuf>,
     /// Where crimg remembers when it last saw each image in use
     #[arg(long, value_name = "FILE", env = "CRIMG_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+}
+
+/// A loop interval: a duration of at least one second.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than one second"));
+    }
+    Ok(d)
 }
 
 /// `80` or `80%`, from 0 to 100.
@@ -286,6 +306,10 @@ pub struct ImportArgs {
     /// With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]
     #[arg(long, value_name = "FILE", requires = "watch")]
     pub state_file: Option<PathBuf>,
+    /// With --watch: after each import, write Prometheus metrics to FILE (node_exporter's
+    /// textfile format)
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,3 +7,4 @@ pub mod pin;
 pub mod platform;
 pub mod protect;
 pub mod prune;
+pub mod schedule;

@@ -69,3 +69,22 @@ pub struct PruneWhy {
     pub action: &'static str,
     pub reasons: Vec<String>,
 }
+
+/// One line per run of `prune --every`, on stderr.
+#[derive(Debug, Serialize)]
+pub struct PruneRun {
+    pub run: u64,
+    /// `done`, `partial`, `below-high` or `failed`.
+    pub result: &'static str,
+    pub dry_run: bool,
+    pub removed: u64,
+    pub reclaimed_bytes: u64,
+    pub kept: u64,
+    pub failed: u64,
+    pub duration_seconds: f64,
+    pub image_fs_used_bytes: Option<u64>,
+    pub image_fs_size_bytes: Option<u64>,
+    pub error: Option<String>,
+    /// Seconds until the next run starts; null when the loop stops.
+    pub next_run_seconds: Option<f64>,
+}

@@ -150,6 +150,7 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
         .clone()
         .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
     let mut remembered = WatchState::load(&state_file)?;
+    let mut metrics = crate::render::metrics::ImportMetrics::start(args.metrics_file.clone())?;
     let mut session = Session::connect(settings).await?;
     let importer = Importer::new(&mut session, &args).await?;
     let settings = importer.settings.clone();
@@ -291,11 +292,13 @@ pub async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
                             );
                             remembered.save(&state_file)?;
                             told_skipped.insert(path.clone(), st);
+                            metrics.record(Some(res.images.len()), &settings);
                             report.imported.push((key, res.images));
                         }
                         Err(e) => {
                             crate::exit::print_error(format_args!("{key}: {e:#}"));
                             failed.insert(path.clone(), st);
+                            metrics.record(None, &settings);
                             report.failed.push((key, e));
                         }
                     }
