@@ -94,13 +94,17 @@ pub async fn once(
     } else {
         None
     };
+    let decision = schedule::decide(fs_before, args.high_usage);
+    // Below the high mark the run removes nothing, and says so as the reason.
     let target = match (args.target_usage, fs_before) {
-        (Some(percent), Some(fs)) => Some(TargetUsage {
-            label: format!("{percent}%"),
-            percent,
-            capacity: fs.capacity,
-            used: fs.used,
-        }),
+        (Some(percent), Some(fs)) if decision == schedule::RunDecision::Prune => {
+            Some(TargetUsage {
+                label: format!("{percent}%"),
+                percent,
+                capacity: fs.capacity,
+                used: fs.used,
+            })
+        }
         _ => None,
     };
     let policy = PrunePolicy {
@@ -115,7 +119,6 @@ pub async fn once(
     };
     let now = SystemTime::now();
     let mut plan = plan(&inv.images, &policy, now, &last_used);
-    let decision = schedule::decide(fs_before, args.high_usage);
     schedule::hold(&mut plan, decision);
 
     if let Some(reference) = &args.why {

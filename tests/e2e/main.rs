@@ -15,3 +15,4 @@ mod list;
 mod pin;
 mod prune;
 mod run;
+mod unattended;
