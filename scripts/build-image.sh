@@ -27,7 +27,7 @@ if [ -z "${CRIMG_BINARY:-}" ]; then
         cargo build --release --locked --target x86_64-unknown-linux-gnu
     CRIMG_BINARY=target/x86_64-unknown-linux-gnu/release/crimg
 fi
-if ldd "$CRIMG_BINARY" >/dev/null 2>&1; then
+if readelf -d "$CRIMG_BINARY" | grep -q '(NEEDED)'; then
     echo "build-image.sh: $CRIMG_BINARY is dynamically linked; the image has no libc" >&2
     exit 1
 fi
@@ -57,7 +57,7 @@ blob() {
 }
 
 tar_fixed() {
-    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=u+w,go-w,a+rX \
         --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
         "$@"
 }
