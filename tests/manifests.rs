@@ -57,7 +57,10 @@ fn render(overlay: &Path) -> Objects {
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
         let value: serde_yaml_ng::Value =
             serde::Deserialize::deserialize(doc).expect("a YAML document");
-        let kind = value["kind"].as_str().expect("every object has a kind").to_string();
+        let kind = value["kind"]
+            .as_str()
+            .expect("every object has a kind")
+            .to_string();
         let what = format!("{} {kind}", overlay.display());
         match kind.as_str() {
             "DaemonSet" => objects.daemonsets.push(strict(&what, value)),
@@ -142,7 +145,8 @@ fn every_overlay_renders_strictly_typed_objects_crimg_can_run() {
         assert!(
             tolerations
                 .iter()
-                .any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none()
+                .any(|t| t.operator.as_deref() == Some("Exists")
+                    && t.key.is_none()
                     && t.effect.is_none()),
             "{here}: {tolerations:?}"
         );
@@ -156,7 +160,10 @@ fn every_overlay_renders_strictly_typed_objects_crimg_can_run() {
         let resources = c.resources.as_ref().unwrap();
         for part in [&resources.requests, &resources.limits] {
             let part = part.as_ref().unwrap();
-            assert!(part.contains_key("cpu") && part.contains_key("memory"), "{here}");
+            assert!(
+                part.contains_key("cpu") && part.contains_key("memory"),
+                "{here}"
+            );
         }
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{here}");
@@ -175,7 +182,10 @@ fn every_overlay_renders_strictly_typed_objects_crimg_can_run() {
         let Sub::Prune(prune) = &cli.command else {
             panic!("{here}: not prune: {argv:?}")
         };
-        assert!(prune.every.is_some() && prune.high_usage.is_some(), "{here}");
+        assert!(
+            prune.every.is_some() && prune.high_usage.is_some(),
+            "{here}"
+        );
         assert!(prune.high_usage > prune.target_usage, "{here}");
 
         // Everything it names is mounted, host paths where the host's are meant.
@@ -221,7 +231,10 @@ fn every_overlay_renders_strictly_typed_objects_crimg_can_run() {
             "{here}"
         );
         let data = o.configmaps[0].data.as_ref().unwrap();
-        assert!(data.keys().all(|k| k.ends_with(".conf")), "{here}: {data:?}");
+        assert!(
+            data.keys().all(|k| k.ends_with(".conf")),
+            "{here}: {data:?}"
+        );
         // The image filesystem is mounted at the host's own path (crimg measures it
         // where CRI says it is), and so is the runtime's socket directory.
         for m in mounts {
@@ -270,7 +283,10 @@ fn exec_start(unit: &str) -> Vec<String> {
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap_or_else(|| panic!("{unit}: no ExecStart"));
-    assert!(!line.contains(['"', '\'', '$', '%']), "{unit}: keep it unquoted");
+    assert!(
+        !line.contains(['"', '\'', '$', '%']),
+        "{unit}: keep it unquoted"
+    );
     line.split_whitespace().map(String::from).collect()
 }
 
@@ -292,7 +308,9 @@ fn systemd_units_run_command_lines_crimg_accepts() {
     let prune = exec_start("crimg-prune.service");
     assert_eq!(prune[0], "/usr/local/bin/crimg");
     let cli = Cli::try_parse_from(&prune).unwrap_or_else(|e| panic!("{prune:?}: {e}"));
-    assert!(matches!(cli.command, Sub::Prune(ref p) if p.every.is_none() && p.metrics_file.is_some()));
+    assert!(
+        matches!(cli.command, Sub::Prune(ref p) if p.every.is_none() && p.metrics_file.is_some())
+    );
     let watch = exec_start("crimg-import-watch.service");
     let cli = Cli::try_parse_from(&watch).unwrap_or_else(|e| panic!("{watch:?}: {e}"));
     assert!(matches!(cli.command, Sub::Import(ref i) if i.watch && i.metrics_file.is_some()));

@@ -48,7 +48,7 @@ pub async fn run(settings: Settings, args: PruneArgs, every: Duration) -> Result
         humantime::format_duration(every),
         (schedule::JITTER * 100.0) as u32
     ));
-    let mut delay = schedule::first_delay(every, fastrand::f64());
+    let mut delay = Duration::ZERO;
     let mut runs = 0u64;
     loop {
         tokio::select! {

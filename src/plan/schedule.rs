@@ -51,17 +51,12 @@ pub fn decide(usage: Option<FsUsage>, high: Option<f64>) -> RunDecision {
 
 /// The wait from the end of a run to the start of the next. Runs start one interval
 /// (plus `random` × [`JITTER`] of it, `random` in 0..1) after the previous start; a run
-/// that took longer than that is followed at once.
+/// that took longer than that is followed at once. The first run starts at once: nodes
+/// that start together (a rollout, a power cut) drift apart as the random parts add up.
 pub fn next_delay(interval: Duration, elapsed: Duration, random: f64) -> Duration {
-    first_delay(interval, random)
-        .saturating_add(interval)
+    interval
+        .mul_f64(1.0 + JITTER * random.clamp(0.0, 1.0))
         .saturating_sub(elapsed)
-}
-
-/// The wait before the first run: only the random part, so a fleet rolled out at once
-/// spreads its first runs over a tenth of the interval.
-pub fn first_delay(interval: Duration, random: f64) -> Duration {
-    interval.mul_f64(JITTER * random.clamp(0.0, 1.0))
 }
 
 /// Applies a run's decision to its plan: below the high mark every planned removal is
@@ -167,8 +162,6 @@ mod tests {
                 "{interval:?} {elapsed:?} {random}"
             );
         }
-        assert_eq!(first_delay(s(3600), 1.0), s(360));
-        assert_eq!(first_delay(s(3600), 0.0), s(0));
     }
 
     #[test]

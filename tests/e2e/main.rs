@@ -5,6 +5,7 @@ mod support;
 mod concurrency;
 mod connect;
 mod content;
+mod daemonset;
 mod export;
 mod faults;
 mod harness;

@@ -366,18 +366,26 @@ fn prune_every_stops_on_sigterm_while_waiting() {
     let mut cmd = node.crimg();
     cmd.args(["prune", "--every", "1h"]);
     let mut bg = Background::start(cmd);
-    bg.wait_lines(1, Duration::from_secs(10), |l| {
-        l.contains("pruning every 1h")
+    // The first run starts at once; then it waits an hour, and SIGTERM ends the wait.
+    bg.wait_lines(1, Duration::from_secs(30), |l| {
+        l.starts_with("crimg: prune run 1: ")
     });
     let start = Instant::now();
     let (code, said, _) = bg.stop(Duration::from_secs(10));
     assert_eq!(code, 0, "{}", said.join("\n"));
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(
-        !said.iter().any(|l| l.contains("prune run")),
+        said.iter()
+            .any(|l| l.starts_with("crimg: prune run 1: ") && l.contains("; next in 1h")),
         "{}",
         said.join("\n")
     );
+    assert!(
+        !said.iter().any(|l| l.contains("prune run 2")),
+        "{}",
+        said.join("\n")
+    );
+    assert_eq!(said.last().map(String::as_str), Some("crimg: stopping"));
 }
 
 #[test]
