@@ -23,7 +23,13 @@ if [ -z "${CRIMG_BINARY:-}" ]; then
     # glibc's static mode (there is no musl target offline): a static-pie binary that
     # needs nothing from the image. It resolves host names with its own resolver.
     echo "==> building a static crimg (release)" >&2
-    RUSTFLAGS="-C target-feature=+crt-static" \
+    # In a clean, fixed environment: a build script that watches an environment variable
+    # would otherwise rebuild everything whenever the caller's differs (a shell, a test).
+    cargo_home=${CARGO_HOME:-$HOME/.cargo}
+    env -i HOME="$HOME" CARGO_HOME="$cargo_home" \
+        RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+        PATH="$cargo_home/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build --release --locked --target x86_64-unknown-linux-gnu
     CRIMG_BINARY=target/x86_64-unknown-linux-gnu/release/crimg
 fi
