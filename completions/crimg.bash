@@ -434,7 +434,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__import)
-            opts="-r -i -a -n -c -o -q -v -h -V --pin --platform --all-platforms --no-unpack --snapshotter --base-name --watch --state-file --recheck-interval --unpin-removed --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --pin --platform --all-platforms --no-unpack --snapshotter --base-name --watch --state-file --recheck-interval --unpin-removed --metrics-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -457,6 +457,10 @@ _crimg() {
                     return 0
                     ;;
                 --recheck-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -664,7 +668,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__prune)
-            opts="-r -i -a -n -c -o -q -v -h -V --dry-run --why --exclude-file --exclude-dir --exclude --no-builtin-allowlist --older-than --keep-last --parallel --target-usage --state-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --dry-run --why --exclude-file --exclude-dir --exclude --no-builtin-allowlist --older-than --keep-last --parallel --low-usage --target-usage --high-usage --every --metrics-file --state-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -699,6 +703,22 @@ _crimg() {
                     return 0
                     ;;
                 --target-usage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --low-usage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --high-usage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

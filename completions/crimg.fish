@@ -139,7 +139,10 @@ complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude -d 'Keep i
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l older-than -d 'Keep images whose containerd record is younger than this (24h, 7d)' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l keep-last -d 'Per repository, keep the N newest images' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l parallel -d 'Concurrent removals' -r
-complete -c crimg -n "__fish_crimg_using_subcommand prune" -l target-usage -d 'Remove least recently used images only until the image filesystem is at or below PERCENT of its size (the kubelet\'s image GC)' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l target-usage -l low-usage -d 'Remove least recently used images only until the image filesystem is at or below PERCENT of its size: the low mark of the kubelet\'s image GC' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l high-usage -d 'Prune only when the image filesystem is above PERCENT of its size, then down to --target-usage: the high mark of the kubelet\'s image GC' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l every -d 'Keep running: prune every DURATION (plus up to 10% at random) until SIGTERM or SIGINT, one summary line per run on stderr instead of the table' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l metrics-file -d 'After each run, write Prometheus metrics to FILE (node_exporter\'s textfile format)' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l state-file -d 'Where crimg remembers when it last saw each image in use' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
@@ -165,6 +168,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -l snapshotter -d 'S
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l base-name -d 'Repository for OCI archives whose index names images by bare tags' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l state-file -d 'With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l recheck-interval -d 'With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not (a deleted image is also restored on containerd\'s delete event)' -r
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l metrics-file -d 'With --watch: after each import, write Prometheus metrics to FILE (node_exporter\'s textfile format)' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r

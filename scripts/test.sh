@@ -26,6 +26,7 @@ command -v umoci >/dev/null || missing+=(umoci)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker >/dev/null || missing+=(docker.io)
 command -v zstd >/dev/null || missing+=(zstd)
+command -v kubectl >/dev/null || missing+=(kubectl)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -25,7 +25,7 @@ pub struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,7 +132,7 @@ pub(crate) enum ProgressMode {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// List images with their tags, size, pins, users and protections
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -151,7 +151,7 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ListArgs {
+pub struct ListArgs {
     /// Globs on normalised references (nginx:*, reg.local/team/**) or ID prefixes (sha256:ab12)
     #[arg(value_name = "PATTERN")]
     pub(crate) patterns: Vec<String>,
@@ -176,7 +176,7 @@ pub(crate) struct ListArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub(crate) struct PinArgs {
+pub struct PinArgs {
     /// Images by reference (nginx:1.25), image ID or ID prefix (at least 6 hex)
     #[arg(value_name = "REF", required = true)]
     pub(crate) refs: Vec<String>,
@@ -186,14 +186,14 @@ pub(crate) struct PinArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub(crate) struct CompletionsArgs {
+pub struct CompletionsArgs {
     /// The shell to print a completion script for
     #[arg(value_enum)]
     pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Args)]
-pub(crate) struct PruneArgs {
+pub struct PruneArgs {
     /// Decide and report, remove nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -224,12 +224,32 @@ pub(crate) struct PruneArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub(crate) parallel: u16,
     /// Remove least recently used images only until the image filesystem is at or below
-    /// PERCENT of its size (the kubelet's image GC)
-    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-    pub(crate) target_usage: Option<f64>,
+    /// PERCENT of its size: the low mark of the kubelet's image GC
+    #[arg(long, visible_alias = "low-usage", value_name = "PERCENT", value_parser = parse_percent)]
+    pub target_usage: Option<f64>,
+    /// Prune only when the image filesystem is above PERCENT of its size, then down to
+    /// --target-usage: the high mark of the kubelet's image GC
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, requires = "target_usage")]
+    pub high_usage: Option<f64>,
+    /// Keep running: prune every DURATION (plus up to 10% at random) until SIGTERM or
+    /// SIGINT, one summary line per run on stderr instead of the table
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, conflicts_with = "why")]
+    pub every: Option<Duration>,
+    /// After each run, write Prometheus metrics to FILE (node_exporter's textfile format)
+    #[arg(long, value_name = "FILE", conflicts_with = "why")]
+    pub metrics_file: Option<PathBuf>,
     /// Where crimg remembers when it last saw each image in use
     #[arg(long, value_name = "FILE", env = "CRIMG_STATE_FILE")]
     pub(crate) state_file: Option<PathBuf>,
+}
+
+/// A loop interval: a duration of at least one second.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than one second"));
+    }
+    Ok(d)
 }
 
 /// `80` or `80%`, from 0 to 100.
@@ -268,7 +288,7 @@ fn parse_duration_text(s: &str) -> Result<DurationText, String> {
 }
 
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ImportArgs {
+pub struct ImportArgs {
     /// Archives, directories of archives, `.txt` lists of references to pull, or `-` for stdin
     #[arg(value_name = "PATH", required = true)]
     pub(crate) paths: Vec<PathBuf>,
@@ -292,7 +312,7 @@ pub(crate) struct ImportArgs {
     pub(crate) base_name: Option<String>,
     /// Keep running and import archives that appear or change in the given directories
     #[arg(long)]
-    pub(crate) watch: bool,
+    pub watch: bool,
     /// With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]
     #[arg(long, value_name = "FILE", requires = "watch")]
     pub(crate) state_file: Option<PathBuf>,
@@ -302,10 +322,14 @@ pub(crate) struct ImportArgs {
     /// With --watch: when an archive leaves the directory, drop the pins crimg set on its images
     #[arg(long, requires = "watch")]
     pub(crate) unpin_removed: bool,
+    /// With --watch: after each import, write Prometheus metrics to FILE (node_exporter's
+    /// textfile format)
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ExportArgs {
+pub struct ExportArgs {
     /// The archive to write (`-` for standard output)
     #[arg(
         short = 'O',

@@ -8,6 +8,7 @@ pub(crate) mod list;
 pub(crate) mod pin;
 pub(crate) mod prune;
 pub(crate) mod state;
+pub(crate) mod unattended;
 
 use std::io::IsTerminal;
 
@@ -20,8 +21,9 @@ use crate::runtime::containerd::Containerd;
 use crate::runtime::cri::Cri;
 
 /// How a command ended when it did not fail outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Outcome {
+    #[default]
     Done,
     /// Some items failed or were not found; the rest were done.
     Partial,
@@ -65,6 +67,13 @@ impl Settings {
     pub(crate) fn warn(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
             eprintln!("crimg: warning: {msg}");
+        }
+    }
+
+    /// A note on stderr, unless quiet.
+    pub(crate) fn info(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("crimg: {msg}");
         }
     }
 

@@ -9,4 +9,5 @@ pub(crate) mod pin;
 pub(crate) mod platform;
 pub(crate) mod protect;
 pub(crate) mod prune;
+pub(crate) mod schedule;
 pub(crate) mod watch;

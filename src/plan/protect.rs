@@ -49,6 +49,8 @@ pub(crate) enum Reason {
     KeepLast,
     /// `--target-usage`: the image filesystem is at or below the target without it.
     BelowTarget(String),
+    /// `--high-usage`: the image filesystem is not above the high mark, so no run prunes.
+    BelowHigh(String),
 }
 
 impl fmt::Display for Reason {
@@ -64,6 +66,7 @@ impl fmt::Display for Reason {
             Reason::NewerThan(d) => write!(f, "newer-than:{d}"),
             Reason::KeepLast => f.write_str("keep-last"),
             Reason::BelowTarget(p) => write!(f, "target-usage:{p}"),
+            Reason::BelowHigh(p) => write!(f, "high-usage:{p}"),
         }
     }
 }

@@ -69,3 +69,22 @@ pub(crate) struct PruneWhy {
     pub(crate) action: &'static str,
     pub(crate) reasons: Vec<String>,
 }
+
+/// One line per run of `prune --every`, on stderr.
+#[derive(Debug, Serialize)]
+pub(crate) struct PruneRun {
+    pub(crate) run: u64,
+    /// `done`, `partial`, `below-high` or `failed`.
+    pub(crate) result: &'static str,
+    pub(crate) dry_run: bool,
+    pub(crate) removed: u64,
+    pub(crate) reclaimed_bytes: u64,
+    pub(crate) kept: u64,
+    pub(crate) failed: u64,
+    pub(crate) duration_seconds: f64,
+    pub(crate) image_fs_used_bytes: Option<u64>,
+    pub(crate) image_fs_size_bytes: Option<u64>,
+    pub(crate) error: Option<String>,
+    /// Seconds until the next run starts; null when the loop stops.
+    pub(crate) next_run_seconds: Option<f64>,
+}

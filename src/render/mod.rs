@@ -2,6 +2,7 @@
 //! apart from internal types so renaming internals cannot break scripts.
 
 pub(crate) mod json;
+pub(crate) mod metrics;
 
 use std::io::{IsTerminal, Write};
 

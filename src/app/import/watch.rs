@@ -252,6 +252,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         .clone()
         .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
     let (mut remembered, problem) = WatchState::load(&state_file);
+    let mut metrics = crate::render::metrics::ImportMetrics::start(args.metrics_file.clone())?;
     let mut session = Session::connect(settings).await?;
     let importer = Importer::new(&mut session, &args).await?;
     let settings = importer.settings.clone();
@@ -598,6 +599,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
                     );
                     save(&remembered);
                     told_skipped.insert(path.clone(), st);
+                    metrics.record(Some(res.images.len()), &settings);
                     report.imported.push((key, res.images));
                 }
                 Err(e) => {
@@ -606,6 +608,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
                     if crate::error::ConnectionLost::of(&e).is_none() {
                         failed.insert(path.clone(), st);
                     }
+                    metrics.record(None, &settings);
                     report.failed.push((key, e));
                 }
             }

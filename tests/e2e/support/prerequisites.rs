@@ -20,6 +20,7 @@ const PROGRAMS: &[&str] = &[
     "gcc",
     "docker-registry",
     "skopeo",
+    "kubectl",
 ];
 
 /// What is missing to run the end-to-end tests, empty when nothing is.
@@ -51,7 +52,7 @@ pub fn check() {
     }
     let line = format!(
         "crimg e2e: not run: the end-to-end tests need root, containerd, ctr, runc, gcc with a \
-         static libc, docker-registry and skopeo (missing here: {}); `bash scripts/test.sh` as \
+         static libc, docker-registry, skopeo and kubectl (missing here: {}); `bash scripts/test.sh` as \
          root installs them and runs every test",
         missing.join(", ")
     );
