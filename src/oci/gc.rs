@@ -1,5 +1,6 @@
 //! containerd's garbage-collection labels: which references keep a blob, a snapshot or
-//! a lease's content alive, and the layer label containerd's unpacker reads.
+//! a lease's content alive; the layer label containerd's unpacker reads; the label naming
+//! where a blob was pulled from.
 
 use crate::oci::Role;
 
@@ -11,6 +12,8 @@ pub(crate) const GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot";
 pub(crate) const GC_EXPIRE: &str = "containerd.io/gc.expire";
 /// A layer's label naming its uncompressed digest (diff ID).
 pub(crate) const LABEL_UNCOMPRESSED: &str = "containerd.io/uncompressed";
+/// The content label prefix containerd's pull sets: `…source.<host>=<repo>[,<repo>…]`.
+pub(crate) const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
 
 /// The label a parent carries for a child at `position` of its list, as containerd's own
 /// pull sets them: index → `…content.m.<i>`, manifest → `…content.config` and

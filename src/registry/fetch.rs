@@ -21,14 +21,17 @@ use super::auth::{parse_www_authenticate, token_from_response, token_url};
 use super::config::{Credentials, Endpoint, EndpointKind, RegistryConfig, redact};
 use super::policy::{self, Hop, RealmCredentials};
 use crate::model::Descriptor;
+use crate::oci::{MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::sha256_digest;
 
 /// The manifest media types a fetch accepts.
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.v2+json";
+const MANIFEST_ACCEPT: [&str; 4] = [
+    MT_OCI_INDEX,
+    MT_DOCKER_LIST,
+    MT_OCI_MANIFEST,
+    MT_DOCKER_MANIFEST,
+];
 
 /// The deadline of small requests: a token, a manifest.
 const SMALL_DEADLINE: Duration = Duration::from_secs(60);
@@ -320,8 +323,8 @@ impl Fetcher {
             endpoint.origin().ascii_serialization(),
             source.repository.clone(),
         );
-        let accept =
-            (kind == Kind::Manifest).then(|| format!("{}, {MANIFEST_ACCEPT}", desc.media_type));
+        let accept = (kind == Kind::Manifest)
+            .then(|| format!("{}, {}", desc.media_type, MANIFEST_ACCEPT.join(", ")));
         let mut tried_auth = false;
         loop {
             let auth = self.auth.get(&auth_key).cloned();

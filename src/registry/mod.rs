@@ -8,8 +8,7 @@ pub(crate) mod policy;
 
 use std::collections::BTreeMap;
 
-/// The content label prefix containerd's pull sets: `…source.<host>=<repo>[,<repo>…]`.
-pub(crate) const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
+use crate::oci::gc::DISTRIBUTION_SOURCE;
 
 /// A registry host and repository to fetch from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

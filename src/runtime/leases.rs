@@ -161,6 +161,7 @@ impl Containerd {
                 }),
             }))
             .await
+            .map_err(|s| self.rpc(s))
             .with_context(|| format!("adding snapshot {key} to lease {lease}"))?;
         Ok(())
     }
