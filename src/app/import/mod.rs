@@ -14,9 +14,11 @@ mod lists;
 mod report;
 mod run;
 mod sources;
+mod walk;
 mod watch;
 
 pub use importer::{ImportedImage, Importer, ItemResult};
 pub use inputs::{Item, expand, is_candidate};
 pub use report::Report;
 pub use run::{import_item, run};
+pub use walk::{MAX_DEPTH, MAX_ENTRIES};
