@@ -9,6 +9,57 @@ use serde::{Deserialize, Serialize};
 use crate::model::Descriptor;
 use crate::plan::platform::Platform;
 
+/// How deep arrays and objects nest in `bytes` (outside strings), counting only as far
+/// as `limit + 1`. Not a validator: the parser that follows finds what else is wrong.
+pub(crate) fn json_depth(bytes: &[u8], limit: usize) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return deepest;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuses a document nested deeper than [`MAX_JSON_DEPTH`](crate::oci::MAX_JSON_DEPTH).
+fn check_depth(bytes: &[u8], what: &str) -> anyhow::Result<()> {
+    let limit = crate::oci::MAX_JSON_DEPTH;
+    if json_depth(bytes, limit) > limit {
+        anyhow::bail!("{what} nests arrays and objects more than {limit} deep; crimg refuses it");
+    }
+    Ok(())
+}
+
+/// Parses one of an image's JSON documents, named `what` in errors, refusing one nested
+/// deeper than [`MAX_JSON_DEPTH`](crate::oci::MAX_JSON_DEPTH) first.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> anyhow::Result<T> {
+    use anyhow::Context as _;
+    check_depth(bytes, what)?;
+    serde_json::from_slice(bytes).with_context(|| format!("{what} is not valid JSON of its kind"))
+}
+
 /// A descriptor as the documents spell it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub(crate) struct Desc {
@@ -122,10 +173,52 @@ pub(crate) struct DockerEntry {
 /// Parses docker save's manifest.json: at least one image.
 pub(crate) fn parse_docker_manifest(bytes: &[u8]) -> anyhow::Result<Vec<DockerEntry>> {
     use anyhow::Context as _;
+    check_depth(bytes, "manifest.json")?;
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(bytes).context("manifest.json is not docker save's JSON")?;
     if entries.is_empty() {
         anyhow::bail!("manifest.json lists no image");
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_nesting_outside_strings() {
+        let cases: [(&str, usize); 7] = [
+            ("{}", 1),
+            ("1", 0),
+            (r#"{"a":[{"b":[]}]}"#, 4),
+            (r#"{"a":"[[[[{{{{"}"#, 1),
+            (r#"{"a":"\"[[[["}"#, 1),
+            (r#"{"a":"\\","b":[[]]}"#, 3),
+            ("]]]][", 1),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(json_depth(doc.as_bytes(), 100), want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn deep_documents_are_refused_before_parsing() {
+        let limit = crate::oci::MAX_JSON_DEPTH;
+        let nest = |n: usize| format!("{{\"x\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(parse_json::<serde_json::Value>(nest(limit).as_bytes(), "config").is_ok());
+        let e = parse_json::<serde_json::Value>(nest(limit + 1).as_bytes(), "image config c")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "image config c nests arrays and objects more than {limit} deep; crimg refuses it"
+            )
+        );
+        // Deep in a field crimg skips: still refused (serde skips it at any depth).
+        let skipped = format!(r#"{{"rootfs":{{"diff_ids":[]}},"z":{}}}"#, nest(10_000));
+        assert!(parse_json::<Config>(skipped.as_bytes(), "config").is_err());
+        assert!(serde_json::from_str::<Config>(&skipped).is_ok());
+        assert!(parse_docker_manifest(format!("[{}]", nest(limit)).as_bytes()).is_err());
+    }
 }

@@ -32,6 +32,13 @@ pub(crate) const ANNOTATION_DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.
 /// over 4 MiB).
 pub(crate) const MAX_JSON: u64 = 16 << 20;
 
+/// The deepest nesting of arrays and objects read in an image's JSON documents. Real
+/// documents nest about 5 deep; Go's `encoding/json`, which containerd's CRI parses
+/// configs with, stops at 10 000, and crimg's own parser at 128 for the fields it reads
+/// (but skips fields it does not use at any depth). A deeper document is refused before
+/// anything is written, so an import never stores an image CRI would not list.
+pub(crate) const MAX_JSON_DEPTH: usize = 64;
+
 /// Whether a descriptor's claimed size is one crimg reads into memory as JSON.
 pub(crate) fn json_size_ok(size: i64) -> bool {
     u64::try_from(size).is_ok_and(|s| s <= MAX_JSON)

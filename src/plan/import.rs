@@ -215,7 +215,7 @@ pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).with_context(|| format!("{what} is not valid JSON of its kind"))
+    crate::oci::doc::parse_json(bytes, what)
 }
 
 /// Plans an OCI image layout from its `index.json`; `docker_manifest` (docker 25's

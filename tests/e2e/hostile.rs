@@ -83,6 +83,46 @@ fn edit_manifest(
     out
 }
 
+/// Replaces the config blob with what `edit` makes of its bytes, renamed to its new
+/// digest, and points the manifest (and so the index) at it.
+fn edit_config(
+    members: &Members,
+    image: &FixtureImage,
+    edit: impl Fn(&[u8]) -> Vec<u8>,
+) -> Members {
+    let old = config_path(image);
+    let bytes = edit(&members.iter().find(|(p, _)| *p == old).expect("config").1);
+    let new = digest(&bytes);
+    let size = bytes.len();
+    let renamed: Members = members
+        .iter()
+        .map(|(p, d)| {
+            if *p == old {
+                (format!("blobs/sha256/{}", hex(&new)), bytes.clone())
+            } else {
+                (p.clone(), d.clone())
+            }
+        })
+        .collect();
+    edit_manifest(&renamed, image, |v| {
+        v["config"]["digest"] = json!(new);
+        v["config"]["size"] = json!(size);
+    })
+}
+
+/// A config with one more field: `field` set to the raw JSON `value`.
+fn add_config_field(config: &[u8], field: &str, value: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(config).expect("utf-8 config");
+    let body = text.trim_end().strip_suffix('}').expect("a JSON object");
+    [
+        body.as_bytes(),
+        format!(",\"{field}\":").as_bytes(),
+        value,
+        b"}",
+    ]
+    .concat()
+}
+
 fn replace(members: &Members, path: &str, data: Vec<u8>) -> Members {
     members
         .iter()
@@ -176,6 +216,19 @@ fn hostile_tars() -> Vec<(&'static str, Make, [&'static str; 2])> {
                 archives::tar(&replace(m, "index.json", deep))
             },
             ["index.json", "index.json"],
+        ),
+        // A config nested 10 000 deep in a field crimg does not read (containerd's CRI
+        // parses it with Go's encoding/json, which stops at 10 000).
+        (
+            "deep-config",
+            |i, m| {
+                let deep = [b"[".repeat(10_000), b"]".repeat(10_000)].concat();
+                archives::tar(&edit_config(m, i, |c| add_config_field(c, "x", &deep)))
+            },
+            [
+                "nests arrays and objects more than 64 deep",
+                "nests arrays and objects more than 64 deep",
+            ],
         ),
         // Links out of the archive, in place of a blob.
         (
@@ -864,4 +917,66 @@ fn sparse_members_and_gzip_trailers() {
     crimg(node.crimg(), &["import", "--no-unpack", s(&bad)]).expect_code(1);
     // The whole file imports.
     crimg(node.crimg(), &["import", "--no-unpack", s(&whole)]).expect_code(0);
+}
+
+/// An image whose config crimg accepts but containerd's CRI does not (`created` that is
+/// no time): its records are removed and it fails; the other archive's image stays.
+#[test]
+fn an_image_cri_does_not_list_is_rolled_back() {
+    let node = Node::start();
+    let dir = node.dir().join("cri-refuses");
+    fs::create_dir_all(&dir).unwrap();
+    let good = FixtureImage::new("docker.io/library/cri-good:1");
+    let bad = FixtureImage::new("docker.io/library/cri-refused:1");
+    let good_path = dir.join("one.tar");
+    archives::write(
+        &good_path,
+        &archives::tar(&archives::oci_layout(&[&good], false)),
+    );
+    let bad_path = dir.join("two.tar");
+    let members = archives::oci_layout(&[&bad], false);
+    archives::write(
+        &bad_path,
+        &archives::tar(&edit_config(&members, &bad, |c| {
+            add_config_field(c, "created", b"\"not a time\"")
+        })),
+    );
+    let before = node_state(&node);
+    let r = crimg(node.crimg(), &["import", s(&good_path), s(&bad_path)]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains(s(&bad_path)))
+        .unwrap_or_else(|| panic!("no error naming {}: {}", bad_path.display(), r.stderr));
+    assert!(
+        line.contains(&format!(
+            "{}: containerd stored the image but CRI does not list it",
+            bad.name
+        )) && line.contains("containerd's log"),
+        "{line}"
+    );
+    assert!(
+        node.cri_image_status(&good.name)
+            .is_some_and(|i| i.id == good.config_digest()),
+        "{} not listed",
+        good.name
+    );
+    let images = node.ctr_ok(&["images", "ls", "-q"]);
+    assert!(!images.contains(&bad.name), "{images}");
+    assert!(!images.contains(&bad.config_digest()), "{images}");
+    let content = node.ctr_ok(&["content", "ls", "-q"]);
+    assert!(!content.contains(&bad.layer_digest()), "{content}");
+    assert_eq!(
+        node.ctr_ok(&["leases", "ls", "-q"]),
+        before.3,
+        "a lease left"
+    );
+
+    // Alone: exit 1, containerd exactly as before.
+    let before = node_state(&node);
+    let r = crimg(node.crimg(), &["import", s(&bad_path)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("CRI does not list it"), "{}", r.stderr);
+    assert_eq!(node_state(&node), before);
 }

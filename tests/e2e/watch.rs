@@ -449,3 +449,137 @@ fn watch_with_pin_restores_on_containerd_image_delete_events_before_the_interval
         "on events: restore started {noticed:?} after the delete, listed by CRI {took:?} after it"
     );
 }
+
+/// A directory with two links to itself, one to its parent, a subdirectory and a link to
+/// an archive kept elsewhere; returns the images it holds (in the walk's order).
+fn looping_directory(node: &Node) -> (PathBuf, Vec<FixtureImage>) {
+    let dir = node.dir().join("loops");
+    fs::create_dir_all(dir.join("sub")).unwrap();
+    let a = FixtureImage::new("docker.io/library/loop-a:1");
+    let b = FixtureImage::new("docker.io/library/loop-b:1");
+    let c = FixtureImage::new("docker.io/library/loop-c:1");
+    drop_archive(node, &dir, "a.tar", &a);
+    drop_archive(node, &dir.join("sub"), "b.tar", &b);
+    // An archive outside the directory, reached through a link to the file.
+    drop_archive(node, node.dir(), "elsewhere.tar", &c);
+    std::os::unix::fs::symlink(node.dir().join("elsewhere.tar"), dir.join("c.tar")).unwrap();
+    std::os::unix::fs::symlink(".", dir.join("s1")).unwrap();
+    std::os::unix::fs::symlink(".", dir.join("s2")).unwrap();
+    std::os::unix::fs::symlink("..", dir.join("up")).unwrap();
+    (dir, vec![a, c, b])
+}
+
+#[test]
+fn import_of_a_directory_with_symlink_loops_imports_each_archive_once_and_ends() {
+    let node = Node::start();
+    let (dir, images) = looping_directory(&node);
+    let mut cmd = node.crimg();
+    cmd.args(["import", "-o", "json", s(&dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn crimg import");
+    let Some(status) = crate::support::sys::wait_bounded(&mut child, Duration::from_secs(60))
+    else {
+        panic!("crimg import of a directory with symlink loops did not end within 60 s");
+    };
+    let out = child.wait_with_output().expect("collect output");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    let result: crate::json::ImportResult = serde_json::from_str(&stdout).expect("json");
+    let files: Vec<String> = result.imported.iter().map(|f| f.file.clone()).collect();
+    assert_eq!(
+        files,
+        [
+            s(&dir.join("a.tar")),
+            s(&dir.join("c.tar")),
+            s(&dir.join("sub/b.tar"))
+        ],
+        "{stderr}"
+    );
+    let names: Vec<Vec<String>> = result
+        .imported
+        .iter()
+        .map(|f| f.images.iter().map(|i| i.name.clone()).collect())
+        .collect();
+    let want: Vec<Vec<String>> = images.iter().map(|i| vec![i.name.clone()]).collect();
+    assert_eq!(names, want, "{stderr}");
+    assert!(result.failed.is_empty(), "{stderr}");
+    for l in ["s1", "s2", "up"] {
+        assert!(
+            stderr.contains(&format!(
+                "skipped {}: a symbolic link to a directory (not followed)",
+                s(&dir.join(l))
+            )),
+            "{stderr}"
+        );
+    }
+    for image in &images {
+        assert!(listed(&node, image), "{} not listed", image.name);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status")
+}
+
+#[test]
+fn watch_of_a_directory_with_symlink_loops_stays_flat_and_stops_on_sigterm() {
+    let node = Node::start();
+    let (dir, images) = looping_directory(&node);
+    let mut w = Watcher::start(&node, &dir, &[]);
+    for image in &images {
+        wait_listed(&node, &w, image, Duration::from_secs(30));
+    }
+    w.wait_line("skipped", Duration::from_secs(10));
+    let pid = w.child.id();
+    let settled = rss_kib(pid);
+    // Every change makes the watcher scan the directory again.
+    let mut peak = settled;
+    for i in 0..20 {
+        fs::write(dir.join(format!("note{i}.md")), b"not an archive").unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        peak = peak.max(rss_kib(pid));
+    }
+    // Let the last scan run.
+    std::thread::sleep(Duration::from_secs(3));
+    peak = peak.max(rss_kib(pid));
+    while let Ok(l) = w.lines.recv_timeout(Duration::from_millis(200)) {
+        w.seen.push(l);
+    }
+    assert!(
+        peak < settled + 16 * 1024,
+        "RSS grew from {settled} KiB to {peak} KiB while scanning; it said:\n{}",
+        w.said()
+    );
+    let said = w.said();
+    assert_eq!(
+        said.matches("imported 1 image(s)").count(),
+        3,
+        "each archive imported once:\n{said}"
+    );
+    assert_eq!(
+        said.matches("a symbolic link to a directory (not followed)")
+            .count(),
+        3,
+        "each link warned about once:\n{said}"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let Some(status) = crate::support::sys::wait_bounded(&mut w.child, Duration::from_secs(5))
+    else {
+        panic!(
+            "the watcher did not stop within 5 s of SIGTERM: {}",
+            w.said()
+        );
+    };
+    assert_eq!(status.code(), Some(0), "{}", w.said());
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::job::Job;
+use super::job::{Job, Recorded};
 use crate::app::{Session, Settings};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
@@ -116,6 +116,7 @@ impl Importer {
             bar: self.bar(input),
             written: AtomicU64::new(0),
             started: Instant::now(),
+            recorded: std::sync::Mutex::new(Vec::new()),
         };
         let result = job.run(input).await;
         job.bar.finish_and_clear();
@@ -124,16 +125,43 @@ impl Importer {
         }
         match result {
             Ok(images) => {
-                if let Err(e) = self.c.delete_lease(&lease, false).await {
+                job.phase("recorded");
+                let recorded = job.recorded.lock().map(|r| r.clone()).unwrap_or_default();
+                // Checked under the lease: what CRI refuses is undone, and its blobs and
+                // snapshots go with the lease.
+                let listed = self.wait_for_cri(session, &images, &recorded).await;
+                let mut kept = Vec::new();
+                let mut failures = Vec::new();
+                let refused = unlisted(&recorded, &listed);
+                for (i, image) in images.into_iter().enumerate() {
+                    if !refused.contains(&i) {
+                        kept.push(image);
+                        continue;
+                    }
+                    let name = image.names.first().unwrap_or(&image.id).clone();
+                    for (record, change) in recorded[i].changes.iter().rev() {
+                        if let Err(e) = self.c.undo_put_image(record, change).await {
+                            self.settings.warn(format_args!("{e:#}"));
+                        }
+                    }
+                    failures.push(anyhow::anyhow!(
+                        "{name}: containerd stored the image but CRI does not list it after {}s \
+                         (CRI ImageStatus: no such image), so a pod could not use it; its records \
+                         were removed. containerd's log says why CRI refused its config {}",
+                        CRI_WAIT.as_secs(),
+                        image.id
+                    ));
+                }
+                if let Err(e) = self.c.delete_lease(&lease, !failures.is_empty()).await {
                     self.settings.warn(format_args!("{e:#}"));
                 }
-                job.phase("recorded");
-                self.wait_for_cri(session, &images).await;
-                job.phase("listed by CRI");
+                if failures.is_empty() {
+                    job.phase("listed by CRI");
+                }
                 Ok(ItemResult {
-                    images,
+                    images: kept,
                     written: job.written.load(Ordering::Relaxed),
-                    failures: vec![],
+                    failures,
                 })
             }
             Err(e) => {
@@ -179,29 +207,92 @@ impl Importer {
         bar
     }
 
-    /// CRI learns of new images from containerd's events; wait until it lists them, so
-    /// a pod can use them as soon as this command returns.
-    async fn wait_for_cri(&self, session: &Session, images: &[ImportedImage]) {
+    /// CRI learns of new images from containerd's events; wait (at most [`CRI_WAIT`] in
+    /// all) until it lists each image this host runs, so a pod can use them as soon as
+    /// this command returns. Per image: `Some(listed)`, or `None` when CRI is not asked
+    /// (a foreign platform, which CRI never lists) or cannot answer.
+    async fn wait_for_cri(
+        &self,
+        session: &Session,
+        images: &[ImportedImage],
+        recorded: &[Recorded],
+    ) -> Vec<Option<bool>> {
         let start = Instant::now();
-        for image in images {
-            let Some(name) = image.names.first() else {
+        let mut listed = Vec::with_capacity(images.len());
+        for (i, image) in images.iter().enumerate() {
+            let name = image.names.first().unwrap_or(&image.id);
+            if !recorded.get(i).is_some_and(|r| r.runs_here) {
+                self.settings.debug(format_args!(
+                    "{name} has no manifest for this host; CRI does not list it"
+                ));
+                listed.push(None);
                 continue;
-            };
-            loop {
+            }
+            let found = loop {
                 match session.cri.image_id(name).await {
-                    Ok(Some(_)) => break,
+                    Ok(Some(_)) => break Some(true),
                     Ok(None) if start.elapsed() < CRI_WAIT => {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    Ok(None) => {
-                        // A foreign-platform image is stored but CRI may never list it.
-                        self.settings
-                            .debug(format_args!("the runtime does not list {name} yet"));
-                        break;
+                    Ok(None) => break Some(false),
+                    Err(e) => {
+                        self.settings.warn(format_args!(
+                            "cannot ask CRI whether it lists {name}: {e:#}"
+                        ));
+                        break None;
                     }
-                    Err(_) => break,
                 }
-            }
+            };
+            listed.push(found);
+        }
+        listed
+    }
+}
+
+/// The images that fail the CRI check: those this host runs that CRI did not list.
+/// `recorded` and `listed` are per image, in the same order.
+fn unlisted(recorded: &[Recorded], listed: &[Option<bool>]) -> Vec<usize> {
+    debug_assert_eq!(recorded.len(), listed.len());
+    recorded
+        .iter()
+        .zip(listed)
+        .enumerate()
+        .filter(|(_, (r, l))| r.runs_here && **l == Some(false))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::images::RecordChange;
+
+    fn rec(runs_here: bool) -> Recorded {
+        Recorded {
+            changes: vec![("docker.io/library/a:1".into(), RecordChange::Created)],
+            runs_here,
+        }
+    }
+
+    #[test]
+    fn only_images_this_host_runs_that_cri_does_not_list_are_undone() {
+        type Case<'a> = (&'a [Recorded], &'a [Option<bool>], &'a [usize]);
+        let cases: [Case; 6] = [
+            (&[rec(true)], &[Some(true)], &[]),
+            (&[rec(true)], &[Some(false)], &[0]),
+            // CRI could not be asked: nothing is undone on a guess.
+            (&[rec(true)], &[None], &[]),
+            // A foreign image is never listed by CRI: kept.
+            (&[rec(false)], &[None], &[]),
+            (&[rec(false)], &[Some(false)], &[]),
+            (
+                &[rec(true), rec(true), rec(false)],
+                &[Some(true), Some(false), None],
+                &[1],
+            ),
+        ];
+        for (recorded, listed, want) in cases {
+            assert_eq!(unlisted(recorded, listed), want, "{listed:?}");
         }
     }
 }

@@ -2,8 +2,11 @@
 //! standard input and `.txt` reference lists.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use crate::archive::read::{self, Input};
+
+use super::walk::{Stopped, walk};
 
 /// File name endings taken from a directory of archives, as K3s does.
 const ARCHIVE_SUFFIXES: &[&str] = &[
@@ -55,63 +58,64 @@ pub(crate) fn is_candidate(p: &Path) -> bool {
         && (name.ends_with(".txt") || ARCHIVE_SUFFIXES.iter().any(|s| name.ends_with(s)))
 }
 
+/// Command-line paths as items, with warnings about what a directory walk passed over.
+#[derive(Debug, Default)]
+pub(crate) struct Expanded {
+    pub(crate) items: Vec<Item>,
+    pub(crate) warnings: Vec<String>,
+}
+
 /// Turns command-line paths into items: files, layout directories, and the archives of
-/// directories of archives (recursively, sorted).
-pub(crate) fn expand(paths: &[PathBuf]) -> Vec<Item> {
-    let mut items = Vec::new();
+/// directories of archives (recursively, sorted; see [`walk`]). Fails only when `stop`
+/// is set while walking.
+pub(crate) fn expand(paths: &[PathBuf], stop: &AtomicBool) -> Result<Expanded, Stopped> {
+    let mut out = Expanded::default();
     for p in paths {
         if p.as_os_str() == "-" {
-            items.push(Item::Archive(Input::Stdin));
+            out.items.push(Item::Archive(Input::Stdin));
         } else if p.is_dir() {
             if read::is_layout_dir(p) {
-                items.push(Item::Archive(Input::Dir(p.clone())));
-            } else {
-                let mut found = Vec::new();
-                collect_dir(p, &mut found);
-                found.sort();
-                items.extend(found.into_iter().map(|f| {
-                    if is_list(&f) {
-                        Item::List(f)
-                    } else if f.is_dir() {
-                        Item::Archive(Input::Dir(f))
-                    } else {
-                        Item::Archive(Input::File(f))
-                    }
-                }));
+                out.items.push(Item::Archive(Input::Dir(p.clone())));
+                continue;
             }
+            let found = match walk(p, true, stop) {
+                Ok(f) => f,
+                Err(Stopped::Stopped) => return Err(Stopped::Stopped),
+                Err(e) => {
+                    out.items
+                        .push(Item::Bad(p.display().to_string(), e.to_string()));
+                    continue;
+                }
+            };
+            out.warnings.extend(
+                found
+                    .skipped
+                    .iter()
+                    .map(|(s, why)| format!("skipped {}: {why}", s.display())),
+            );
+            out.items.extend(found.paths.into_iter().map(|f| {
+                if is_list(&f) {
+                    Item::List(f)
+                } else if f.is_dir() {
+                    Item::Archive(Input::Dir(f))
+                } else {
+                    Item::Archive(Input::File(f))
+                }
+            }));
         } else if p.is_file() {
-            items.push(if is_list(p) {
+            out.items.push(if is_list(p) {
                 Item::List(p.clone())
             } else {
                 Item::Archive(Input::File(p.clone()))
             });
         } else {
-            items.push(Item::Bad(
+            out.items.push(Item::Bad(
                 p.display().to_string(),
                 "no such file or directory".into(),
             ));
         }
     }
-    items
-}
-
-fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let hidden = e.file_name().to_string_lossy().starts_with('.');
-        if p.is_dir() && !hidden {
-            if read::is_layout_dir(&p) {
-                out.push(p);
-            } else {
-                collect_dir(&p, out);
-            }
-        } else if p.is_file() && is_candidate(&p) {
-            out.push(p);
-        }
-    }
+    Ok(out)
 }
 
 #[cfg(test)]

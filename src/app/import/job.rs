@@ -40,6 +40,16 @@ pub(super) struct Job<'a> {
     pub(super) bar: ProgressBar,
     pub(super) written: AtomicU64,
     pub(super) started: Instant,
+    /// What [`Job::finish`] recorded, one entry per image, for the CRI check after it.
+    pub(super) recorded: std::sync::Mutex<Vec<Recorded>>,
+}
+
+/// The image records one image's import created or replaced, and whether CRI is to list
+/// it (it has a manifest this host runs; CRI lists no other).
+#[derive(Debug, Clone)]
+pub(super) struct Recorded {
+    pub(super) changes: Vec<(String, RecordChange)>,
+    pub(super) runs_here: bool,
 }
 
 impl Job<'_> {
@@ -471,16 +481,27 @@ impl Job<'_> {
             labels.insert(LABEL_CRI_PINNED.to_string(), PINNED_VALUE.to_string());
         }
         let mut changes: Vec<(String, RecordChange)> = Vec::new();
+        let mut recorded = Vec::new();
         let mut out = Vec::new();
         let result: Result<()> = async {
             for image in &plan.images {
                 // CRI keeps a record named by the image ID beside the tags; so do we.
                 let mut names = image.names.clone();
                 names.push(image.id.clone());
+                let first = changes.len();
                 for name in &names {
                     let change = self.c.put_image(name, &image.target, &labels).await?;
                     changes.push((name.clone(), change));
                 }
+                let host = crate::plan::platform::Platform::host();
+                let runs_here = image
+                    .manifests
+                    .iter()
+                    .any(|m| m.platform.as_ref().is_some_and(|p| host.runs(p)));
+                recorded.push(Recorded {
+                    changes: changes[first..].to_vec(),
+                    runs_here,
+                });
                 out.push(ImportedImage {
                     names: image.names.clone(),
                     id: image.id.clone(),
@@ -500,6 +521,9 @@ impl Job<'_> {
                 }
             }
             return Err(e);
+        }
+        if let Ok(mut r) = self.recorded.lock() {
+            *r = recorded;
         }
         Ok(out)
     }

@@ -14,9 +14,10 @@ mod lists;
 mod report;
 mod run;
 mod sources;
+mod walk;
 mod watch;
 
 pub(crate) use importer::{ImportedImage, Importer};
-pub(crate) use inputs::{Item, is_candidate};
+pub(crate) use inputs::Item;
 pub(crate) use report::Report;
 pub(crate) use run::{import_item, run};

@@ -1,5 +1,7 @@
 //! The command: every item in turn, then the report and the exit status.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
@@ -15,7 +17,31 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     if args.watch {
         return super::watch::run(settings, args).await;
     }
-    let items = expand(&args.paths);
+    // The walk runs on its own thread and checks `stop` at every entry: a signal ends it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let walking = tokio::task::spawn_blocking({
+        let (paths, stop) = (args.paths.clone(), stop.clone());
+        move || expand(&paths, &stop)
+    });
+    let expanded = tokio::select! {
+        r = walking => r.map_err(|e| anyhow!("walking the directories: {e}"))?,
+        signal = crate::error::interrupted() => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(crate::error::CrimgError::Interrupted {
+                signal,
+                what: "nothing was imported".into(),
+            }
+            .into());
+        }
+    };
+    let Ok(expanded) = expanded else {
+        // Only a signal stops the walk, and that is handled above.
+        return Err(anyhow!("the directory walk was stopped"));
+    };
+    for w in &expanded.warnings {
+        settings.warn(w);
+    }
+    let items = expanded.items;
     if items.is_empty() {
         return Err(crate::error::CrimgError::Usage(
             "no archive to import in the given directories".into(),

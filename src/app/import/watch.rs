@@ -13,8 +13,10 @@
 //! directory leaves its images as they are, unless `--unpin-removed`. Without inotify
 //! (limits reached, unsupported filesystem) it polls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -24,7 +26,8 @@ use sha2::Digest as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::app::import::{ImportedImage, Importer, Item, Report, import_item, is_candidate};
+use crate::app::import::walk::walk;
+use crate::app::import::{ImportedImage, Importer, Item, Report, import_item};
 use crate::app::{Outcome, Session, Settings, state};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
@@ -168,24 +171,6 @@ pub(crate) fn decide(
     }
 }
 
-fn candidates(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let hidden = e.file_name().to_string_lossy().starts_with('.');
-        if hidden {
-            continue;
-        }
-        if p.is_dir() {
-            candidates(&p, out);
-        } else if p.is_file() && is_candidate(&p) {
-            out.push(p);
-        }
-    }
-}
-
 fn file_digest(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = sha2::Sha256::new();
@@ -275,18 +260,23 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
 
     // Events only wake the loop; the scan decides. A full channel already means "look".
     let (tx, mut events) = mpsc::channel::<()>(1);
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        use notify::event::{AccessKind, AccessMode, EventKind};
-        // Opening and reading change nothing, and crimg's own scans and imports do both:
-        // waking on them would rescan every SETTLE, forever. A write closed still counts.
-        if let Ok(ev) = &res
-            && let EventKind::Access(kind) = ev.kind
-            && kind != AccessKind::Close(AccessMode::Write)
-        {
-            return;
-        }
-        let _ = tx.try_send(());
-    })
+    // Symbolic links to directories are not followed, as in the scan.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let watcher = notify::RecommendedWatcher::new(
+        move |res: notify::Result<notify::Event>| {
+            use notify::event::{AccessKind, AccessMode, EventKind};
+            // Opening and reading change nothing, and crimg's own scans and imports do both:
+            // waking on them would rescan every SETTLE, forever. A write closed still counts.
+            if let Ok(ev) = &res
+                && let EventKind::Access(kind) = ev.kind
+                && kind != AccessKind::Close(AccessMode::Write)
+            {
+                return;
+            }
+            let _ = tx.try_send(());
+        },
+        config,
+    )
     .and_then(|mut w| {
         for d in &dirs {
             w.watch(d, notify::RecursiveMode::Recursive)?;
@@ -354,6 +344,8 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     let mut told_skipped: HashMap<PathBuf, Stat> = HashMap::new();
     let mut failed: HashMap<PathBuf, Stat> = HashMap::new();
     let mut stopping = false;
+    // What a scan passed over, warned about once.
+    let mut warned: HashSet<PathBuf> = HashSet::new();
     let mut first = true;
     let mut next_check = Instant::now();
     while !stopping {
@@ -434,9 +426,39 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
             failed.remove(&path);
         }
 
+        // The walk runs on its own thread and checks `stop` at every entry, so a signal
+        // ends even a scan of a huge tree at once.
+        let stop = Arc::new(AtomicBool::new(false));
+        let scan = tokio::task::spawn_blocking({
+            let (dirs, stop) = (dirs.clone(), stop.clone());
+            move || {
+                dirs.iter()
+                    .map(|d| walk(d, false, &stop))
+                    .collect::<Vec<_>>()
+            }
+        });
+        let scanned = tokio::select! {
+            r = scan => r.map_err(|e| anyhow::anyhow!("scanning task: {e}"))?,
+            _ = term.recv() => { stop.store(true, Ordering::Relaxed); break }
+            _ = int.recv() => { stop.store(true, Ordering::Relaxed); break }
+        };
         let mut files = Vec::new();
-        for d in &dirs {
-            candidates(d, &mut files);
+        for (d, found) in dirs.iter().zip(scanned) {
+            match found {
+                Ok(found) => {
+                    for (p, why) in found.skipped {
+                        if warned.insert(p.clone()) {
+                            settings.warn(format_args!("skipped {}: {why}", p.display()));
+                        }
+                    }
+                    files.extend(found.paths);
+                }
+                Err(e) => {
+                    if warned.insert(d.clone()) {
+                        settings.warn(format_args!("{}: {e}; not scanned", d.display()));
+                    }
+                }
+            }
         }
         files.sort();
         let now = Instant::now();
