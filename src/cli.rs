@@ -173,6 +173,9 @@ pub struct ListArgs {
     /// Only images a prune would remove
     #[arg(long)]
     pub unprotected: bool,
+    /// Print every cell in full, even when the table is wider than the terminal
+    #[arg(long)]
+    pub no_trunc: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -200,6 +203,9 @@ pub struct PruneArgs {
     /// Print the decision and every reason for one image, remove nothing
     #[arg(long, value_name = "REF")]
     pub why: Option<String>,
+    /// Print every cell in full, even when the table is wider than the terminal
+    #[arg(long)]
+    pub no_trunc: bool,
     /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,

@@ -170,7 +170,7 @@ fn round_trip_into_another_namespace_with_shared_blobs_once() {
     );
     assert!(result.fetched.is_empty());
     assert!(
-        run.stderr.contains("exported 3 images, 6 blobs"),
+        run.stderr.contains("exported 3 image(s), 6 blob(s)"),
         "{}",
         run.stderr
     );

@@ -117,12 +117,9 @@ fn list_filters_patterns_and_formats() {
         let run = crimg(node.crimg(), &all).expect_code(0);
         run.stdout.lines().map(str::to_owned).collect()
     };
+    // -o name: every tag of the image, one per line, in name order.
     let plain = |lines: Vec<String>| {
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(
-            lines[0] == PLAIN || lines[0] == PLAIN_OTHER_TAG,
-            "{lines:?}"
-        );
+        assert_eq!(lines, [PLAIN, PLAIN_OTHER_TAG], "every tag");
     };
     plain(names(&["--unused", "--unprotected"]));
     assert_eq!(names(&["--in-use"]).len(), 3, "pause, running, exited");
@@ -159,10 +156,51 @@ fn list_filters_patterns_and_formats() {
         table.contains(&format!("in-use:sandbox:{}", &pod[..12])),
         "{table}"
     );
+    // Piped: one whole line per tag, so the first field is the repository of every row.
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 7, "one line per tag:\n{table}");
+    let repos: Vec<&str> = rows
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        repos,
+        [
+            "docker.io/library/app-exited",
+            "docker.io/library/app-pinned",
+            "docker.io/library/app-plain",
+            "docker.io/library/app-plain",
+            "docker.io/library/app-running",
+            "docker.io/rancher/app-k3s",
+            "registry.k8s.io/pause",
+        ],
+        "{table}"
+    );
+    let pause = rows[6];
+    assert!(
+        pause.contains(&format!(
+            "in-use:sandbox:{}, allowlist:sandbox-image",
+            &pod[..12]
+        )),
+        "every reason on the line: {pause}"
+    );
     let wide = crimg(node.crimg(), &["list", "-o", "wide"])
         .expect_code(0)
         .stdout;
     assert!(wide.lines().next().unwrap().contains("CREATED"), "{wide}");
+    // -o wide names the pod, the container and its state.
+    assert!(
+        wide.contains(&format!("in-use:sandbox:{pod} (pod crimg-e2e/web, ready)")),
+        "{wide}"
+    );
+    assert!(
+        wide.contains(&format!(
+            "in-use:container:{running} (pod crimg-e2e/web, container "
+        )) && wide.contains(", running)"),
+        "{wide}"
+    );
+    let quiet = crimg(node.crimg(), &["list", "-q"]).expect_code(0);
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
 
     // A bad pattern is a usage error before anything is asked.
     let bad = crimg(node.crimg(), &["list", "sha256:xyz"]).expect_code(2);
