@@ -340,7 +340,7 @@ fn progress(settings: &Settings, len: u64) -> ProgressBar {
     if !settings.progress || len < 2 {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len);
+    let bar = ProgressBar::with_draw_target(Some(len), render::progress::target(true));
     bar.set_style(
         ProgressStyle::with_template("{spinner} removing {pos}/{len} images {wide_bar} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

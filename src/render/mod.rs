@@ -2,6 +2,7 @@
 //! apart from internal types so renaming internals cannot break scripts.
 
 pub mod json;
+pub mod progress;
 pub mod summary;
 pub mod table;
 

@@ -36,7 +36,17 @@ fn list_json_joins_users_pins_and_protections() {
 
     let run = crimg(node.crimg(), &["list", "-o", "json"]).expect_code(0);
     assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    crate::schema::check("list", &run.stdout);
     let list: ImageList = run.json();
+    assert_eq!(list.schema, 1);
+    let firsts: Vec<&str> = list
+        .images
+        .iter()
+        .map(|i| i.repo_tags[0].as_str())
+        .collect();
+    let mut sorted = firsts.clone();
+    sorted.sort_unstable();
+    assert_eq!(firsts, sorted, "images in name order");
 
     let pause = list.by_tag(PAUSE);
     assert_eq!(

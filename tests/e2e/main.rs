@@ -19,5 +19,6 @@ mod prune;
 mod pull;
 mod registry_security;
 mod run;
+mod schema;
 mod watch;
 mod watch_promises;

@@ -180,6 +180,7 @@ fn dry_run_then_prune_removes_exactly_the_plain_images() {
     let names = s.prune(&["--dry-run", "-o", "name"]).expect_code(0).stdout;
     assert_eq!(names.lines().collect::<Vec<_>>(), PLAIN, "{names}");
     let first = s.prune(&["--dry-run", "-o", "json"]).expect_code(0).stdout;
+    crate::schema::check("prune", &first);
     for _ in 0..2 {
         let again = s.prune(&["--dry-run", "-o", "json"]).expect_code(0).stdout;
         assert_eq!(again, first, "prune -o json is stable");
@@ -279,6 +280,12 @@ fn why_policy_options_eraser_json_and_state() {
     );
     assert_eq!(user.state.as_deref(), Some("exited"));
     // In people's terms in the text too.
+    crate::schema::check(
+        "prune-why",
+        &s.prune(&["--why", EXITED, "-o", "json"])
+            .expect_code(0)
+            .stdout,
+    );
     let text = s.prune(&["--why", EXITED]).expect_code(0).stdout;
     assert!(
         text.contains(&format!(

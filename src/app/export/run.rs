@@ -142,7 +142,7 @@ async fn export(
     ];
 
     let total: u64 = blobs.iter().map(|b| b.size.max(0) as u64).sum();
-    let bar = progress(&settings, total, "exporting");
+    let bar = progress(&settings, total, "writing");
     let (bytes, shown) = match &target {
         Target::Stdout => {
             let (_, bytes) = write_archive(
@@ -198,10 +198,13 @@ pub(super) fn progress(settings: &Settings, total: u64, what: &str) -> ProgressB
     if !settings.progress || total == 0 {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        crate::render::progress::target(settings.progress),
+    );
     bar.set_style(
         ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
