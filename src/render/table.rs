@@ -62,7 +62,11 @@ impl Grid {
             let shortest = rows
                 .iter()
                 .zip(compact)
-                .filter_map(|(row, items)| row.get(col).map(|c| chars(&fit(c, items, 0))))
+                .filter_map(|(row, items)| {
+                    row.get(col).map(|c| {
+                        chars(if items.is_empty() { c } else { &items[0] }) + rest_width(items)
+                    })
+                })
                 .chain(self.header.get(col).map(|h| chars(h)))
                 .max()
                 .unwrap_or(0);
@@ -131,9 +135,18 @@ fn one_line(cell: &str) -> String {
     }
 }
 
+/// The width of `, +N` after the first of `items`.
+fn rest_width(items: &[String]) -> usize {
+    if items.len() > 1 {
+        format!(", +{}", items.len() - 1).len()
+    } else {
+        0
+    }
+}
+
 /// `full` when it fits in `budget` characters, else as many compact items as fit followed
-/// by how many were left out (`in-use:sandbox ×3, +2`). Items are never cut: when even
-/// one does not fit, the first is shown with the count of the others.
+/// by how many were left out (`in-use:sandbox ×3, +2`); when not even one fits, the kind
+/// of the first (`in-use, +2`). Words are never cut, even when nothing fits.
 pub fn fit(full: &str, compact: &[String], budget: usize) -> String {
     if chars(full) <= budget || compact.is_empty() {
         return full.to_string();
@@ -145,11 +158,20 @@ pub fn fit(full: &str, compact: &[String], budget: usize) -> String {
         }
         s
     };
-    (1..=compact.len())
+    if let Some(s) = (1..=compact.len())
         .rev()
         .map(with_rest)
         .find(|s| chars(s) <= budget)
-        .unwrap_or_else(|| with_rest(1))
+    {
+        return s;
+    }
+    // Not even one item with the count: its kind alone (`in-use, +2`).
+    let kind = compact[0].split([':', ' ']).next().unwrap_or_default();
+    if compact.len() == 1 {
+        kind.to_string()
+    } else {
+        format!("{kind}, +{}", compact.len() - 1)
+    }
 }
 
 #[cfg(test)]
@@ -325,7 +347,11 @@ mod tests {
         assert_eq!(fit(full, &items, 16), "aaaa, bbbb, cccc");
         assert_eq!(fit(full, &items, 15), "aaaa, bbbb, +1");
         assert_eq!(fit(full, &items, 9), "aaaa, +2");
-        assert_eq!(fit(full, &items, 3), "aaaa, +2", "never cut an item");
+        assert_eq!(fit(full, &items, 3), "aaaa, +2", "never cut a word");
+        let pause: Vec<String> = ["in-use:sandbox", "allowlist:sandbox-image", "pinned:cri"]
+            .map(String::from)
+            .into();
+        assert_eq!(fit(full, &pause, 16), "in-use, +2", "the kind alone");
         assert_eq!(fit(full, &[], 3), full);
     }
 }

@@ -234,3 +234,101 @@ fn show_list_on_a_node_with_a_running_pod() {
         println!("$ crimg {}\n{}", args.join(" "), run.stdout);
     }
 }
+
+/// `crimg list` in a real terminal of `width` columns (tmux, its own server): the lines
+/// the terminal shows.
+fn list_in_a_terminal(node: &Node, width: u16) -> Vec<String> {
+    let server = format!("crimg-e2e-{}-{width}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&server)
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux (scripts/test.sh installs it)");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let script = format!(
+        "NO_COLOR=1 CRIMG_STATE_DIR={} {} --runtime-endpoint {} list; echo '==done=='; sleep 60",
+        node.dir().join("crimg-state").display(),
+        env!("CARGO_BIN_EXE_crimg"),
+        node.endpoint(),
+    );
+    let (w, h) = (width.to_string(), "50".to_string());
+    tmux(&["new-session", "-d", "-x", &w, "-y", &h, &script]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let screen = loop {
+        let screen = tmux(&["capture-pane", "-p"]);
+        if screen.contains("==done==") {
+            break screen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no output in 20s:\n{screen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    tmux(&["kill-server"]);
+    screen
+        .lines()
+        .take_while(|l| !l.starts_with("==done=="))
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn list_fits_a_real_terminal_at_80_120_and_200_columns() {
+    let node = Node::start();
+    let (pod, _, _) = scenario(&node);
+    for width in [80u16, 120, 200] {
+        let lines = list_in_a_terminal(&node, width);
+        let shown = lines.join("\n");
+        // Header + one line per tag: nothing wrapped onto a second screen line.
+        assert_eq!(lines.len(), 8, "at {width} columns:\n{shown}");
+        assert!(lines[0].starts_with("IMAGE "), "{shown}");
+        for line in &lines {
+            assert!(
+                line.chars().count() <= usize::from(width),
+                "line as wide as the terminal (wrapped) at {width}:\n{shown}"
+            );
+        }
+        for tag in [
+            PAUSE,
+            RUNNING,
+            EXITED,
+            USER_PINNED,
+            K3S_PINNED,
+            PLAIN,
+            PLAIN_OTHER_TAG,
+        ] {
+            let (repo, t) = tag.rsplit_once(':').unwrap();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{repo} ")) && l.contains(&format!(" {t} "))),
+                "{tag} whole on one line at {width}:\n{shown}"
+            );
+        }
+        let pause = lines
+            .iter()
+            .find(|l| l.starts_with("registry.k8s.io/pause "))
+            .unwrap();
+        if width >= 200 {
+            assert!(
+                pause.contains(&format!(
+                    "in-use:sandbox:{}, allowlist:sandbox-image",
+                    &pod[..12]
+                )),
+                "in full at {width}: {pause}"
+            );
+        } else {
+            assert!(
+                pause.contains("in-use:sandbox"),
+                "summarised at {width}: {pause}"
+            );
+        }
+    }
+}
