@@ -528,7 +528,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__list)
-            opts="-r -i -a -n -c -o -q -v -h -V --pinned --unpinned --in-use --unused --protected --unprotected --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --pinned --unpinned --in-use --unused --protected --unprotected --no-trunc --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -668,7 +668,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__prune)
-            opts="-r -i -a -n -c -o -q -v -h -V --dry-run --why --exclude-file --exclude-dir --exclude --no-builtin-allowlist --older-than --keep-last --parallel --low-usage --target-usage --high-usage --every --metrics-file --state-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --dry-run --why --no-trunc --exclude-file --exclude-dir --exclude --no-builtin-allowlist --older-than --keep-last --parallel --low-usage --target-usage --high-usage --every --metrics-file --state-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -69,6 +69,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand list" -l in-use -d 'Only ima
 complete -c crimg -n "__fish_crimg_using_subcommand list" -l unused -d 'Only images no container or pod sandbox uses'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -l protected -d 'Only images a prune would keep'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -l unprotected -d 'Only images a prune would remove'
+complete -c crimg -n "__fish_crimg_using_subcommand list" -l no-trunc -d 'Print every cell in full, even when the table is wider than the terminal'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s q -l quiet -d 'Only errors on stderr; no progress'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -92,6 +93,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand ls" -l in-use -d 'Only image
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -l unused -d 'Only images no container or pod sandbox uses'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -l protected -d 'Only images a prune would keep'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -l unprotected -d 'Only images a prune would remove'
+complete -c crimg -n "__fish_crimg_using_subcommand ls" -l no-trunc -d 'Print every cell in full, even when the table is wider than the terminal'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s q -l quiet -d 'Only errors on stderr; no progress'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -158,6 +160,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand prune" -l progress -d 'Progr
 always\t''
 never\t''"
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l dry-run -d 'Decide and report, remove nothing'
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l no-trunc -d 'Print every cell in full, even when the table is wider than the terminal'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l no-builtin-allowlist -d 'Drop the built-in allowlist of pause and Kubernetes system images (the runtime\'s sandbox image stays protected)'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s q -l quiet -d 'Only errors on stderr; no progress'
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -s v -l verbose -d 'Diagnostics on stderr'

@@ -172,7 +172,10 @@ pub struct ListArgs {
     pub(crate) protected: bool,
     /// Only images a prune would remove
     #[arg(long)]
-    pub(crate) unprotected: bool,
+    pub unprotected: bool,
+    /// Print every cell in full, even when the table is wider than the terminal
+    #[arg(long)]
+    pub no_trunc: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -199,7 +202,10 @@ pub struct PruneArgs {
     pub(crate) dry_run: bool,
     /// Print the decision and every reason for one image, remove nothing
     #[arg(long, value_name = "REF")]
-    pub(crate) why: Option<String>,
+    pub why: Option<String>,
+    /// Print every cell in full, even when the table is wider than the terminal
+    #[arg(long)]
+    pub no_trunc: bool,
     /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
     #[arg(long, value_name = "FILE")]
     pub(crate) exclude_file: Vec<PathBuf>,

@@ -183,7 +183,78 @@ pub(crate) struct Inventory {
     /// Whether containerd's own API was reachable (labels and records are known).
     pub(crate) containerd: bool,
     /// Things noticed while joining that an operator may want to know.
-    pub(crate) warnings: Vec<String>,
+    pub warnings: Vec<String>,
+    /// The containers and sandboxes that use images, by ID, in people's terms.
+    pub users: BTreeMap<String, User>,
+}
+
+/// A container or pod sandbox as people know it: its pod, its name and its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    /// `namespace/name` of the pod; empty when the runtime no longer lists it.
+    pub pod: String,
+    /// The container's name; `None` for a pod sandbox.
+    pub container: Option<String>,
+    /// `running`, `exited`, `created`, `ready`, `notready`, ...
+    pub state: String,
+}
+
+impl User {
+    /// Users keyed by container and sandbox ID.
+    pub(crate) fn index(
+        containers: &[ContainerInfo],
+        sandboxes: &[SandboxInfo],
+    ) -> BTreeMap<String, User> {
+        let pod_of = |sandbox: &SandboxInfo| format!("{}/{}", sandbox.namespace, sandbox.name);
+        let mut users: BTreeMap<String, User> = sandboxes
+            .iter()
+            .map(|s| {
+                let user = User {
+                    pod: pod_of(s),
+                    container: None,
+                    state: state_word(&s.state, "SANDBOX_"),
+                };
+                (s.id.clone(), user)
+            })
+            .collect();
+        for c in containers {
+            let pod = sandboxes
+                .iter()
+                .find(|s| s.id == c.pod_sandbox_id)
+                .map(pod_of)
+                .unwrap_or_default();
+            let user = User {
+                pod,
+                container: Some(c.name.clone()),
+                state: state_word(&c.state, "CONTAINER_"),
+            };
+            users.insert(c.id.clone(), user);
+        }
+        users
+    }
+}
+
+impl fmt::Display for User {
+    /// `pod default/web, container nginx, running`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pod.is_empty() {
+            f.write_str("pod unknown")?;
+        } else {
+            write!(f, "pod {}", self.pod)?;
+        }
+        if let Some(c) = &self.container {
+            write!(f, ", container {c}")?;
+        }
+        write!(f, ", {}", self.state)
+    }
+}
+
+/// `CONTAINER_RUNNING` → `running`, `SANDBOX_NOTREADY` → `notready`.
+fn state_word(state: &str, prefix: &str) -> String {
+    state
+        .strip_prefix(prefix)
+        .unwrap_or(state)
+        .to_ascii_lowercase()
 }
 
 /// The 12-hex short form of an image ID, as tables show it.

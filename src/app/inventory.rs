@@ -6,7 +6,7 @@ use anyhow::Result;
 use futures::stream::{self, StreamExt};
 
 use crate::app::Session;
-use crate::model::Inventory;
+use crate::model::{Inventory, User};
 use crate::plan::inventory::{Facts, join, unresolved_container_refs};
 
 /// Lists images, containers, sandboxes, the sandbox image and (when reachable) containerd's
@@ -45,6 +45,7 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
     facts.aliases = resolve_unknown_refs(session, &facts).await;
     let (images, warnings) = join(&facts);
     Ok(Inventory {
+        users: User::index(&facts.containers, &facts.sandboxes),
         images,
         sandbox_image: facts.sandbox_image,
         containerd: facts.records.is_some(),

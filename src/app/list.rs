@@ -1,15 +1,18 @@
 //! `crimg list`: one row per image with its tags, pins, users and protections.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::cli::{ListArgs, OutputFormat};
 use crate::error::CrimgError;
-use crate::model::{Image, short_id};
+use crate::model::{Image, User, short_id};
 use crate::plan::exclude;
 use crate::plan::pattern::RefPattern;
 use crate::plan::protect::{Protection, Reason};
 use crate::reference::{repository_of, tag_of};
+use crate::render::table::Grid;
 use crate::render::{self, json};
 
 /// One image with what `list` shows about it.
@@ -60,14 +63,28 @@ pub(crate) async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
 
     match settings.output {
         OutputFormat::Json => render::print_json(&json::ImageList {
+            schema: json::SCHEMA,
             images: rows.iter().map(to_json).collect(),
         })?,
-        OutputFormat::Name => render::print_lines(rows.iter().map(|r| r.image.display_name()))?,
+        OutputFormat::Name => render::print_lines(rows.iter().flat_map(|r| names(r.image)))?,
         OutputFormat::Table | OutputFormat::Wide => {
-            render::print_table(&table(&rows, settings.output == OutputFormat::Wide))?;
+            let wide = settings.output == OutputFormat::Wide;
+            let grid = table(&rows, wide, &inv.users);
+            render::print_grid(&grid, render::fit_width(wide || args.no_trunc))?;
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Every name of an image, one per line: each tag, else each digest reference, else the ID.
+fn names(image: &Image) -> Vec<&str> {
+    if !image.repo_tags.is_empty() {
+        image.repo_tags.iter().map(String::as_str).collect()
+    } else if !image.repo_digests.is_empty() {
+        image.repo_digests.iter().map(String::as_str).collect()
+    } else {
+        vec![image.id.as_str()]
+    }
 }
 
 fn keep(args: &ListArgs, row: &Row) -> bool {
@@ -101,7 +118,9 @@ fn to_json(row: &Row) -> json::ListedImage {
     }
 }
 
-fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
+/// One line per tag (an untagged image: one line, tag `<none>`), so that every line is
+/// whole and names its image; PROTECTED gives way when the terminal is narrow.
+fn table(rows: &[Row], wide: bool, users: &BTreeMap<String, User>) -> Grid {
     let mut header = vec![
         "IMAGE",
         "TAG",
@@ -114,20 +133,23 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
     if wide {
         header.extend(["DIGEST", "CREATED"]);
     }
-    let mut t = render::table(&header);
+    // PINNED and IN USE are left out first on a narrow terminal: PROTECTED says both.
+    let mut t = Grid::new(&header)
+        .shrink_column(6)
+        .drop_when_narrow(&[5, 4]);
     for r in rows {
         let i = r.image;
-        let (repos, tags): (Vec<&str>, Vec<&str>) = if i.repo_tags.is_empty() {
+        let names: Vec<(&str, &str)> = if i.repo_tags.is_empty() {
             let repo = i
                 .repo_digests
                 .first()
                 .map_or("<none>", |d| repository_of(d));
-            (vec![repo], vec!["<none>"])
+            vec![(repo, "<none>")]
         } else {
             i.repo_tags
                 .iter()
                 .map(|t| (repository_of(t), tag_of(t).unwrap_or("<none>")))
-                .unzip()
+                .collect()
         };
         let pinned = i.pinned_by();
         let pinned = if pinned.is_empty() {
@@ -150,33 +172,37 @@ fn table(rows: &[Row], wide: bool) -> comfy_table::Table {
         } else {
             r.reasons
                 .iter()
-                .map(|reason| render::reason(reason, wide))
+                .map(|reason| render::reason(reason, wide, users))
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join(", ")
         };
-        let mut cells = vec![
-            repos.join("\n"),
-            tags.join("\n"),
-            short_id(&i.id).to_string(),
-            render::human_size(i.size),
-            pinned,
-            in_use,
-            protected,
-        ];
-        if wide {
-            let digests: Vec<&str> = i
-                .repo_digests
-                .iter()
-                .map(|d| d.split_once('@').map_or(d.as_str(), |(_, h)| h))
-                .collect();
-            cells.push(if digests.is_empty() {
-                "<none>".into()
-            } else {
-                digests.join("\n")
-            });
-            cells.push(i.created_at().map_or_else(|| "-".into(), render::rfc3339));
+        let mut digests: Vec<&str> = i
+            .repo_digests
+            .iter()
+            .map(|d| d.split_once('@').map_or(d.as_str(), |(_, h)| h))
+            .collect();
+        digests.sort_unstable();
+        digests.dedup();
+        for (repo, tag) in names {
+            let mut cells = vec![
+                repo.to_string(),
+                tag.to_string(),
+                short_id(&i.id).to_string(),
+                render::human_size(i.size),
+                pinned.clone(),
+                in_use.clone(),
+                protected.clone(),
+            ];
+            if wide {
+                cells.push(if digests.is_empty() {
+                    "<none>".into()
+                } else {
+                    digests.join(",")
+                });
+                cells.push(i.created_at().map_or_else(|| "-".into(), render::rfc3339));
+            }
+            t.row(cells, render::compact_reasons(&r.reasons));
         }
-        t.add_row(cells);
     }
     t
 }

@@ -169,6 +169,7 @@ pub(crate) use crate::runtime::status_text;
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let settings = Settings::from_args(&cli.global);
+    crate::render::set_quiet(settings.quiet);
     match cli.command {
         Command::Completions(args) => {
             crate::docs::write_completions(args.shell, &mut std::io::stdout())?;

@@ -54,6 +54,7 @@ pub(crate) async fn run(settings: Settings, args: PinArgs, action: PinAction) ->
     }
 
     let mut out = json::PinResult {
+        schema: json::SCHEMA,
         changed: vec![],
         unchanged: vec![],
         not_found: vec![],

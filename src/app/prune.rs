@@ -12,7 +12,7 @@ use crate::app::unattended::LoopStop;
 use crate::app::{Outcome, Session, Settings, inventory, state, status_text};
 use crate::cli::{OutputFormat, PruneArgs};
 use crate::error::{ConnectionLost, CrimgError};
-use crate::model::{Image, Inventory};
+use crate::model::{Image, Inventory, User};
 use crate::plan::exclude;
 use crate::plan::protect::Protection;
 use crate::plan::prune::{
@@ -20,6 +20,7 @@ use crate::plan::prune::{
 };
 use crate::plan::schedule::{self, FsUsage};
 use crate::reference::resolve;
+use crate::render::table::Grid;
 use crate::render::{self, json, metrics};
 
 /// How long to wait for CRI's image list to catch up with deleted records.
@@ -70,6 +71,7 @@ pub(crate) async fn once(
     show: bool,
     stop: Option<&LoopStop>,
 ) -> Result<RunReport> {
+    let started = Instant::now();
     // Bad exclusion input stops everything before the runtime is even asked.
     let mut warnings = Vec::new();
     let excludes = exclude::load(
@@ -136,7 +138,7 @@ pub(crate) async fn once(
             .iter()
             .find(|d| d.image.id == image.id)
             .expect("every image has a decision");
-        render_why(&session.settings, decision)?;
+        render_why(&session.settings, decision, &inv.users)?;
         return Ok(RunReport::default());
     }
 
@@ -177,7 +179,15 @@ pub(crate) async fn once(
                  to remove"
             ));
         }
-        render_plan(&session.settings, &plan, &failed, args.dry_run)?;
+        let summary = render_plan(
+            &session.settings,
+            &plan,
+            &failed,
+            args.dry_run,
+            args.no_trunc,
+            &inv.users,
+        )?;
+        render::summary::print(session.settings.quiet, &summary.what(), started.elapsed());
     }
     // Removals that failed because the runtime went away are no partial success: the
     // runtime is unreachable (exit 3), and the table above says what was done.
@@ -458,7 +468,7 @@ fn progress(settings: &Settings, len: u64) -> ProgressBar {
     if !settings.progress || len < 2 {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len);
+    let bar = ProgressBar::with_draw_target(Some(len), render::progress::target(true));
     bar.set_style(
         ProgressStyle::with_template("{spinner} removing {pos}/{len} images {wide_bar} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -466,7 +476,16 @@ fn progress(settings: &Settings, len: u64) -> ProgressBar {
     bar
 }
 
-fn render_why(settings: &Settings, d: &Decision) -> Result<()> {
+/// Decisions in the documented order of every prune output: by first name, then ID.
+fn by_name<'a>(decisions: impl Iterator<Item = &'a Decision>) -> Vec<&'a Decision> {
+    let mut v: Vec<&Decision> = decisions.collect();
+    v.sort_by(|a, b| {
+        (a.image.display_name(), &a.image.id).cmp(&(b.image.display_name(), &b.image.id))
+    });
+    v
+}
+
+fn render_why(settings: &Settings, d: &Decision, users: &BTreeMap<String, User>) -> Result<()> {
     let action = if d.action == Action::Remove {
         "remove"
     } else {
@@ -474,10 +493,12 @@ fn render_why(settings: &Settings, d: &Decision) -> Result<()> {
     };
     match settings.output {
         OutputFormat::Json => render::print_json(&json::PruneWhy {
+            schema: json::SCHEMA,
             id: d.image.id.clone(),
             repo_tags: d.image.repo_tags.clone(),
             action,
             reasons: d.reasons.iter().map(ToString::to_string).collect(),
+            users: json::users(&d.reasons, users),
         })?,
         _ => {
             let mut lines = vec![format!(
@@ -488,7 +509,11 @@ fn render_why(settings: &Settings, d: &Decision) -> Result<()> {
             if d.reasons.is_empty() {
                 lines.push("  nothing uses or protects it".into());
             }
-            lines.extend(d.reasons.iter().map(|r| format!("  {r}")));
+            lines.extend(
+                d.reasons
+                    .iter()
+                    .map(|r| format!("  {}", render::reason(r, true, users))),
+            );
             render::print_lines(lines)?;
         }
     }
@@ -500,18 +525,30 @@ fn render_plan(
     plan: &Plan,
     failed: &[(Image, String)],
     dry_run: bool,
-) -> Result<()> {
+    no_trunc: bool,
+    users: &BTreeMap<String, User>,
+) -> Result<render::summary::Prune> {
     let failed_ids: HashMap<&str, &str> = failed
         .iter()
         .map(|(i, e)| (i.id.as_str(), e.as_str()))
         .collect();
-    let removed: Vec<&Decision> = plan
-        .removals()
-        .filter(|d| !failed_ids.contains_key(d.image.id.as_str()))
-        .collect();
-    let reclaimed: u64 = removed.iter().map(|d| d.image.size).sum();
+    let removed = by_name(
+        plan.removals()
+            .filter(|d| !failed_ids.contains_key(d.image.id.as_str())),
+    );
+    let kept = by_name(plan.kept());
+    let mut failed: Vec<&(Image, String)> = failed.iter().collect();
+    failed.sort_by(|(a, _), (b, _)| (a.display_name(), &a.id).cmp(&(b.display_name(), &b.id)));
+    let summary = render::summary::Prune {
+        dry_run,
+        removed: removed.len(),
+        reclaimed_bytes: removed.iter().map(|d| d.image.size).sum(),
+        kept: kept.len(),
+        failed: failed.len(),
+    };
     match settings.output {
         OutputFormat::Json => render::print_json(&json::PruneResult {
+            schema: json::SCHEMA,
             dry_run,
             removed: removed
                 .iter()
@@ -521,8 +558,8 @@ fn render_plan(
                     size: d.image.size,
                 })
                 .collect(),
-            kept: plan
-                .kept()
+            kept: kept
+                .iter()
                 .map(|d| json::KeptImage {
                     id: d.image.id.clone(),
                     repo_tags: d.image.repo_tags.clone(),
@@ -536,53 +573,63 @@ fn render_plan(
                     error: e.clone(),
                 })
                 .collect(),
-            reclaimed_bytes: reclaimed,
+            reclaimed_bytes: summary.reclaimed_bytes,
         })?,
-        OutputFormat::Name => render::print_lines(removed.iter().map(|d| d.image.display_name()))?,
+        // Every name of what was (or would be) removed, one per line.
+        OutputFormat::Name => {
+            let mut names: Vec<&str> = removed.iter().flat_map(|d| d.image.references()).collect();
+            if names.is_empty() {
+                names = removed.iter().map(|d| d.image.id.as_str()).collect();
+            }
+            render::print_lines(names)?;
+        }
         OutputFormat::Table | OutputFormat::Wide => {
             let wide = settings.output == OutputFormat::Wide;
-            let mut t = render::table(&["IMAGE", "ACTION", "REASON", "SIZE"]);
-            let mut rows: Vec<&Decision> = plan.decisions.iter().collect();
+            let mut t = Grid::new(&["IMAGE", "ACTION", "SIZE", "REASON"]).shrink_column(3);
             // Removals first, then what is kept; by name within each.
+            let mut rows: Vec<&Decision> = plan.decisions.iter().collect();
             rows.sort_by(|a, b| {
-                (a.action != Action::Remove, a.image.display_name())
-                    .cmp(&(b.action != Action::Remove, b.image.display_name()))
+                (
+                    a.action != Action::Remove,
+                    a.image.display_name(),
+                    &a.image.id,
+                )
+                    .cmp(&(
+                        b.action != Action::Remove,
+                        b.image.display_name(),
+                        &b.image.id,
+                    ))
             });
             for d in rows {
-                let (action, reason) = match (d.action, failed_ids.get(d.image.id.as_str())) {
-                    (Action::Keep, _) => (
-                        "keep",
-                        d.reasons
-                            .iter()
-                            .map(|r| render::reason(r, wide))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ),
-                    (Action::Remove, Some(e)) => ("failed", e.to_string()),
-                    (Action::Remove, None) if dry_run => ("remove", "unused".to_string()),
-                    (Action::Remove, None) => ("removed", "unused".to_string()),
-                };
-                t.add_row(vec![
-                    d.image.display_name().to_string(),
-                    action.to_string(),
-                    reason,
-                    render::human_size(d.image.size),
-                ]);
+                let (action, reason, compact) =
+                    match (d.action, failed_ids.get(d.image.id.as_str())) {
+                        (Action::Keep, _) => (
+                            "keep",
+                            d.reasons
+                                .iter()
+                                .map(|r| render::reason(r, wide, users))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            render::compact_reasons(&d.reasons),
+                        ),
+                        (Action::Remove, Some(e)) => ("failed", e.to_string(), Vec::new()),
+                        (Action::Remove, None) if dry_run => {
+                            ("remove", "unused".into(), Vec::new())
+                        }
+                        (Action::Remove, None) => ("removed", "unused".into(), Vec::new()),
+                    };
+                t.row(
+                    vec![
+                        d.image.display_name().to_string(),
+                        action.to_string(),
+                        render::human_size(d.image.size),
+                        reason,
+                    ],
+                    compact,
+                );
             }
-            render::print_table(&t)?;
-            let verb = if dry_run { "would remove" } else { "removed" };
-            let mut summary = format!(
-                "{verb} {} image(s), {} reclaimed{}; kept {}",
-                removed.len(),
-                render::human_size(reclaimed),
-                if dry_run { " (dry run)" } else { "" },
-                plan.kept().count()
-            );
-            if !failed.is_empty() {
-                summary.push_str(&format!("; {} failed", failed.len()));
-            }
-            render::print_lines([summary])?;
+            render::print_grid(&t, render::fit_width(wide || no_trunc))?;
         }
     }
-    Ok(())
+    Ok(summary)
 }

@@ -19,6 +19,7 @@ use crate::support::{FixtureImage, Node, NodeOptions};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportResult {
+    schema: u32,
     file: String,
     images: Vec<String>,
     blobs: usize,
@@ -154,7 +155,9 @@ fn round_trip_into_another_namespace_with_shared_blobs_once() {
         ],
     )
     .expect_code(0);
+    crate::schema::check("export", &run.stdout);
     let result: ExportResult = run.json();
+    assert_eq!(result.schema, 1);
     assert_eq!(result.file, file.display().to_string());
     assert_eq!(
         result.images,
@@ -170,7 +173,7 @@ fn round_trip_into_another_namespace_with_shared_blobs_once() {
     );
     assert!(result.fetched.is_empty());
     assert!(
-        run.stderr.contains("exported 3 images, 6 blobs"),
+        run.stderr.contains("exported 3 image(s), 6 blob(s)"),
         "{}",
         run.stderr
     );

@@ -92,7 +92,9 @@ fn every_format_and_compression_by_content_not_name() {
     }
     let mut args = vec!["-o", "json"];
     args.extend(files.iter().map(|f| s(f)));
-    let out: ImportResult = import(&node, &args).expect_code(0).json();
+    let run = import(&node, &args).expect_code(0);
+    crate::schema::check("import", &run.stdout);
+    let out: ImportResult = run.json();
     assert!(out.failed.is_empty(), "{:?}", out.failed);
     let mut want: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
     want.sort();

@@ -7,6 +7,8 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageList {
+    /// The JSON schema version, 1.
+    pub schema: u32,
     pub images: Vec<ListedImage>,
 }
 
@@ -42,6 +44,8 @@ pub struct InUse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinResult {
+    /// The JSON schema version, 1.
+    pub schema: u32,
     pub changed: Vec<String>,
     pub unchanged: Vec<String>,
     pub not_found: Vec<String>,
@@ -66,6 +70,8 @@ impl ImageList {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneResult {
+    /// The JSON schema version, 1.
+    pub schema: u32,
     pub dry_run: bool,
     pub removed: Vec<PrunedImage>,
     pub kept: Vec<KeptImage>,
@@ -99,10 +105,26 @@ pub struct FailedImage {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneWhy {
+    pub schema: u32,
     pub id: String,
     pub repo_tags: Vec<String>,
     pub action: String,
     pub reasons: Vec<String>,
+    pub users: Vec<User>,
+}
+
+/// A container or sandbox behind an `in-use` reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub kind: String,
+    pub id: String,
+    #[serde(deserialize_with = "present_or_null")]
+    pub pod: Option<String>,
+    #[serde(deserialize_with = "present_or_null")]
+    pub container: Option<String>,
+    #[serde(deserialize_with = "present_or_null")]
+    pub state: Option<String>,
 }
 
 impl PruneResult {
@@ -130,6 +152,8 @@ impl PruneResult {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportResult {
+    /// The JSON schema version, 1.
+    pub schema: u32,
     pub imported: Vec<ImportedFile>,
     pub failed: Vec<FailedFile>,
 }

@@ -36,7 +36,17 @@ fn list_json_joins_users_pins_and_protections() {
 
     let run = crimg(node.crimg(), &["list", "-o", "json"]).expect_code(0);
     assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    crate::schema::check("list", &run.stdout);
     let list: ImageList = run.json();
+    assert_eq!(list.schema, 1);
+    let firsts: Vec<&str> = list
+        .images
+        .iter()
+        .map(|i| i.repo_tags[0].as_str())
+        .collect();
+    let mut sorted = firsts.clone();
+    sorted.sort_unstable();
+    assert_eq!(firsts, sorted, "images in name order");
 
     let pause = list.by_tag(PAUSE);
     assert_eq!(
@@ -117,12 +127,9 @@ fn list_filters_patterns_and_formats() {
         let run = crimg(node.crimg(), &all).expect_code(0);
         run.stdout.lines().map(str::to_owned).collect()
     };
+    // -o name: every tag of the image, one per line, in name order.
     let plain = |lines: Vec<String>| {
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(
-            lines[0] == PLAIN || lines[0] == PLAIN_OTHER_TAG,
-            "{lines:?}"
-        );
+        assert_eq!(lines, [PLAIN, PLAIN_OTHER_TAG], "every tag");
     };
     plain(names(&["--unused", "--unprotected"]));
     assert_eq!(names(&["--in-use"]).len(), 3, "pause, running, exited");
@@ -159,10 +166,51 @@ fn list_filters_patterns_and_formats() {
         table.contains(&format!("in-use:sandbox:{}", &pod[..12])),
         "{table}"
     );
+    // Piped: one whole line per tag, so the first field is the repository of every row.
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 7, "one line per tag:\n{table}");
+    let repos: Vec<&str> = rows
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        repos,
+        [
+            "docker.io/library/app-exited",
+            "docker.io/library/app-pinned",
+            "docker.io/library/app-plain",
+            "docker.io/library/app-plain",
+            "docker.io/library/app-running",
+            "docker.io/rancher/app-k3s",
+            "registry.k8s.io/pause",
+        ],
+        "{table}"
+    );
+    let pause = rows[6];
+    assert!(
+        pause.contains(&format!(
+            "in-use:sandbox:{}, allowlist:sandbox-image",
+            &pod[..12]
+        )),
+        "every reason on the line: {pause}"
+    );
     let wide = crimg(node.crimg(), &["list", "-o", "wide"])
         .expect_code(0)
         .stdout;
     assert!(wide.lines().next().unwrap().contains("CREATED"), "{wide}");
+    // -o wide names the pod, the container and its state.
+    assert!(
+        wide.contains(&format!("in-use:sandbox:{pod} (pod crimg-e2e/web, ready)")),
+        "{wide}"
+    );
+    assert!(
+        wide.contains(&format!(
+            "in-use:container:{running} (pod crimg-e2e/web, container "
+        )) && wide.contains(", running)"),
+        "{wide}"
+    );
+    let quiet = crimg(node.crimg(), &["list", "-q"]).expect_code(0);
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
 
     // A bad pattern is a usage error before anything is asked.
     let bad = crimg(node.crimg(), &["list", "sha256:xyz"]).expect_code(2);
@@ -184,5 +232,100 @@ fn show_list_on_a_node_with_a_running_pod() {
     ] {
         let run = crimg(node.crimg(), args).expect_code(0);
         println!("$ crimg {}\n{}", args.join(" "), run.stdout);
+    }
+}
+
+/// `crimg list` in a real terminal of `width` columns (tmux, its own server): the lines
+/// the terminal shows.
+fn list_in_a_terminal(node: &Node, width: u16) -> Vec<String> {
+    let server = format!("crimg-e2e-{}-{width}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&server)
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux (scripts/test.sh installs it)");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let script = format!(
+        "NO_COLOR=1 CRIMG_STATE_DIR={} {} --runtime-endpoint {} list; echo '==done=='; sleep 60",
+        node.dir().join("crimg-state").display(),
+        env!("CARGO_BIN_EXE_crimg"),
+        node.endpoint(),
+    );
+    let (w, h) = (width.to_string(), "50".to_string());
+    tmux(&["new-session", "-d", "-x", &w, "-y", &h, &script]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let screen = loop {
+        let screen = tmux(&["capture-pane", "-p"]);
+        if screen.contains("==done==") {
+            break screen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no output in 20s:\n{screen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    tmux(&["kill-server"]);
+    screen
+        .lines()
+        .take_while(|l| !l.starts_with("==done=="))
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn list_fits_a_real_terminal_at_80_120_and_200_columns() {
+    let node = Node::start();
+    let (pod, _, _) = scenario(&node);
+    for width in [80u16, 120, 200] {
+        let lines = list_in_a_terminal(&node, width);
+        let shown = lines.join("\n");
+        // Header + one line per tag: nothing wrapped onto a second screen line.
+        assert_eq!(lines.len(), 8, "at {width} columns:\n{shown}");
+        assert!(lines[0].starts_with("IMAGE "), "{shown}");
+        for line in &lines {
+            assert!(
+                line.chars().count() <= usize::from(width),
+                "line as wide as the terminal (wrapped) at {width}:\n{shown}"
+            );
+        }
+        for tag in [
+            PAUSE,
+            RUNNING,
+            EXITED,
+            USER_PINNED,
+            K3S_PINNED,
+            PLAIN,
+            PLAIN_OTHER_TAG,
+        ] {
+            let (repo, t) = tag.rsplit_once(':').unwrap();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{repo} ")) && l.contains(&format!(" {t} "))),
+                "{tag} whole on one line at {width}:\n{shown}"
+            );
+        }
+        let pause = lines
+            .iter()
+            .find(|l| l.starts_with("registry.k8s.io/pause "))
+            .unwrap();
+        if width >= 200 {
+            assert!(
+                pause.contains(&format!(
+                    "in-use:sandbox:{}, allowlist:sandbox-image",
+                    &pod[..12]
+                )),
+                "in full at {width}: {pause}"
+            );
+        } else {
+            assert!(pause.contains("in-use"), "summarised at {width}: {pause}");
+        }
     }
 }

@@ -20,6 +20,7 @@ mod prune;
 mod pull;
 mod registry_security;
 mod run;
+mod schema;
 mod unattended;
 mod watch;
 mod watch_promises;

@@ -154,6 +154,7 @@ fn unknown_reference_exits_4_and_the_rest_is_done() {
     let img = FixtureImage::new("docker.io/library/known:1.0");
     node.import(&img);
     let run = crimg(node.crimg(), &["pin", "-o", "json", "nope:1", "known:1.0"]).expect_code(4);
+    crate::schema::check("pin", &run.stdout);
     let res: PinResult = run.json();
     assert_eq!(res.not_found, ["nope:1"]);
     assert_eq!(res.changed, ["known:1.0"]);

@@ -140,8 +140,9 @@ fn dry_run_then_prune_removes_exactly_the_plain_images() {
     );
     assert_eq!(dry.reasons_of(BY_FLAG), ["excluded:cli"]);
 
-    // The table says the same.
-    let table = s.prune(&["--dry-run"]).expect_code(0).stdout;
+    // The table says the same, one whole line per image; the summary goes to stderr.
+    let run = s.prune(&["--dry-run"]).expect_code(0);
+    let table = &run.stdout;
     for p in PLAIN {
         let row = table
             .lines()
@@ -149,7 +150,49 @@ fn dry_run_then_prune_removes_exactly_the_plain_images() {
             .unwrap_or_else(|| panic!("{p}:\n{table}"));
         assert!(row.contains("remove"), "{row}");
     }
-    assert!(table.contains("would remove 3 image(s)"), "{table}");
+    let pause_row = table
+        .lines()
+        .find(|l| l.starts_with(PAUSE))
+        .unwrap_or_else(|| panic!("{PAUSE}:\n{table}"));
+    assert!(
+        pause_row.contains("allowlist:builtin:**/pause"),
+        "piped, every reason on the image's one line: {table}"
+    );
+    assert!(!table.contains("would remove"), "{table}");
+    let summary: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("would remove"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{}", run.stderr);
+    assert!(
+        summary[0].starts_with("crimg: would remove 3 image(s), ")
+            && summary[0].contains("(dry run); kept "),
+        "{}",
+        run.stderr
+    );
+
+    // Scripts: -q prints nothing on stdout; -o name every name of every removal, sorted;
+    // -o json the same bytes run after run.
+    let quiet = s.prune(&["--dry-run", "-q"]).expect_code(0);
+    assert_eq!(quiet.stdout, "", "-q prints nothing on stdout");
+    assert_eq!(quiet.stderr, "", "-q prints no summary");
+    let names = s.prune(&["--dry-run", "-o", "name"]).expect_code(0).stdout;
+    assert_eq!(names.lines().collect::<Vec<_>>(), PLAIN, "{names}");
+    let first = s.prune(&["--dry-run", "-o", "json"]).expect_code(0).stdout;
+    crate::schema::check("prune", &first);
+    for _ in 0..2 {
+        let again = s.prune(&["--dry-run", "-o", "json"]).expect_code(0).stdout;
+        assert_eq!(again, first, "prune -o json is stable");
+    }
+    let kept: Vec<String> = dry
+        .kept
+        .iter()
+        .map(|k| k.repo_tags.first().cloned().unwrap_or_else(|| k.id.clone()))
+        .collect();
+    let mut sorted = kept.clone();
+    sorted.sort();
+    assert_eq!(kept, sorted, "kept in name order");
 
     // The real run removes exactly what the dry run said.
     let real: PruneResult = s.prune(&["-o", "json"]).expect_code(0).json();
@@ -212,6 +255,45 @@ fn why_policy_options_eraser_json_and_state() {
         .json();
     assert_eq!(why.action, "keep");
     assert_eq!(why.reasons, s.pause_reasons());
+    assert_eq!(why.schema, 1);
+    assert_eq!(why.users.len(), 1, "{why:?}");
+    let user = &why.users[0];
+    assert_eq!(
+        (user.kind.as_str(), user.id.as_str(), user.pod.as_deref()),
+        ("sandbox", s.pod.as_str(), Some("crimg-e2e/web"))
+    );
+    assert_eq!(user.container, None);
+    assert_eq!(user.state.as_deref(), Some("ready"));
+    let why: PruneWhy = s
+        .prune(&["--why", EXITED, "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(why.users.len(), 1, "{why:?}");
+    let user = &why.users[0];
+    assert_eq!(
+        (user.kind.as_str(), user.id.as_str(), user.pod.as_deref()),
+        ("container", s.exited.as_str(), Some("crimg-e2e/web"))
+    );
+    assert!(
+        user.container.as_deref().is_some_and(|c| !c.is_empty()),
+        "{why:?}"
+    );
+    assert_eq!(user.state.as_deref(), Some("exited"));
+    // In people's terms in the text too.
+    crate::schema::check(
+        "prune-why",
+        &s.prune(&["--why", EXITED, "-o", "json"])
+            .expect_code(0)
+            .stdout,
+    );
+    let text = s.prune(&["--why", EXITED]).expect_code(0).stdout;
+    assert!(
+        text.contains(&format!(
+            "in-use:container:{} (pod crimg-e2e/web, container ",
+            s.exited
+        )) && text.contains(", exited)"),
+        "{text}"
+    );
     let why: PruneWhy = s
         .prune(&["--why", "old-a:1", "-o", "json"])
         .expect_code(0)

@@ -23,6 +23,7 @@ use crate::registry::fetch::Fetcher;
 /// What `-o json` prints after writing a file.
 #[derive(Debug, Serialize)]
 struct ExportResult {
+    schema: u32,
     file: String,
     images: Vec<String>,
     blobs: usize,
@@ -141,7 +142,7 @@ async fn export(
     ];
 
     let total: u64 = blobs.iter().map(|b| b.size.max(0) as u64).sum();
-    let bar = progress(&settings, total, "exporting");
+    let bar = progress(&settings, total, "writing");
     let (bytes, shown) = match &target {
         Target::Stdout => {
             let (_, bytes) = write_archive(
@@ -165,28 +166,24 @@ async fn export(
     bar.finish_and_clear();
 
     let image_names: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
-    if !settings.quiet {
-        eprintln!(
-            "exported {} image{}, {} blob{}, {} to {shown} in {:.1} s{}",
-            image_names.len(),
-            if image_names.len() == 1 { "" } else { "s" },
-            blobs.len(),
-            if blobs.len() == 1 { "" } else { "s" },
-            crate::render::human_size(bytes),
-            started.elapsed().as_secs_f64(),
-            if fetched.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({} blob{} fetched from the registry and stored back)",
-                    fetched.len(),
-                    if fetched.len() == 1 { "" } else { "s" }
-                )
-            }
-        );
-    }
+    let what = format!(
+        "exported {} image(s), {} blob(s), {} to {shown}{}",
+        image_names.len(),
+        blobs.len(),
+        crate::render::human_size(bytes),
+        if fetched.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} blob(s) fetched from the registry and stored back)",
+                fetched.len()
+            )
+        }
+    );
+    crate::render::summary::print(settings.quiet, &what, started.elapsed());
     if let (OutputFormat::Json, Target::File { path, .. }) = (settings.output, &target) {
         crate::render::print_json(&ExportResult {
+            schema: crate::render::json::SCHEMA,
             file: path.display().to_string(),
             images: image_names,
             blobs: blobs.len(),
@@ -201,10 +198,13 @@ pub(super) fn progress(settings: &Settings, total: u64, what: &str) -> ProgressB
     if !settings.progress || total == 0 {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        crate::render::progress::target(settings.progress),
+    );
     bar.set_style(
         ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),

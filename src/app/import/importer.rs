@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::job::{Job, Recorded};
 use crate::app::{Session, Settings};
@@ -80,11 +80,9 @@ impl Importer {
         if let Some(s) = &snapshotter {
             session.settings.debug(format_args!("unpacking into {s}"));
         }
-        let multi = MultiProgress::with_draw_target(if session.settings.progress {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
+        let multi = MultiProgress::with_draw_target(crate::render::progress::target(
+            session.settings.progress,
+        ));
         Ok(Importer {
             c,
             settings: session.settings.clone(),
@@ -191,7 +189,7 @@ impl Importer {
         let bar = self.multi.add(ProgressBar::new(0));
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} {msg:30!} {bytes:>10}/{total_bytes:10} {wide_bar} {binary_bytes_per_sec}",
+                "{spinner} {prefix:9} {msg:30!} {decimal_bytes:>10}/{decimal_total_bytes:10} {wide_bar} {decimal_bytes_per_sec}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
@@ -203,6 +201,7 @@ impl Importer {
             ),
         };
         bar.set_message(name);
+        bar.set_prefix("reading");
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     }

@@ -385,6 +385,9 @@ impl Job<'_> {
         let (w, u) = tokio::join!(
             async {
                 let r = write.await;
+                if r.is_ok() {
+                    self.bar.set_prefix("unpacking");
+                }
                 if r.is_err() {
                     tx.send_modify(|s| {
                         s.insert(STOP.into());
@@ -402,6 +405,12 @@ impl Job<'_> {
 
     /// A timing diagnostic (with --verbose).
     pub(super) fn phase(&self, what: &str) {
+        // The bar says which phase its bytes belong to.
+        match what {
+            "planned" => self.bar.set_prefix("writing"),
+            "written" => self.bar.set_prefix("unpacking"),
+            _ => {}
+        }
         self.imp.settings.debug(format_args!(
             "{what} after {:.2}s",
             self.started.elapsed().as_secs_f64()

@@ -21,6 +21,7 @@ pub(crate) struct Report {
 
 #[derive(Serialize)]
 struct JsonResult {
+    schema: u32,
     imported: Vec<JsonFile>,
     failed: Vec<JsonFailure>,
 }
@@ -55,6 +56,7 @@ impl Report {
         };
         match settings.output {
             OutputFormat::Json => render::print_json(&JsonResult {
+                schema: render::json::SCHEMA,
                 imported: self
                     .imported
                     .iter()
@@ -114,17 +116,16 @@ impl Report {
         }
         let images: usize = self.imported.iter().map(|(_, i)| i.len()).sum();
         // When nothing worked the error says it all.
-        if !settings.quiet && (images > 0 || self.failed.is_empty()) {
-            let mut line = format!(
-                "crimg: imported {images} image(s) from {} item(s), {} written in {:.1}s",
+        if images > 0 || self.failed.is_empty() {
+            let mut what = format!(
+                "imported {images} image(s) from {} item(s), {} written",
                 self.imported.len(),
                 render::human_size(self.written),
-                elapsed.as_secs_f64()
             );
             if !self.failed.is_empty() {
-                line.push_str(&format!("; {} failed", self.failed.len()));
+                what.push_str(&format!("; {} failed", self.failed.len()));
             }
-            eprintln!("{line}");
+            render::summary::print(settings.quiet, &what, elapsed);
         }
         Ok(())
     }
