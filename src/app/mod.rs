@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod list;
 pub mod pin;
 pub mod prune;
+pub mod refs;
 pub mod state;
 
 use std::io::IsTerminal;

@@ -16,7 +16,7 @@ use crate::plan::protect::Protection;
 use crate::plan::prune::{
     Action, Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck,
 };
-use crate::reference::resolve;
+use crate::reference::select;
 use crate::render::{self, json};
 
 /// How long to wait for CRI's image list to catch up with deleted records.
@@ -64,13 +64,14 @@ pub async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
     let mut plan = plan(&inv.images, &policy, now, &last_used);
 
     if let Some(reference) = &args.why {
-        let image = resolve(&inv.images, reference)?;
-        let decision = plan
-            .decisions
-            .iter()
-            .find(|d| d.image.id == image.id)
-            .expect("every image has a decision");
-        render_why(&session.settings, decision)?;
+        for image in select(&inv.images, reference)? {
+            let decision = plan
+                .decisions
+                .iter()
+                .find(|d| d.image.id == image.id)
+                .expect("every image has a decision");
+            render_why(&session.settings, decision)?;
+        }
         return Ok(Outcome::Done);
     }
 

@@ -17,6 +17,7 @@ mod options;
 mod pin;
 mod prune;
 mod pull;
+mod references;
 mod registry_security;
 mod run;
 mod watch;
