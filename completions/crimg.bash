@@ -214,7 +214,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__export)
-            opts="-O -r -i -a -n -c -o -q -v -h -V --output-file --platform --all-platforms --compress --fetch-missing --force --registry-config-dir --registries-yaml --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-O -r -i -a -n -c -o -q -v -h -V --output-file --from-file --platform --all-platforms --compress --fetch-missing --force --registry-config-dir --registries-yaml --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -225,6 +225,10 @@ _crimg() {
                     return 0
                     ;;
                 -O)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -598,12 +602,16 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__pin)
-            opts="-r -i -a -n -c -o -q -v -h -V --dry-run --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --from-file --dry-run --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --runtime-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -790,12 +798,16 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__unpin)
-            opts="-r -i -a -n -c -o -q -v -h -V --dry-run --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --from-file --dry-run --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --runtime-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -98,6 +98,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand ls" -s q -l quiet -d 'Only e
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand pin" -l from-file -d 'Also the images named in FILE, one per line (# comments), or `-` for stdin' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
@@ -116,6 +117,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand pin" -s q -l quiet -d 'Only 
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand pin" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand unpin" -l from-file -d 'Also the images named in FILE, one per line (# comments), or `-` for stdin' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
@@ -134,7 +136,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s q -l quiet -d 'Onl
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand unpin" -s V -l version -d 'Print version'
-complete -c crimg -n "__fish_crimg_using_subcommand prune" -l why -d 'Print the decision and every reason for one image, remove nothing' -r
+complete -c crimg -n "__fish_crimg_using_subcommand prune" -l why -d 'Print the decision and every reason for the images REF names (a reference, ID prefix or glob), remove nothing' -r
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-file -d 'A file of exclusion patterns (one per line, # comments) or Eraser\'s JSON form (repeatable)' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude-dir -d 'Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which may be absent; a directory named here must exist]' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand prune" -l exclude -d 'Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)' -r
@@ -195,8 +197,9 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -s v -l verbose -d '
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s V -l version -d 'Print version'
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s O -l output-file -d 'The archive to write (`-` for standard output)' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l from-file -d 'Also the images named in FILE, one per line (# comments), or `-` for stdin' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand export" -l platform -d 'Export this platform (os/arch[/variant]; repeatable) [default: the host\'s]' -r
-complete -c crimg -n "__fish_crimg_using_subcommand export" -l compress -d 'Compress the whole archive' -r -f -a "gzip\t''
+complete -c crimg -n "__fish_crimg_using_subcommand export" -l compress -d 'Compress the whole archive [default: as FILE\'s name says: .tar.gz, .tgz, .tar.zst, .tzst; a name and --compress that disagree are refused]' -r -f -a "gzip\t''
 zstd\t''"
 complete -c crimg -n "__fish_crimg_using_subcommand export" -l registry-config-dir -d 'containerd\'s registry hosts directory (hosts.toml files), for --fetch-missing' -r -F
 complete -c crimg -n "__fish_crimg_using_subcommand export" -l registries-yaml -d 'K3s\'s registries.yaml, for --fetch-missing' -r -F

@@ -180,9 +180,13 @@ pub struct ListArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PinArgs {
-    /// Images by reference (nginx:1.25), image ID or ID prefix (at least 6 hex)
-    #[arg(value_name = "REF", required = true)]
+    /// Images by reference (nginx:1.25), image ID, ID prefix (at least 6 hex) or a glob as
+    /// `list` takes (nginx:*, reg.local/team/**)
+    #[arg(value_name = "REF", required_unless_present = "from_file")]
     pub(crate) refs: Vec<String>,
+    /// Also the images named in FILE, one per line (# comments), or `-` for stdin
+    #[arg(long, value_name = "FILE")]
+    pub(crate) from_file: Option<PathBuf>,
     /// Show what would change, change nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -200,7 +204,8 @@ pub struct PruneArgs {
     /// Decide and report, remove nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Print the decision and every reason for one image, remove nothing
+    /// Print the decision and every reason for the images REF names (a reference, ID
+    /// prefix or glob), remove nothing
     #[arg(long, value_name = "REF")]
     pub why: Option<String>,
     /// Print every cell in full, even when the table is wider than the terminal
@@ -344,16 +349,20 @@ pub struct ExportArgs {
         required = true
     )]
     pub(crate) output_file: PathBuf,
-    /// Images by reference, ID or ID prefix
-    #[arg(value_name = "REF", required = true)]
+    /// Images by reference, ID, ID prefix or a glob as `list` takes
+    #[arg(value_name = "REF", required_unless_present = "from_file")]
     pub(crate) refs: Vec<String>,
+    /// Also the images named in FILE, one per line (# comments), or `-` for stdin
+    #[arg(long, value_name = "FILE")]
+    pub(crate) from_file: Option<PathBuf>,
     /// Export this platform (os/arch[/variant]; repeatable) [default: the host's]
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Vec<crate::plan::platform::Platform>,
     /// Export every platform the content store holds
     #[arg(long, conflicts_with = "platform")]
     pub(crate) all_platforms: bool,
-    /// Compress the whole archive
+    /// Compress the whole archive [default: as FILE's name says: .tar.gz, .tgz, .tar.zst,
+    /// .tzst; a name and --compress that disagree are refused]
     #[arg(long, value_name = "ALGORITHM", value_parser = compression_parser())]
     pub(crate) compress: Option<Compression>,
     /// Fetch blobs missing from the content store from the image's registry first

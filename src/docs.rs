@@ -26,7 +26,8 @@ pub(crate) fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::R
 /// Every man page: `crimg.1` and one `crimg-<sub>.1` per subcommand.
 #[cfg(test)]
 pub(crate) fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let cmd = Cli::command();
+    // `crimg help` is `--help` by another name: it gets no page, so no page names it.
+    let cmd = Cli::command().disable_help_subcommand(true);
     let mut pages = Vec::new();
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
@@ -60,6 +61,27 @@ pub(crate) fn readme_with_exit_codes(readme: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `crimg-<sub>(1)` a page refers to is a page that is generated.
+    #[test]
+    fn man_pages_refer_only_to_pages_that_exist() {
+        let pages = man_pages().unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        for (name, body) in &pages {
+            let text = String::from_utf8_lossy(body);
+            for (i, _) in text.match_indices("crimg\\-") {
+                let rest = &text[i + "crimg\\-".len()..];
+                let sub: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                    .collect();
+                if rest[sub.len()..].starts_with("(1)") {
+                    let page = format!("crimg-{sub}.1");
+                    assert!(names.contains(&page.as_str()), "{name} refers to {page}");
+                }
+            }
+        }
+    }
     use std::path::Path;
 
     /// Fails when the committed files differ from what the CLI generates now.

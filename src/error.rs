@@ -19,8 +19,9 @@ pub enum CrimgError {
     /// The command line or a file it names is not usable as given.
     #[error("{0}")]
     Usage(String),
-    /// A reference matched nothing.
-    #[error("image {0:?} not found")]
+    /// A reference matched nothing: the whole message, from
+    /// [`crate::reference::not_found`], with the nearest existing names.
+    #[error("{0}")]
     NotFound(String),
     /// An ID prefix matched more than one image.
     #[error("image ID prefix {prefix:?} is ambiguous; it matches: {}", .candidates.join(", "))]

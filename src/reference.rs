@@ -3,6 +3,7 @@
 
 use crate::error::CrimgError;
 use crate::model::Image;
+use crate::plan::pattern::RefPattern;
 
 /// The shortest ID prefix accepted, as the contract says.
 pub(crate) const MIN_ID_PREFIX: usize = 6;
@@ -248,14 +249,130 @@ pub(crate) fn resolve<'a>(images: &'a [Image], input: &str) -> Result<&'a Image,
         }
         // A bare hex string may still be a repository name; an explicit sha256: may not.
         if input.starts_with("sha256:") {
-            return Err(CrimgError::NotFound(input.to_string()));
+            return Err(not_found(images, input));
         }
     }
     let wanted = normalize(input).map_err(CrimgError::Usage)?;
     images
         .iter()
         .find(|i| i.references().any(|r| same_reference(r, &wanted)))
-        .ok_or_else(|| CrimgError::NotFound(input.to_string()))
+        .ok_or_else(|| not_found(images, input))
+}
+
+/// Whether an argument is a glob rather than one reference: it holds `*`, `?` or `[`.
+pub(crate) fn is_glob(input: &str) -> bool {
+    input.contains(['*', '?', '['])
+}
+
+/// The images one argument names, for every command that takes image arguments: a glob
+/// (as `list` takes) selects every image it matches, and must match one; anything else
+/// names one image as [`resolve`] finds it (reference, image ID or ID prefix). A malformed
+/// glob or reference is a usage error; one that names nothing is `NotFound` with the
+/// nearest existing names.
+pub(crate) fn select<'a>(images: &'a [Image], input: &str) -> Result<Vec<&'a Image>, CrimgError> {
+    if !is_glob(input) {
+        return resolve(images, input).map(|i| vec![i]);
+    }
+    let pattern = RefPattern::new(input).map_err(|e| CrimgError::Usage(format!("pattern {e}")))?;
+    let hits: Vec<&Image> = images.iter().filter(|i| pattern.matches(i)).collect();
+    if hits.is_empty() {
+        return Err(not_found(images, input));
+    }
+    Ok(hits)
+}
+
+/// The error for an argument that names no image: its normalised form, and the existing
+/// names nearest to it.
+pub(crate) fn not_found(images: &[Image], input: &str) -> CrimgError {
+    CrimgError::NotFound(no_match_message("image", images, input))
+}
+
+/// `image "pause" (docker.io/library/pause:latest) not found; did you mean
+/// registry.k8s.io/pause:3.9?`: the words every command uses for an argument that names
+/// nothing. `what` is `image` or `pattern`.
+pub(crate) fn no_match_message(what: &str, images: &[Image], input: &str) -> String {
+    let shown = shown_form(input, what == "pattern");
+    let mut msg = match &shown {
+        Some(n) if n != input.trim() => format!("{what} {input:?} ({n}) "),
+        _ => format!("{what} {input:?} "),
+    };
+    msg.push_str(if what == "image" {
+        "not found"
+    } else {
+        "matches no image"
+    });
+    let near = nearest(images, input);
+    if !near.is_empty() {
+        msg.push_str(&format!("; did you mean {}?", near.join(" or ")));
+    }
+    msg
+}
+
+/// How an argument reads once normalised: a pattern's form (no implied tag) for a glob or
+/// for `list`'s patterns, else a reference's full form.
+fn shown_form(input: &str, as_pattern: bool) -> Option<String> {
+    let input = input.trim();
+    if input.starts_with("sha256:") || id_prefix(input).is_some() && !input.contains(['/', ':']) {
+        return None;
+    }
+    if as_pattern || is_glob(input) {
+        return Some(crate::plan::pattern::normalize_pattern(input));
+    }
+    normalize(input).ok()
+}
+
+/// The most suggestions a not-found message offers.
+const MAX_SUGGESTIONS: usize = 3;
+
+/// The existing tags nearest to what the user typed: first those whose repository's last
+/// component is the one typed (`pause` → `registry.k8s.io/pause:3.9`), then those whose
+/// normalised form is close in spelling.
+pub(crate) fn nearest(images: &[Image], input: &str) -> Vec<String> {
+    let input = input.trim();
+    let typed = match shown_form(input, false) {
+        Some(n) => n,
+        None => return Vec::new(),
+    };
+    let typed_repo = repository_of(&typed).to_string();
+    let typed_base = typed_repo
+        .rsplit('/')
+        .next()
+        .unwrap_or(&typed_repo)
+        .to_string();
+    let typed_tag = tag_of(&typed).map(str::to_string);
+    let plain = |s: &str| s.replace(['*', '?', '[', ']'], "");
+    let mut scored: Vec<(f64, String)> = images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter())
+        .filter_map(|t| {
+            let known = normalize(t).unwrap_or_else(|_| t.clone());
+            let repo = repository_of(&known);
+            let base = repo.rsplit('/').next().unwrap_or(repo);
+            // Spelling is compared on the last component and tag: the registry and
+            // `library/` that every short name shares would make any two names look alike.
+            let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+            let mut score = strsim::jaro_winkler(&plain(&last(&typed)), &last(&known));
+            let same_base = !plain(&typed_base).is_empty()
+                && (base == typed_base || base.contains(&plain(&typed_base)));
+            if same_base {
+                score += 1.0;
+                if typed_tag
+                    .as_deref()
+                    .is_some_and(|t| tag_of(&known) == Some(t))
+                {
+                    score += 0.5;
+                }
+            }
+            (same_base || score >= 0.9).then_some((score, known))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(MAX_SUGGESTIONS)
+        .map(|(_, n)| n)
+        .collect()
 }
 
 fn same_reference(known: &str, wanted: &str) -> bool {
@@ -368,6 +485,59 @@ mod tests {
             repo_tags: tags.iter().map(|t| t.to_string()).collect(),
             ..Image::default()
         }
+    }
+
+    /// What a name that matches nothing suggests: same last component first, then close
+    /// spellings; nothing for an ID or a name unlike any.
+    #[test]
+    fn suggestions() {
+        let images = vec![
+            img("sha256:aa", &["registry.k8s.io/pause:3.9"]),
+            img("sha256:bb", &["registry.k8s.io/coredns/coredns:v1.11.1"]),
+            img("sha256:cc", &["docker.io/library/nginx:1.25"]),
+            img("sha256:dd", &["docker.io/library/nginx:1.27"]),
+        ];
+        let cases: &[(&str, &[&str])] = &[
+            ("pause", &["registry.k8s.io/pause:3.9"]),
+            ("pause:3.9", &["registry.k8s.io/pause:3.9"]),
+            ("coredns", &["registry.k8s.io/coredns/coredns:v1.11.1"]),
+            (
+                "nginx:1.27",
+                &[
+                    "docker.io/library/nginx:1.27",
+                    "docker.io/library/nginx:1.25",
+                ],
+            ),
+            (
+                "ngin:1.25",
+                &[
+                    "docker.io/library/nginx:1.25",
+                    "docker.io/library/nginx:1.27",
+                ],
+            ),
+            (
+                "docker.io/library/nginx:1.26",
+                &[
+                    "docker.io/library/nginx:1.25",
+                    "docker.io/library/nginx:1.27",
+                ],
+            ),
+            ("pau*", &["registry.k8s.io/pause:3.9"]),
+            ("9ef138", &[]),
+            ("sha256:9ef138", &[]),
+            ("zzzzzz/qqqq", &[]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(nearest(&images, input), *want, "{input}");
+        }
+        assert_eq!(
+            not_found(&images, "pause").to_string(),
+            "image \"pause\" (docker.io/library/pause:latest) not found; did you mean registry.k8s.io/pause:3.9?"
+        );
+        assert_eq!(
+            no_match_message("pattern", &images, "9ef138"),
+            "pattern \"9ef138\" matches no image"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::model::{Image, User, short_id};
 use crate::plan::exclude;
 use crate::plan::pattern::RefPattern;
 use crate::plan::protect::{Protection, Reason};
-use crate::reference::{repository_of, tag_of};
+use crate::reference::{no_match_message, repository_of, tag_of};
 use crate::render::table::Grid;
 use crate::render::{self, json};
 
@@ -43,6 +43,13 @@ pub(crate) async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
         settings.warn(format_args!("{e}; PROTECTED ignores exclusion files"));
         Vec::new()
     });
+    // A pattern that selects nothing says so, with the names nearest to it; the list is
+    // still what the other patterns select.
+    for p in &patterns {
+        if !inv.images.iter().any(|i| p.matches(i)) {
+            settings.warn(no_match_message("pattern", &inv.images, &p.text));
+        }
+    }
     let mut rows: Vec<Row> = inv
         .images
         .iter()

@@ -7,6 +7,7 @@ pub(crate) mod inventory;
 pub(crate) mod list;
 pub(crate) mod pin;
 pub(crate) mod prune;
+pub(crate) mod refs;
 pub(crate) mod state;
 pub(crate) mod unattended;
 

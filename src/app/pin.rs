@@ -16,11 +16,12 @@ use crate::render::{self, json};
 pub(crate) const K3S_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
 
 pub(crate) async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result<Outcome> {
+    let refs = crate::app::refs::gather(&args.refs, args.from_file.as_deref())?;
     let mut session = Session::connect(settings).await?;
     let containerd = session.containerd().await?.clone();
     let inv = inventory::gather(&mut session).await?;
     let settings = &session.settings;
-    let items = plan(&inv.images, &args.refs, action);
+    let items = plan(&inv.images, &refs, action)?;
 
     // The same record may be named by several arguments; edit it once.
     let mut edits: BTreeMap<&str, &LabelEdit> = BTreeMap::new();

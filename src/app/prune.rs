@@ -19,7 +19,7 @@ use crate::plan::prune::{
     Action, Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck,
 };
 use crate::plan::schedule::{self, FsUsage};
-use crate::reference::resolve;
+use crate::reference::select;
 use crate::render::table::Grid;
 use crate::render::{self, json, metrics};
 
@@ -132,13 +132,14 @@ pub(crate) async fn once(
     schedule::hold(&mut plan, decision);
 
     if let Some(reference) = &args.why {
-        let image = resolve(&inv.images, reference)?;
-        let decision = plan
-            .decisions
-            .iter()
-            .find(|d| d.image.id == image.id)
-            .expect("every image has a decision");
-        render_why(&session.settings, decision, &inv.users)?;
+        for image in select(&inv.images, reference)? {
+            let decision = plan
+                .decisions
+                .iter()
+                .find(|d| d.image.id == image.id)
+                .expect("every image has a decision");
+            render_why(&session.settings, decision, &inv.users)?;
+        }
         return Ok(RunReport::default());
     }
 

@@ -97,6 +97,19 @@ pub(crate) enum Compression {
 }
 
 impl Compression {
+    /// The compression an archive's file name promises: `.tar.gz`/`.tgz` gzip,
+    /// `.tar.zst`/`.tzst` zstd; `None` for any other name.
+    pub(crate) fn from_file_name(name: &str) -> Option<Compression> {
+        let name = name.to_ascii_lowercase();
+        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Some(Compression::Gzip)
+        } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Compression::None => "none",

@@ -18,6 +18,9 @@ enum Kind {
     /// `sha256:<hex prefix>`: matches image IDs and the digests of digest references.
     Digest(String),
     Glob(Pattern),
+    /// Bare hex of at least six characters: an image ID prefix (as `pin` takes it), or a
+    /// repository of that name.
+    IdOrGlob(String, Pattern),
 }
 
 /// `*` and `?` stay within a path component; `**` crosses them.
@@ -53,9 +56,13 @@ impl RefPattern {
         // every run (the built-in allowlist among them) and must cost next to nothing.
         let full = normalize_pattern(text);
         let glob = Pattern::new(&full).map_err(|e| format!("{text:?}: {}", e.msg))?;
+        let kind = match crate::reference::id_prefix(text) {
+            Some(hex) => Kind::IdOrGlob(hex.to_string(), glob),
+            None => Kind::Glob(glob),
+        };
         Ok(RefPattern {
             text: text.into(),
-            kind: Kind::Glob(glob),
+            kind,
         })
     }
 
@@ -72,6 +79,14 @@ impl RefPattern {
                     })
             }
             Kind::Glob(g) => image.references().any(|r| glob_match(g, r)),
+            Kind::IdOrGlob(hex, g) => {
+                image
+                    .id
+                    .strip_prefix("sha256:")
+                    .unwrap_or(&image.id)
+                    .starts_with(hex.as_str())
+                    || image.references().any(|r| glob_match(g, r))
+            }
         }
     }
 
@@ -81,7 +96,7 @@ impl RefPattern {
             Kind::Digest(hex) => normalized
                 .split_once("@sha256:")
                 .is_some_and(|(_, h)| h.starts_with(hex.as_str())),
-            Kind::Glob(g) => glob_match(g, normalized),
+            Kind::Glob(g) | Kind::IdOrGlob(_, g) => glob_match(g, normalized),
         }
     }
 }
@@ -148,6 +163,10 @@ mod tests {
             ("**/pause", &pause, true),
             ("**/pause", &nginx, false),
             ("registry.k8s.io/pause:*", &pause, true),
+            ("123456", &nginx, true),
+            ("feedbe", &team, true),
+            ("feedbe", &nginx, false),
+            ("12345", &nginx, false),
         ];
         for (pat, image, want) in cases {
             let p = RefPattern::new(pat).unwrap();

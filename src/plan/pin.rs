@@ -2,7 +2,7 @@
 
 use crate::error::CrimgError;
 use crate::model::{Image, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE};
-use crate::reference::resolve;
+use crate::reference::{is_glob, select};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PinAction {
@@ -41,30 +41,38 @@ pub(crate) struct PinItem {
     pub(crate) outcome: PinOutcome,
 }
 
-/// Decides the edits for each named reference. `pin` sets the CRI pin label and drops the
+/// Decides the edits for each named argument. `pin` sets the CRI pin label and drops the
 /// K3s one on every record of the image (so K3s's restart-time unpin leaves it alone);
-/// `unpin` drops both.
-pub(crate) fn plan(images: &[Image], inputs: &[String], action: PinAction) -> Vec<PinItem> {
-    inputs
-        .iter()
-        .map(|input| {
-            let outcome = match resolve(images, input) {
-                Ok(image) => outcome_for(image, action),
-                Err(e @ (CrimgError::NotFound(_) | CrimgError::Ambiguous { .. })) => {
-                    PinOutcome::NotFound {
-                        error: e.to_string(),
-                    }
-                }
-                Err(e) => PinOutcome::NotFound {
-                    error: e.to_string(),
-                },
-            };
-            PinItem {
+/// `unpin` drops both. A glob yields one item per image it selects, named by the image;
+/// a malformed argument is an error for the whole command (nothing is changed).
+pub(crate) fn plan(
+    images: &[Image],
+    inputs: &[String],
+    action: PinAction,
+) -> Result<Vec<PinItem>, CrimgError> {
+    let mut items = Vec::new();
+    for input in inputs {
+        match select(images, input) {
+            Ok(hits) if is_glob(input) => items.extend(hits.into_iter().map(|image| PinItem {
+                input: image.display_name().to_string(),
+                outcome: outcome_for(image, action),
+            })),
+            Ok(hits) => items.extend(hits.into_iter().map(|image| PinItem {
                 input: input.clone(),
-                outcome,
+                outcome: outcome_for(image, action),
+            })),
+            Err(e @ (CrimgError::NotFound(_) | CrimgError::Ambiguous { .. })) => {
+                items.push(PinItem {
+                    input: input.clone(),
+                    outcome: PinOutcome::NotFound {
+                        error: e.to_string(),
+                    },
+                })
             }
-        })
-        .collect()
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(items)
 }
 
 fn outcome_for(image: &Image, action: PinAction) -> PinOutcome {
@@ -200,7 +208,7 @@ mod tests {
         ];
         for (name, records, action, want) in cases {
             let images = vec![image(records)];
-            let items = plan(&images, &["app:1".to_string()], action);
+            let items = plan(&images, &["app:1".to_string()], action).unwrap();
             let edits = match &items[0].outcome {
                 PinOutcome::Changed { edits, .. } => edits.clone(),
                 PinOutcome::Unchanged { .. } => vec![],
@@ -223,8 +231,22 @@ mod tests {
     #[test]
     fn not_found_is_reported_per_item() {
         let images = vec![image(vec![rec("docker.io/library/app:1", &[])])];
-        let items = plan(&images, &["nope:1".into(), "app:1".into()], PinAction::Pin);
+        let items = plan(&images, &["nope:1".into(), "app:1".into()], PinAction::Pin).unwrap();
         assert!(matches!(items[0].outcome, PinOutcome::NotFound { .. }));
         assert!(matches!(items[1].outcome, PinOutcome::Changed { .. }));
+        let items = plan(&images, &["docker.io/**".into()], PinAction::Pin).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].input, "docker.io/library/app:1");
+        let items = plan(&images, &["nope:*".into()], PinAction::Pin).unwrap();
+        assert!(matches!(items[0].outcome, PinOutcome::NotFound { .. }));
+        for bad in ["app:[", "Bad:Ref:x", "a/**b"] {
+            assert!(
+                matches!(
+                    plan(&images, &[bad.into()], PinAction::Pin),
+                    Err(CrimgError::Usage(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 }

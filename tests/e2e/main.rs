@@ -18,6 +18,7 @@ mod options;
 mod pin;
 mod prune;
 mod pull;
+mod references;
 mod registry_security;
 mod run;
 mod schema;

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::store::{FetchState, LeaseHeld, gather_and_fetch};
-use super::targets::{Target, check_target, resolve_targets};
+use super::targets::{Target, check_target, compression_for, resolve_targets};
 use super::writer::{write_archive, write_file};
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::archive::output::WritingArchive;
@@ -34,8 +34,15 @@ struct ExportResult {
 pub(crate) async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome> {
     // Checked before connecting: a refused target should not wait on the runtime.
     let target = check_target(&args)?;
+    let compression = compression_for(&args)?;
+    let refs = crate::app::refs::gather(&args.refs, args.from_file.as_deref())?;
+    let args = ExportArgs {
+        refs,
+        from_file: None,
+        ..args
+    };
     let lease = LeaseHeld::default();
-    let work = export(settings, args, target, lease.clone());
+    let work = export(settings, args, target, compression, lease.clone());
     tokio::select! {
         r = work => r,
         // Dropping `work` drops the temp file, which removes it: no partial file stays.
@@ -58,6 +65,7 @@ async fn export(
     settings: Settings,
     args: ExportArgs,
     target: Target,
+    compression: Compression,
     held: LeaseHeld,
 ) -> Result<Outcome> {
     let started = Instant::now();
@@ -134,7 +142,6 @@ async fn export(
         .collect();
     let blobs = unique_blobs(&plans);
     let docker = docker_manifest_json(&docker_images(&plans, &choice))?;
-    let compression = args.compress.unwrap_or(Compression::None);
     let files = vec![
         ("oci-layout".to_string(), oci_layout_json()),
         ("index.json".to_string(), index_json(&names)),

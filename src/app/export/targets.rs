@@ -11,7 +11,9 @@ use crate::archive::sink::parent_dir;
 use crate::cli::ExportArgs;
 use crate::error::CrimgError;
 use crate::model::{Descriptor, Image, ImageRecord};
-use crate::reference::{id_prefix, normalize, resolve};
+use crate::oci::Compression;
+use crate::plan::pattern::RefPattern;
+use crate::reference::{id_prefix, is_glob, normalize, not_found, resolve};
 
 /// Where the archive goes.
 pub(super) enum Target {
@@ -65,6 +67,23 @@ pub(super) fn check_target(args: &ExportArgs) -> Result<Target> {
     })
 }
 
+/// The archive's compression: `--compress`, else what the file's name says (`.tar.gz`,
+/// `.tgz`, `.tar.zst`, `.tzst`), else none. A name that says one compression and a
+/// `--compress` that says another are refused.
+pub(super) fn compression_for(args: &ExportArgs) -> Result<Compression, CrimgError> {
+    let by_name = Compression::from_file_name(&args.output_file.to_string_lossy());
+    match (args.compress, by_name) {
+        (Some(c), Some(n)) if c != n => Err(CrimgError::Usage(format!(
+            "--compress {} disagrees with {}, whose name says {}; rename the file or drop --compress",
+            c.name(),
+            args.output_file.display(),
+            n.name()
+        ))),
+        (Some(c), _) => Ok(c),
+        (None, n) => Ok(n.unwrap_or(Compression::None)),
+    }
+}
+
 /// A device, FIFO or socket at `-O` is never replaced, `--force` or not.
 pub(super) fn refuse_special(path: &Path, kind: &str) -> CrimgError {
     CrimgError::Usage(format!(
@@ -81,7 +100,11 @@ pub(super) fn resolve_targets(
 ) -> Result<Vec<(Vec<String>, Descriptor)>> {
     let mut out: Vec<(Vec<String>, Descriptor)> = Vec::new();
     for r in refs {
-        let chosen = records_for(images, records, r)?;
+        let chosen = if is_glob(r) {
+            records_matching(images, records, r)?
+        } else {
+            records_for(images, records, r)?
+        };
         for rec in chosen {
             if rec.target.digest.is_empty() {
                 bail!("image record {} has no target", rec.name);
@@ -97,6 +120,23 @@ pub(super) fn resolve_targets(
         }
     }
     Ok(out)
+}
+
+/// The containerd records whose names a glob matches (as `list` matches them); at least one.
+fn records_matching<'a>(
+    images: &[Image],
+    records: &'a [ImageRecord],
+    glob: &str,
+) -> Result<Vec<&'a ImageRecord>> {
+    let pattern = RefPattern::new(glob).map_err(|e| CrimgError::Usage(format!("pattern {e}")))?;
+    let picked: Vec<&ImageRecord> = records
+        .iter()
+        .filter(|r| normalize(&r.name).is_ok_and(|n| pattern.matches_reference(&n)))
+        .collect();
+    if picked.is_empty() {
+        return Err(not_found(images, glob).into());
+    }
+    Ok(picked)
 }
 
 /// The containerd records a user's reference names: a tag or digest reference names its
@@ -119,7 +159,7 @@ fn records_for<'a>(
                 .find(|r| r.name == input || same(&r.name, &wanted))
             {
                 Some(r) => Ok(vec![r]),
-                None => Err(CrimgError::NotFound(input.to_string()).into()),
+                None => Err(not_found(images, input).into()),
             };
         }
         Err(e) => return Err(e.into()),
