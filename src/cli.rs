@@ -146,6 +146,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Write images to one archive that ctr import and docker load both accept
     Export(ExportArgs),
+    /// What archives hold and whether they are intact, read as import reads them (no runtime)
+    Inspect(InspectArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -342,6 +344,19 @@ pub struct ExportArgs {
         default_value = "/etc/rancher/k3s/registries.yaml"
     )]
     pub registries_yaml: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Archives, layout directories, directories of archives, or `-` for stdin
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Read the metadata only: no blob is hashed (a plain tar: its headers only)
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Repository for OCI archives whose index names images by bare tags (as import)
+    #[arg(long, value_name = "NAME")]
+    pub base_name: Option<String>,
 }
 
 /// The compressions `export --compress` writes, by their command-line names.

@@ -9,6 +9,7 @@
 
 mod importer;
 mod inputs;
+mod inspect;
 mod job;
 mod lists;
 mod report;
@@ -18,5 +19,6 @@ mod watch;
 
 pub use importer::{ImportedImage, Importer, ItemResult};
 pub use inputs::{Item, expand, is_candidate};
+pub use inspect::run as inspect;
 pub use report::Report;
 pub use run::{import_item, run};
