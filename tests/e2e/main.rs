@@ -10,6 +10,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod import;
+mod inspect;
 mod interop;
 mod json;
 mod list;

@@ -26,7 +26,7 @@ use crate::oci::{MAX_JSON, Role, blob_path};
 use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions};
 use crate::plan::platform::PlatformChoice;
 use crate::render;
-use crate::runtime::content::sha256_digest;
+use crate::runtime::content::{VerifyError, sha256_digest};
 
 /// Members up to this size are read whole (indexes, manifests, configs, empty layers).
 const SMALL_BLOB: u64 = 1 << 20;
@@ -248,13 +248,15 @@ async fn random(
                 .blob(&b.desc.digest)
                 .ok_or_else(|| anyhow!("{} is missing from the archive", describe(&all, b)))?
                 .clone();
+            // The same errors as the content store's verifying writer gives import.
+            let path = blob_path(&b.desc.digest)?;
             if ext.size as i64 != b.desc.size {
-                bail!(
-                    "{} holds {} bytes, but its descriptor says {}",
-                    describe(&all, b),
-                    ext.size,
-                    b.desc.size
-                );
+                return Err(anyhow::Error::new(VerifyError::Size {
+                    expected: b.desc.digest.clone(),
+                    declared: b.desc.size,
+                    actual: ext.size as i64,
+                })
+                .context(path));
             }
             if b.role != Role::Layer && cache.contains_key(&b.desc.digest) {
                 continue;
@@ -266,15 +268,15 @@ async fn random(
             })
             .await
             .map_err(|e| anyhow!("reading task: {e}"))??;
-            let path = blob_path(&b.desc.digest)?;
             if facts.size != ext.size {
                 bail!("{path}: archive ends early (truncated?)");
             }
             if facts.digest != b.desc.digest {
-                bail!(
-                    "{path}: content has digest {} (corrupt archive?)",
-                    facts.digest
-                );
+                return Err(anyhow::Error::new(VerifyError::Digest {
+                    expected: b.desc.digest.clone(),
+                    actual: facts.digest,
+                })
+                .context(path));
             }
             if let Ok(u) = facts.layer {
                 layers.insert(facts.digest, u);
