@@ -2,6 +2,7 @@
 
 mod support;
 
+mod check;
 mod concurrency;
 mod connect;
 mod content;
