@@ -162,7 +162,9 @@ pub async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> {
             fetch_from,
         });
     }
-    render_check(&settings, &images)?;
+    if !settings.quiet {
+        render_check(&settings, &images)?;
+    }
     Ok(if images.iter().all(|i| i.complete) {
         Outcome::Done
     } else {

@@ -750,7 +750,8 @@ pub async fn run(settings: Settings, args: InspectArgs) -> Result<Outcome> {
             error: format!("{e:#}"),
         })
         .collect();
-    if !archives.is_empty() || settings.output == OutputFormat::Json {
+    // -q: nothing on stdout; the exit status says whether the archives are intact.
+    if !settings.quiet && (!archives.is_empty() || settings.output == OutputFormat::Json) {
         render(&settings, &archives, &failures)?;
     }
     match failed.len() {
