@@ -57,7 +57,7 @@ fn options() -> Options {
         }
     }
     if o.scenarios.is_empty() {
-        o.scenarios = ["import", "export", "list", "prune", "memory"]
+        o.scenarios = ["import", "export", "list", "prune", "memory", "inspect"]
             .map(String::from)
             .to_vec();
     }
@@ -102,8 +102,11 @@ fn main() {
             "import" => import(&opts, &mut rows),
             "export" => export(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
+            "inspect" => inspect(&opts, &mut rows),
             other => {
-                eprintln!("bench: unknown scenario {other:?} (import, export, list, prune, memory)")
+                eprintln!(
+                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect)"
+                )
             }
         }
     }
@@ -485,6 +488,60 @@ fn ctr(node: &Node, args: &[&str]) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     took
+}
+
+/// `crimg inspect` with no runtime: a full verification of the `mib` MiB archive against
+/// `sha256sum` of the same file (target: within 1.3x), and `--no-verify` on a 1 GiB plain
+/// tar (target: under 0.1 s: headers only).
+fn inspect(opts: &Options, rows: &mut Vec<Row>) {
+    let mib = opts.mib;
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
+        .unwrap();
+    eprintln!("bench: inspect: generating a {mib} MiB archive and a 1 GiB one");
+    let big = big_image(work.path(), mib);
+    std::fs::remove_file(&big.layer).ok();
+    let sum_name = format!("sha256sum of the {mib} MiB archive");
+    let mut ours = Row::new(
+        format!("crimg inspect (verify), {mib} MiB archive"),
+        Some(sum_name.clone()),
+    );
+    let mut sum = Row::new(sum_name, None);
+    let run_crimg = |args: &[&str]| {
+        let start = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_crimg"))
+            .args(args)
+            .stdout(Stdio::null())
+            .output()
+            .expect("run crimg");
+        let took = start.elapsed();
+        assert!(
+            out.status.success(),
+            "crimg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        took
+    };
+    let file = big.archive.to_str().unwrap();
+    for _ in 0..opts.runs {
+        ours.samples.push(run_crimg(&["inspect", "-q", file]));
+        sum.samples.push(timed(|| {
+            let out = Command::new("sha256sum").arg(file).output().unwrap();
+            assert!(out.status.success());
+        }));
+    }
+    std::fs::remove_file(&big.archive).ok();
+    let gib = big_image(work.path(), 1024);
+    std::fs::remove_file(&gib.layer).ok();
+    let mut quick = Row::new("crimg inspect --no-verify, 1 GiB plain tar", None);
+    for _ in 0..opts.runs {
+        quick.samples.push(run_crimg(&[
+            "inspect",
+            "-q",
+            "--no-verify",
+            gib.archive.to_str().unwrap(),
+        ]));
+    }
+    rows.extend([ours, sum, quick]);
 }
 
 /// The machine's own limits on the same bytes: sha256 and a plain file copy.

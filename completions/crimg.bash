@@ -16,6 +16,9 @@ _crimg() {
             ",$1")
                 cmd="crimg"
                 ;;
+            crimg,check)
+                cmd="crimg__subcmd__check"
+                ;;
             crimg,completions)
                 cmd="crimg__subcmd__completions"
                 ;;
@@ -27,6 +30,9 @@ _crimg() {
                 ;;
             crimg,import)
                 cmd="crimg__subcmd__import"
+                ;;
+            crimg,inspect)
+                cmd="crimg__subcmd__inspect"
                 ;;
             crimg,list)
                 cmd="crimg__subcmd__list"
@@ -43,6 +49,9 @@ _crimg() {
             crimg,unpin)
                 cmd="crimg__subcmd__unpin"
                 ;;
+            crimg__subcmd__help,check)
+                cmd="crimg__subcmd__help__subcmd__check"
+                ;;
             crimg__subcmd__help,completions)
                 cmd="crimg__subcmd__help__subcmd__completions"
                 ;;
@@ -54,6 +63,9 @@ _crimg() {
                 ;;
             crimg__subcmd__help,import)
                 cmd="crimg__subcmd__help__subcmd__import"
+                ;;
+            crimg__subcmd__help,inspect)
+                cmd="crimg__subcmd__help__subcmd__inspect"
                 ;;
             crimg__subcmd__help,list)
                 cmd="crimg__subcmd__help__subcmd__list"
@@ -74,12 +86,90 @@ _crimg() {
 
     case "${cmd}" in
         crimg)
-            opts="-r -i -a -n -c -o -q -v -h -V --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version list ls pin unpin prune import export completions help"
+            opts="-r -i -a -n -c -o -q -v -h -V --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version list ls pin unpin prune import export inspect check completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --runtime-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -a)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json name" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        crimg__subcmd__check)
+            opts="-r -i -a -n -c -o -q -v -h -V --registry-config-dir --registries-yaml --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --registry-config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registries-yaml)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --runtime-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -312,8 +402,22 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__help)
-            opts="list pin unpin prune import export completions help"
+            opts="list pin unpin prune import export inspect check completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        crimg__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -368,6 +472,20 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        crimg__subcmd__help__subcmd__inspect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -465,6 +583,80 @@ _crimg() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -a)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json name" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        crimg__subcmd__inspect)
+            opts="-r -i -a -n -c -o -q -v -h -V --no-verify --base-name --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --base-name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -48,6 +48,8 @@ complete -c crimg -n "__fish_crimg_needs_command" -f -a "unpin" -d 'Remove the p
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "import" -d 'Import image archives (OCI or docker save, any compression) into containerd'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "export" -d 'Write images to one archive that ctr import and docker load both accept'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "inspect" -d 'What archives hold and whether they are intact, read as import reads them (no runtime)'
+complete -c crimg -n "__fish_crimg_needs_command" -f -a "check" -d 'Whether images are complete in the content store and unpacked, and what an export would fetch'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c crimg -n "__fish_crimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c crimg -n "__fish_crimg_using_subcommand list" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
@@ -223,6 +225,44 @@ complete -c crimg -n "__fish_crimg_using_subcommand export" -s q -l quiet -d 'On
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand export" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -l base-name -d 'Repository for OCI archives whose index names images by bare tags (as import)' -r
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -l no-verify -d 'Read the metadata only: no blob is hashed (a plain tar: its headers only)'
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c crimg -n "__fish_crimg_using_subcommand check" -l registry-config-dir -d 'containerd\'s registry hosts directory, for where --fetch-missing would fetch from' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand check" -l registries-yaml -d 'K3s\'s registries.yaml, for where --fetch-missing would fetch from' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s n -l namespace -d 'containerd namespace' -r
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s c -l config -d 'crictl\'s YAML config file (runtime-endpoint, image-endpoint, timeout) [default: /etc/crictl.yaml if it exists]' -r -F
+complete -c crimg -n "__fish_crimg_using_subcommand check" -l timeout -d 'Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it [default: 10s]' -r
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s o -l output -d 'Output format where a command prints records' -r -f -a "table\t'A table that fits the terminal'
+wide\t'A table with digests and creation times'
+json\t'JSON on stdout'
+name\t'One reference per line'"
+complete -c crimg -n "__fish_crimg_using_subcommand check" -l progress -d 'Progress bars on stderr (auto: only when stderr is a terminal)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s q -l quiet -d 'Only errors on stderr; no progress'
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s v -l verbose -d 'Diagnostics on stderr'
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c crimg -n "__fish_crimg_using_subcommand check" -s V -l version -d 'Print version'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s r -l runtime-endpoint -d 'CRI runtime service: unix:///path or a bare path [default: crictl config, then the first socket that exists of containerd, K3s, CRI-O, cri-dockerd]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s i -l image-endpoint -d 'CRI image service [default: the runtime endpoint]' -r
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s a -l address -d 'containerd API socket [default: the CRI endpoint when the runtime is containerd, else /run/containerd/containerd.sock, then K3s\'s]' -r
@@ -240,11 +280,13 @@ complete -c crimg -n "__fish_crimg_using_subcommand completions" -s q -l quiet -
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c crimg -n "__fish_crimg_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "unpin" -d 'Remove the pins of images'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "import" -d 'Import image archives (OCI or docker save, any compression) into containerd'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "export" -d 'Write images to one archive that ctr import and docker load both accept'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "list" -d 'List images with their tags, size, pins, users and protections'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "pin" -d 'Pin images so that no garbage collection or prune removes them'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "unpin" -d 'Remove the pins of images'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "prune" -d 'Remove every image that nothing uses and nothing protects, saying why for each'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "import" -d 'Import image archives (OCI or docker save, any compression) into containerd'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "export" -d 'Write images to one archive that ctr import and docker load both accept'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "inspect" -d 'What archives hold and whether they are intact, read as import reads them (no runtime)'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "check" -d 'Whether images are complete in the content store and unpacked, and what an export would fetch'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c crimg -n "__fish_crimg_using_subcommand help; and not __fish_seen_subcommand_from list pin unpin prune import export inspect check completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

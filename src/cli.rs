@@ -146,6 +146,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Write images to one archive that ctr import and docker load both accept
     Export(ExportArgs),
+    /// What archives hold and whether they are intact, read as import reads them (no runtime)
+    Inspect(InspectArgs),
+    /// Whether images are complete in the content store and unpacked, and what an export would fetch
+    Check(CheckArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -381,6 +385,36 @@ pub struct ExportArgs {
         default_value = "/etc/rancher/k3s/registries.yaml"
     )]
     pub(crate) registries_yaml: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Archives, layout directories, directories of archives, or `-` for stdin
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Read the metadata only: no blob is hashed (a plain tar: its headers only)
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Repository for OCI archives whose index names images by bare tags (as import)
+    #[arg(long, value_name = "NAME")]
+    pub base_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Images by reference, ID or ID prefix [default: every image]
+    #[arg(value_name = "REF")]
+    pub refs: Vec<String>,
+    /// containerd's registry hosts directory, for where --fetch-missing would fetch from
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    pub registry_config_dir: PathBuf,
+    /// K3s's registries.yaml, for where --fetch-missing would fetch from
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/rancher/k3s/registries.yaml"
+    )]
+    pub registries_yaml: PathBuf,
 }
 
 /// The compressions `export --compress` writes, by their command-line names.

@@ -182,6 +182,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Prune(args) => prune::run(settings, args).await,
         Command::Import(args) => import::run(settings, args).await,
         Command::Export(args) => export::run(settings, args).await,
+        Command::Inspect(args) => import::inspect(settings, args).await,
+        Command::Check(args) => export::check(settings, args).await,
     }
 }
 

@@ -184,7 +184,7 @@ fn gzip_bomb(members: &Members, bomb_path: &str, bomb_len: u64) -> Vec<u8> {
 }
 
 /// Makes one hostile tar from an image and its OCI layout members.
-type Make = fn(&FixtureImage, &Members) -> Vec<u8>;
+pub(crate) type Make = fn(&FixtureImage, &Members) -> Vec<u8>;
 
 fn layer_path(image: &FixtureImage) -> String {
     format!("blobs/sha256/{}", hex(&image.layer_digest()))
@@ -198,7 +198,7 @@ const NOT_THE_CONFIG: &[u8] = b"{\"not\":\"the config\"}";
 
 /// Hostile tars (each imported plain and gzip-compressed) and what the error must say
 /// after the file's path, for the plain and the gzip-compressed one.
-fn hostile_tars() -> Vec<(&'static str, Make, [&'static str; 2])> {
+pub(crate) fn hostile_tars() -> Vec<(&'static str, Make, [&'static str; 2])> {
     vec![
         // Several MiB of junk, and JSON nested far deeper than any index.
         (

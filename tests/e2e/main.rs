@@ -2,6 +2,7 @@
 
 mod support;
 
+mod check;
 mod concurrency;
 mod connect;
 mod content;
@@ -11,6 +12,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod import;
+mod inspect;
 mod interop;
 mod json;
 mod list;

@@ -6,9 +6,11 @@
 //! on a writer thread (which hashes, compresses and writes) into a temp file beside the
 //! target, synced and renamed into place only when everything succeeded.
 
+mod check;
 mod run;
 mod store;
 mod targets;
 mod writer;
 
+pub(crate) use check::run as check;
 pub(crate) use run::run;

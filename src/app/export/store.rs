@@ -119,21 +119,7 @@ pub(super) async fn gather_and_fetch(
     choice: &PlatformChoice,
     mut fetch: Option<&mut FetchState>,
 ) -> Result<Vec<ImagePlan>> {
-    let mut plans = Vec::new();
-    let mut store = NodeStore {
-        c,
-        fetch: fetch.as_deref_mut(),
-        labels: HashMap::new(),
-        names: Vec::new(),
-        seen: Vec::new(),
-    };
-    for (names, target) in wanted {
-        store.names = names.clone();
-        store.seen.clear();
-        plans.push(write_plan::walk(&mut store, names, &target, choice).await?);
-    }
-    let labels = std::mem::take(&mut store.labels);
-    drop(store);
+    let (mut plans, labels) = walk_images(c, wanted, choice, fetch.as_deref_mut()).await?;
 
     let Some(f) = fetch else {
         if let Some(report) = missing_report(&plans) {
@@ -206,6 +192,33 @@ pub(super) async fn gather_and_fetch(
     }
     Ok(plans)
 }
+
+/// Walks every image (fetching absent manifests on the way when given a fetcher):
+/// the plans, and the labels of every blob seen, by digest.
+pub(super) async fn walk_images(
+    c: &Containerd,
+    wanted: Vec<(Vec<String>, Descriptor)>,
+    choice: &PlatformChoice,
+    fetch: Option<&mut FetchState>,
+) -> Result<(Vec<ImagePlan>, Labels)> {
+    let mut plans = Vec::new();
+    let mut store = NodeStore {
+        c,
+        fetch,
+        labels: HashMap::new(),
+        names: Vec::new(),
+        seen: Vec::new(),
+    };
+    for (names, target) in wanted {
+        store.names = names.clone();
+        store.seen.clear();
+        plans.push(write_plan::walk(&mut store, names, &target, choice).await?);
+    }
+    Ok((plans, store.labels))
+}
+
+/// Content labels by digest.
+pub(super) type Labels = HashMap<String, BTreeMap<String, String>>;
 
 /// Replaces the fetch lease by one that lasts as long as fetching `sizes` may take (its
 /// `containerd.io/gc.expire` label), holding what was fetched so far.

@@ -542,7 +542,7 @@ impl Job<'_> {
 const STOP: &str = "stop";
 
 /// "layer 2 (sha256:…) of docker.io/library/app:1" for error messages.
-fn describe(plan: &Plan, b: &PlannedBlob) -> String {
+pub(super) fn describe(plan: &Plan, b: &PlannedBlob) -> String {
     let role = match b.role {
         Role::Index => "index",
         Role::Manifest => "manifest",

@@ -9,6 +9,7 @@
 
 mod importer;
 mod inputs;
+mod inspect;
 mod job;
 mod lists;
 mod report;
@@ -19,5 +20,6 @@ mod watch;
 
 pub(crate) use importer::{ImportedImage, Importer};
 pub(crate) use inputs::Item;
+pub(crate) use inspect::run as inspect;
 pub(crate) use report::Report;
 pub(crate) use run::{import_item, run};

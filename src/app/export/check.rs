@@ -1,0 +1,247 @@
+//! `crimg check`: whether each image is complete in the content store and unpacked,
+//! what an export would lack, and where `export --fetch-missing` would fetch it from.
+//! The walk is export's own pre-flight; nothing is fetched or changed.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::store::walk_images;
+use super::targets::resolve_targets;
+use crate::app::{Outcome, Session, Settings, inventory};
+use crate::cli::{CheckArgs, OutputFormat};
+use crate::model::Descriptor;
+use crate::oci::gc;
+use crate::plan::platform::PlatformChoice;
+use crate::registry;
+use crate::registry::config::RegistryConfig;
+use crate::render;
+
+#[derive(Serialize)]
+struct JsonCheck<'a> {
+    images: &'a [JsonImage],
+}
+
+#[derive(Serialize)]
+struct JsonImage {
+    names: Vec<String>,
+    digest: String,
+    /// Every blob an export of the image's platforms needs is in the content store.
+    complete: bool,
+    snapshotter: String,
+    platforms: Vec<JsonPlatform>,
+    /// Platforms of the index the node never pulled (an export leaves them out).
+    absent_platforms: Vec<String>,
+    missing: Vec<JsonMissing>,
+    /// Where `export --fetch-missing` would fetch the missing blobs, best first.
+    fetch_from: Vec<JsonEndpoint>,
+}
+
+#[derive(Serialize)]
+struct JsonPlatform {
+    platform: String,
+    manifest: String,
+    config: String,
+    complete: bool,
+    unpacked: bool,
+    layers: usize,
+    missing_layers: usize,
+}
+
+#[derive(Serialize)]
+struct JsonMissing {
+    digest: String,
+    what: String,
+    size: i64,
+}
+
+#[derive(Serialize, Clone)]
+struct JsonEndpoint {
+    repository: String,
+    endpoint: String,
+    origin: String,
+}
+
+/// Every image record, grouped by target (names first, the ID record only when alone).
+fn all_targets(records: &[crate::model::ImageRecord]) -> Vec<(Vec<String>, Descriptor)> {
+    let mut out: Vec<(Vec<String>, Descriptor)> = Vec::new();
+    for rec in records.iter().filter(|r| !r.target.digest.is_empty()) {
+        match out.iter_mut().find(|(_, t)| t.digest == rec.target.digest) {
+            Some((names, _)) => names.push(rec.name.clone()),
+            None => out.push((vec![rec.name.clone()], rec.target.clone())),
+        }
+    }
+    for (names, _) in &mut out {
+        if names.iter().any(|n| !n.starts_with("sha256:")) {
+            names.retain(|n| !n.starts_with("sha256:"));
+        }
+        names.sort();
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> {
+    let mut session = Session::connect(settings).await?;
+    let c = session.containerd().await?.clone();
+    let snapshotter = match session.cri.snapshotter().await {
+        Ok(Some(s)) => s,
+        _ => "overlayfs".to_string(),
+    };
+    let inv = inventory::gather(&mut session).await?;
+    let settings = session.settings.clone();
+    let records = c.list_images().await?;
+    let wanted = if args.refs.is_empty() {
+        all_targets(&records)
+    } else {
+        resolve_targets(&inv.images, &records, &args.refs)?
+    };
+    let config = RegistryConfig::load(&args.registry_config_dir, &args.registries_yaml)?;
+    let (plans, labels) = walk_images(&c, wanted, &PlatformChoice::All, None).await?;
+    let snap_label = gc::snapshot_ref(&snapshotter);
+    let mut images = Vec::new();
+    for p in &plans {
+        let missing: Vec<JsonMissing> = p
+            .missing()
+            .map(|b| JsonMissing {
+                digest: b.desc.digest.clone(),
+                what: b.describe(),
+                size: b.desc.size,
+            })
+            .collect();
+        let platforms = p
+            .manifests
+            .iter()
+            .map(|m| {
+                let absent = |d: &str| {
+                    p.blobs
+                        .iter()
+                        .any(|b| b.desc.digest == d && b.required && !b.present)
+                };
+                let missing_layers = m.layers.iter().filter(|l| absent(l)).count();
+                JsonPlatform {
+                    platform: m
+                        .platform
+                        .as_ref()
+                        .map_or("unknown".into(), ToString::to_string),
+                    manifest: m.digest.clone(),
+                    config: m.config.clone(),
+                    complete: missing_layers == 0 && !absent(&m.config) && !absent(&m.digest),
+                    unpacked: labels
+                        .get(&m.config)
+                        .is_some_and(|l| l.contains_key(&snap_label)),
+                    layers: m.layers.len(),
+                    missing_layers,
+                }
+            })
+            .collect();
+        let mut fetch_from = Vec::new();
+        if !missing.is_empty() {
+            let digests: Vec<&String> = p.blobs.iter().map(|b| &b.desc.digest).collect();
+            let label_sets: Vec<&BTreeMap<String, String>> =
+                digests.iter().filter_map(|d| labels.get(*d)).collect();
+            for source in registry::sources(&label_sets, &p.names) {
+                for e in config.endpoints(&source.host)? {
+                    fetch_from.push(JsonEndpoint {
+                        repository: source.repository.clone(),
+                        endpoint: crate::registry::config::redact(&e.base),
+                        origin: e.origin.clone(),
+                    });
+                }
+            }
+        }
+        images.push(JsonImage {
+            names: p.names.clone(),
+            digest: p.target.digest.clone(),
+            complete: missing.is_empty(),
+            snapshotter: snapshotter.clone(),
+            platforms,
+            absent_platforms: p.skipped_platforms.clone(),
+            missing,
+            fetch_from,
+        });
+    }
+    if !settings.quiet {
+        render_check(&settings, &images)?;
+    }
+    Ok(if images.iter().all(|i| i.complete) {
+        Outcome::Done
+    } else {
+        Outcome::Partial
+    })
+}
+
+fn render_check(settings: &Settings, images: &[JsonImage]) -> Result<()> {
+    match settings.output {
+        OutputFormat::Json => render::print_json(&JsonCheck { images })?,
+        OutputFormat::Name => {
+            render::print_lines(images.iter().filter(|i| !i.complete).flat_map(|i| &i.names))?
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            let mut t = render::table(&[
+                "NAME",
+                "PLATFORM",
+                "COMPLETE",
+                "UNPACKED",
+                "MISSING",
+                "FETCH FROM",
+            ]);
+            for i in images {
+                let name = i.names.first().cloned().unwrap_or_else(|| i.digest.clone());
+                let from: Vec<String> = i
+                    .fetch_from
+                    .iter()
+                    .map(|e| format!("{}/{}", e.endpoint, e.repository))
+                    .collect();
+                for p in &i.platforms {
+                    let missing: Vec<String> = i
+                        .missing
+                        .iter()
+                        .filter(|m| {
+                            m.digest == p.config
+                                || m.digest == p.manifest
+                                || m.what.contains(&p.manifest)
+                        })
+                        .map(|m| {
+                            if settings.output == OutputFormat::Wide {
+                                m.digest.clone()
+                            } else {
+                                crate::model::short_id(&m.digest).to_string()
+                            }
+                        })
+                        .collect();
+                    t.add_row(vec![
+                        name.clone(),
+                        p.platform.clone(),
+                        if p.complete { "yes" } else { "no" }.into(),
+                        if p.unpacked { "yes" } else { "no" }.into(),
+                        if missing.is_empty() {
+                            "-".into()
+                        } else {
+                            missing.join(" ")
+                        },
+                        if from.is_empty() || p.complete {
+                            "-".into()
+                        } else {
+                            from.join(" ")
+                        },
+                    ]);
+                }
+            }
+            render::print_table(&t)?;
+            if !settings.quiet {
+                for i in images {
+                    if !i.absent_platforms.is_empty() {
+                        eprintln!(
+                            "crimg: {}: platforms this node never pulled: {}",
+                            i.names.first().unwrap_or(&i.digest),
+                            i.absent_platforms.join(", ")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
