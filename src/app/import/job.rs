@@ -1,13 +1,14 @@
 //! One archive's import: blobs into the content store (streamed or read at will),
 //! unpacked into the snapshotter, then the image records.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::ProgressBar;
 use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
@@ -19,7 +20,7 @@ use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
 use crate::oci::{MAX_JSON, Role, blob_path, gc};
-use crate::plan::import::{self as import_plan, Plan, PlannedBlob, chain_ids};
+use crate::plan::import::{self as import_plan, Plan, PlannedBlob, PlannedManifest, chain_ids};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::{Written, sha256_digest};
 use crate::runtime::images::RecordChange;
@@ -404,38 +405,59 @@ impl Job<'_> {
         }
     }
 
-    /// Unpacks the manifests the plan marks, each layer as soon as it is `ready`.
-    /// Returns each config digest with its top chain ID.
+    /// Unpacks the manifests the plan marks, each layer as soon as it is `ready`: up to
+    /// one chain per core at once, a layer two chains share applied once. Returns each
+    /// config digest with its top chain ID.
     async fn unpack(
         &self,
         plan: &Plan,
-        mut ready: tokio_watch::Receiver<HashSet<String>>,
+        ready: tokio_watch::Receiver<HashSet<String>>,
     ) -> Result<Vec<(String, String)>> {
         let Some(snapshotter) = &self.imp.snapshotter else {
             return Ok(vec![]);
         };
-        let mut done = Vec::new();
         let mut seen = HashSet::new();
-        for m in plan
+        let chains: Vec<&PlannedManifest> = plan
             .images
             .iter()
             .flat_map(|i| &i.manifests)
-            .filter(|m| m.unpack)
-        {
-            if !seen.insert(m.config.digest.clone()) {
-                continue;
+            .filter(|m| m.unpack && seen.insert(m.config.digest.clone()))
+            .collect();
+        let layers = Layers::default();
+        futures::stream::iter(
+            chains
+                .into_iter()
+                .map(|m| self.unpack_chain(snapshotter, m, ready.clone(), &layers)),
+        )
+        .buffer_unordered(unpack_parallelism())
+        .try_filter_map(|done| async move { Ok(done) })
+        .try_collect()
+        .await
+    }
+
+    /// One manifest's layers, bottom up; returns its config digest and top chain ID.
+    async fn unpack_chain(
+        &self,
+        snapshotter: &str,
+        m: &PlannedManifest,
+        mut ready: tokio_watch::Receiver<HashSet<String>>,
+        layers: &Layers,
+    ) -> Result<Option<(String, String)>> {
+        let chains = chain_ids(&m.diff_ids);
+        let mut parent: Option<&str> = None;
+        for (i, layer) in m.layers.iter().enumerate() {
+            let ok = ready
+                .wait_for(|s| s.contains(&layer.digest) || s.contains(STOP))
+                .await
+                .map(|s| !s.contains(STOP))
+                .unwrap_or(false);
+            if !ok {
+                bail!("unpacking stopped");
             }
-            let chains = chain_ids(&m.diff_ids);
-            let mut parent: Option<&str> = None;
-            for (i, layer) in m.layers.iter().enumerate() {
-                let ok = ready
-                    .wait_for(|s| s.contains(&layer.digest) || s.contains(STOP))
-                    .await
-                    .map(|s| !s.contains(STOP))
-                    .unwrap_or(false);
-                if !ok {
-                    bail!("unpacking stopped");
-                }
+            // A chain ID is the whole stack below it: another chain that shares it waits
+            // for this one's apply instead of doing it again.
+            let cell = layers.cell(&chains[i]);
+            cell.get_or_try_init(|| async {
                 // Leased before it is looked for: a snapshot already there (another
                 // image's layer) must survive a collection until this image holds it.
                 self.c
@@ -445,13 +467,14 @@ impl Job<'_> {
                     .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
                     .await
                     .with_context(|| format!("unpacking into {snapshotter}"))?;
-                parent = Some(&chains[i]);
-            }
-            if let Some(top) = chains.last() {
-                done.push((m.config.digest.clone(), top.clone()));
-            }
+                Ok::<_, anyhow::Error>(())
+            })
+            .await?;
+            parent = Some(&chains[i]);
         }
-        Ok(done)
+        Ok(chains
+            .last()
+            .map(|top| (m.config.digest.clone(), top.clone())))
     }
 
     /// Snapshot references, then the image records (all or none).
@@ -507,6 +530,22 @@ impl Job<'_> {
 
 /// A sentinel in the ready set: the writer failed, stop unpacking.
 const STOP: &str = "stop";
+
+/// Chains unpacked at once: containerd applies each layer on one core.
+fn unpack_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+/// The snapshots one import has applied (or is applying), by chain ID.
+#[derive(Default)]
+struct Layers(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>);
+
+impl Layers {
+    fn cell(&self, chain_id: &str) -> Arc<tokio::sync::OnceCell<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(chain_id.to_string()).or_default().clone()
+    }
+}
 
 /// "layer 2 (sha256:…) of docker.io/library/app:1" for error messages.
 fn describe(plan: &Plan, b: &PlannedBlob) -> String {
