@@ -14,9 +14,11 @@ use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use super::importer::{ImportedImage, Importer};
-use super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
+use super::sources::{
+    HashedSource, StreamSource, Streamed, collect, first_bytes, hash_members, with_head,
+};
 use crate::archive::paths::{self, Member};
-use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::read::{self, Event, Extent, HEAD_LEN, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
 use crate::oci::{MAX_JSON, Role, blob_path, gc};
@@ -53,6 +55,9 @@ impl Job<'_> {
                     .map_err(|e| anyhow!("reading task: {e}"))??;
                 match indexed {
                     Some(ra) if ra.meta.contains_key("index.json") => self.random(ra).await,
+                    Some(ra) if ra.meta.contains_key("manifest.json") => {
+                        self.random_docker(ra).await
+                    }
                     _ => self.stream_input(input).await,
                 }
             }
@@ -318,8 +323,7 @@ impl Job<'_> {
     }
 
     /// An archive whose members can be read at will: plan first, then write only the
-    /// blobs the chosen platforms need, layers in order, while unpacking the layers
-    /// already written.
+    /// blobs the chosen platforms need while unpacking the layers already written.
     async fn random(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
         let ra = Arc::new(ra);
         let source = TarSource::new(ra.clone());
@@ -327,9 +331,46 @@ impl Job<'_> {
         let docker = ra.meta.get("manifest.json").cloned();
         let plan =
             import_plan::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
-        self.notes(&plan);
-        self.phase("planned");
         let cache = source.into_cache();
+        self.write_and_unpack(&ra, &plan, cache, HashMap::new())
+            .await
+    }
+
+    /// A seekable `docker save` archive without an OCI index: the members manifest.json
+    /// names are hashed first (a few at a time), so it is planned before anything is
+    /// written, like an OCI layout.
+    async fn random_docker(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
+        let ra = Arc::new(ra);
+        let manifest = ra.meta.get("manifest.json").cloned().unwrap_or_default();
+        let entries = import_plan::parse_docker_manifest(&manifest)?;
+        let named = entries
+            .iter()
+            .flat_map(|e| e.layers.iter().chain([&e.config]))
+            .cloned()
+            .collect();
+        let (members, extents) = hash_members(&ra, named, unpack_parallelism()).await?;
+        self.phase("hashed");
+        let source = HashedSource {
+            tar: TarSource::new(ra.clone()),
+            members,
+        };
+        let plan = import_plan::plan_docker(&manifest, &source, &self.imp.opts).await?;
+        let cache = source.tar.into_cache();
+        self.write_and_unpack(&ra, &plan, cache, extents).await
+    }
+
+    /// Writes the planned blobs, a few at a time (bytes from memory, the rest from the
+    /// archive: blob paths, or `extents` by digest), while unpacking the layers written.
+    async fn write_and_unpack(
+        &self,
+        ra: &RandomAccess,
+        plan: &Plan,
+        cache: HashMap<String, Bytes>,
+        extents: HashMap<String, Extent>,
+    ) -> Result<Vec<ImportedImage>> {
+        let plan = plan;
+        self.notes(plan);
+        self.phase("planned");
         self.bar.set_length(
             plan.blobs
                 .iter()
@@ -338,8 +379,10 @@ impl Job<'_> {
                 .sum(),
         );
         let (tx, ready) = tokio_watch::channel(HashSet::new());
-        let write = async {
-            for b in &plan.blobs {
+        let (cache, extents, txr) = (&cache, &extents, &tx);
+        let writes = plan.blobs.iter().map(|b| {
+            let tx = txr;
+            async move {
                 if let Some(bytes) = plan
                     .generated
                     .get(&b.desc.digest)
@@ -347,9 +390,12 @@ impl Job<'_> {
                 {
                     self.store_bytes(&b.desc, &b.labels, bytes).await?;
                 } else if !self.present(&b.desc.digest, &b.labels).await? {
-                    let ext = ra.blob(&b.desc.digest).ok_or_else(|| {
-                        anyhow!("{} is missing from the archive", describe(&plan, b))
-                    })?;
+                    let ext = ra
+                        .blob(&b.desc.digest)
+                        .or(extents.get(&b.desc.digest))
+                        .ok_or_else(|| {
+                            anyhow!("{} is missing from the archive", describe(plan, b))
+                        })?;
                     let reader = ra.open(ext).await?;
                     let (written, bar) = (&self.written, &self.bar);
                     let w = self
@@ -369,9 +415,14 @@ impl Job<'_> {
                 tx.send_modify(|s| {
                     s.insert(b.desc.digest.clone());
                 });
+                Ok::<_, anyhow::Error>(())
             }
-            Ok::<_, anyhow::Error>(())
-        };
+        });
+        // In plan order (layers bottom up), a few at a time: containerd hashes each
+        // write on one core.
+        let write = futures::stream::iter(writes)
+            .buffered(unpack_parallelism())
+            .try_for_each(|()| async { Ok(()) });
         // Unpacking layer N overlaps writing layer N+1; the first error stops both.
         let (w, u) = tokio::join!(
             async {
@@ -383,12 +434,12 @@ impl Job<'_> {
                 }
                 r
             },
-            self.unpack(&plan, ready)
+            self.unpack(plan, ready)
         );
         w?;
         let u = u?;
         self.phase("written and unpacked");
-        self.finish(&plan, u).await
+        self.finish(plan, u).await
     }
 
     /// A timing diagnostic (with --verbose).
