@@ -368,7 +368,6 @@ impl Job<'_> {
         cache: HashMap<String, Bytes>,
         extents: HashMap<String, Extent>,
     ) -> Result<Vec<ImportedImage>> {
-        let plan = plan;
         self.notes(plan);
         self.phase("planned");
         self.bar.set_length(
