@@ -345,7 +345,7 @@ impl Job<'_> {
         let entries = import_plan::parse_docker_manifest(&manifest)?;
         let named = entries
             .iter()
-            .flat_map(|e| e.layers.iter().chain([&e.config]))
+            .flat_map(|e| e.layers.iter())
             .cloned()
             .collect();
         let (members, extents) = hash_members(&ra, named, unpack_parallelism()).await?;

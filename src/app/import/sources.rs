@@ -8,6 +8,7 @@ use bytes::Bytes;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
+use crate::archive::paths::{self, Member};
 use crate::archive::read::{Extent, HEAD_LEN, RandomAccess};
 use crate::archive::source::MemArchive;
 use crate::oci::MAX_JSON;
@@ -160,6 +161,7 @@ pub(super) async fn hash_members(
 ) -> Result<(HashMap<String, MemberInfo>, HashMap<String, Extent>)> {
     use futures::{StreamExt as _, TryStreamExt as _};
     let work = paths.into_iter().filter_map(|p| {
+        let target = ra.resolve_path(&p)?.to_string();
         let ext = ra.resolve(&p)?.clone();
         Some(async move {
             let e2 = ext.clone();
@@ -167,6 +169,13 @@ pub(super) async fn hash_members(
                 .await
                 .map_err(|e| anyhow!("hashing task: {e}"))?
                 .map_err(|e| e.context(p.clone()))?;
+            if let Ok(Member::Blob(named)) = paths::classify(&target)
+                && named != digest
+            {
+                bail!(
+                    "{target}: content has digest {digest}, not the {named} its name says (corrupt archive?)"
+                );
+            }
             let info = MemberInfo {
                 digest,
                 size: ext.size as i64,
