@@ -2,7 +2,7 @@
 //! data, and times crimg against the reference way of doing the same job on identical
 //! data. Prints median, min and max of each row and the ratio to its reference.
 //!
-//! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory]
+//! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory] [bundle]
 //!  [--runs N] [--images N] [--mib N] [--json FILE]`
 //!
 //! Run as root on the same kind of machine as the tests (it starts containerd).
@@ -57,9 +57,11 @@ fn options() -> Options {
         }
     }
     if o.scenarios.is_empty() {
-        o.scenarios = ["import", "export", "list", "prune", "memory", "inspect"]
-            .map(String::from)
-            .to_vec();
+        o.scenarios = [
+            "import", "export", "list", "prune", "memory", "inspect", "bundle",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     o
 }
@@ -103,9 +105,10 @@ fn main() {
             "export" => export(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
             "inspect" => inspect(&opts, &mut rows),
+            "bundle" => bundle_scenario(&opts, &mut rows),
             other => {
                 eprintln!(
-                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect)"
+                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle)"
                 )
             }
         }
@@ -744,5 +747,451 @@ fn memory(opts: &Options, rows: &mut Vec<Row>) {
         });
         std::fs::remove_file(&big.archive).ok();
         std::fs::remove_file(&big.layer).ok();
+    }
+}
+
+/// A `Write` that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hashing<W>(inner: W) -> Hashing<W> {
+    Hashing {
+        inner,
+        hash: Sha256::new(),
+        len: 0,
+    }
+}
+
+/// Compressible file contents: hex text of a noise stream, 64 characters a line (gzip
+/// leaves a little over half of it, like binaries and libraries do).
+struct HexText(Noise, Vec<u8>, usize);
+
+impl std::io::Read for HexText {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.2 == self.1.len() {
+            let mut raw = [0u8; 32];
+            let n = std::io::Read::read(&mut self.0, &mut raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.1.clear();
+            for b in &raw[..n] {
+                write!(self.1, "{b:02x}").unwrap();
+            }
+            self.1.push(b'\n');
+            self.2 = 0;
+        }
+        let n = buf.len().min(self.1.len() - self.2);
+        buf[..n].copy_from_slice(&self.1[self.2..self.2 + n]);
+        self.2 += n;
+        Ok(n)
+    }
+}
+
+/// One gzip layer of a generated bundle: a tree of 256 KiB text files.
+struct GzLayer {
+    path: std::path::PathBuf,
+    digest: String,
+    diff_id: String,
+    size: u64,
+    unpacked: u64,
+}
+
+fn gz_layer(dir: &Path, seed: u64, kib: u64) -> GzLayer {
+    const FILE_KIB: u64 = 256;
+    let path = dir.join(format!("layer-{seed}.tar.gz"));
+    let file = hashing(std::io::BufWriter::new(
+        std::fs::File::create(&path).unwrap(),
+    ));
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut t = tar::Builder::new(hashing(gz));
+    let files = (kib / FILE_KIB).max(1);
+    for i in 0..files {
+        // 33 bytes of text per 32 of noise.
+        let len = FILE_KIB << 10;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        let noise = Noise(seed.wrapping_mul(0x9e37_79b9) ^ (i + 1), len * 32 / 33 + 64);
+        let body = std::io::Read::take(HexText(noise, Vec::new(), 0), len);
+        t.append_data(
+            &mut h,
+            format!("opt/layer{seed}/d{:02}/f{i:04}.txt", i / 32),
+            body,
+        )
+        .unwrap();
+    }
+    let inner = t.into_inner().unwrap();
+    let (diff_id, unpacked) = (format!("sha256:{:x}", inner.hash.finalize()), inner.len);
+    let file = inner.inner.finish().unwrap();
+    let (digest, size) = (format!("sha256:{:x}", file.hash.finalize()), file.len);
+    file.inner.into_inner().unwrap().sync_all().unwrap();
+    GzLayer {
+        path,
+        digest,
+        diff_id,
+        size,
+        unpacked,
+    }
+}
+
+/// A K3s-like air-gap bundle in `docker save` layout, plain and zstd-compressed.
+struct Bundle {
+    tar: std::path::PathBuf,
+    zst: std::path::PathBuf,
+    images: usize,
+    layers: usize,
+    compressed: u64,
+    unpacked: u64,
+}
+
+/// `images` images of 4 gzip layers each: one of two base layers (each shared by half the
+/// images), one of five runtime layers (each shared by two images), and two layers of
+/// their own; about `mib` MiB unpacked in all. Layers, then configs, then `manifest.json`
+/// and `repositories` last, as `docker save` writes them.
+fn bundle(dir: &Path, mib: u64) -> Bundle {
+    let images = 10usize;
+    let kib = mib << 10;
+    let mut made: std::collections::BTreeMap<u64, GzLayer> = Default::default();
+    let mut members: Vec<(String, Option<std::path::PathBuf>, Vec<u8>)> = vec![];
+    let mut manifest = vec![];
+    let mut repositories = serde_json::Map::new();
+    let mut emitted = std::collections::HashSet::new();
+    for n in 0..images as u64 {
+        let stack = [
+            (1 + n % 2, kib / 10),
+            (10 + n % 5, kib / 20),
+            (100 + 2 * n, kib * 3 / 100),
+            (101 + 2 * n, kib * 3 / 100),
+        ];
+        let mut diff_ids = vec![];
+        let mut paths = vec![];
+        for (seed, size) in stack {
+            let l = made
+                .entry(seed)
+                .or_insert_with(|| gz_layer(dir, seed + (mib << 8), size));
+            let (digest, diff_id) = (l.digest.clone(), l.diff_id.clone());
+            let path = format!("{}/layer.tar", &digest[7..]);
+            if emitted.insert(digest) {
+                members.push((path.clone(), Some(l.path.clone()), vec![]));
+            }
+            diff_ids.push(diff_id);
+            paths.push(path);
+        }
+        let config = serde_json::to_vec(&json!({
+            "architecture": support::host_arch(), "os": "linux",
+            "config": {"Entrypoint": ["/bin/true"], "Labels": {"bench.image": n.to_string()}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
+        let config_name = format!("{:x}.json", Sha256::digest(&config));
+        members.push((config_name.clone(), None, config));
+        let repo = format!("bench/app-{n}");
+        manifest.push(
+            json!({"Config": config_name, "RepoTags": [format!("{repo}:1.0")], "Layers": paths}),
+        );
+        repositories.insert(
+            repo,
+            json!({"1.0": paths.last().unwrap().trim_end_matches("/layer.tar")}),
+        );
+    }
+    members.push((
+        "manifest.json".into(),
+        None,
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    members.push((
+        "repositories".into(),
+        None,
+        serde_json::to_vec(&repositories).unwrap(),
+    ));
+    let tar_path = dir.join(format!("bundle-{mib}.tar"));
+    let mut t = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(&tar_path).unwrap(),
+    ));
+    for (name, file, data) in &members {
+        if let Some(file) = file {
+            let mut f = std::fs::File::open(file).unwrap();
+            t.append_file(name, &mut f).unwrap();
+        } else {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            t.append_data(&mut h, name, &data[..]).unwrap();
+        }
+    }
+    t.into_inner()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let zst = dir.join(format!("bundle-{mib}.tar.zst"));
+    let ok = Command::new("zstd")
+        .args(["-q", "-f", "-3", "-T0"])
+        .arg(&tar_path)
+        .arg("-o")
+        .arg(&zst)
+        .status()
+        .expect("run zstd");
+    assert!(ok.success(), "zstd failed");
+    let b = Bundle {
+        tar: tar_path,
+        zst,
+        images,
+        layers: made.len(),
+        compressed: made.values().map(|l| l.size).sum(),
+        unpacked: made.values().map(|l| l.unpacked).sum(),
+    };
+    for l in made.values() {
+        std::fs::remove_file(&l.path).ok();
+    }
+    b
+}
+
+/// A process's user + system CPU time so far, from `/proc/<pid>/stat`.
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5), counted from the state (field 3).
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let hz: u64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(100);
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// What one client run took: wall time, the client's own CPU (user + system, from its
+/// rusage as GNU time reports it after wait4), its peak RSS, and containerd's CPU.
+struct Measured {
+    wall: Duration,
+    client_cpu: Duration,
+    peak_kib: u64,
+    containerd_cpu: Duration,
+}
+
+impl Measured {
+    /// Everything both processes did, spread over every core: no import can be faster.
+    fn floor(&self) -> Duration {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        (self.client_cpu + self.containerd_cpu) / cores
+    }
+}
+
+/// Runs `cmd` under GNU time on `node`, measuring what it and containerd spent.
+fn measured(node: &Node, cmd: &Command) -> Measured {
+    let report = node.dir().join("time.out");
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped
+        .arg("-o")
+        .arg(&report)
+        .args(["-f", "%U %S %M"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    let pid = node.containerd_pid().expect("containerd running");
+    let before = proc_cpu(pid);
+    let start = Instant::now();
+    let out = wrapped.output().expect("run /usr/bin/time");
+    let wall = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let containerd_cpu = proc_cpu(pid) - before;
+    let text = std::fs::read_to_string(&report).unwrap();
+    let f: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    Measured {
+        wall,
+        client_cpu: Duration::from_secs_f64(f[0] + f[1]),
+        peak_kib: f[2] as u64,
+        containerd_cpu,
+    }
+}
+
+fn ctr_command(node: &Node, archive: &Path, zst: bool) -> Command {
+    let mut cmd = Command::new("sh");
+    let ctr = format!(
+        "ctr --address '{}' --namespace k8s.io images import",
+        node.socket().display(),
+    );
+    let script = if zst {
+        format!("zstd -dc '{}' | {ctr} -", archive.display())
+    } else {
+        format!("{ctr} '{}'", archive.display())
+    };
+    cmd.args(["-c", &script])
+        .env_remove("CONTAINERD_ADDRESS")
+        .env_remove("CONTAINERD_NAMESPACE")
+        .env_remove("CONTAINERD_SNAPSHOTTER");
+    cmd
+}
+
+fn crimg_import_command(node: &Node, archive: &Path) -> Command {
+    let mut cmd = node.crimg();
+    cmd.args(["import", "-q"]).arg(archive);
+    cmd
+}
+
+/// An air-gap bundle (`docker save` of many multi-layer images, shared bases): crimg
+/// against ctr on the plain tar and on the `.tar.zst`, each run into a fresh containerd,
+/// with the CPU floor of every run; then a 1 GiB bundle's times and crimg's peak memory.
+fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
+    for var in ["/usr/bin/time", "/usr/bin/zstd"] {
+        if !Path::new(var).exists() {
+            eprintln!("bench: bundle needs {var}; skipped");
+            return;
+        }
+    }
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
+        .unwrap();
+    eprintln!("bench: bundle: generating a 256 MiB bundle");
+    let b = bundle(work.path(), 256);
+    let what = format!(
+        "{} images, {} gzip layers, {} MiB gz / {} MiB",
+        b.images,
+        b.layers,
+        b.compressed >> 20,
+        b.unpacked >> 20
+    );
+    eprintln!("bench: bundle: {what}");
+    rows.push(Row {
+        value: Some(String::new()),
+        ..Row::new(format!("bundle: {what}"), None)
+    });
+    for zst in [false, true] {
+        let (kind, archive) = if zst {
+            (".tar.zst", &b.zst)
+        } else {
+            ("plain tar", &b.tar)
+        };
+        let reference = if zst {
+            format!("zstd -dc | ctr images import -, bundle {kind}")
+        } else {
+            format!("ctr images import, bundle {kind}")
+        };
+        let ours_name = format!("crimg import, bundle {kind}");
+        let floor_name = format!("  CPU floor of crimg's run, bundle {kind}");
+        let mut ours = Row::new(ours_name.clone(), Some(reference.clone()));
+        let mut theirs = Row::new(reference.clone(), None);
+        let mut vs_floor = Row::new(
+            format!("crimg import vs its CPU floor, bundle {kind}"),
+            Some(floor_name.clone()),
+        );
+        let mut floor = Row::new(floor_name, None);
+        let mut cd_ours = Row::new(format!("  containerd CPU, crimg run, {kind}"), None);
+        let mut cli_ours = Row::new(format!("  crimg's own CPU, {kind}"), None);
+        let mut theirs_floor = Row::new(format!("  CPU floor of ctr's run, bundle {kind}"), None);
+        let mut cd_theirs = Row::new(format!("  containerd CPU, ctr run, {kind}"), None);
+        let mut cli_theirs = Row::new(format!("  ctr's (and zstd's) own CPU, {kind}"), None);
+        for run in 0..opts.runs {
+            eprintln!("bench: bundle {kind} run {}/{}", run + 1, opts.runs);
+            // Interleaved, and which goes first alternates.
+            for first_ours in [run % 2 == 0, run % 2 != 0] {
+                let node = Node::start();
+                if first_ours {
+                    let m = measured(&node, &crimg_import_command(&node, archive));
+                    ours.samples.push(m.wall);
+                    vs_floor.samples.push(m.wall);
+                    floor.samples.push(m.floor());
+                    cd_ours.samples.push(m.containerd_cpu);
+                    cli_ours.samples.push(m.client_cpu);
+                } else {
+                    let m = measured(&node, &ctr_command(&node, archive, zst));
+                    theirs.samples.push(m.wall);
+                    theirs_floor.samples.push(m.floor());
+                    cd_theirs.samples.push(m.containerd_cpu);
+                    cli_theirs.samples.push(m.client_cpu);
+                }
+            }
+        }
+        rows.extend([
+            ours,
+            theirs,
+            vs_floor,
+            floor,
+            cd_ours,
+            cli_ours,
+            theirs_floor,
+            cd_theirs,
+            cli_theirs,
+        ]);
+    }
+    std::fs::remove_file(&b.tar).ok();
+    std::fs::remove_file(&b.zst).ok();
+
+    eprintln!("bench: bundle: generating a 1 GiB bundle");
+    let b = bundle(work.path(), 1024);
+    eprintln!(
+        "bench: bundle: {} images, {} gzip layers, {} MiB gz / {} MiB",
+        b.images,
+        b.layers,
+        b.compressed >> 20,
+        b.unpacked >> 20
+    );
+    for (kind, archive) in [("plain tar", &b.tar), (".tar.zst", &b.zst)] {
+        let node = Node::start();
+        let m = measured(&node, &crimg_import_command(&node, archive));
+        rows.push(Row {
+            value: Some(format!(
+                "{:.1} MiB, {:.2}s (floor {:.2}s)",
+                m.peak_kib as f64 / 1024.0,
+                m.wall.as_secs_f64(),
+                m.floor().as_secs_f64()
+            )),
+            ..Row::new(format!("peak RSS, crimg import, 1 GiB bundle {kind}"), None)
+        });
+        drop(node);
+        let node = Node::start();
+        let m = measured(&node, &ctr_command(&node, archive, kind != "plain tar"));
+        rows.push(Row {
+            value: Some(format!(
+                "{:.2}s (floor {:.2}s)",
+                m.wall.as_secs_f64(),
+                m.floor().as_secs_f64()
+            )),
+            ..Row::new(format!("ctr import, 1 GiB bundle {kind}"), None)
+        });
     }
 }

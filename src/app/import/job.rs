@@ -1,25 +1,28 @@
 //! One archive's import: blobs into the content store (streamed or read at will),
 //! unpacked into the snapshotter, then the image records.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::ProgressBar;
 use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use super::importer::{ImportedImage, Importer};
-use super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
+use super::sources::{
+    HashedSource, StreamSource, Streamed, collect, first_bytes, hash_members, with_head,
+};
 use crate::archive::paths::{self, Member};
-use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::read::{self, Event, Extent, HEAD_LEN, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
 use crate::oci::{MAX_JSON, Role, blob_path, gc};
-use crate::plan::import::{self as import_plan, Plan, PlannedBlob, chain_ids};
+use crate::plan::import::{self as import_plan, Plan, PlannedBlob, PlannedManifest, chain_ids};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::{Written, sha256_digest};
 use crate::runtime::images::RecordChange;
@@ -62,6 +65,9 @@ impl Job<'_> {
                     .map_err(|e| anyhow!("reading task: {e}"))??;
                 match indexed {
                     Some(ra) if ra.meta.contains_key("index.json") => self.random(ra).await,
+                    Some(ra) if ra.meta.contains_key("manifest.json") => {
+                        self.random_docker(ra).await
+                    }
                     _ => self.stream_input(input).await,
                 }
             }
@@ -327,8 +333,7 @@ impl Job<'_> {
     }
 
     /// An archive whose members can be read at will: plan first, then write only the
-    /// blobs the chosen platforms need, layers in order, while unpacking the layers
-    /// already written.
+    /// blobs the chosen platforms need while unpacking the layers already written.
     async fn random(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
         let ra = Arc::new(ra);
         let source = TarSource::new(ra.clone());
@@ -336,9 +341,45 @@ impl Job<'_> {
         let docker = ra.meta.get("manifest.json").cloned();
         let plan =
             import_plan::plan_oci(&index, docker.as_deref(), &source, &self.imp.opts).await?;
-        self.notes(&plan);
-        self.phase("planned");
         let cache = source.into_cache();
+        self.write_and_unpack(&ra, &plan, cache, HashMap::new())
+            .await
+    }
+
+    /// A seekable `docker save` archive without an OCI index: the members manifest.json
+    /// names are hashed first (a few at a time), so it is planned before anything is
+    /// written, like an OCI layout.
+    async fn random_docker(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
+        let ra = Arc::new(ra);
+        let manifest = ra.meta.get("manifest.json").cloned().unwrap_or_default();
+        let entries = import_plan::parse_docker_manifest(&manifest)?;
+        let named = entries
+            .iter()
+            .flat_map(|e| e.layers.iter())
+            .cloned()
+            .collect();
+        let (members, extents) = hash_members(&ra, named, unpack_parallelism()).await?;
+        self.phase("hashed");
+        let source = HashedSource {
+            tar: TarSource::new(ra.clone()),
+            members,
+        };
+        let plan = import_plan::plan_docker(&manifest, &source, &self.imp.opts).await?;
+        let cache = source.tar.into_cache();
+        self.write_and_unpack(&ra, &plan, cache, extents).await
+    }
+
+    /// Writes the planned blobs, a few at a time (bytes from memory, the rest from the
+    /// archive: blob paths, or `extents` by digest), while unpacking the layers written.
+    async fn write_and_unpack(
+        &self,
+        ra: &RandomAccess,
+        plan: &Plan,
+        cache: HashMap<String, Bytes>,
+        extents: HashMap<String, Extent>,
+    ) -> Result<Vec<ImportedImage>> {
+        self.notes(plan);
+        self.phase("planned");
         self.bar.set_length(
             plan.blobs
                 .iter()
@@ -347,8 +388,10 @@ impl Job<'_> {
                 .sum(),
         );
         let (tx, ready) = tokio_watch::channel(HashSet::new());
-        let write = async {
-            for b in &plan.blobs {
+        let (cache, extents, txr) = (&cache, &extents, &tx);
+        let writes = plan.blobs.iter().map(|b| {
+            let tx = txr;
+            async move {
                 if let Some(bytes) = plan
                     .generated
                     .get(&b.desc.digest)
@@ -356,9 +399,12 @@ impl Job<'_> {
                 {
                     self.store_bytes(&b.desc, &b.labels, bytes).await?;
                 } else if !self.present(&b.desc.digest, &b.labels).await? {
-                    let ext = ra.blob(&b.desc.digest).ok_or_else(|| {
-                        anyhow!("{} is missing from the archive", describe(&plan, b))
-                    })?;
+                    let ext = ra
+                        .blob(&b.desc.digest)
+                        .or(extents.get(&b.desc.digest))
+                        .ok_or_else(|| {
+                            anyhow!("{} is missing from the archive", describe(plan, b))
+                        })?;
                     let reader = ra.open(ext).await?;
                     let (written, bar) = (&self.written, &self.bar);
                     let w = self
@@ -378,9 +424,14 @@ impl Job<'_> {
                 tx.send_modify(|s| {
                     s.insert(b.desc.digest.clone());
                 });
+                Ok::<_, anyhow::Error>(())
             }
-            Ok::<_, anyhow::Error>(())
-        };
+        });
+        // In plan order (layers bottom up), a few at a time: containerd hashes each
+        // write on one core.
+        let write = futures::stream::iter(writes)
+            .buffered(unpack_parallelism())
+            .try_for_each(|()| async { Ok(()) });
         // Unpacking layer N overlaps writing layer N+1; the first error stops both.
         let (w, u) = tokio::join!(
             async {
@@ -395,12 +446,12 @@ impl Job<'_> {
                 }
                 r
             },
-            self.unpack(&plan, ready)
+            self.unpack(plan, ready)
         );
         w?;
         let u = u?;
         self.phase("written and unpacked");
-        self.finish(&plan, u).await
+        self.finish(plan, u).await
     }
 
     /// A timing diagnostic (with --verbose).
@@ -423,38 +474,59 @@ impl Job<'_> {
         }
     }
 
-    /// Unpacks the manifests the plan marks, each layer as soon as it is `ready`.
-    /// Returns each config digest with its top chain ID.
+    /// Unpacks the manifests the plan marks, each layer as soon as it is `ready`: up to
+    /// one chain per core at once, a layer two chains share applied once. Returns each
+    /// config digest with its top chain ID.
     async fn unpack(
         &self,
         plan: &Plan,
-        mut ready: tokio_watch::Receiver<HashSet<String>>,
+        ready: tokio_watch::Receiver<HashSet<String>>,
     ) -> Result<Vec<(String, String)>> {
         let Some(snapshotter) = &self.imp.snapshotter else {
             return Ok(vec![]);
         };
-        let mut done = Vec::new();
         let mut seen = HashSet::new();
-        for m in plan
+        let chains: Vec<&PlannedManifest> = plan
             .images
             .iter()
             .flat_map(|i| &i.manifests)
-            .filter(|m| m.unpack)
-        {
-            if !seen.insert(m.config.digest.clone()) {
-                continue;
+            .filter(|m| m.unpack && seen.insert(m.config.digest.clone()))
+            .collect();
+        let layers = Layers::default();
+        futures::stream::iter(
+            chains
+                .into_iter()
+                .map(|m| self.unpack_chain(snapshotter, m, ready.clone(), &layers)),
+        )
+        .buffer_unordered(unpack_parallelism())
+        .try_filter_map(|done| async move { Ok(done) })
+        .try_collect()
+        .await
+    }
+
+    /// One manifest's layers, bottom up; returns its config digest and top chain ID.
+    async fn unpack_chain(
+        &self,
+        snapshotter: &str,
+        m: &PlannedManifest,
+        mut ready: tokio_watch::Receiver<HashSet<String>>,
+        layers: &Layers,
+    ) -> Result<Option<(String, String)>> {
+        let chains = chain_ids(&m.diff_ids);
+        let mut parent: Option<&str> = None;
+        for (i, layer) in m.layers.iter().enumerate() {
+            let ok = ready
+                .wait_for(|s| s.contains(&layer.digest) || s.contains(STOP))
+                .await
+                .map(|s| !s.contains(STOP))
+                .unwrap_or(false);
+            if !ok {
+                bail!("unpacking stopped");
             }
-            let chains = chain_ids(&m.diff_ids);
-            let mut parent: Option<&str> = None;
-            for (i, layer) in m.layers.iter().enumerate() {
-                let ok = ready
-                    .wait_for(|s| s.contains(&layer.digest) || s.contains(STOP))
-                    .await
-                    .map(|s| !s.contains(STOP))
-                    .unwrap_or(false);
-                if !ok {
-                    bail!("unpacking stopped");
-                }
+            // A chain ID is the whole stack below it: another chain that shares it waits
+            // for this one's apply instead of doing it again.
+            let cell = layers.cell(&chains[i]);
+            cell.get_or_try_init(|| async {
                 // Leased before it is looked for: a snapshot already there (another
                 // image's layer) must survive a collection until this image holds it.
                 self.c
@@ -464,13 +536,14 @@ impl Job<'_> {
                     .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
                     .await
                     .with_context(|| format!("unpacking into {snapshotter}"))?;
-                parent = Some(&chains[i]);
-            }
-            if let Some(top) = chains.last() {
-                done.push((m.config.digest.clone(), top.clone()));
-            }
+                Ok::<_, anyhow::Error>(())
+            })
+            .await?;
+            parent = Some(&chains[i]);
         }
-        Ok(done)
+        Ok(chains
+            .last()
+            .map(|top| (m.config.digest.clone(), top.clone())))
     }
 
     /// Snapshot references, then the image records (all or none).
@@ -540,6 +613,22 @@ impl Job<'_> {
 
 /// A sentinel in the ready set: the writer failed, stop unpacking.
 const STOP: &str = "stop";
+
+/// Chains unpacked at once: containerd applies each layer on one core.
+fn unpack_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+/// The snapshots one import has applied (or is applying), by chain ID.
+#[derive(Default)]
+struct Layers(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>);
+
+impl Layers {
+    fn cell(&self, chain_id: &str) -> Arc<tokio::sync::OnceCell<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(chain_id.to_string()).or_default().clone()
+    }
+}
 
 /// "layer 2 (sha256:…) of docker.io/library/app:1" for error messages.
 pub(super) fn describe(plan: &Plan, b: &PlannedBlob) -> String {

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
-use crate::archive::read::HEAD_LEN;
+use crate::archive::paths::{self, Member};
+use crate::archive::read::{Extent, HEAD_LEN, RandomAccess};
 use crate::archive::source::MemArchive;
 use crate::oci::MAX_JSON;
 use crate::plan::import::{MemberInfo, Source};
@@ -123,4 +124,105 @@ async fn read_back(c: &Containerd, digest: &str) -> Result<Bytes> {
         bail!("blob {digest} in the content store has digest {actual}");
     }
     Ok(Bytes::from(buf))
+}
+
+/// Planning's view of a seekable `docker save` archive: the members manifest.json names
+/// are known by the digest of their bytes (hashed here first: their paths do not say
+/// it); everything else is read on demand.
+pub(super) struct HashedSource {
+    pub(super) tar: crate::archive::source::TarSource,
+    /// By the path manifest.json gives (links followed): digest, size and first bytes.
+    pub(super) members: HashMap<String, MemberInfo>,
+}
+
+impl Source for HashedSource {
+    async fn blob(&self, digest: &str) -> Result<Bytes> {
+        self.tar.blob(digest).await
+    }
+
+    fn member(&self, path: &str) -> Option<MemberInfo> {
+        self.members
+            .get(path)
+            .cloned()
+            .or_else(|| self.tar.member(path))
+    }
+
+    async fn small_file(&self, path: &str) -> Result<Bytes> {
+        self.tar.small_file(path).await
+    }
+}
+
+/// Hashes the named members of a seekable archive, `parallel` at a time: by path, each
+/// member's digest, size and first bytes, and by digest where its bytes are.
+pub(super) async fn hash_members(
+    ra: &std::sync::Arc<RandomAccess>,
+    paths: HashSet<String>,
+    parallel: usize,
+) -> Result<(HashMap<String, MemberInfo>, HashMap<String, Extent>)> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    let work = paths.into_iter().filter_map(|p| {
+        let target = ra.resolve_path(&p)?.to_string();
+        let ext = ra.resolve(&p)?.clone();
+        Some(async move {
+            let e2 = ext.clone();
+            let (digest, head) = tokio::task::spawn_blocking(move || hash_extent(&e2))
+                .await
+                .map_err(|e| anyhow!("hashing task: {e}"))?
+                .map_err(|e| e.context(p.clone()))?;
+            if let Ok(Member::Blob(named)) = paths::classify(&target)
+                && named != digest
+            {
+                bail!(
+                    "{target}: content has digest {digest}, not the {named} its name says (corrupt archive?)"
+                );
+            }
+            let info = MemberInfo {
+                digest,
+                size: ext.size as i64,
+                head,
+            };
+            Ok::<_, anyhow::Error>((p, info, ext))
+        })
+    });
+    let mut members = HashMap::new();
+    let mut extents = HashMap::new();
+    let mut hashed = futures::stream::iter(work).buffer_unordered(parallel.max(1));
+    while let Some((path, info, ext)) = hashed.try_next().await? {
+        extents.insert(info.digest.clone(), ext);
+        members.insert(path, info);
+    }
+    Ok((members, extents))
+}
+
+/// The sha256 digest and first bytes of one member.
+fn hash_extent(ext: &Extent) -> Result<(String, Vec<u8>)> {
+    use std::io::{Read as _, Seek as _};
+    let mut f = std::fs::File::open(&ext.file)
+        .map_err(|e| anyhow!("opening {}: {e}", ext.file.display()))?;
+    f.seek(std::io::SeekFrom::Start(ext.offset))?;
+    let mut body = f.take(ext.size);
+    let mut hash = sha2::Sha256::new();
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = body.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < HEAD_LEN {
+            let take = (HEAD_LEN - head.len()).min(n);
+            head.extend_from_slice(&buf[..take]);
+        }
+        hash.update(&buf[..n]);
+        total += n as u64;
+    }
+    if total != ext.size {
+        bail!(
+            "{} bytes where the archive says {} (truncated?)",
+            total,
+            ext.size
+        );
+    }
+    Ok((sha256_digest(hash), head))
 }
