@@ -40,6 +40,8 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy"
 cargo clippy --locked --all-targets --all-features -- -D warnings
+# The shipped binary is built without the fuzzing feature: lint that build too.
+cargo clippy --locked --lib --bins -- -D warnings
 
 echo "==> tests"
 # Missing e2e prerequisites fail the run instead of skipping the end-to-end tests.

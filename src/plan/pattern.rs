@@ -90,7 +90,6 @@ impl RefPattern {
         }
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn matches_reference(&self, normalized: &str) -> bool {
         match &self.kind {
             Kind::Digest(hex) => normalized

@@ -576,7 +576,7 @@ fn fetch_repairs(node: &Node, registry: &Registry, img: &FixtureImage, extra: &[
     );
     let blob_get = format!("GET /v2/team/app/blobs/{layer}");
     assert!(registry.log().contains(&blob_get), "{}", registry.log());
-    assert!(run.stderr.contains("1 blob fetched"), "{}", run.stderr);
+    assert!(run.stderr.contains("1 blob(s) fetched"), "{}", run.stderr);
 
     // Repaired: the layer is back, held by its manifest's GC label, not a lease.
     let left = node.ctr_ok(&["leases", "ls", "-q"]);
