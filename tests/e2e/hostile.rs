@@ -375,8 +375,9 @@ fn hostile_archives_fail_naming_the_file_and_leave_nothing() {
         if line.lines().count() != 1 {
             wrong.push("not one line".into());
         }
-        if took > Duration::from_secs(10) {
-            wrong.push(format!("took {took:?}"));
+        // A hang guard, not a speed target: generous enough for a loaded 2-core machine.
+        if took > Duration::from_secs(60) {
+            wrong.push(format!("took {took:?}, as if it hung"));
         }
         if node_state(&node) != before {
             wrong.push("containerd changed".into());
