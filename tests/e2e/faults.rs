@@ -663,9 +663,10 @@ fn containerd_restarted_during_prune() {
 }
 
 /// A removal containerd refuses (`Images.Delete` answered FailedPrecondition, through a
-/// proxy on the socket crimg talks to, for one image's records only) is that image's
-/// `failed` entry with containerd's cause, exit 4; the other planned removals go on and
-/// those images are gone from the runtime, while the refused one is whole.
+/// proxy on the socket crimg talks to, for the records of the first image crimg removes)
+/// is that image's `failed` entry with containerd's cause, exit 4; the other planned
+/// removals go on after it (one at a time) and those images are gone from the runtime,
+/// while the refused one is whole.
 #[test]
 fn a_refused_removal_is_failed_and_the_others_go_on() {
     const CAUSE: &str = "record held by an unfinished transaction";
@@ -677,32 +678,60 @@ fn a_refused_removal_is_failed_and_the_others_go_on() {
     for img in &images {
         node.import(img);
     }
-    let refused_image = &images[1];
     let before = node.image_names();
-    // Every record of the image: its tag and, when CRI made one, its ID record.
-    let records: Vec<String> = before
+    // Every record of each image: its tag and, when CRI made one, its ID record.
+    let records: Vec<Vec<String>> = images
         .iter()
-        .filter(|n| **n == refused_image.name || **n == refused_image.config_digest())
-        .cloned()
+        .map(|img| {
+            let r: Vec<String> = before
+                .iter()
+                .filter(|n| **n == img.name || **n == img.config_digest())
+                .cloned()
+                .collect();
+            assert!(r.contains(&img.name), "{before:?}");
+            r
+        })
         .collect();
-    assert!(records.contains(&refused_image.name), "{before:?}");
-    let proxy = FaultProxy::refuse_image_deletes(&node, &records, 9, CAUSE);
+    let proxy = FaultProxy::refuse_first_image_removed(&node, &records, 9, CAUSE);
 
     let r = crimg(
         node.crimg(),
-        &["--address", s(proxy.socket()), "prune", "-o", "json"],
+        &[
+            "--address",
+            s(proxy.socket()),
+            "prune",
+            "--parallel",
+            "1",
+            "-o",
+            "json",
+        ],
     )
     .expect_code(4);
     let out: PruneResult = r.json();
     crate::schema::check("prune", &r.stdout);
 
-    // The first record crimg tried to delete was refused; it tried no other of that image.
+    // The first record crimg tried to delete was refused, and no other of that image was
+    // tried; then each other image's tag was deleted.
     let refused = proxy.refused();
+    let deletes = proxy.deletes();
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert!(
-        records.contains(&refused[0]),
-        "{refused:?} not in {records:?}"
-    );
+    assert_eq!(deletes.first(), refused.first(), "{deletes:?}");
+    let i = records
+        .iter()
+        .position(|r| r.contains(&refused[0]))
+        .expect("a refused record is one of the images'");
+    let (refused_image, refused_records) = (&images[i], &records[i]);
+    let others: Vec<&FixtureImage> = images
+        .iter()
+        .filter(|img| img.name != refused_image.name)
+        .collect();
+    for other in &others {
+        assert!(
+            deletes.contains(&other.name),
+            "{} not deleted: {deletes:?}",
+            other.name
+        );
+    }
     let failed: Vec<(String, String)> = out
         .failed
         .iter()
@@ -720,7 +749,6 @@ fn a_refused_removal_is_failed_and_the_others_go_on() {
         .iter()
         .map(|i| (i.id.clone(), i.repo_tags.clone()))
         .collect();
-    let others = [&images[0], &images[2]];
     assert_eq!(
         removed,
         others
@@ -735,6 +763,6 @@ fn a_refused_removal_is_failed_and_the_others_go_on() {
     assert!(out.kept.is_empty(), "{:#?}", out.kept);
 
     // The runtime agrees: the others' records are gone, the refused image's all there.
-    assert_eq!(node.image_names(), records);
+    assert_eq!(&node.image_names(), refused_records);
     assert_eq!(node.cri_image_ids(), [refused_image.config_digest()]);
 }

@@ -1,12 +1,12 @@
 //! A gRPC proxy in front of a node's socket that refuses containerd's `Images.Delete` for
-//! chosen record names and forwards every other call unchanged, so a test can make one
-//! removal fail for real (crimg sees a gRPC error from the socket it talks to) while the
-//! others go through to containerd.
+//! the records of one image, the first one whose deletion is asked for, and forwards every
+//! other call unchanged, so a test can make one removal fail for real (crimg sees a gRPC
+//! error from the socket it talks to) while the others, all after it, go through to
+//! containerd.
 //!
 //! Written on hyper's HTTP/2 connections directly: tonic generates no server for the
 //! protos here, and a proxy has to forward calls it does not know.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,11 +28,16 @@ type Body = BoxBody<Bytes, hyper::Error>;
 
 /// What to refuse, and what was refused.
 struct Fault {
-    names: BTreeSet<String>,
+    /// The record names of each image.
+    images: Vec<Vec<String>>,
+    /// The index in `images` of the image refused: the first one asked for.
+    chosen: Mutex<Option<usize>>,
     /// gRPC status code and message of a refusal.
     code: u32,
     message: String,
     refused: Mutex<Vec<String>>,
+    /// Every `Images.Delete` asked for, refused or forwarded, in order.
+    deletes: Mutex<Vec<String>>,
 }
 
 /// The proxy; dropping it stops it.
@@ -43,15 +48,24 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Listens beside the node's socket; `Images.Delete` of any of `names` answers gRPC
-    /// status `code` with `message` without reaching containerd.
-    pub fn refuse_image_deletes(node: &Node, names: &[String], code: u32, message: &str) -> Self {
+    /// Listens beside the node's socket. The first `Images.Delete` of a record in
+    /// `images` (each entry the record names of one image) chooses that image; every
+    /// `Images.Delete` of its records answers gRPC status `code` with `message` without
+    /// reaching containerd.
+    pub fn refuse_first_image_removed(
+        node: &Node,
+        images: &[Vec<String>],
+        code: u32,
+        message: &str,
+    ) -> Self {
         let socket = node.dir().join("fault-proxy.sock");
         let fault = Arc::new(Fault {
-            names: names.iter().cloned().collect(),
+            images: images.to_vec(),
+            chosen: Mutex::new(None),
             code,
             message: message.to_owned(),
             refused: Mutex::new(Vec::new()),
+            deletes: Mutex::new(Vec::new()),
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -76,6 +90,11 @@ impl FaultProxy {
     /// The record names whose deletion was refused, in the order asked.
     pub fn refused(&self) -> Vec<String> {
         self.fault.refused.lock().expect("proxy lock").clone()
+    }
+
+    /// Every record name whose deletion was asked for, refused or not, in order.
+    pub fn deletes(&self) -> Vec<String> {
+        self.fault.deletes.lock().expect("proxy lock").clone()
     }
 }
 
@@ -128,7 +147,19 @@ async fn handle(
     let name = DeleteImageRequest::decode(bytes.get(5..).unwrap_or_default())
         .map(|r| r.name)
         .unwrap_or_default();
-    if fault.names.contains(&name) {
+    fault.deletes.lock().expect("proxy lock").push(name.clone());
+    let refuse = {
+        let mut chosen = fault.chosen.lock().expect("proxy lock");
+        let of = fault
+            .images
+            .iter()
+            .position(|records| records.contains(&name));
+        if chosen.is_none() {
+            *chosen = of;
+        }
+        of.is_some() && *chosen == of
+    };
+    if refuse {
         fault.refused.lock().expect("proxy lock").push(name);
         // A trailers-only response: the status is in the headers, the body is empty.
         let resp = Response::builder()
