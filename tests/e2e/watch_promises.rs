@@ -302,7 +302,7 @@ fn watch_with_poll_imports_a_dropped_file_without_inotify() {
     fs::rename(&tmp, dir.join("polled.tar")).unwrap();
     let imported = w.wait_line("imported 1 image(s) from", Duration::from_secs(20));
     assert!(
-        imported - dropped < Duration::from_secs(5) + SETTLE + Duration::from_secs(5),
+        imported - dropped < Duration::from_secs(5) + SETTLE + Duration::from_secs(8),
         "imported {:?} after the drop",
         imported - dropped
     );
