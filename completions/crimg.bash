@@ -556,7 +556,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__import)
-            opts="-r -i -a -n -c -o -q -v -h -V --pin --platform --all-platforms --no-unpack --snapshotter --base-name --watch --state-file --recheck-interval --unpin-removed --metrics-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --pin --platform --all-platforms --no-unpack --snapshotter --base-name --watch --state-file --recheck-interval --unpin-removed --poll --metrics-file --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

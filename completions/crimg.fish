@@ -194,6 +194,7 @@ complete -c crimg -n "__fish_crimg_using_subcommand import" -l all-platforms -d 
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l no-unpack -d 'Store content only; do not unpack into a snapshotter'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l watch -d 'Keep running and import archives that appear or change in the given directories'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -l unpin-removed -d 'With --watch: when an archive leaves the directory, drop the pins crimg set on its images'
+complete -c crimg -n "__fish_crimg_using_subcommand import" -l poll -d 'With --watch: rescan the directories every 5s instead of waiting for inotify, for filesystems whose changes inotify does not see (NFS, CIFS, FUSE, a directory written from another host)'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s q -l quiet -d 'Only errors on stderr; no progress'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s v -l verbose -d 'Diagnostics on stderr'
 complete -c crimg -n "__fish_crimg_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'

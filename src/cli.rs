@@ -337,6 +337,11 @@ pub struct ImportArgs {
     /// With --watch: when an archive leaves the directory, drop the pins crimg set on its images
     #[arg(long, requires = "watch")]
     pub(crate) unpin_removed: bool,
+    /// With --watch: rescan the directories every 5s instead of waiting for inotify, for
+    /// filesystems whose changes inotify does not see (NFS, CIFS, FUSE, a directory written
+    /// from another host)
+    #[arg(long, requires = "watch")]
+    pub(crate) poll: bool,
     /// With --watch: after each import, write Prometheus metrics to FILE (node_exporter's
     /// textfile format)
     #[arg(long, value_name = "FILE", requires = "watch")]

@@ -13,6 +13,18 @@ use crate::proto::containerd::services::leases::v1 as leases;
 use crate::runtime::containerd::Containerd;
 use crate::runtime::owner;
 
+/// A new lease ID: crimg's, the purpose, this process and the time.
+pub(crate) fn lease_id(purpose: &str) -> String {
+    format!(
+        "crimg-{purpose}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    )
+}
+
 impl Containerd {
     fn leases(&self) -> leases::leases_client::LeasesClient<Channel> {
         leases::leases_client::LeasesClient::new(self.channel())
@@ -24,14 +36,14 @@ impl Containerd {
     /// process (see [`owner`]), so a later crimg can release it sooner once the process
     /// is gone ([`Containerd::release_stale_leases`]).
     pub async fn create_lease(&self, purpose: &str, expire: Duration) -> Result<String> {
-        let id = format!(
-            "crimg-{purpose}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        );
+        let id = lease_id(purpose);
+        self.create_lease_with_id(&id, expire).await?;
+        Ok(id)
+    }
+
+    /// [`Containerd::create_lease`] with an ID from [`lease_id`], for a caller that must
+    /// know the ID before containerd does (to delete it if the call is abandoned).
+    pub(crate) async fn create_lease_with_id(&self, id: &str, expire: Duration) -> Result<()> {
         let until = humantime::format_rfc3339_seconds(SystemTime::now() + expire).to_string();
         let mut labels: std::collections::HashMap<String, String> =
             [(GC_EXPIRE.to_string(), until)].into_iter().collect();
@@ -40,13 +52,13 @@ impl Containerd {
         }
         self.leases()
             .create(self.req(leases::CreateRequest {
-                id: id.clone(),
+                id: id.to_string(),
                 labels,
             }))
             .await
             .map_err(|s| self.rpc(s))
             .context("creating a containerd lease")?;
-        Ok(id)
+        Ok(())
     }
 
     /// Deletes a lease; what it held is collected unless something else references it.

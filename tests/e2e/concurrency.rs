@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crimg::proto::runtime::v1 as cri;
 
 use crate::hostile::{big_archive, leases, wait_until};
-use crate::json::PruneResult;
+use crate::json::{OciConfig, PruneResult, WatchState};
 use crate::run::{Run, crimg};
 use crate::support::{FixtureImage, Node};
 
@@ -275,12 +275,13 @@ fn prune_during_import_spares_the_import() {
     let image = node
         .cri_image_status(&name)
         .unwrap_or_else(|| panic!("CRI does not list {name}"));
-    let config: serde_json::Value =
+    let config: OciConfig =
         serde_json::from_str(&node.ctr_ok(&["content", "get", &image.id])).unwrap();
-    let diff_id = config["rootfs"]["diff_ids"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // One layer: the noise, whose digest is its diff ID (it is not compressed).
+    let [diff_id] = &config.rootfs.diff_ids[..] else {
+        panic!("not one layer: {config:?}");
+    };
+    let diff_id = diff_id.clone();
     let content = node.ctr_ok(&["content", "ls", "-q"]);
     assert!(content.contains(&image.id), "config blob gone");
     assert!(content.contains(&diff_id), "layer blob gone");
@@ -630,6 +631,12 @@ fn watch_stops_cleanly_on_signals_mid_import() {
     let tmp = node.dir().join("small.tar");
     small.write_oci_tar(&tmp);
     std::fs::rename(&tmp, dir.join("small.tar")).unwrap();
+    let small_path = dir
+        .join("small.tar")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
     let big_src = node.dir().join("big.tar");
     let big = big_archive(&big_src);
     let state_dir = node.dir().join("crimg-state");
@@ -707,11 +714,25 @@ fn watch_stops_cleanly_on_signals_mid_import() {
         assert!(node.cri_image_status(&small.name).is_some());
 
         let text = std::fs::read_to_string(&state_file).unwrap();
-        let state: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("SIG{sig}: state file is not JSON ({e}):\n{text}"));
-        let files: Vec<&String> = state["files"].as_object().unwrap().keys().collect();
-        assert_eq!(files.len(), 1, "SIG{sig}: {text}");
-        assert!(files[0].ends_with("/small.tar"), "SIG{sig}: {text}");
+        let state: WatchState = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("SIG{sig}: state file is not crimg's ({e}):\n{text}"));
+        assert_eq!(state.version, 1, "SIG{sig}: {text}");
+        let files: Vec<&String> = state.files.keys().collect();
+        assert_eq!(files, [&small_path], "SIG{sig}: {text}");
+        // Its tag and the ID record CRI keeps, both at its manifest, not pinned by crimg.
+        let mut brought: Vec<(&str, &str, bool)> = state.files[&small_path]
+            .images
+            .iter()
+            .map(|r| (r.name.as_str(), r.target.as_str(), r.pinned_by_crimg))
+            .collect();
+        brought.sort();
+        let (id, manifest) = (small.config_digest(), small.manifest_digest());
+        let mut want = vec![
+            (small.name.as_str(), manifest.as_str(), false),
+            (id.as_str(), manifest.as_str(), false),
+        ];
+        want.sort();
+        assert_eq!(brought, want, "SIG{sig}: small.tar's records: {text}");
         let mut names: Vec<String> = std::fs::read_dir(&state_dir)
             .unwrap()
             .flatten()

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::json::{OciIndex, OciManifest};
 use crate::run::crimg;
 use crate::support::registry::{Registry, TokenMirror, cri_mirror_toml, free_port};
 use crate::support::{FixtureImage, Node, NodeOptions};
@@ -28,7 +29,7 @@ pub(crate) struct ExportResult {
 }
 
 /// Docker's `manifest.json` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DockerEntry {
     #[serde(rename = "Config")]
@@ -195,46 +196,91 @@ fn round_trip_into_another_namespace_with_shared_blobs_once() {
         ["oci-layout", "index.json", "manifest.json"],
         "{paths:?}"
     );
-    let blobs: Vec<&str> = paths
+    let blob = |digest: &str| format!("blobs/sha256/{}", &digest["sha256:".len()..]);
+    let mut blobs: Vec<&str> = paths
         .iter()
         .copied()
         .filter(|p| p.starts_with("blobs/sha256/") && p.len() > "blobs/sha256/".len())
         .collect();
-    let unique: BTreeSet<&str> = blobs.iter().copied().collect();
-    assert_eq!(blobs.len(), 6, "{paths:?}");
-    assert_eq!(unique.len(), 6, "a blob was written twice: {paths:?}");
+    blobs.sort();
+    // Each image's layer, config and manifest, the shared image's once: sorted with any
+    // repeat kept, so a blob written twice shows.
+    let want: BTreeSet<String> = a1
+        .blobs()
+        .into_keys()
+        .chain(b.blobs().into_keys())
+        .map(|d| blob(&d))
+        .collect();
+    assert_eq!(blobs, want.iter().map(String::as_str).collect::<Vec<_>>());
     for (path, data) in &entries {
         if let Some(hex) = path.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
             assert_eq!(crate::support::digest(data), format!("sha256:{hex}"));
         }
     }
     let docker: Vec<DockerEntry> = serde_json::from_slice(&entries[2].1).unwrap();
-    assert_eq!(docker.len(), 2, "{docker:?}");
     assert_eq!(
-        docker[0].repo_tags,
-        vec!["docker.io/library/exp-a:1", "docker.io/library/exp-a:2"]
+        docker,
+        [
+            DockerEntry {
+                config: blob(&a1.config_digest()),
+                repo_tags: vec![
+                    "docker.io/library/exp-a:1".into(),
+                    "docker.io/library/exp-a:2".into()
+                ],
+                layers: vec![blob(&a1.layer_digest())],
+            },
+            DockerEntry {
+                config: blob(&b.config_digest()),
+                repo_tags: vec!["docker.io/library/exp-b:1".into()],
+                layers: vec![blob(&b.layer_digest())],
+            },
+        ]
     );
-    assert_eq!(
-        docker[0].config,
-        format!("blobs/sha256/{}", &a1.config_digest()[7..])
-    );
-    assert_eq!(
-        docker[0].layers,
-        vec![format!("blobs/sha256/{}", &a1.layer_digest()[7..])]
-    );
-    assert_eq!(docker[1].repo_tags, vec!["docker.io/library/exp-b:1"]);
-    let index: serde_json::Value = serde_json::from_slice(&entries[1].1).unwrap();
-    let refs: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
+    // One index entry per tag, each at its image's manifest and named by its tag.
+    let index: OciIndex = serde_json::from_slice(&entries[1].1).unwrap();
+    assert_eq!(index.schema_version, 2);
+    let manifests: Vec<(&str, &str, BTreeMap<String, String>)> = index
+        .manifests
         .iter()
         .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
+            (
+                m.media_type.as_str(),
+                m.digest.as_str(),
+                m.annotations.clone(),
+            )
         })
         .collect();
-    assert_eq!(refs, vec!["1", "2", "1"]);
+    let entry = |name: &str, tag: &str| {
+        BTreeMap::from([
+            ("io.containerd.image.name".to_string(), name.to_string()),
+            (
+                "org.opencontainers.image.ref.name".to_string(),
+                tag.to_string(),
+            ),
+        ])
+    };
+    let (a_manifest, b_manifest) = (a1.manifest_digest(), b.manifest_digest());
+    const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    assert_eq!(
+        manifests,
+        [
+            (
+                MEDIA_TYPE_MANIFEST,
+                a_manifest.as_str(),
+                entry("docker.io/library/exp-a:1", "1")
+            ),
+            (
+                MEDIA_TYPE_MANIFEST,
+                a_manifest.as_str(),
+                entry("docker.io/library/exp-a:2", "2")
+            ),
+            (
+                MEDIA_TYPE_MANIFEST,
+                b_manifest.as_str(),
+                entry("docker.io/library/exp-b:1", "1")
+            ),
+        ]
+    );
 
     // skopeo reads it both ways: as Docker's archive (by RepoTag) and as OCI (by ref.name).
     for (src, config) in [
@@ -473,9 +519,12 @@ pub(crate) fn pulled_layer(node: &Node, name: &str) -> String {
         .get(name)
         .cloned()
         .unwrap_or_else(|| panic!("no record {name}"));
-    let m: serde_json::Value =
+    let m: OciManifest =
         serde_json::from_str(&node.ctr_ok(&["content", "get", &manifest])).unwrap();
-    m["layers"][0]["digest"].as_str().unwrap().to_string()
+    let [layer] = &m.layers[..] else {
+        panic!("{name} has not one layer: {m:?}");
+    };
+    layer.digest.clone()
 }
 
 fn content_digests(node: &Node) -> Vec<String> {

@@ -10,6 +10,7 @@ use crate::hostile::{big_archive, leases, wait_until};
 use crate::json::{ImportResult, PruneResult};
 use crate::run::{Run, crimg};
 use crate::support::archives;
+use crate::support::proxy::FaultProxy;
 use crate::support::{FixtureImage, Node};
 
 fn s(p: &Path) -> &str {
@@ -659,4 +660,109 @@ fn containerd_restarted_during_prune() {
 
     let r = crimg(node.crimg(), &[&prune[..], &["-o", "json"]].concat()).expect_code(0);
     assert_eq!(tagged(&node), protected, "{}", r.stdout);
+}
+
+/// A removal containerd refuses (`Images.Delete` answered FailedPrecondition, through a
+/// proxy on the socket crimg talks to, for the records of the first image crimg removes)
+/// is that image's `failed` entry with containerd's cause, exit 4; the other planned
+/// removals go on after it (one at a time) and those images are gone from the runtime,
+/// while the refused one is whole.
+#[test]
+fn a_refused_removal_is_failed_and_the_others_go_on() {
+    const CAUSE: &str = "record held by an unfinished transaction";
+    let node = Node::start();
+    let images: Vec<FixtureImage> = ["old-a", "old-b", "old-c"]
+        .iter()
+        .map(|n| FixtureImage::new(&format!("docker.io/library/{n}:1")))
+        .collect();
+    for img in &images {
+        node.import(img);
+    }
+    let before = node.image_names();
+    // Every record of each image: its tag and, when CRI made one, its ID record.
+    let records: Vec<Vec<String>> = images
+        .iter()
+        .map(|img| {
+            let r: Vec<String> = before
+                .iter()
+                .filter(|n| **n == img.name || **n == img.config_digest())
+                .cloned()
+                .collect();
+            assert!(r.contains(&img.name), "{before:?}");
+            r
+        })
+        .collect();
+    let proxy = FaultProxy::refuse_first_image_removed(&node, &records, 9, CAUSE);
+
+    let r = crimg(
+        node.crimg(),
+        &[
+            "--address",
+            s(proxy.socket()),
+            "prune",
+            "--parallel",
+            "1",
+            "-o",
+            "json",
+        ],
+    )
+    .expect_code(4);
+    let out: PruneResult = r.json();
+    crate::schema::check("prune", &r.stdout);
+
+    // The first record crimg tried to delete was refused, and no other of that image was
+    // tried; then each other image's tag was deleted.
+    let refused = proxy.refused();
+    let deletes = proxy.deletes();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(deletes.first(), refused.first(), "{deletes:?}");
+    let i = records
+        .iter()
+        .position(|r| r.contains(&refused[0]))
+        .expect("a refused record is one of the images'");
+    let (refused_image, refused_records) = (&images[i], &records[i]);
+    let others: Vec<&FixtureImage> = images
+        .iter()
+        .filter(|img| img.name != refused_image.name)
+        .collect();
+    for other in &others {
+        assert!(
+            deletes.contains(&other.name),
+            "{} not deleted: {deletes:?}",
+            other.name
+        );
+    }
+    let failed: Vec<(String, String)> = out
+        .failed
+        .iter()
+        .map(|f| (f.id.clone(), f.error.clone()))
+        .collect();
+    assert_eq!(
+        failed,
+        [(
+            refused_image.config_digest(),
+            format!("FailedPrecondition: {CAUSE}")
+        )]
+    );
+    let removed: Vec<(String, Vec<String>)> = out
+        .removed
+        .iter()
+        .map(|i| (i.id.clone(), i.repo_tags.clone()))
+        .collect();
+    assert_eq!(
+        removed,
+        others
+            .iter()
+            .map(|i| (i.config_digest(), vec![i.name.clone()]))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        out.reclaimed_bytes,
+        out.removed.iter().map(|i| i.size).sum::<u64>()
+    );
+    assert!(out.kept.is_empty(), "{:#?}", out.kept);
+
+    // The runtime agrees: the others' records are gone, the refused image's all there.
+    assert_eq!(&node.image_names(), refused_records);
+    assert_eq!(node.cri_image_ids(), [refused_image.config_digest()]);
 }

@@ -38,6 +38,7 @@ fn node_options_apply() {
         sandbox_image: "registry.k8s.io/pause:3.10".to_owned(),
         extra_toml: "[plugins.\"io.containerd.gc.v1.scheduler\"]\n  pause_threshold = 0.03\n"
             .to_owned(),
+        root_tmpfs: None,
     });
     // What the running CRI says its configuration is, not the file the harness wrote.
     let mut c = node.runtime_client();

@@ -191,3 +191,70 @@ impl ImportResult {
         v
     }
 }
+
+/// crimg's `import --watch` state file (`import-watch.json`), strict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchState {
+    pub version: u32,
+    /// Absolute path → what was imported from it.
+    pub files: std::collections::BTreeMap<String, WatchedFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedFile {
+    pub size: u64,
+    pub mtime_ns: u64,
+    pub digest: String,
+    pub images: Vec<BroughtRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroughtRecord {
+    pub name: String,
+    pub target: String,
+    pub pinned_by_crimg: bool,
+}
+
+/// An OCI image index as crimg's export writes it (`index.json`), strict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OciIndex {
+    pub schema_version: u32,
+    pub media_type: String,
+    pub manifests: Vec<OciDescriptor>,
+}
+
+/// An OCI content descriptor; only the fields the tests read are required.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciDescriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// An OCI image manifest (written by other tools too: unknown fields are allowed).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciManifest {
+    pub config: OciDescriptor,
+    pub layers: Vec<OciDescriptor>,
+}
+
+/// The part of an OCI image config the tests read.
+#[derive(Debug, Deserialize)]
+pub struct OciConfig {
+    pub rootfs: RootFs,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub diff_ids: Vec<String>,
+}

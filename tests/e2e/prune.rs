@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::json::{ImageList, PruneResult, PruneWhy};
 use crate::run::{Run, crimg};
-use crate::support::{FixtureImage, Node};
+use crate::support::{FixtureImage, Node, NodeOptions, archives};
 
 const PAUSE: &str = "registry.k8s.io/pause:3.9";
 const RUNNING: &str = "docker.io/library/web:1.0";
@@ -417,6 +417,125 @@ fn keep_last_and_older_than_remove_images() {
         .flat_map(|i| i.repo_tags.iter().map(String::as_str))
         .collect();
     assert_eq!(tags, [FRESH]);
+}
+
+/// Used bytes and size of the filesystem holding `path`, as crimg reads them.
+fn fs_usage(path: &std::path::Path) -> (u64, u64) {
+    let st = rustix::fs::statvfs(path).expect("statvfs");
+    let capacity = st.f_blocks * st.f_frsize;
+    (capacity - st.f_bfree * st.f_frsize, capacity)
+}
+
+/// `--target-usage` on a node whose containerd root is its own 64 MiB tmpfs, so CRI's
+/// `ImageFsInfo` mount point is that filesystem: the unused images go least recently used
+/// first (the times seeded in crimg's state.json, not names or creation order) and the
+/// removals stop once the planned ones bring the filesystem under the target.
+#[test]
+fn target_usage_removes_least_recently_used_first_and_stops_at_the_target() {
+    let node = Node::start_with(NodeOptions {
+        root_tmpfs: Some("64m".to_owned()),
+        ..NodeOptions::default()
+    });
+    let root = node.dir().join("root");
+    // Last seen in use, oldest first: c, a, d, b.
+    let last_used = [
+        ("c", "2020-01-01T00:00:00Z"),
+        ("a", "2021-01-01T00:00:00Z"),
+        ("d", "2022-01-01T00:00:00Z"),
+        ("b", "2023-01-01T00:00:00Z"),
+    ];
+    let name = |n: &str| format!("docker.io/library/lru-{n}:1");
+    let fixtures = node.dir().join("fixtures");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    for (seed, n) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let layer = archives::noise_layer(seed as u64 + 1, 4, "data");
+        let tar = fixtures.join(format!("lru-{n}.tar"));
+        archives::write_layered_oci(&tar, &name(n), "/pause", &[&layer]);
+        node.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    }
+    node.wait_for("CRI to list the four images", || {
+        node.cri_images().len() == 4
+    });
+    let listed: ImageList = crimg(node.crimg(), &["list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    let image = |n: &str| listed.by_tag(&name(n)).clone();
+    let state = node.dir().join("crimg-state/state.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let seeded: std::collections::BTreeMap<String, &str> =
+        last_used.iter().map(|(n, t)| (image(n).id, *t)).collect();
+    std::fs::write(
+        &state,
+        serde_json::json!({ "last_used": seeded }).to_string(),
+    )
+    .unwrap();
+
+    // A target between "the oldest gone" and "the two oldest gone", half the second's
+    // size away from each, in the image filesystem's own numbers.
+    let (used, capacity) = fs_usage(&root);
+    let (first, second) = (image("c").size, image("a").size);
+    assert!(first > 4 << 20 && second > 4 << 20, "{first} {second}");
+    let target = used - first - second / 2;
+    let percent: f64 = format!("{:.4}", target as f64 * 100.0 / capacity as f64)
+        .parse()
+        .unwrap();
+    let r = crimg(
+        node.crimg(),
+        &[
+            "prune",
+            "--target-usage",
+            &percent.to_string(),
+            "-o",
+            "json",
+        ],
+    )
+    .expect_code(0);
+    let out: PruneResult = r.json();
+    let removed: Vec<(String, Vec<String>)> = out
+        .removed
+        .iter()
+        .map(|i| (i.id.clone(), i.repo_tags.clone()))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            (image("a").id, vec![name("a")]),
+            (image("c").id, vec![name("c")])
+        ],
+        "used {used} of {capacity}, target {percent}%: {}",
+        r.stdout
+    );
+    let kept: Vec<(String, Vec<String>)> = out
+        .kept
+        .iter()
+        .map(|k| (k.repo_tags.concat(), k.reasons.clone()))
+        .collect();
+    let reason = vec![format!("target-usage:{percent}%")];
+    assert_eq!(
+        kept,
+        [(name("b"), reason.clone()), (name("d"), reason.clone())]
+    );
+    assert!(out.failed.is_empty(), "{:#?}", out.failed);
+
+    // The filesystem really is under the target now, and the kept images are still there.
+    let (after, _) = fs_usage(&root);
+    assert!(after <= target, "{after} bytes used, target {target}");
+    let mut tags: Vec<String> = node
+        .cri_images()
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .collect();
+    tags.sort();
+    assert_eq!(tags, [name("b"), name("d")]);
+    // Nothing was in use: the kept images' last-use times are the seeded ones.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    for n in ["b", "d"] {
+        assert_eq!(
+            saved["last_used"][image(n).id.as_str()],
+            seeded[&image(n).id]
+        );
+    }
 }
 
 /// Patterns written the ways users write one image (`docker.io/x`, `index.docker.io/…`)

@@ -25,9 +25,14 @@ struct Watch {
 
 impl Watch {
     fn start(node: &Node, dir: &Path) -> Watch {
+        Watch::start_with(node, dir, &[])
+    }
+
+    fn start_with(node: &Node, dir: &Path, extra: &[&str]) -> Watch {
         let mut child = node
             .crimg()
             .args(["import", "--watch", "-v"])
+            .args(extra)
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -234,4 +239,74 @@ fn filetime_now(path: &Path) -> std::time::SystemTime {
         .set_modified(later)
         .unwrap();
     fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// The inotify descriptors process `pid` holds.
+fn inotify_fds(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+        .filter(|target| target == Path::new("anon_inode:inotify"))
+        .count()
+}
+
+/// CPU time (user and system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which ends at the last ')': utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after it.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// `--poll`: the watcher holds no inotify descriptor (a default one does), sleeps between
+/// rescans instead of spinning, and a file dropped into the directory is still imported
+/// within a poll period (5 s) plus the settle time.
+#[test]
+fn watch_with_poll_imports_a_dropped_file_without_inotify() {
+    let node = Node::start();
+    let dir = node.dir().join("watched");
+    fs::create_dir_all(&dir).unwrap();
+    let other = node.dir().join("other");
+    fs::create_dir_all(&other).unwrap();
+    let other_state = node.dir().join("other-watch.json");
+    let inotify = Watch::start_with(
+        &node,
+        &other,
+        &["--state-file", other_state.to_str().unwrap()],
+    );
+    assert!(
+        inotify_fds(inotify.child.id()) > 0,
+        "a default watcher uses inotify"
+    );
+    inotify.stop();
+
+    let mut w = Watch::start_with(&node, &dir, &["--poll"]);
+    w.wait_line("polling every 5s (--poll)", Duration::from_secs(1));
+    let pid = w.child.id();
+    assert_eq!(inotify_fds(pid), 0, "--poll holds an inotify descriptor");
+    // Idle between rescans: well under a tenth of a core over 3 s.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "{used} clock ticks of CPU in 3 s of polling an empty directory"
+    );
+
+    let image = FixtureImage::new("docker.io/library/polled:1");
+    let tmp = node.dir().join("polled.part");
+    archives::write(&tmp, &archive_bytes(&image));
+    let dropped = Instant::now();
+    fs::rename(&tmp, dir.join("polled.tar")).unwrap();
+    let imported = w.wait_line("imported 1 image(s) from", Duration::from_secs(20));
+    assert!(
+        imported - dropped < Duration::from_secs(5) + SETTLE + Duration::from_secs(8),
+        "imported {:?} after the drop",
+        imported - dropped
+    );
+    assert!(tagged(&node, &image.name));
+    assert_eq!(w.count("error"), 0, "{}", w.said());
+    w.stop();
 }

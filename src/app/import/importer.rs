@@ -103,9 +103,17 @@ impl Importer {
         session: &Session,
         input: &Input,
     ) -> Result<ItemResult> {
-        let lease = self.c.create_lease("import", LEASE_EXPIRE).await?;
+        // Remembered before containerd is asked: a signal that lands after containerd made
+        // the lease but before its answer arrived still finds the lease to delete.
+        let lease = crate::runtime::leases::lease_id("import");
         if let Ok(mut l) = self.current_lease.lock() {
             *l = Some(lease.clone());
+        }
+        if let Err(e) = self.c.create_lease_with_id(&lease, LEASE_EXPIRE).await {
+            if let Ok(mut l) = self.current_lease.lock() {
+                *l = None;
+            }
+            return Err(e);
         }
         let job = Job {
             imp: self,

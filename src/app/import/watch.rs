@@ -11,7 +11,7 @@
 //! and soon after containerd reports an image deleted (without `--pin` a deliberate
 //! prune is not fought). An archive that leaves the
 //! directory leaves its images as they are, unless `--unpin-removed`. Without inotify
-//! (limits reached, unsupported filesystem) it polls.
+//! (limits reached, unsupported filesystem) or with `--poll` it polls.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -262,30 +262,33 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     let (tx, mut events) = mpsc::channel::<()>(1);
     // Symbolic links to directories are not followed, as in the scan.
     let config = notify::Config::default().with_follow_symlinks(false);
-    let watcher = notify::RecommendedWatcher::new(
-        move |res: notify::Result<notify::Event>| {
-            use notify::event::{AccessKind, AccessMode, EventKind};
-            // Opening and reading change nothing, and crimg's own scans and imports do both:
-            // waking on them would rescan every SETTLE, forever. A write closed still counts.
-            if let Ok(ev) = &res
-                && let EventKind::Access(kind) = ev.kind
-                && kind != AccessKind::Close(AccessMode::Write)
-            {
-                return;
+    let watcher = (!args.poll).then(|| {
+        notify::RecommendedWatcher::new(
+            move |res: notify::Result<notify::Event>| {
+                use notify::event::{AccessKind, AccessMode, EventKind};
+                // Opening and reading change nothing, and crimg's own scans and imports do both:
+                // waking on them would rescan every SETTLE, forever. A write closed still counts.
+                if let Ok(ev) = &res
+                    && let EventKind::Access(kind) = ev.kind
+                    && kind != AccessKind::Close(AccessMode::Write)
+                {
+                    return;
+                }
+                let _ = tx.try_send(());
+            },
+            config,
+        )
+        .and_then(|mut w| {
+            for d in &dirs {
+                w.watch(d, notify::RecursiveMode::Recursive)?;
             }
-            let _ = tx.try_send(());
-        },
-        config,
-    )
-    .and_then(|mut w| {
-        for d in &dirs {
-            w.watch(d, notify::RecursiveMode::Recursive)?;
-        }
-        Ok(w)
+            Ok(w)
+        })
     });
     let watcher = match watcher {
-        Ok(w) => Some(w),
-        Err(e) => {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
             settings.warn(format_args!(
                 "cannot watch with inotify ({e}); polling every {}s instead",
                 POLL.as_secs()
@@ -321,6 +324,12 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     });
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    if args.poll {
+        info(format!(
+            "polling every {}s (--poll), not waiting for inotify",
+            POLL.as_secs()
+        ));
+    }
     info(format!(
         "watching {} (state in {}{})",
         dirs.iter()
@@ -651,7 +660,8 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
             timeout = timeout.min(next_check.saturating_duration_since(Instant::now()));
         }
         tokio::select! {
-            _ = events.recv() => {
+            // Without a watcher the channel is closed: polling sleeps below instead.
+            Some(()) = events.recv() => {
                 // Debounce: let a burst of events (a copy in progress) pass.
                 loop {
                     tokio::select! {

@@ -9,6 +9,7 @@ mod cri;
 mod fixtures;
 mod node;
 pub mod prerequisites;
+pub mod proxy;
 pub mod registry;
 pub mod sys;
 pub mod tools;

@@ -32,6 +32,9 @@ pub struct NodeOptions {
     pub sandbox_image: String,
     /// TOML appended verbatim to the generated config.
     pub extra_toml: String,
+    /// A tmpfs of this size (`mount -o size=`, e.g. `"96m"`) as containerd's root, so the
+    /// image filesystem CRI's `ImageFsInfo` reports is the node's own, of a known size.
+    pub root_tmpfs: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -40,6 +43,7 @@ impl Default for NodeOptions {
             discard_unpacked_layers: false,
             sandbox_image: "registry.k8s.io/pause:3.9".to_owned(),
             extra_toml: String::new(),
+            root_tmpfs: None,
         }
     }
 }
@@ -102,6 +106,17 @@ impl Node {
         let config = node.config_toml();
         fs::write(node.dir.join("config.toml"), config).expect("write containerd config");
         fs::create_dir_all(node.dir.join("pods")).expect("create pod log dir");
+        if let Some(size) = node.opts.root_tmpfs.clone() {
+            // Unmounted by the teardown, with everything else mounted under the dir.
+            let root = node.dir.join("root");
+            fs::create_dir_all(&root).expect("create containerd root");
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&root)
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "mount -t tmpfs at {}", root.display());
+        }
         node.spawn_containerd();
         node.wait_ready();
         node
@@ -298,6 +313,7 @@ impl Node {
             discard_unpacked_layers,
             sandbox_image,
             extra_toml,
+            root_tmpfs: _,
         } = &self.opts;
         // Everything that defaults to a host-wide path is moved under the temp dir, so
         // parallel nodes and the host's own containerd never meet. Plugins that are not
