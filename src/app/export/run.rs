@@ -90,11 +90,20 @@ async fn export(
         // it; a crash leaves a lease that expires by itself, or that the next import or
         // export releases. Those earlier runs left go first.
         crate::app::release_stale_leases(&containerd, &settings).await;
-        let lease = containerd
-            .create_lease("export", std::time::Duration::from_secs(3600))
-            .await?;
+        // Remembered before containerd is asked, as import does: a signal that lands
+        // after containerd made the lease but before its answer still finds it to delete.
+        let lease = crate::runtime::leases::lease_id("export");
         if let Ok(mut h) = held.lock() {
             *h = Some((containerd.clone(), lease.clone()));
+        }
+        if let Err(e) = containerd
+            .create_lease_with_id(&lease, std::time::Duration::from_secs(3600))
+            .await
+        {
+            if let Ok(mut h) = held.lock() {
+                *h = None;
+            }
+            return Err(e);
         }
         let leased = containerd.with_lease(&lease)?;
         Some(FetchState {
