@@ -13,29 +13,31 @@
 //! directory leaves its images as they are, unless `--unpin-removed`. Without inotify
 //! (limits reached, unsupported filesystem) or with `--poll` it polls.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+mod events;
+mod files;
+mod state_file;
+
+use files::{Decision, Stat, created_records, decide, file_digest, is_gone, stat};
+use state_file::{Seen, WatchState};
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use notify::Watcher as _;
-use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 
 use crate::app::import::walk::walk;
-use crate::app::import::{ImportedImage, Importer, Item, Report, import_item};
+use crate::app::import::{Importer, Item, Report, import_item};
 use crate::app::{Outcome, Session, Settings, state};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
 use crate::error::CrimgError;
 use crate::model::{LABEL_CRI_PINNED, PINNED_VALUE};
-use crate::plan::watch::{Brought, Records, Verdict, brought, unpin_removed, verdict};
+use crate::plan::watch::{Records, Verdict, brought, unpin_removed, verdict};
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::sha256_digest;
 
 /// How long a file's size and mtime must hold still before it is imported; also the
 /// debounce after a burst of filesystem events.
@@ -44,139 +46,6 @@ const SETTLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_secs(5);
 /// How long after a containerd image event the set is checked.
 const EVENT_SETTLE: Duration = Duration::from_millis(500);
-/// The state file format this crimg writes. Version 0 (no `version` field) named images
-/// without their targets; it is not read (everything is checked against the runtime).
-pub(crate) const STATE_VERSION: u32 = 1;
-
-/// What the state file remembers of one imported file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Seen {
-    pub(crate) size: u64,
-    /// Nanoseconds since the epoch.
-    pub(crate) mtime_ns: u64,
-    /// `sha256:` of the file's bytes.
-    pub(crate) digest: String,
-    /// The image records the file brought.
-    #[serde(default)]
-    pub(crate) images: Vec<Brought>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct WatchState {
-    pub(crate) version: u32,
-    /// Absolute path → what was imported from it.
-    #[serde(default)]
-    pub(crate) files: BTreeMap<String, Seen>,
-}
-
-impl Default for WatchState {
-    fn default() -> Self {
-        WatchState {
-            version: STATE_VERSION,
-            files: BTreeMap::new(),
-        }
-    }
-}
-
-impl WatchState {
-    /// Never fails: a state file that cannot be used (unreadable, corrupt, another
-    /// version) is reported in the returned warning and read as empty, so every watched
-    /// archive is checked against the runtime again. A missing file is an empty state.
-    pub(crate) fn load(path: &Path) -> (WatchState, Option<String>) {
-        let shown = path.display();
-        let afresh =
-            "treating it as empty: every watched archive is checked against the runtime again";
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return (WatchState::default(), None);
-            }
-            Err(e) => {
-                let w = format!("cannot read state file {shown} ({e}); {afresh}");
-                return (WatchState::default(), Some(w));
-            }
-        };
-        let value: serde_json::Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                let w = format!("state file {shown} is corrupt ({e}); {afresh}");
-                return (WatchState::default(), Some(w));
-            }
-        };
-        let w = match value.get("version").map(serde_json::Value::as_u64) {
-            Some(Some(v)) if v == u64::from(STATE_VERSION) => {
-                match serde_json::from_value::<WatchState>(value) {
-                    Ok(s) => return (s, None),
-                    Err(e) => format!("state file {shown} is corrupt ({e}); {afresh}"),
-                }
-            }
-            None => format!(
-                "state file {shown} has no version (an older crimg wrote it, without the images' digests); {afresh}"
-            ),
-            Some(_) => format!(
-                "state file {shown} has version {}, this crimg reads version {STATE_VERSION}; {afresh}",
-                value["version"]
-            ),
-        };
-        (WatchState::default(), Some(w))
-    }
-
-    /// Written to a synced temp file beside it, then renamed: never half-written.
-    pub(crate) fn save(&self, path: &Path) -> Result<()> {
-        crate::app::state::save_json(path, self)
-    }
-}
-
-/// A file's size and mtime, as compared between looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stat {
-    pub(crate) size: u64,
-    pub(crate) mtime_ns: u64,
-}
-
-fn stat(path: &Path) -> Option<Stat> {
-    let m = std::fs::metadata(path).ok()?;
-    let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    Some(Stat {
-        size: m.len(),
-        mtime_ns: mtime.as_nanos() as u64,
-    })
-}
-
-/// What to do with a file at one scan. Pure, so the rules have a table of tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
-    /// Imported before with this size and mtime.
-    Skip,
-    /// Changed lately; look again later.
-    Wait,
-    /// Has held still long enough: import (unless its content is what was imported).
-    Import,
-}
-
-pub(crate) fn decide(
-    now: Stat,
-    remembered: Option<&Seen>,
-    last_look: Option<(Stat, Instant)>,
-    at: Instant,
-) -> Decision {
-    if remembered.is_some_and(|s| s.size == now.size && s.mtime_ns == now.mtime_ns) {
-        return Decision::Skip;
-    }
-    match last_look {
-        Some((before, since)) if before == now && at.duration_since(since) >= SETTLE => {
-            Decision::Import
-        }
-        _ => Decision::Wait,
-    }
-}
-
-fn file_digest(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut f, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    Ok(sha256_digest(hasher))
-}
 
 /// The runtime's image records by name.
 async fn records(c: &Containerd) -> Result<Records> {
@@ -185,31 +54,6 @@ async fn records(c: &Containerd) -> Result<Records> {
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect())
-}
-
-/// The records an import created: each image's names and its ID record, with the target
-/// they point at; a list's pulled references by name only.
-fn created_records(images: &[ImportedImage]) -> Vec<(String, String)> {
-    images
-        .iter()
-        .flat_map(|i| {
-            let id = (!i.digest.is_empty()).then(|| i.id.clone());
-            i.names
-                .iter()
-                .cloned()
-                .chain(id)
-                .map(|n| (n, i.digest.clone()))
-        })
-        .collect()
-}
-
-/// Whether `key` lies in one of `dirs` that can be read, and is gone. A directory that
-/// cannot be read (unmounted, no permission) says nothing about what it holds.
-fn is_gone(key: &str, dirs: &[PathBuf]) -> bool {
-    let p = Path::new(key);
-    dirs.iter()
-        .any(|d| p.starts_with(d) && std::fs::read_dir(d).is_ok())
-        && std::fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
@@ -258,70 +102,8 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         }
     };
 
-    // Events only wake the loop; the scan decides. A full channel already means "look".
-    let (tx, mut events) = mpsc::channel::<()>(1);
-    // Symbolic links to directories are not followed, as in the scan.
-    let config = notify::Config::default().with_follow_symlinks(false);
-    let watcher = (!args.poll).then(|| {
-        notify::RecommendedWatcher::new(
-            move |res: notify::Result<notify::Event>| {
-                use notify::event::{AccessKind, AccessMode, EventKind};
-                // Opening and reading change nothing, and crimg's own scans and imports do both:
-                // waking on them would rescan every SETTLE, forever. A write closed still counts.
-                if let Ok(ev) = &res
-                    && let EventKind::Access(kind) = ev.kind
-                    && kind != AccessKind::Close(AccessMode::Write)
-                {
-                    return;
-                }
-                let _ = tx.try_send(());
-            },
-            config,
-        )
-        .and_then(|mut w| {
-            for d in &dirs {
-                w.watch(d, notify::RecursiveMode::Recursive)?;
-            }
-            Ok(w)
-        })
-    });
-    let watcher = match watcher {
-        None => None,
-        Some(Ok(w)) => Some(w),
-        Some(Err(e)) => {
-            settings.warn(format_args!(
-                "cannot watch with inotify ({e}); polling every {}s instead",
-                POLL.as_secs()
-            ));
-            None
-        }
-    };
-    // With --pin, containerd's image-delete events start a re-check at once; the interval
-    // catches the rest (a pin label removed, an event stream lost with containerd).
-    let (ev_tx, mut image_events) = mpsc::channel::<()>(1);
-    // The subscription is made in the task: containerd answers it only with a first event.
-    let events_task = pin.then(|| {
-        let (c, settings, ns) = (
-            c.clone(),
-            settings.clone(),
-            settings.endpoints.namespace.clone(),
-        );
-        tokio::spawn(async move {
-            let stream = match c.image_deletes(&ns).await {
-                Ok(s) => s,
-                Err(e) => {
-                    settings.debug(format_args!(
-                        "no image events from containerd ({e:#}); re-checking on the interval only"
-                    ));
-                    return;
-                }
-            };
-            let mut stream = std::pin::pin!(stream);
-            while let Some(Ok(_)) = futures::StreamExt::next(&mut stream).await {
-                let _ = ev_tx.try_send(());
-            }
-        })
-    });
+    let (watcher, mut events) = events::watch_dirs(&dirs, args.poll, &settings);
+    let (events_task, mut image_events) = events::image_deletes(pin, &c, &settings);
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     if args.poll {
@@ -688,149 +470,4 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     info("stopping".into());
     report.render(&settings, start.elapsed())?;
     Ok(Outcome::Done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decisions() {
-        let t0 = Instant::now();
-        let later = t0 + SETTLE;
-        let a = Stat {
-            size: 10,
-            mtime_ns: 1,
-        };
-        let b = Stat {
-            size: 20,
-            mtime_ns: 2,
-        };
-        let seen = Seen {
-            size: 10,
-            mtime_ns: 1,
-            digest: "sha256:x".into(),
-            images: vec![],
-        };
-        let cases = [
-            // Remembered with the same size and mtime: skipped, however it looked before.
-            (a, Some(&seen), None, t0, Decision::Skip),
-            (a, Some(&seen), Some((b, t0)), later, Decision::Skip),
-            // New: first look waits; the same look after SETTLE imports.
-            (b, None, None, t0, Decision::Wait),
-            (
-                b,
-                None,
-                Some((b, t0)),
-                t0 + Duration::from_millis(500),
-                Decision::Wait,
-            ),
-            (b, None, Some((b, t0)), later, Decision::Import),
-            // Still growing: waits again.
-            (b, None, Some((a, t0)), later, Decision::Wait),
-            // Changed since it was imported: imported again once settled.
-            (b, Some(&seen), Some((b, t0)), later, Decision::Import),
-        ];
-        for (i, (now, remembered, look, at, want)) in cases.into_iter().enumerate() {
-            assert_eq!(decide(now, remembered, look, at), want, "case {i}");
-        }
-    }
-
-    #[test]
-    fn state_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/import-watch.json");
-        let (empty, problem) = WatchState::load(&path);
-        assert!(empty.files.is_empty() && problem.is_none());
-        let mut s = WatchState::default();
-        s.files.insert(
-            "/images/a.tar".into(),
-            Seen {
-                size: 1,
-                mtime_ns: 2,
-                digest: "sha256:ab".into(),
-                images: vec![Brought {
-                    name: "docker.io/library/a:1".into(),
-                    target: "sha256:cd".into(),
-                    pinned_by_crimg: true,
-                }],
-            },
-        );
-        s.save(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 1"), "{text}");
-        let (back, problem) = WatchState::load(&path);
-        assert_eq!(back.files, s.files);
-        assert_eq!(problem, None);
-        // No temp file is left beside it.
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["import-watch.json"]);
-    }
-
-    #[test]
-    fn unusable_state_files_read_as_empty_with_a_warning() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("import-watch.json");
-        let v0 = r#"{"files":{"/images/a.tar":{"size":1,"mtime_ns":2,"digest":"sha256:ab","images":["docker.io/library/a:1"]}}}"#;
-        let cases = [
-            ("nonsense", "is corrupt"),
-            ("{\"version\": 1, \"files\": {\"/a.tar\": 3}}", "is corrupt"),
-            ("{\"version\": 1, \"fi", "is corrupt"),
-            (v0, "has no version"),
-            ("{\"version\": 7, \"files\": {}}", "has version 7"),
-            (
-                "{\"version\": \"one\", \"files\": {}}",
-                "has version \"one\"",
-            ),
-        ];
-        for (text, want) in cases {
-            std::fs::write(&path, text).unwrap();
-            let (s, problem) = WatchState::load(&path);
-            assert!(s.files.is_empty(), "{text}");
-            assert_eq!(s.version, STATE_VERSION);
-            let problem = problem.unwrap_or_default();
-            assert!(problem.contains(want), "{text}: {problem}");
-            assert!(problem.contains(&path.display().to_string()), "{problem}");
-        }
-        // A directory where the state file should be: read as empty, never written over.
-        std::fs::remove_file(&path).unwrap();
-        std::fs::create_dir(&path).unwrap();
-        let (s, problem) = WatchState::load(&path);
-        assert!(s.files.is_empty() && problem.is_some());
-        assert!(s.save(&path).is_err());
-        assert!(path.is_dir());
-    }
-
-    #[test]
-    fn records_an_import_created() {
-        let image = |names: &[&str], id: &str, digest: &str| ImportedImage {
-            names: names.iter().map(|n| n.to_string()).collect(),
-            id: id.into(),
-            digest: digest.into(),
-            platforms: vec![],
-            size: 0,
-            status: "imported",
-        };
-        let got = created_records(&[
-            image(
-                &["docker.io/library/a:1", "docker.io/library/a:2"],
-                "sha256:id",
-                "sha256:m",
-            ),
-            image(&["docker.io/library/pulled:1"], "sha256:p", ""),
-        ]);
-        let want: Vec<(String, String)> = [
-            ("docker.io/library/a:1", "sha256:m"),
-            ("docker.io/library/a:2", "sha256:m"),
-            ("sha256:id", "sha256:m"),
-            ("docker.io/library/pulled:1", ""),
-        ]
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-        assert_eq!(got, want);
-    }
 }

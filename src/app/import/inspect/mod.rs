@@ -2,134 +2,36 @@
 //! readers, the same planner, the same checks), with no runtime. Blobs are hashed instead
 //! of written, and every layer is decompressed and hashed against its diff ID, streaming.
 
+mod hash;
+mod output;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
-use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::inputs::{Item, expand};
 use super::job::describe;
 use super::sources::{collect, first_bytes};
 use crate::app::{Outcome, Settings};
-use crate::archive::compression;
 use crate::archive::paths::{self, Member};
-use crate::archive::read::{self, CHUNK, Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
 use crate::archive::source::{MemArchive, TarSource};
 use crate::cli::{InspectArgs, OutputFormat};
 use crate::oci::{MAX_JSON, Role, blob_path};
 use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions};
 use crate::plan::platform::PlatformChoice;
-use crate::render;
-use crate::runtime::content::{VerifyError, sha256_digest};
+use crate::runtime::content::VerifyError;
+
+use hash::{BlobFacts, Unpacked, hash_blob, hash_body};
+use output::{JsonFailure, render, to_json};
 
 /// Members up to this size are read whole (indexes, manifests, configs, empty layers).
 const SMALL_BLOB: u64 = 1 << 20;
-
-/// What hashing a blob found: its digest and, when it decompresses to something, the
-/// digest and length of what it decompresses to.
-#[derive(Debug, Clone)]
-struct BlobFacts {
-    digest: String,
-    size: u64,
-    layer: std::result::Result<Unpacked, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Unpacked {
-    diff_id: String,
-    size: u64,
-}
-
-/// A reader that hashes and counts what passes through it.
-struct Hashing<R> {
-    inner: R,
-    sha: Sha256,
-    n: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
-/// Hashes a blob in one pass: its own digest, and (when it is a layer in any compression
-/// import reads) the digest of its decompressed bytes. Memory stays at one buffer.
-fn hash_blob(r: impl Read + Send) -> io::Result<BlobFacts> {
-    let mut br = BufReader::with_capacity(
-        CHUNK,
-        Hashing {
-            inner: r,
-            sha: Sha256::new(),
-            n: 0,
-        },
-    );
-    let head = br.fill_buf()?.to_vec();
-    let layer = match compression::detect(&head) {
-        Err(e) => Err(e.to_string()),
-        Ok(c) => match compression::decoder(c, &mut br) {
-            Err(e) => Err(e.to_string()),
-            Ok(mut d) => {
-                let mut h = Hashing {
-                    inner: &mut d,
-                    sha: Sha256::new(),
-                    n: 0,
-                };
-                match io::copy(&mut h, &mut io::sink()) {
-                    Ok(_) => Ok(Unpacked {
-                        diff_id: sha256_digest(h.sha),
-                        size: h.n,
-                    }),
-                    Err(e) => Err(format!("{} decompression: {e}", c.name())),
-                }
-            }
-        },
-    };
-    // Whatever the decoder left unread still counts toward the blob's digest.
-    io::copy(&mut br, &mut io::sink())?;
-    let h = br.into_inner();
-    Ok(BlobFacts {
-        digest: sha256_digest(h.sha),
-        size: h.n,
-        layer,
-    })
-}
-
-/// A member body (chunks from the reading thread) as a blocking reader.
-struct Body(mpsc::Receiver<io::Result<Bytes>>, Bytes);
-
-impl Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.1.is_empty() {
-            match self.0.blocking_recv() {
-                Some(chunk) => self.1 = chunk?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.1.len());
-        buf[..n].copy_from_slice(&self.1.split_to(n));
-        Ok(n)
-    }
-}
-
-async fn hash_body(body: mpsc::Receiver<io::Result<Bytes>>, size: u64) -> Result<BlobFacts> {
-    let facts = tokio::task::spawn_blocking(move || hash_blob(Body(body, Bytes::new())))
-        .await
-        .map_err(|e| anyhow!("reading task: {e}"))??;
-    if facts.size != size {
-        bail!("archive ends early (truncated?)");
-    }
-    Ok(facts)
-}
 
 /// One archive, read as import reads it.
 struct Inspected {
@@ -464,248 +366,6 @@ fn check_diff_ids(plan: &Plan, layers: &HashMap<String, Unpacked>) -> Result<()>
                     Some(_) => {}
                 }
             }
-        }
-    }
-    Ok(())
-}
-
-// ---- output: the stable JSON schema (documented in the README) ----
-
-#[derive(Serialize)]
-struct JsonArchive {
-    file: String,
-    format: &'static str,
-    compression: &'static str,
-    size: u64,
-    verified: bool,
-    images: Vec<JsonImage>,
-    notes: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct JsonImage {
-    names: Vec<String>,
-    digest: String,
-    media_type: String,
-    id: String,
-    size: u64,
-    platforms: Vec<JsonPlatform>,
-}
-
-#[derive(Serialize)]
-struct JsonPlatform {
-    platform: String,
-    manifest: String,
-    id: String,
-    unpack: bool,
-    size: u64,
-    unpacked_size: Option<u64>,
-    layers: Vec<JsonLayer>,
-}
-
-#[derive(Serialize)]
-struct JsonLayer {
-    digest: String,
-    size: u64,
-    diff_id: String,
-    unpacked_size: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct JsonFailure {
-    file: String,
-    error: String,
-}
-
-#[derive(Serialize)]
-struct JsonResult<'a> {
-    archives: &'a [JsonArchive],
-    failed: &'a [JsonFailure],
-}
-
-fn to_json(file: &str, i: &Inspected) -> JsonArchive {
-    let images = i
-        .all
-        .images
-        .iter()
-        .map(|image| {
-            let host = i
-                .host
-                .images
-                .iter()
-                .find(|h| h.target.digest == image.target.digest);
-            let platforms = image
-                .manifests
-                .iter()
-                .map(|m| {
-                    let layers: Vec<JsonLayer> = m
-                        .layers
-                        .iter()
-                        .zip(&m.diff_ids)
-                        .map(|(l, d)| JsonLayer {
-                            digest: l.digest.clone(),
-                            size: l.size.max(0) as u64,
-                            diff_id: d.clone(),
-                            unpacked_size: i.layers.get(&l.digest).map(|u| u.size),
-                        })
-                        .collect();
-                    let unpacked = layers.iter().map(|l| l.unpacked_size).sum::<Option<u64>>();
-                    JsonPlatform {
-                        platform: m
-                            .platform
-                            .as_ref()
-                            .map_or("unknown".into(), ToString::to_string),
-                        manifest: m.digest.clone(),
-                        id: m.config.digest.clone(),
-                        unpack: host.is_some_and(|h| {
-                            h.manifests
-                                .iter()
-                                .any(|hm| hm.digest == m.digest && hm.unpack)
-                        }),
-                        size: layers.iter().map(|l| l.size).sum::<u64>()
-                            + m.config.size.max(0) as u64,
-                        unpacked_size: unpacked,
-                        layers,
-                    }
-                })
-                .collect();
-            JsonImage {
-                names: image.names.clone(),
-                digest: image.target.digest.clone(),
-                media_type: image.target.media_type.clone(),
-                id: host.map_or(image.id.clone(), |h| h.id.clone()),
-                size: i.all.image_size(image),
-                platforms,
-            }
-        })
-        .collect();
-    let mut notes: Vec<String> = Vec::new();
-    for n in i.host.notes.iter().chain(&i.all.notes) {
-        if !notes.contains(n) {
-            notes.push(n.clone());
-        }
-    }
-    JsonArchive {
-        file: file.to_string(),
-        format: i.format,
-        compression: i.compression,
-        size: i.size,
-        verified: i.verified,
-        images,
-        notes,
-    }
-}
-
-fn render(settings: &Settings, archives: &[JsonArchive], failed: &[JsonFailure]) -> Result<()> {
-    let size = |n: Option<u64>| n.map_or("-".to_string(), render::human_size);
-    match settings.output {
-        OutputFormat::Json => render::print_json(&JsonResult { archives, failed })?,
-        OutputFormat::Name => render::print_lines(
-            archives
-                .iter()
-                .flat_map(|a| &a.images)
-                .flat_map(|i| &i.names),
-        )?,
-        OutputFormat::Table => {
-            let mut t = render::table(&[
-                "FILE",
-                "NAME",
-                "ID",
-                "PLATFORMS",
-                "LAYERS",
-                "SIZE",
-                "UNPACKED",
-            ]);
-            for a in archives {
-                for i in &a.images {
-                    let platforms: Vec<String> = i
-                        .platforms
-                        .iter()
-                        .map(|p| {
-                            if p.unpack {
-                                format!("{}*", p.platform)
-                            } else {
-                                p.platform.clone()
-                            }
-                        })
-                        .collect();
-                    let unpacked = i
-                        .platforms
-                        .iter()
-                        .find(|p| p.id == i.id)
-                        .and_then(|p| p.unpacked_size);
-                    let layers = i
-                        .platforms
-                        .iter()
-                        .find(|p| p.id == i.id)
-                        .map_or(0, |p| p.layers.len());
-                    let names = if i.names.is_empty() {
-                        "<none>".to_string()
-                    } else {
-                        i.names.join(" ")
-                    };
-                    t.add_row(vec![
-                        a.file.clone(),
-                        names,
-                        i.id.clone(),
-                        platforms.join(","),
-                        layers.to_string(),
-                        render::human_size(i.size),
-                        size(unpacked),
-                    ]);
-                }
-            }
-            render::print_table(&t)?;
-        }
-        OutputFormat::Wide => {
-            let mut t = render::table(&[
-                "FILE", "NAME", "PLATFORM", "UNPACK", "MANIFEST", "ID", "LAYER", "SIZE", "UNPACKED",
-            ]);
-            for a in archives {
-                for i in &a.images {
-                    let names = if i.names.is_empty() {
-                        "<none>".to_string()
-                    } else {
-                        i.names.join(" ")
-                    };
-                    for p in &i.platforms {
-                        for l in &p.layers {
-                            t.add_row(vec![
-                                a.file.clone(),
-                                names.clone(),
-                                p.platform.clone(),
-                                if p.unpack { "yes" } else { "no" }.into(),
-                                p.manifest.clone(),
-                                p.id.clone(),
-                                l.digest.clone(),
-                                render::human_size(l.size),
-                                size(l.unpacked_size),
-                            ]);
-                        }
-                    }
-                }
-            }
-            render::print_table(&t)?;
-        }
-    }
-    if !settings.quiet && settings.output != OutputFormat::Json {
-        for a in archives {
-            for n in &a.notes {
-                eprintln!("crimg: {}: {n}", a.file);
-            }
-            let images = a.images.len();
-            eprintln!(
-                "crimg: {}: {images} image(s), {} {} archive of {}{}",
-                a.file,
-                a.format,
-                a.compression,
-                render::human_size(a.size),
-                if a.verified {
-                    ", verified"
-                } else {
-                    ", not verified"
-                }
-            );
         }
     }
     Ok(())

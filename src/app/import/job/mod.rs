@@ -1,6 +1,9 @@
 //! One archive's import: blobs into the content store (streamed or read at will),
 //! unpacked into the snapshotter, then the image records.
 
+mod stream;
+mod unpack;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,22 +13,20 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::ProgressBar;
-use sha2::Digest as _;
-use tokio::sync::{mpsc, watch as tokio_watch};
+use tokio::sync::watch as tokio_watch;
 
 use super::importer::{ImportedImage, Importer};
-use super::sources::{
-    HashedSource, StreamSource, Streamed, collect, first_bytes, hash_members, with_head,
-};
-use crate::archive::paths::{self, Member};
-use crate::archive::read::{self, Event, Extent, HEAD_LEN, Input, RandomAccess};
+use super::sources::{HashedSource, hash_members};
+use crate::archive::read::{self, Extent, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
-use crate::oci::{MAX_JSON, Role, blob_path, gc};
-use crate::plan::import::{self as import_plan, Plan, PlannedBlob, PlannedManifest, chain_ids};
+use crate::oci::{Role, blob_path, gc};
+use crate::plan::import::{self as import_plan, Plan, PlannedBlob};
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::{Written, sha256_digest};
+use crate::runtime::content::Written;
 use crate::runtime::images::RecordChange;
+
+use unpack::{STOP, unpack_parallelism};
 
 /// Blobs up to this size are read whole while streaming (indexes, manifests, configs).
 const SMALL_BLOB: u64 = 1 << 20;
@@ -170,168 +171,6 @@ impl Job<'_> {
         self.c.content_update_labels(digest, labels, &[]).await
     }
 
-    /// One pass over a streamed archive: every blob goes to the store as it comes (the
-    /// index may be last), then the plan decides what the images are.
-    async fn stream(&self, mut rx: mpsc::Receiver<Result<Event>>) -> Result<Vec<ImportedImage>> {
-        let mut st = Streamed::default();
-        // A path given twice is ambiguous: which body counts is up to the reader.
-        let mut seen = HashSet::new();
-        while let Some(event) = rx.recv().await {
-            let event = event?;
-            let (Event::Link { path, .. } | Event::File { path, .. }) = &event;
-            if !seen.insert(path.clone()) {
-                bail!("{path}: the archive holds this path twice");
-            }
-            match event {
-                Event::Link { path, target } => {
-                    st.mem.links.insert(path, target);
-                }
-                Event::File { path, size, body } => self
-                    .stream_member(&mut st, &path, size, body)
-                    .await
-                    .with_context(|| path.clone())?,
-            }
-        }
-        drop(rx);
-        let source = StreamSource {
-            st: &st,
-            c: &self.c,
-        };
-        let plan = if let Some(index) = st.meta.get("index.json") {
-            import_plan::plan_oci(
-                index,
-                st.meta.get("manifest.json").map(|b| &b[..]),
-                &source,
-                &self.imp.opts,
-            )
-            .await?
-        } else if let Some(manifest) = st.meta.get("manifest.json") {
-            import_plan::plan_docker(manifest, &source, &self.imp.opts).await?
-        } else {
-            bail!(
-                "no index.json (OCI layout) or manifest.json (docker save) in the archive: not an image archive"
-            )
-        };
-        self.notes(&plan);
-        for b in &plan.blobs {
-            if let Some(bytes) = plan.generated.get(&b.desc.digest) {
-                self.store_bytes(&b.desc, &b.labels, bytes).await?;
-            } else if st.stored.contains(&b.desc.digest) {
-                // The digest matched, but the descriptor's size must match too.
-                if let Some(m) = st.mem.members.values().find(|m| m.digest == b.desc.digest)
-                    && m.size != b.desc.size
-                {
-                    bail!(
-                        "{} holds {} bytes, but its descriptor says {}",
-                        describe(&plan, b),
-                        m.size,
-                        b.desc.size
-                    );
-                }
-                self.label(&b.desc.digest, &b.labels).await?;
-            } else if let Some(bytes) = st.mem.small.get(&b.desc.digest) {
-                // A small member (docker's config or an empty layer) kept in memory.
-                self.store_bytes(&b.desc, &b.labels, bytes).await?;
-            } else if !self.present(&b.desc.digest, &b.labels).await? {
-                bail!("{} is missing from the archive", describe(&plan, b));
-            }
-        }
-        let (tx, ready) =
-            tokio_watch::channel(plan.blobs.iter().map(|b| b.desc.digest.clone()).collect());
-        self.phase("written");
-        let snapshots = self.unpack(&plan, ready).await;
-        drop(tx);
-        self.phase("unpacked");
-        self.finish(&plan, snapshots?).await
-    }
-
-    async fn stream_member(
-        &self,
-        st: &mut Streamed,
-        path: &str,
-        size: u64,
-        body: mpsc::Receiver<std::io::Result<Bytes>>,
-    ) -> Result<()> {
-        match paths::classify(path)? {
-            Member::Blob(digest) => {
-                let desc = Descriptor {
-                    media_type: String::new(),
-                    digest: digest.clone(),
-                    size: size as i64,
-                };
-                let head;
-                if size <= SMALL_BLOB {
-                    let bytes = collect(body, size).await?;
-                    let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
-                    if actual != digest {
-                        bail!(
-                            "content has digest {actual}, not the {digest} its name says (corrupt archive?)"
-                        );
-                    }
-                    head = bytes[..bytes.len().min(HEAD_LEN)].to_vec();
-                    self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
-                    if st.small_total + size <= SMALL_TOTAL {
-                        st.small_total += size;
-                        st.mem.small.insert(digest.clone(), bytes);
-                    }
-                } else if self.present(&digest, &BTreeMap::new()).await? {
-                    // Already stored: skip its bytes (the reader drops them).
-                    head = first_bytes(body).await?;
-                } else {
-                    let (h, reader) = with_head(body).await?;
-                    head = h;
-                    let written = &self.written;
-                    self.c
-                        .write_blob(&desc, &BTreeMap::new(), reader, |n| {
-                            written.fetch_add(n, Ordering::Relaxed);
-                        })
-                        .await?;
-                }
-                st.stored_member(path, digest, size, head);
-            }
-            Member::Index | Member::DockerManifest => {
-                if size > MAX_JSON {
-                    bail!("{size} bytes, too large for a JSON document");
-                }
-                st.meta.insert(path.to_string(), collect(body, size).await?);
-            }
-            Member::Marker => {}
-            Member::Other => self.stream_other(st, path, size, body).await?,
-        }
-        Ok(())
-    }
-
-    /// Any other member: a docker archive's config or layer is whatever path manifest.json
-    /// names (`<id>/layer.tar`, `<hex>.tar`, a link to either), and manifest.json may come
-    /// after it, so every such member is kept by the digest of its bytes: small ones in
-    /// memory (stored later if the plan names them), the rest in the store under the lease.
-    async fn stream_other(
-        &self,
-        st: &mut Streamed,
-        path: &str,
-        size: u64,
-        body: mpsc::Receiver<std::io::Result<Bytes>>,
-    ) -> Result<()> {
-        if size <= SMALL_BLOB && st.small_total + size <= SMALL_TOTAL {
-            let bytes = collect(body, size).await?;
-            st.small_total += size;
-            st.mem.add_member(path, bytes, HEAD_LEN);
-            return Ok(());
-        }
-        // The digest is learnt by writing it.
-        let (head, reader) = with_head(body).await?;
-        let written = &self.written;
-        let digest = self
-            .c
-            .write_blob_unknown(size as i64, &BTreeMap::new(), reader, |n| {
-                written.fetch_add(n, Ordering::Relaxed);
-            })
-            .await?;
-        self.c.lease_content(&self.lease, &digest).await?;
-        st.stored_member(path, digest, size, head);
-        Ok(())
-    }
-
     /// An archive whose members can be read at will: plan first, then write only the
     /// blobs the chosen platforms need while unpacking the layers already written.
     async fn random(&self, ra: RandomAccess) -> Result<Vec<ImportedImage>> {
@@ -474,78 +313,6 @@ impl Job<'_> {
         }
     }
 
-    /// Unpacks the manifests the plan marks, each layer as soon as it is `ready`: up to
-    /// one chain per core at once, a layer two chains share applied once. Returns each
-    /// config digest with its top chain ID.
-    async fn unpack(
-        &self,
-        plan: &Plan,
-        ready: tokio_watch::Receiver<HashSet<String>>,
-    ) -> Result<Vec<(String, String)>> {
-        let Some(snapshotter) = &self.imp.snapshotter else {
-            return Ok(vec![]);
-        };
-        let mut seen = HashSet::new();
-        let chains: Vec<&PlannedManifest> = plan
-            .images
-            .iter()
-            .flat_map(|i| &i.manifests)
-            .filter(|m| m.unpack && seen.insert(m.config.digest.clone()))
-            .collect();
-        let layers = Layers::default();
-        futures::stream::iter(
-            chains
-                .into_iter()
-                .map(|m| self.unpack_chain(snapshotter, m, ready.clone(), &layers)),
-        )
-        .buffer_unordered(unpack_parallelism())
-        .try_filter_map(|done| async move { Ok(done) })
-        .try_collect()
-        .await
-    }
-
-    /// One manifest's layers, bottom up; returns its config digest and top chain ID.
-    async fn unpack_chain(
-        &self,
-        snapshotter: &str,
-        m: &PlannedManifest,
-        mut ready: tokio_watch::Receiver<HashSet<String>>,
-        layers: &Layers,
-    ) -> Result<Option<(String, String)>> {
-        let chains = chain_ids(&m.diff_ids);
-        let mut parent: Option<&str> = None;
-        for (i, layer) in m.layers.iter().enumerate() {
-            let ok = ready
-                .wait_for(|s| s.contains(&layer.digest) || s.contains(STOP))
-                .await
-                .map(|s| !s.contains(STOP))
-                .unwrap_or(false);
-            if !ok {
-                bail!("unpacking stopped");
-            }
-            // A chain ID is the whole stack below it: another chain that shares it waits
-            // for this one's apply instead of doing it again.
-            let cell = layers.cell(&chains[i]);
-            cell.get_or_try_init(|| async {
-                // Leased before it is looked for: a snapshot already there (another
-                // image's layer) must survive a collection until this image holds it.
-                self.c
-                    .lease_snapshot(&self.lease, snapshotter, &chains[i])
-                    .await?;
-                self.c
-                    .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
-                    .await
-                    .with_context(|| format!("unpacking into {snapshotter}"))?;
-                Ok::<_, anyhow::Error>(())
-            })
-            .await?;
-            parent = Some(&chains[i]);
-        }
-        Ok(chains
-            .last()
-            .map(|top| (m.config.digest.clone(), top.clone())))
-    }
-
     /// Snapshot references, then the image records (all or none).
     async fn finish(
         &self,
@@ -608,25 +375,6 @@ impl Job<'_> {
             *r = recorded;
         }
         Ok(out)
-    }
-}
-
-/// A sentinel in the ready set: the writer failed, stop unpacking.
-const STOP: &str = "stop";
-
-/// Chains unpacked at once: containerd applies each layer on one core.
-fn unpack_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
-}
-
-/// The snapshots one import has applied (or is applying), by chain ID.
-#[derive(Default)]
-struct Layers(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>);
-
-impl Layers {
-    fn cell(&self, chain_id: &str) -> Arc<tokio::sync::OnceCell<()>> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(chain_id.to_string()).or_default().clone()
     }
 }
 

@@ -1,0 +1,295 @@
+//! `crimg prune`: gather, plan, re-check, remove, report.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::app::unattended::LoopStop;
+use crate::app::{Outcome, Session, Settings, inventory, state};
+use crate::cli::PruneArgs;
+use crate::error::CrimgError;
+use crate::model::Image;
+use crate::plan::exclude;
+use crate::plan::protect::Protection;
+use crate::plan::prune::{Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck};
+use crate::plan::schedule::{self, FsUsage};
+use crate::reference::select;
+use crate::render::{self, metrics};
+
+mod output;
+mod remove;
+
+use output::{render_plan, render_why};
+use remove::remove;
+
+/// How long to wait for CRI's image list to catch up with deleted records.
+const CRI_CATCH_UP: Duration = Duration::from_secs(15);
+
+pub(crate) async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
+    schedule::check_marks(args.high_usage, args.target_usage).map_err(CrimgError::Usage)?;
+    if let Some(path) = &args.metrics_file {
+        metrics::check_target(path).map_err(|e| CrimgError::Usage(format!("{e:#}")))?;
+    }
+    if let Some(every) = args.every {
+        return crate::app::unattended::run(settings, args, every).await;
+    }
+    let started = SystemTime::now();
+    let report = once(&settings, &args, true, None).await;
+    if let Some(path) = &args.metrics_file {
+        let mut m = metrics::PruneMetrics::load(path, &args);
+        m.record(started, &report);
+        if let Err(e) = m.write(path) {
+            settings.warn(format_args!("{e:#}"));
+        }
+    }
+    Ok(report?.outcome)
+}
+
+/// What one prune did, for the summary line and the metrics.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunReport {
+    pub(crate) outcome: Outcome,
+    /// Below the high mark: nothing was removed on purpose.
+    pub(crate) below_high: Option<(f64, f64)>,
+    pub(crate) removed: u64,
+    pub(crate) reclaimed_bytes: u64,
+    pub(crate) kept: u64,
+    /// Kept images by reason kind; an image with reasons of several kinds counts in each.
+    pub(crate) kept_by_reason: BTreeMap<String, u64>,
+    pub(crate) failed: u64,
+    /// The image filesystem after the run, when it could be measured.
+    pub(crate) image_fs: Option<FsUsage>,
+}
+
+/// One prune. `show` prints the table (or JSON) as a single `crimg prune` does; the
+/// loop prints its own summary line instead.
+/// Under `--every`, `stop` says whether a signal came: a run not yet removing gives up.
+pub(crate) async fn once(
+    settings: &Settings,
+    args: &PruneArgs,
+    show: bool,
+    stop: Option<&LoopStop>,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    // Bad exclusion input stops everything before the runtime is even asked.
+    let mut warnings = Vec::new();
+    let excludes = exclude::load(
+        &args.exclude_file,
+        args.exclude_dir.as_deref(),
+        &args.exclude,
+        &mut |w| warnings.push(w),
+    )
+    .map_err(|e| CrimgError::Usage(format!("{e}; nothing was removed")))?;
+    for w in &warnings {
+        settings.warn(w);
+    }
+    let state_file = args
+        .state_file
+        .clone()
+        .unwrap_or_else(|| state::state_dir().join("state.json"));
+    let mut last_used = state::load_last_used(&state_file)?;
+
+    let mut session = Session::connect(settings.clone()).await?;
+    let inv = inventory::gather(&mut session).await?;
+    for w in &inv.warnings {
+        session.settings.warn(w);
+    }
+    // The image filesystem is needed for the marks; for metrics only, it is optional.
+    let marks = args.target_usage.is_some() || args.high_usage.is_some();
+    let fs_before = if marks {
+        Some(image_fs(&session).await?)
+    } else if args.metrics_file.is_some() {
+        optional_image_fs(&session).await
+    } else {
+        None
+    };
+    let decision = schedule::decide(fs_before, args.high_usage);
+    // Below the high mark the run removes nothing, and says so as the reason.
+    let target = match (args.target_usage, fs_before) {
+        (Some(percent), Some(fs)) if decision == schedule::RunDecision::Prune => {
+            Some(TargetUsage {
+                label: format!("{percent}%"),
+                percent,
+                capacity: fs.capacity,
+                used: fs.used,
+            })
+        }
+        _ => None,
+    };
+    let policy = PrunePolicy {
+        protection: Protection::new(inv.sandbox_image.as_deref(), !args.no_builtin_allowlist),
+        excludes,
+        older_than: args
+            .older_than
+            .as_ref()
+            .map(|d| (d.duration, d.text.clone())),
+        keep_last: args.keep_last,
+        target,
+    };
+    let now = SystemTime::now();
+    let mut plan = plan(&inv.images, &policy, now, &last_used);
+    schedule::hold(&mut plan, decision);
+
+    if let Some(reference) = &args.why {
+        for image in select(&inv.images, reference)? {
+            let decision = plan
+                .decisions
+                .iter()
+                .find(|d| d.image.id == image.id)
+                .expect("every image has a decision");
+            render_why(&session.settings, decision, &inv.users)?;
+        }
+        return Ok(RunReport::default());
+    }
+
+    // Remember what is in use now, for --target-usage on later runs. Not on a dry run:
+    // a dry run changes nothing, the state file included.
+    if !args.dry_run {
+        mark_used(&mut last_used, &inv.images, now);
+        if let Err(e) = state::save_last_used(&state_file, &last_used) {
+            session.settings.warn(format_args!("{e:#}"));
+        }
+    }
+
+    let mut failed: Vec<(Image, String)> = Vec::new();
+    let mut lost = None;
+    if !args.dry_run && plan.removals().next().is_some() {
+        if let Some(stop) = stop {
+            // Checked and set with nothing awaited in between: either the loop abandons
+            // this run now, or it lets the removals finish.
+            if stop.signalled.is_cancelled() {
+                std::future::pending::<()>().await;
+            }
+            stop.removing.store(true, Ordering::SeqCst);
+        }
+        // Anything that started using an image since the plan was made keeps it.
+        let fresh = inventory::gather(&mut session).await?;
+        let newly_used = recheck(&mut plan, &fresh.images);
+        if newly_used > 0 {
+            session.settings.warn(format_args!(
+                "{newly_used} image(s) became used while planning; kept"
+            ));
+        }
+        (failed, lost) = remove(&mut session, &inv, &plan, args.parallel as usize).await;
+    }
+    if show {
+        if let schedule::RunDecision::BelowHigh { percent, high } = decision {
+            session.settings.info(format_args!(
+                "image filesystem {percent:.1}% used, not above --high-usage {high}%: nothing \
+                 to remove"
+            ));
+        }
+        let summary = render_plan(
+            &session.settings,
+            &plan,
+            &failed,
+            args.dry_run,
+            args.no_trunc,
+            &inv.users,
+        )?;
+        render::summary::print(session.settings.quiet, &summary.what(), started.elapsed());
+    }
+    // Removals that failed because the runtime went away are no partial success: the
+    // runtime is unreachable (exit 3), and the table above says what was done.
+    if let Some(lost) = lost {
+        let planned = plan.removals().count();
+        return Err(CrimgError::Lost {
+            shown: format!(
+                "{} of {planned} removal(s) failed or were not attempted, {lost}; the others \
+                 were done",
+                failed.len()
+            ),
+            lost,
+        }
+        .into());
+    }
+    let image_fs = if plan.removals().next().is_some() && !args.dry_run {
+        optional_image_fs(&session).await
+    } else {
+        fs_before
+    };
+    Ok(report(&plan, &failed, decision, image_fs))
+}
+
+/// Counts what a run did.
+fn report(
+    plan: &Plan,
+    failed: &[(Image, String)],
+    decision: schedule::RunDecision,
+    image_fs: Option<FsUsage>,
+) -> RunReport {
+    let failed_ids: HashSet<&str> = failed.iter().map(|(i, _)| i.id.as_str()).collect();
+    let removed: Vec<&Decision> = plan
+        .removals()
+        .filter(|d| !failed_ids.contains(d.image.id.as_str()))
+        .collect();
+    let mut kept_by_reason = BTreeMap::new();
+    for d in plan.kept() {
+        let kinds: BTreeSet<String> = d.reasons.iter().map(schedule::reason_kind).collect();
+        for k in kinds {
+            *kept_by_reason.entry(k).or_insert(0) += 1;
+        }
+    }
+    RunReport {
+        outcome: if failed.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::Partial
+        },
+        below_high: match decision {
+            schedule::RunDecision::BelowHigh { percent, high } => Some((percent, high)),
+            schedule::RunDecision::Prune => None,
+        },
+        removed: removed.len() as u64,
+        reclaimed_bytes: removed.iter().map(|d| d.image.size).sum(),
+        kept: plan.kept().count() as u64,
+        kept_by_reason,
+        failed: failed.len() as u64,
+        image_fs,
+    }
+}
+
+/// The image filesystem's size and use, from the mount point CRI `ImageFsInfo` reports.
+async fn image_fs(session: &Session) -> Result<FsUsage> {
+    let filesystems = session.cri.image_fs_info().await?;
+    let fs = filesystems
+        .iter()
+        .find(|f| !f.mountpoint.is_empty())
+        .context(
+            "the runtime reports no image filesystem (CRI ImageFsInfo); --target-usage and \
+             --high-usage cannot work",
+        )?;
+    let st = rustix::fs::statvfs(fs.mountpoint.as_str()).with_context(|| {
+        format!(
+            "reading the size of the image filesystem at {} (in a container, mount it at \
+             the same path)",
+            fs.mountpoint
+        )
+    })?;
+    let capacity = st.f_blocks.saturating_mul(st.f_frsize);
+    let usage = FsUsage {
+        capacity,
+        used: capacity.saturating_sub(st.f_bfree.saturating_mul(st.f_frsize)),
+    };
+    session.settings.debug(format_args!(
+        "image filesystem {}: {} of {} used ({:.1}%)",
+        fs.mountpoint,
+        render::human_size(usage.used),
+        render::human_size(usage.capacity),
+        usage.percent()
+    ));
+    Ok(usage)
+}
+
+/// [`image_fs`] for metrics only: a failure is a diagnostic, not an error.
+async fn optional_image_fs(session: &Session) -> Option<FsUsage> {
+    match image_fs(session).await {
+        Ok(fs) => Some(fs),
+        Err(e) => {
+            session.settings.debug(format_args!("{e:#}"));
+            None
+        }
+    }
+}
