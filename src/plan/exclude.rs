@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::model::Image;
+use crate::plan::lines;
 use crate::plan::pattern::RefPattern;
 use crate::plan::protect::Reason;
 
@@ -69,9 +70,11 @@ fn valid_chars(p: &str) -> bool {
 }
 
 fn compile(text: &str) -> Result<RefPattern, String> {
+    lines::check(text)?;
     if !valid_chars(text) {
         return Err(format!(
-            "{text:?} is not a pattern (one reference glob or sha256: prefix per line; no spaces)"
+            "{} is not a pattern (one reference glob or sha256: prefix per line; no spaces)",
+            lines::shown(text)
         ));
     }
     RefPattern::new(text)
@@ -80,25 +83,27 @@ fn compile(text: &str) -> Result<RefPattern, String> {
 /// Parses the text of one exclusion file. Eraser's JSON form (`{"excluded": [...]}`) is
 /// recognised by its leading `{`.
 pub(crate) fn parse_file(file: &str, text: &str) -> Result<Vec<ExcludeRule>, ExcludeError> {
+    let text = lines::strip_bom(text);
     if text.trim_start().starts_with('{') {
         return parse_eraser_json(file, text);
     }
     let mut rules = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (n, raw) in lines::numbered(text) {
+        let err = |message| ExcludeError {
+            file: Some(file.to_string()),
+            line: Some(n),
+            message,
+        };
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let pattern = compile(line).map_err(|message| ExcludeError {
-            file: Some(file.to_string()),
-            line: Some(i + 1),
-            message,
-        })?;
+        let pattern = compile(line).map_err(err)?;
         rules.push(ExcludeRule {
             pattern,
             source: Source::File {
                 file: file.to_string(),
-                line: i + 1,
+                line: n,
             },
         });
     }
@@ -243,9 +248,8 @@ fn kind_of(t: &std::fs::FileType) -> &'static str {
 /// Reads one exclusion file, refusing anything but a regular file. The file is opened
 /// without blocking and checked after opening, so a FIFO swapped in cannot hang prune.
 fn read_regular(file: &Path) -> Result<String, String> {
-    use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(file)
@@ -257,10 +261,7 @@ fn read_regular(file: &Path) -> Result<String, String> {
             kind_of(&meta.file_type())
         ));
     }
-    let mut text = String::new();
-    f.read_to_string(&mut text)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    Ok(text)
+    lines::read_capped(f).map_err(|e| format!("cannot read it: {e}"))
 }
 
 /// Reads and parses every exclusion file; the first problem stops everything. `dir` is
@@ -336,6 +337,39 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn windows_files_and_hostile_lines() {
+        // CR LF ends and a byte order mark, as Notepad saves them: read as written.
+        let rules = parse_file("w.conf", "\u{feff}nginx:*\r\n# web\r\nquay.io/x:1\r\n").unwrap();
+        let reasons: Vec<String> = rules.iter().map(|r| r.reason().to_string()).collect();
+        assert_eq!(reasons, ["excluded:w.conf:1", "excluded:w.conf:3"]);
+        assert!(rules[0].matches(&image("docker.io/library/nginx:1.25")));
+        assert!(rules[1].matches(&image("quay.io/x:1")));
+        // Eraser's JSON behind a byte order mark is still Eraser's JSON.
+        let rules = parse_file("e.json", "\u{feff}{\"excluded\": [\"nginx:*\"]}\r\n").unwrap();
+        assert_eq!(rules.len(), 1);
+
+        // A 100 kB line: refused by its line, the message shows an excerpt.
+        let text = format!("ok:1\r\n{}\r\n", "a".repeat(100_000));
+        let e = parse_file("long.conf", &text).unwrap_err();
+        let shown = e.to_string();
+        assert_eq!(e.line, Some(2), "{shown}");
+        assert!(shown.contains("100000 bytes long"), "{shown}");
+        assert!(shown.len() < 300, "the message holds the whole line");
+        // So is one in Eraser's form and on the command line.
+        let json = format!("{{\"excluded\": [\"{}\"]}}", "a".repeat(100_000));
+        let e = parse_file("long.json", &json).unwrap_err().to_string();
+        assert!(e.contains("100000 bytes long") && e.len() < 300, "{e}");
+        let e = parse_cli(&["b".repeat(100_000)]).unwrap_err().to_string();
+        assert!(e.contains("100000 bytes long") && e.len() < 300, "{e}");
+        // A NUL byte, and a lone CR, name the line and what they are.
+        let e = parse_file("nul.conf", "ok\nngi\0nx\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.to_string().contains("a NUL byte"), "{e}");
+        let e = parse_file("cr.conf", "a:1\rb:1\n").unwrap_err();
+        assert!(e.to_string().contains("carriage return"), "{e}");
     }
 
     #[test]

@@ -103,13 +103,17 @@ pub(crate) struct Plan {
     pub(crate) generated: HashMap<String, Bytes>,
     /// Things worth telling the user.
     pub(crate) notes: Vec<String>,
+    /// Where each digest is in `blobs`: adding a blob is not a search, so a manifest of
+    /// 10 000 layers plans in linear time.
+    at: HashMap<String, usize>,
 }
 
 impl Plan {
     fn add_blob(&mut self, desc: Descriptor, role: Role, labels: BTreeMap<String, String>) {
-        if let Some(b) = self.blobs.iter_mut().find(|b| b.desc.digest == desc.digest) {
-            b.labels.extend(labels);
+        if let Some(&i) = self.at.get(&desc.digest) {
+            self.blobs[i].labels.extend(labels);
         } else {
+            self.at.insert(desc.digest.clone(), self.blobs.len());
             self.blobs.push(PlannedBlob { desc, role, labels });
         }
     }
@@ -327,16 +331,24 @@ struct Leaf {
     path: Vec<(Desc, usize)>,
 }
 
+/// Walks an index tree. Each index and each manifest is visited once: one listed again
+/// (twice in an index, or by two indexes of the tree) is skipped, so a small archive whose
+/// indexes list one another many times over cannot multiply the walk. (An index cannot
+/// list itself: its digest would have to hash its own bytes.)
 fn collect_leaves<'a, S: Source>(
     index: &'a Desc,
     source: &'a S,
     depth: usize,
     path: Vec<(Desc, usize)>,
     out: &'a mut Vec<Leaf>,
+    walked: &'a mut std::collections::HashSet<String>,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
     Box::pin(async move {
         if depth >= MAX_DEPTH {
             bail!("indexes nested deeper than {MAX_DEPTH}");
+        }
+        if !walked.insert(index.digest.clone()) {
+            return Ok(());
         }
         let bytes = source.blob(&index.digest).await?;
         let doc: Index = parse(&bytes, &format!("index {}", index.digest))?;
@@ -351,8 +363,8 @@ fn collect_leaves<'a, S: Source>(
             let mut p = path.clone();
             p.push((index.clone(), i));
             if is_index(&child.media_type) {
-                collect_leaves(child, source, depth + 1, p, out).await?;
-            } else if is_manifest(&child.media_type) {
+                collect_leaves(child, source, depth + 1, p, out, walked).await?;
+            } else if is_manifest(&child.media_type) && walked.insert(child.digest.clone()) {
                 out.push(Leaf {
                     desc: child.clone(),
                     path: p,
@@ -372,7 +384,8 @@ async fn plan_index<S: Source>(
     depth: usize,
 ) -> Result<PlannedImage> {
     let mut leaves = Vec::new();
-    collect_leaves(entry, source, depth, vec![], &mut leaves).await?;
+    let mut walked = std::collections::HashSet::new();
+    collect_leaves(entry, source, depth, vec![], &mut leaves, &mut walked).await?;
     // Attestation manifests (buildx) carry platform unknown/unknown: not runnable images.
     leaves.retain(|l| {
         l.desc

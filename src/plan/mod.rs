@@ -4,6 +4,7 @@ pub(crate) mod exclude;
 pub(crate) mod export;
 pub(crate) mod import;
 pub(crate) mod inventory;
+pub(crate) mod lines;
 pub(crate) mod pattern;
 pub(crate) mod pin;
 pub(crate) mod platform;

@@ -89,7 +89,21 @@ pub(crate) async fn once(
         .state_file
         .clone()
         .unwrap_or_else(|| state::state_dir().join("state.json"));
-    let mut last_used = state::load_last_used(&state_file)?;
+    let state::LastUsed {
+        times: mut last_used,
+        unusable,
+    } = state::load_last_used(&state_file)?;
+    if let Some(why) = &unusable {
+        settings.warn(format_args!(
+            "state file {} is not usable ({why}); last-use times start afresh{}",
+            state_file.display(),
+            if args.dry_run || args.why.is_some() {
+                " (this run leaves the file as it is)"
+            } else {
+                ", and the file is moved aside before a new one is written"
+            }
+        ));
+    }
 
     let mut session = Session::connect(settings.clone()).await?;
     let inv = inventory::gather(&mut session).await?;
@@ -148,8 +162,13 @@ pub(crate) async fn once(
     // a dry run changes nothing, the state file included.
     if !args.dry_run {
         mark_used(&mut last_used, &inv.images, now);
-        if let Err(e) = state::save_last_used(&state_file, &last_used) {
-            session.settings.warn(format_args!("{e:#}"));
+        match state::save_last_used(&state_file, &last_used, unusable.is_some()) {
+            Ok(Some(aside)) => session.settings.warn(format_args!(
+                "moved the unusable state file to {}",
+                aside.display()
+            )),
+            Ok(None) => {}
+            Err(e) => session.settings.warn(format_args!("{e:#}")),
         }
     }
 

@@ -452,3 +452,89 @@ fn oci_names_from_manifest_json_by_config_member() {
     assert_eq!(plan.images.len(), 1);
     assert_eq!(plan.images[0].names, strings(&["localhost/pm/app:1"]));
 }
+
+/// Indexes that list one another many times over, an index listed below itself, and a
+/// tree deeper than four: each index and manifest is visited once, so the walk stays as
+/// small as the archive; too deep is refused.
+#[test]
+fn index_trees_that_repeat_loop_or_nest_too_deep() {
+    let platform = json!({"os": "linux", "architecture": "amd64"});
+    // Three levels, each listing the one below 1000 times: a million paths to one manifest.
+    let mut a = MemArchive::default();
+    let m = with(
+        manifest(&mut a, "amd64", 1, 1),
+        "platform",
+        platform.clone(),
+    );
+    let inner = put(&mut a, MT_OCI_INDEX, json!({"manifests": vec![m; 1000]}));
+    let middle = put(
+        &mut a,
+        MT_OCI_INDEX,
+        json!({"manifests": vec![inner; 1000]}),
+    );
+    let outer = put(
+        &mut a,
+        MT_OCI_INDEX,
+        json!({"manifests": vec![middle; 1000]}),
+    );
+    let index = serde_json::to_vec(&json!({"manifests": [outer]})).unwrap();
+    let started = std::time::Instant::now();
+    let plan = block_on(plan_oci(&index, None, &a, &options(&[], None))).unwrap();
+    let took = started.elapsed();
+    assert_eq!(plan.images.len(), 1);
+    assert_eq!(
+        plan.images[0].manifests.len(),
+        1,
+        "one manifest, planned once"
+    );
+    assert_eq!(
+        plan.blobs.len(),
+        6,
+        "3 indexes, a manifest, its config and layer"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+
+    // An index stored under a digest it does not hash to, listing that digest: a loop
+    // (an archive's blobs are checked against their digests before this, so only a
+    // corrupt archive could hold one). It ends, with the manifest beside it.
+    let mut a = MemArchive::default();
+    let m = with(
+        manifest(&mut a, "amd64", 1, 1),
+        "platform",
+        platform.clone(),
+    );
+    let fake = format!("sha256:{}", "e".repeat(64));
+    let looped = json!({"mediaType": MT_OCI_INDEX, "digest": fake, "size": 1});
+    let body = serde_json::to_vec(&json!({"manifests": [looped.clone(), m]})).unwrap();
+    a.small.insert(fake.clone(), Bytes::from(body));
+    let index = serde_json::to_vec(&json!({"manifests": [looped]})).unwrap();
+    let plan = block_on(plan_oci(&index, None, &a, &options(&[], None))).unwrap();
+    assert_eq!(plan.images[0].manifests.len(), 1);
+
+    // Five indexes, one inside the next.
+    let mut a = MemArchive::default();
+    let mut d = with(manifest(&mut a, "amd64", 1, 1), "platform", platform);
+    for _ in 0..5 {
+        d = put(&mut a, MT_OCI_INDEX, json!({"manifests": [d]}));
+    }
+    let index = serde_json::to_vec(&json!({"manifests": [d]})).unwrap();
+    let e = block_on(plan_oci(&index, None, &a, &options(&[], None))).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("indexes nested deeper than 4"),
+        "{e:#}"
+    );
+}
+
+/// A manifest of 10 000 layers plans in linear time: each blob is added by digest.
+#[test]
+fn ten_thousand_layers_plan_quickly() {
+    let mut a = MemArchive::default();
+    let m = manifest(&mut a, "amd64", 10_000, 10_000);
+    let index = serde_json::to_vec(&json!({"manifests": [m]})).unwrap();
+    let started = std::time::Instant::now();
+    let plan = block_on(plan_oci(&index, None, &a, &options(&[], None))).unwrap();
+    let took = started.elapsed();
+    assert_eq!(plan.blobs.len(), 10_002);
+    assert_eq!(plan.images[0].manifests[0].layers.len(), 10_000);
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+}

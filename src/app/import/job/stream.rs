@@ -1,7 +1,7 @@
 //! One archive read as a stream: members stored as they come, the plan made once the
 //! index is seen.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
@@ -67,18 +67,25 @@ impl Job<'_> {
             )
         };
         self.notes(&plan);
+        // Member sizes by digest, looked up once per blob (not a scan: 10 000 layers).
+        let sizes: HashMap<&str, i64> = st
+            .mem
+            .members
+            .values()
+            .map(|m| (m.digest.as_str(), m.size))
+            .collect();
         for b in &plan.blobs {
             if let Some(bytes) = plan.generated.get(&b.desc.digest) {
                 self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if st.stored.contains(&b.desc.digest) {
                 // The digest matched, but the descriptor's size must match too.
-                if let Some(m) = st.mem.members.values().find(|m| m.digest == b.desc.digest)
-                    && m.size != b.desc.size
+                if let Some(&size) = sizes.get(b.desc.digest.as_str())
+                    && size != b.desc.size
                 {
                     bail!(
                         "{} holds {} bytes, but its descriptor says {}",
                         describe(&plan, b),
-                        m.size,
+                        size,
                         b.desc.size
                     );
                 }
