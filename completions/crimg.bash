@@ -724,7 +724,7 @@ _crimg() {
             return 0
             ;;
         crimg__subcmd__list)
-            opts="-r -i -a -n -c -o -q -v -h -V --pinned --unpinned --in-use --unused --protected --unprotected --no-trunc --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
+            opts="-r -i -a -n -c -o -q -v -h -V --pinned --unpinned --in-use --unused --protected --unprotected --dangling --no-trunc --runtime-endpoint --image-endpoint --address --namespace --config --timeout --output --quiet --progress --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

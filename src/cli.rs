@@ -19,6 +19,7 @@ CRI to any CRI runtime, and containerd's own API where CRI is not enough (labels
         crate::exit::help_paragraph()
     ),
     propagate_version = true,
+    after_help = crate::help::examples_help(None),
     max_term_width = 100
 )]
 pub struct Cli {
@@ -33,6 +34,7 @@ pub(crate) struct GlobalArgs {
     /// CRI runtime service: unix:///path or a bare path [default: crictl config, then the
     /// first socket that exists of containerd, K3s, CRI-O, cri-dockerd]
     #[arg(
+        help_heading = "Global: runtime connection",
         short = 'r',
         long,
         env = "CONTAINER_RUNTIME_ENDPOINT",
@@ -43,6 +45,7 @@ pub(crate) struct GlobalArgs {
 
     /// CRI image service [default: the runtime endpoint]
     #[arg(
+        help_heading = "Global: runtime connection",
         short = 'i',
         long,
         env = "IMAGE_SERVICE_ENDPOINT",
@@ -54,6 +57,7 @@ pub(crate) struct GlobalArgs {
     /// containerd API socket [default: the CRI endpoint when the runtime is containerd,
     /// else /run/containerd/containerd.sock, then K3s's]
     #[arg(
+        help_heading = "Global: runtime connection",
         short = 'a',
         long,
         env = "CONTAINERD_ADDRESS",
@@ -64,6 +68,7 @@ pub(crate) struct GlobalArgs {
 
     /// containerd namespace
     #[arg(
+        help_heading = "Global: runtime connection",
         short = 'n',
         long,
         env = "CONTAINERD_NAMESPACE",
@@ -75,6 +80,7 @@ pub(crate) struct GlobalArgs {
     /// crictl's YAML config file (runtime-endpoint, image-endpoint, timeout)
     /// [default: /etc/crictl.yaml if it exists]
     #[arg(
+        help_heading = "Global: runtime connection",
         short = 'c',
         long,
         env = "CRI_CONFIG_FILE",
@@ -85,23 +91,23 @@ pub(crate) struct GlobalArgs {
 
     /// Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it
     /// [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, global = true)]
+    #[arg(help_heading = "Global: runtime connection", long, value_name = "DURATION", value_parser = parse_timeout, global = true)]
     pub(crate) timeout: Option<Duration>,
 
     /// Output format where a command prints records
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
+    #[arg(help_heading = "Global: output", short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
     pub(crate) output: OutputFormat,
 
     /// Only errors on stderr; no progress
-    #[arg(short = 'q', long, global = true)]
+    #[arg(help_heading = "Global: output", short = 'q', long, global = true)]
     pub(crate) quiet: bool,
 
     /// Progress bars on stderr (auto: only when stderr is a terminal)
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "WHEN", global = true)]
+    #[arg(help_heading = "Global: output", long, value_enum, default_value_t = ProgressMode::Auto, value_name = "WHEN", global = true)]
     pub(crate) progress: ProgressMode,
 
     /// Diagnostics on stderr
-    #[arg(
+    #[arg(help_heading = "Global: output", 
         short = 'v',
         long,
         env = "CRIMG_LOG",
@@ -134,23 +140,31 @@ pub(crate) enum ProgressMode {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List images with their tags, size, pins, users and protections
-    #[command(visible_alias = "ls")]
+    #[command(visible_alias = "ls", after_help = crate::help::examples_help(Some("list")))]
     List(ListArgs),
     /// Pin images so that no garbage collection or prune removes them
+    #[command(after_help = crate::help::examples_help(Some("pin")))]
     Pin(PinArgs),
     /// Remove the pins of images
+    #[command(after_help = crate::help::examples_help(Some("unpin")))]
     Unpin(PinArgs),
     /// Remove every image that nothing uses and nothing protects, saying why for each
+    #[command(after_help = crate::help::examples_help(Some("prune")))]
     Prune(PruneArgs),
     /// Import image archives (OCI or docker save, any compression) into containerd
+    #[command(after_help = crate::help::examples_help(Some("import")))]
     Import(ImportArgs),
     /// Write images to one archive that ctr import and docker load both accept
+    #[command(after_help = crate::help::examples_help(Some("export")))]
     Export(ExportArgs),
     /// What archives hold and whether they are intact, read as import reads them (no runtime)
+    #[command(after_help = crate::help::examples_help(Some("inspect")))]
     Inspect(InspectArgs),
     /// Whether images are complete in the content store and unpacked, and what an export would fetch
+    #[command(after_help = crate::help::examples_help(Some("check")))]
     Check(CheckArgs),
     /// Print a shell completion script
+    #[command(after_help = crate::help::examples_help(Some("completions")))]
     Completions(CompletionsArgs),
 }
 
@@ -160,25 +174,28 @@ pub struct ListArgs {
     #[arg(value_name = "PATTERN")]
     pub(crate) patterns: Vec<String>,
     /// Only pinned images
-    #[arg(long, conflicts_with = "unpinned")]
+    #[arg(help_heading = "Selection", long, conflicts_with = "unpinned")]
     pub(crate) pinned: bool,
     /// Only images nobody pinned
-    #[arg(long)]
+    #[arg(help_heading = "Selection", long)]
     pub(crate) unpinned: bool,
     /// Only images a container or pod sandbox uses
-    #[arg(long, conflicts_with = "unused")]
+    #[arg(help_heading = "Selection", long, conflicts_with = "unused")]
     pub(crate) in_use: bool,
     /// Only images no container or pod sandbox uses
-    #[arg(long)]
+    #[arg(help_heading = "Selection", long)]
     pub(crate) unused: bool,
     /// Only images a prune would keep
-    #[arg(long, conflicts_with = "unprotected")]
+    #[arg(help_heading = "Selection", long, conflicts_with = "unprotected")]
     pub(crate) protected: bool,
     /// Only images a prune would remove
-    #[arg(long)]
+    #[arg(help_heading = "Selection", long)]
     pub unprotected: bool,
+    /// Only images no tag names (digest references or none at all)
+    #[arg(help_heading = "Selection", long)]
+    pub dangling: bool,
     /// Print every cell in full, even when the table is wider than the terminal
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub no_trunc: bool,
 }
 
@@ -189,7 +206,7 @@ pub struct PinArgs {
     #[arg(value_name = "REF", required_unless_present = "from_file")]
     pub(crate) refs: Vec<String>,
     /// Also the images named in FILE, one per line (# comments), or `-` for stdin
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
     pub(crate) from_file: Option<PathBuf>,
     /// Show what would change, change nothing
     #[arg(long)]
@@ -213,48 +230,58 @@ pub struct PruneArgs {
     #[arg(long, value_name = "REF")]
     pub why: Option<String>,
     /// Print every cell in full, even when the table is wider than the terminal
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub no_trunc: bool,
     /// A file of exclusion patterns (one per line, # comments) or Eraser's JSON form (repeatable)
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Protection", long, value_name = "FILE")]
     pub(crate) exclude_file: Vec<PathBuf>,
     /// Directory whose *.conf files are exclusion files [default: /etc/crimg/exclude.d, which
     /// may be absent; a directory named here must exist]
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Protection", long, value_name = "DIR")]
     pub(crate) exclude_dir: Option<PathBuf>,
     /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(help_heading = "Protection", long, value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
     /// Drop the built-in allowlist of pause and Kubernetes system images (the runtime's
     /// sandbox image stays protected)
-    #[arg(long)]
+    #[arg(help_heading = "Protection", long)]
     pub(crate) no_builtin_allowlist: bool,
     /// Keep images whose containerd record is younger than this (24h, 7d)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_text)]
+    #[arg(help_heading = "Protection", long, value_name = "DURATION", value_parser = parse_duration_text)]
     pub(crate) older_than: Option<DurationText>,
     /// Per repository, keep the N newest images
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Protection", long, value_name = "N")]
     pub(crate) keep_last: Option<usize>,
     /// Concurrent removals
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub(crate) parallel: u16,
     /// Remove least recently used images only until the image filesystem is at or below
     /// PERCENT of its size: the low mark of the kubelet's image GC
-    #[arg(long, visible_alias = "low-usage", value_name = "PERCENT", value_parser = parse_percent)]
+    #[arg(help_heading = "Disk usage", long, visible_alias = "low-usage", value_name = "PERCENT", value_parser = parse_percent)]
     pub target_usage: Option<f64>,
     /// Prune only when the image filesystem is above PERCENT of its size, then down to
     /// --target-usage: the high mark of the kubelet's image GC
-    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, requires = "target_usage")]
+    #[arg(help_heading = "Disk usage", long, value_name = "PERCENT", value_parser = parse_percent, requires = "target_usage")]
     pub high_usage: Option<f64>,
     /// Keep running: prune every DURATION (plus up to 10% at random) until SIGTERM or
     /// SIGINT, one summary line per run on stderr instead of the table
-    #[arg(long, value_name = "DURATION", value_parser = parse_interval, conflicts_with = "why")]
+    #[arg(help_heading = "Unattended", long, value_name = "DURATION", value_parser = parse_interval, conflicts_with = "why")]
     pub every: Option<Duration>,
     /// After each run, write Prometheus metrics to FILE (node_exporter's textfile format)
-    #[arg(long, value_name = "FILE", conflicts_with = "why")]
+    #[arg(
+        help_heading = "Unattended",
+        long,
+        value_name = "FILE",
+        conflicts_with = "why"
+    )]
     pub metrics_file: Option<PathBuf>,
     /// Where crimg remembers when it last saw each image in use
-    #[arg(long, value_name = "FILE", env = "CRIMG_STATE_FILE")]
+    #[arg(
+        help_heading = "Unattended",
+        long,
+        value_name = "FILE",
+        env = "CRIMG_STATE_FILE"
+    )]
     pub(crate) state_file: Option<PathBuf>,
 }
 
@@ -311,10 +338,10 @@ pub struct ImportArgs {
     #[arg(long)]
     pub(crate) pin: bool,
     /// Import this platform (os/arch[/variant]; repeatable) [default: the host's]
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(help_heading = "Platforms", long, value_name = "PLATFORM")]
     pub(crate) platform: Vec<crate::plan::platform::Platform>,
     /// Import every platform of multi-platform images
-    #[arg(long, conflicts_with = "platform")]
+    #[arg(help_heading = "Platforms", long, conflicts_with = "platform")]
     pub(crate) all_platforms: bool,
     /// Store content only; do not unpack into a snapshotter
     #[arg(long)]
@@ -326,16 +353,16 @@ pub struct ImportArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) base_name: Option<String>,
     /// Keep running and import archives that appear or change in the given directories
-    #[arg(long)]
+    #[arg(help_heading = "Watch", long)]
     pub watch: bool,
     /// With --watch: where to remember what was imported [default: $CRIMG_STATE_DIR/import-watch.json, else /var/lib/crimg/import-watch.json]
-    #[arg(long, value_name = "FILE", requires = "watch")]
+    #[arg(help_heading = "Watch", long, value_name = "FILE", requires = "watch")]
     pub(crate) state_file: Option<PathBuf>,
     /// With --watch --pin: how often to check that what the directories hold is still imported and pinned, and restore what is not (a deleted image is also restored on containerd's delete event)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "watch")]
+    #[arg(help_heading = "Watch", long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "watch")]
     pub(crate) recheck_interval: Duration,
     /// With --watch: when an archive leaves the directory, drop the pins crimg set on its images
-    #[arg(long, requires = "watch")]
+    #[arg(help_heading = "Watch", long, requires = "watch")]
     pub(crate) unpin_removed: bool,
     /// With --watch: rescan the directories every 5s instead of waiting for inotify, for
     /// filesystems whose changes inotify does not see (NFS, CIFS, FUSE, a directory written
@@ -344,7 +371,7 @@ pub struct ImportArgs {
     pub(crate) poll: bool,
     /// With --watch: after each import, write Prometheus metrics to FILE (node_exporter's
     /// textfile format)
-    #[arg(long, value_name = "FILE", requires = "watch")]
+    #[arg(help_heading = "Watch", long, value_name = "FILE", requires = "watch")]
     pub metrics_file: Option<PathBuf>,
 }
 
@@ -362,29 +389,35 @@ pub struct ExportArgs {
     #[arg(value_name = "REF", required_unless_present = "from_file")]
     pub(crate) refs: Vec<String>,
     /// Also the images named in FILE, one per line (# comments), or `-` for stdin
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
     pub(crate) from_file: Option<PathBuf>,
     /// Export this platform (os/arch[/variant]; repeatable) [default: the host's]
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(help_heading = "Selection", long, value_name = "PLATFORM")]
     pub(crate) platform: Vec<crate::plan::platform::Platform>,
     /// Export every platform the content store holds
-    #[arg(long, conflicts_with = "platform")]
+    #[arg(help_heading = "Selection", long, conflicts_with = "platform")]
     pub(crate) all_platforms: bool,
     /// Compress the whole archive [default: as FILE's name says: .tar.gz, .tgz, .tar.zst,
     /// .tzst; a name and --compress that disagree are refused]
     #[arg(long, value_name = "ALGORITHM", value_parser = compression_parser())]
     pub(crate) compress: Option<Compression>,
     /// Fetch blobs missing from the content store from the image's registry first
-    #[arg(long)]
+    #[arg(help_heading = "Fetching missing blobs", long)]
     pub(crate) fetch_missing: bool,
     /// Overwrite FILE if it exists
     #[arg(long)]
     pub(crate) force: bool,
     /// containerd's registry hosts directory (hosts.toml files), for --fetch-missing
-    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    #[arg(
+        help_heading = "Fetching missing blobs",
+        long,
+        value_name = "DIR",
+        default_value = "/etc/containerd/certs.d"
+    )]
     pub(crate) registry_config_dir: PathBuf,
     /// K3s's registries.yaml, for --fetch-missing
     #[arg(
+        help_heading = "Fetching missing blobs",
         long,
         value_name = "FILE",
         default_value = "/etc/rancher/k3s/registries.yaml"
@@ -411,10 +444,16 @@ pub struct CheckArgs {
     #[arg(value_name = "REF")]
     pub refs: Vec<String>,
     /// containerd's registry hosts directory, for where --fetch-missing would fetch from
-    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    #[arg(
+        help_heading = "Fetching missing blobs",
+        long,
+        value_name = "DIR",
+        default_value = "/etc/containerd/certs.d"
+    )]
     pub registry_config_dir: PathBuf,
     /// K3s's registries.yaml, for where --fetch-missing would fetch from
     #[arg(
+        help_heading = "Fetching missing blobs",
         long,
         value_name = "FILE",
         default_value = "/etc/rancher/k3s/registries.yaml"

@@ -28,21 +28,124 @@ pub(crate) fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::R
 pub(crate) fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     // `crimg help` is `--help` by another name: it gets no page, so no page names it.
     let cmd = Cli::command().disable_help_subcommand(true);
-    let mut pages = Vec::new();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
-    pages.push(("crimg.1".to_string(), buf));
-    for sub in cmd.get_subcommands() {
-        let name = format!("crimg-{}", sub.get_name());
-        let sub = sub
-            .clone()
-            .name(name.clone())
-            .bin_name(name.replace('-', " "));
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(sub).render(&mut buf)?;
-        pages.push((format!("{name}.1"), buf));
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let mut pages = vec![("crimg.1".to_string(), man_page(&cmd, None, &subs)?)];
+    for sub in &subs {
+        pages.push((format!("crimg-{sub}.1"), man_page(&cmd, Some(sub), &subs)?));
     }
     Ok(pages)
+}
+
+/// The page of `crimg` (`sub` `None`) or of one subcommand: clap's sections, then
+/// EXAMPLES, EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO, each generated from the one
+/// place that defines it.
+#[cfg(test)]
+fn man_page(top: &clap::Command, sub: Option<&str>, subs: &[String]) -> std::io::Result<Vec<u8>> {
+    use roff::{Roff, bold, italic, roman};
+
+    let page = match sub {
+        None => top.clone(),
+        Some(name) => {
+            let full = format!("crimg-{name}");
+            top.find_subcommand(name)
+                .expect("a subcommand of crimg")
+                .clone()
+                .name(full.clone())
+                .bin_name(full.replace('-', " "))
+        }
+    };
+    let man = clap_mangen::Man::new(page.clone());
+    let mut out = Vec::new();
+    // Each part comes with roff's two-line preamble; the page needs it once.
+    let mut part = |render: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut buf = Vec::new();
+        render(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let body = if out.is_empty() {
+            text.as_str()
+        } else {
+            text.splitn(3, '\n').nth(2).unwrap_or("")
+        };
+        out.extend_from_slice(body.as_bytes());
+        std::io::Result::Ok(())
+    };
+    part(&|w| man.render_title(w))?;
+    part(&|w| man.render_name_section(w))?;
+    part(&|w| man.render_synopsis_section(w))?;
+    part(&|w| man.render_description_section(w))?;
+    part(&|w| man.render_options_section(w))?;
+    if sub.is_none() {
+        part(&|w| man.render_subcommands_section(w))?;
+    }
+
+    let concerns = |commands: &[&str]| sub.is_none_or(|s| commands.contains(&s));
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXAMPLES"]);
+    for e in crate::help::examples(sub) {
+        roff.control("TP", [])
+            .text([bold(e.line)])
+            .text([roman(e.what)]);
+    }
+    roff.control("SH", ["EXIT STATUS"]);
+    for (codes, meaning) in crate::exit::man_rows() {
+        roff.control("TP", [])
+            .text([bold(codes)])
+            .text([roman(meaning)]);
+    }
+    roff.control("SH", ["ENVIRONMENT"]);
+    // The variables options stand for, from the definition: the global ones on every page.
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let own: Vec<&clap::Arg> = page.get_arguments().collect();
+    let global = top.get_arguments().filter(|a| a.is_global_set());
+    for arg in own.iter().copied().chain(global) {
+        if let Some(var) = arg.get_env() {
+            let var = var.to_string_lossy().into_owned();
+            if !vars.iter().any(|(v, _)| *v == var) {
+                let flag = format!("--{}", arg.get_long().unwrap_or_default());
+                vars.push((var, format!("as {flag}")));
+            }
+        }
+    }
+    for (var, what, commands) in crate::help::environment() {
+        if concerns(commands) {
+            vars.push((var.to_string(), what.to_string()));
+        }
+    }
+    for (var, what) in vars {
+        roff.control("TP", []).text([bold(var)]).text([roman(what)]);
+    }
+    let files: Vec<_> = crate::help::files()
+        .into_iter()
+        .filter(|f| concerns(f.commands))
+        .collect();
+    if !files.is_empty() {
+        roff.control("SH", ["FILES"]);
+        for f in files {
+            roff.control("TP", [])
+                .text([italic(f.path)])
+                .text([roman(f.what)]);
+        }
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    let mut see: Vec<String> = Vec::new();
+    if sub.is_some() {
+        see.push("crimg(1) (the global options)".to_string());
+    }
+    see.extend(
+        subs.iter()
+            .filter(|s| Some(s.as_str()) != sub)
+            .map(|s| format!("crimg-{s}(1)")),
+    );
+    roff.text([roman(see.join(", "))]);
+    let tail = roff.render();
+    part(&|w| w.write_all(tail.as_bytes()))?;
+    if page.get_version().is_some() {
+        part(&|w| man.render_version_section(w))?;
+    }
+    Ok(out)
 }
 
 /// `readme` with the table under its "## Exit codes" heading replaced by the one
@@ -82,6 +185,81 @@ mod tests {
             }
         }
     }
+    /// Every page teaches beyond the options: examples, every exit status from
+    /// `ExitStatus`, the environment, the files where the command has any, other pages.
+    #[test]
+    fn man_pages_have_the_sections_of_a_manual() {
+        for (name, body) in man_pages().unwrap() {
+            let text = String::from_utf8(body).unwrap();
+            let sections: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(".SH "))
+                .collect();
+            for want in [
+                "NAME",
+                "SYNOPSIS",
+                "EXAMPLES",
+                "\"EXIT STATUS\"",
+                "ENVIRONMENT",
+            ] {
+                assert!(
+                    sections.contains(&want),
+                    "{name} lacks {want}: {sections:?}"
+                );
+            }
+            assert!(sections.contains(&"\"SEE ALSO\""), "{name}: {sections:?}");
+            assert_eq!(text.matches(".ie \\n(.g").count(), 1, "{name}");
+            let exit =
+                &text[text.find("EXIT STATUS").unwrap()..text.find(".SH ENVIRONMENT").unwrap()];
+            for s in crate::exit::ExitStatus::ALL {
+                assert!(exit.contains(&s.code().to_string()), "{name}: {exit}");
+            }
+            assert!(text.contains("CONTAINER_RUNTIME_ENDPOINT"), "{name}");
+            if name == "crimg.1" || name == "crimg-prune.1" {
+                assert!(sections.contains(&"FILES"), "{name}: {sections:?}");
+                assert!(text.contains("/etc/crimg/exclude.d"), "{name}");
+            }
+        }
+    }
+
+    /// Options come under headings, the global ones apart from the command's own.
+    #[test]
+    fn help_groups_options_under_headings() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let list = cmd
+            .find_subcommand_mut("list")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let prune = cmd
+            .find_subcommand_mut("prune")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let at = |help: &str, what: &str| {
+            help.find(what)
+                .unwrap_or_else(|| panic!("no {what:?} in {help}"))
+        };
+        for help in [&list, &prune] {
+            let options = at(help, "\nOptions:");
+            let runtime = at(help, "\nGlobal: runtime connection:");
+            let output = at(help, "\nGlobal: output:");
+            // Each global option sits under its heading, after the command's own options.
+            for (flag, heading) in [("--runtime-endpoint", runtime), ("--output", output)] {
+                let pos = at(help, flag);
+                assert!(pos > heading && heading > options, "{flag}: {help}");
+            }
+            assert!(at(help, "\nOutput:") < runtime, "{help}");
+            assert!(at(help, "--no-trunc") < runtime, "{help}");
+        }
+        assert!(at(&list, "\nSelection:") < at(&list, "--unused"), "{list}");
+        assert!(
+            at(&prune, "\nProtection:") < at(&prune, "--exclude-file"),
+            "{prune}"
+        );
+    }
+
     use std::path::Path;
 
     /// Fails when the committed files differ from what the CLI generates now.

@@ -132,6 +132,15 @@ pub(crate) fn markdown_table() -> String {
     out
 }
 
+/// The man pages' EXIT STATUS entries: codes ("130, 143") and what they mean.
+#[cfg(test)]
+pub(crate) fn man_rows() -> Vec<(String, String)> {
+    rows(ExitStatus::meaning)
+        .into_iter()
+        .map(|(codes, text)| (join_codes(&codes, ", "), text.replace('`', "")))
+        .collect()
+}
+
 /// An error that ends the command, classified: its exit status, and the lost connection
 /// behind it if there is one.
 #[derive(Debug)]

@@ -13,6 +13,7 @@ pub mod exit;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod help;
 pub mod model;
 pub(crate) mod oci;
 pub(crate) mod plan;

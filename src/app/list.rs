@@ -103,7 +103,8 @@ fn keep(args: &ListArgs, row: &Row) -> bool {
         || args.in_use && !used
         || args.unused && used
         || args.protected && !protected
-        || args.unprotected && protected)
+        || args.unprotected && protected
+        || args.dangling && !row.image.repo_tags.is_empty())
 }
 
 fn to_json(row: &Row) -> json::ListedImage {
@@ -212,4 +213,47 @@ fn table(rows: &[Row], wide: bool, users: &BTreeMap<String, User>) -> Grid {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `--dangling` keeps the images no tag names (a digest reference or nothing at all).
+    #[test]
+    fn dangling_selects_untagged_images() {
+        let tagged = Image {
+            id: "sha256:aa".into(),
+            repo_tags: vec!["docker.io/library/a:1".into()],
+            ..Image::default()
+        };
+        let by_digest = Image {
+            id: "sha256:bb".into(),
+            repo_digests: vec!["docker.io/library/a@sha256:cc".into()],
+            ..Image::default()
+        };
+        let bare = Image {
+            id: "sha256:dd".into(),
+            ..Image::default()
+        };
+        let cli = crate::cli::Cli::try_parse_from(["crimg", "list", "--dangling"]).unwrap();
+        let crate::cli::Command::List(args) = cli.command else {
+            panic!("not list")
+        };
+        let kept: Vec<&str> = [&tagged, &by_digest, &bare]
+            .into_iter()
+            .filter(|image| {
+                keep(
+                    &args,
+                    &Row {
+                        image,
+                        reasons: Vec::new(),
+                    },
+                )
+            })
+            .map(|i| i.id.as_str())
+            .collect();
+        assert_eq!(kept, ["sha256:bb", "sha256:dd"]);
+    }
 }
