@@ -367,7 +367,7 @@ pub struct ImportArgs {
     /// With --watch: rescan the directories every 5s instead of waiting for inotify, for
     /// filesystems whose changes inotify does not see (NFS, CIFS, FUSE, a directory written
     /// from another host)
-    #[arg(long, requires = "watch")]
+    #[arg(help_heading = "Watch", long, requires = "watch")]
     pub(crate) poll: bool,
     /// With --watch: after each import, write Prometheus metrics to FILE (node_exporter's
     /// textfile format)
