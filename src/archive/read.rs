@@ -29,6 +29,9 @@ pub(crate) const CHUNK: usize = 1 << 20;
 const BODY_QUEUE: usize = 8;
 /// How many bytes of a member are kept to recognise its format.
 pub(crate) const HEAD_LEN: usize = 16;
+/// Members up to this size are read whole (indexes, manifests, configs, empty layers),
+/// by import and by inspect alike.
+pub(crate) const SMALL_BLOB: u64 = 1 << 20;
 
 /// One member of a streamed archive.
 pub(crate) enum Event {
@@ -40,6 +43,18 @@ pub(crate) enum Event {
     },
     /// A symbolic or hard link to another member (normalised path).
     Link { path: String, target: String },
+}
+
+impl Event {
+    /// The member's path, refused when `seen` holds it already: a path given twice is
+    /// ambiguous (which body counts is up to the reader).
+    pub(crate) fn check_once(&self, seen: &mut std::collections::HashSet<String>) -> Result<()> {
+        let (Event::Link { path, .. } | Event::File { path, .. }) = self;
+        if !seen.insert(path.clone()) {
+            bail!("{path}: the archive holds this path twice");
+        }
+        Ok(())
+    }
 }
 
 /// Counts bytes read from the raw input, for progress.
@@ -86,6 +101,20 @@ pub(crate) fn is_layout_dir(dir: &Path) -> bool {
 /// digests, with a `version` file that says so.
 pub(crate) fn is_containers_dir(dir: &Path) -> bool {
     std::fs::read(dir.join("version")).is_ok_and(|v| v.starts_with(b"Directory Transport Version"))
+}
+
+/// Refuses a containers/image `dir:` layout ([`is_containers_dir`]), saying how to make
+/// an archive of it.
+pub(crate) fn refuse_containers_dir(dir: &Path) -> Result<()> {
+    if is_containers_dir(dir) {
+        bail!(
+            "a containers/image `dir:` layout (podman save --format docker-dir, skopeo copy dir:), \
+             not an image archive; write an OCI layout instead, e.g. \
+             `skopeo copy dir:{} oci-archive:FILE.tar:NAME` or `podman save --format oci-archive`",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Reads up to `n` bytes, fewer only at the end of the input.

@@ -183,6 +183,41 @@ fn gzip_bomb(members: &Members, bomb_path: &str, bomb_len: u64) -> Vec<u8> {
     out.into_inner().unwrap().finish().unwrap()
 }
 
+/// Wraps index.json's first entry in `levels` nested OCI indexes (the top entry keeps its
+/// annotations); `last` may rewrite the innermost index's entries first.
+fn nest(members: &Members, levels: usize, last: impl Fn(&mut Vec<serde_json::Value>)) -> Members {
+    let mut out = members.clone();
+    let at = out.iter().position(|(p, _)| p == "index.json").unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(&out[at].1).unwrap();
+    let top = index["manifests"][0].clone();
+    let mut child = top.clone();
+    child.as_object_mut().unwrap().remove("annotations");
+    for level in 0..levels {
+        let mut entries = vec![child];
+        if level == 0 {
+            last(&mut entries);
+        }
+        let bytes = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }))
+        .unwrap();
+        let d = digest(&bytes);
+        child = json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": d,
+            "size": bytes.len(),
+        });
+        out.push((format!("blobs/sha256/{}", hex(&d)), bytes));
+    }
+    let mut entry = child;
+    entry["annotations"] = top["annotations"].clone();
+    index["manifests"][0] = entry;
+    out[at].1 = serde_json::to_vec(&index).unwrap();
+    out
+}
+
 /// Makes one hostile tar from an image and its OCI layout members.
 pub(crate) type Make = fn(&FixtureImage, &Members) -> Vec<u8>;
 
@@ -283,6 +318,63 @@ pub(crate) fn hostile_tars() -> Vec<(&'static str, Make, [&'static str; 2])> {
                 }))
             },
             ["descriptor says", "descriptor says"],
+        ),
+        // Descriptor sizes no int64 holds, below zero, or not whole.
+        (
+            "size-2^64-1",
+            |i, m| {
+                archives::tar(&edit_manifest(m, i, |v| {
+                    v["layers"][0]["size"] = json!(u64::MAX);
+                }))
+            },
+            ["expected i64", "expected i64"],
+        ),
+        (
+            "size-negative",
+            |i, m| {
+                archives::tar(&edit_manifest(m, i, |v| {
+                    v["layers"][0]["size"] = json!(-1);
+                }))
+            },
+            ["descriptor says -1", "descriptor says -1"],
+        ),
+        (
+            "size-float",
+            |i, m| {
+                archives::tar(&edit_manifest(m, i, |v| {
+                    let n = v["layers"][0]["size"].as_u64().unwrap();
+                    v["layers"][0]["size"] = json!(n as f64 + 0.5);
+                }))
+            },
+            ["floating point", "floating point"],
+        ),
+        // Nested indexes: five deep; and one that lists, as an index, a blob stored under
+        // its own digest (a loop only a corrupt archive can hold).
+        (
+            "index-deep",
+            |_, m| archives::tar(&nest(m, 5, |_| {})),
+            ["nested deeper than 4", "nested deeper than 4"],
+        ),
+        (
+            "index-loop",
+            |_, m| {
+                let looped = format!("sha256:{}", "e".repeat(64));
+                let mut m = nest(m, 2, |entries| {
+                    entries.insert(
+                        0,
+                        json!({
+                            "mediaType": "application/vnd.oci.image.index.v1+json",
+                            "digest": looped,
+                            "size": 200,
+                        }),
+                    );
+                });
+                // The looped blob holds the innermost index itself.
+                let inner = m[m.len() - 2].1.clone();
+                m.push((format!("blobs/sha256/{}", "e".repeat(64)), inner));
+                archives::tar(&m)
+            },
+            ["content has digest", "content has digest"],
         ),
         // The config blob is not in the archive.
         (
@@ -980,4 +1072,57 @@ fn an_image_cri_does_not_list_is_rolled_back() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("CRI does not list it"), "{}", r.stderr);
     assert_eq!(node_state(&node), before);
+}
+
+/// Writes an archive of one image of `n` tiny distinct layers. Returns its name.
+fn many_layers_archive(path: &Path, n: usize) -> String {
+    let layers: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let mut layer = tar::Builder::new(Vec::new());
+            let body = i.to_string();
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_size(body.len() as u64);
+            layer
+                .append_data(&mut h, format!("f{i}"), body.as_bytes())
+                .unwrap();
+            layer.into_inner().unwrap()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let name = "docker.io/library/layers:10000";
+    archives::write_layered_oci(path, name, "/f0", &refs);
+    name.to_string()
+}
+
+/// A manifest of 10 000 layers: crimg plans and writes it in time and memory linear in
+/// the layers, and SIGTERM while it works undoes it.
+#[test]
+fn ten_thousand_layers_then_sigterm() {
+    let node = Node::start();
+    let dir = node.dir().join("layers");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("layers.tar");
+    let name = many_layers_archive(&archive, 10_000);
+    let before = node_state(&node);
+
+    let (code, stderr) = interrupt(&node, "TERM", &["import", s(&archive)], || {
+        // Underway: its lease is there and it has written some of the layers.
+        !leases(&node).trim().is_empty()
+            && node.ctr_ok(&["content", "ls", "-q"]).lines().count() > 100
+    });
+    assert_eq!(code, 143, "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(
+        !node.ctr_ok(&["images", "ls", "-q"]).contains(&name),
+        "an image record was left"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || leases(&node).trim().is_empty()),
+        "a lease was left: {}",
+        leases(&node)
+    );
+    let (images, _, snapshots, _) = node_state(&node);
+    assert_eq!((images, snapshots), (before.0, before.2));
 }

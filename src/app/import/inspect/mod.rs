@@ -30,8 +30,7 @@ use crate::runtime::content::VerifyError;
 use hash::{BlobFacts, Unpacked, hash_blob, hash_body};
 use output::{JsonFailure, render, to_json};
 
-/// Members up to this size are read whole (indexes, manifests, configs, empty layers).
-const SMALL_BLOB: u64 = 1 << 20;
+use crate::archive::read::SMALL_BLOB;
 
 /// One archive, read as import reads it.
 struct Inspected {
@@ -72,14 +71,7 @@ async fn inspect_input(input: &Input, args: &InspectArgs) -> Result<Inspected> {
         }
         Input::Stdin => stream_input(input, args).await,
         Input::Dir(d) => {
-            if read::is_containers_dir(d) {
-                bail!(
-                    "a containers/image `dir:` layout (podman save --format docker-dir, skopeo copy dir:), \
-                     not an image archive; write an OCI layout instead, e.g. \
-                     `skopeo copy dir:{} oci-archive:FILE.tar:NAME` or `podman save --format oci-archive`",
-                    d.display()
-                );
-            }
+            read::refuse_containers_dir(d)?;
             let dir = d.clone();
             let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
                 .await
@@ -213,10 +205,7 @@ async fn stream(
     let mut seen = HashSet::new();
     while let Some(event) = rx.recv().await {
         let event = event?;
-        let (Event::Link { path, .. } | Event::File { path, .. }) = &event;
-        if !seen.insert(path.clone()) {
-            bail!("{path}: the archive holds this path twice");
-        }
+        event.check_once(&mut seen)?;
         let (path, size, body) = match event {
             Event::Link { path, target } => {
                 mem.links.insert(path, target);

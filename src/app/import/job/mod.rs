@@ -26,11 +26,11 @@ use crate::runtime::containerd::Containerd;
 use crate::runtime::content::Written;
 use crate::runtime::images::RecordChange;
 
+use crate::archive::read::SMALL_BLOB;
 use unpack::{STOP, unpack_parallelism};
 
-/// Blobs up to this size are read whole while streaming (indexes, manifests, configs).
-const SMALL_BLOB: u64 = 1 << 20;
-/// At most this much of them is kept in memory; the rest is read back from the store.
+/// Of the blobs read whole while streaming ([`SMALL_BLOB`]), at most this much is kept
+/// in memory; the rest is read back from the store.
 const SMALL_TOTAL: u64 = 64 << 20;
 /// The value CRI gives its managed-image label.
 const MANAGED: &str = "managed";
@@ -74,14 +74,7 @@ impl Job<'_> {
             }
             Input::Stdin => self.stream_input(input).await,
             Input::Dir(d) => {
-                if read::is_containers_dir(d) {
-                    bail!(
-                        "a containers/image `dir:` layout (podman save --format docker-dir, skopeo copy dir:), \
-                         not an image archive; write an OCI layout instead, e.g. \
-                         `skopeo copy dir:{} oci-archive:FILE.tar:NAME` or `podman save --format oci-archive`",
-                        d.display()
-                    );
-                }
+                read::refuse_containers_dir(d)?;
                 let dir = d.clone();
                 let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
                     .await

@@ -28,14 +28,10 @@ impl Job<'_> {
         mut rx: mpsc::Receiver<Result<Event>>,
     ) -> Result<Vec<ImportedImage>> {
         let mut st = Streamed::default();
-        // A path given twice is ambiguous: which body counts is up to the reader.
         let mut seen = HashSet::new();
         while let Some(event) = rx.recv().await {
             let event = event?;
-            let (Event::Link { path, .. } | Event::File { path, .. }) = &event;
-            if !seen.insert(path.clone()) {
-                bail!("{path}: the archive holds this path twice");
-            }
+            event.check_once(&mut seen)?;
             match event {
                 Event::Link { path, target } => {
                     st.mem.links.insert(path, target);
