@@ -106,7 +106,28 @@ fn list_json_joins_users_pins_and_protections() {
         created.ends_with('Z') && created.contains('T'),
         "RFC 3339: {created}"
     );
-    assert_eq!(list.images.len(), 6);
+    // One entry per image, every tag under its image.
+    let mut tags: Vec<Vec<&str>> = list
+        .images
+        .iter()
+        .map(|i| {
+            let mut t: Vec<&str> = i.repo_tags.iter().map(String::as_str).collect();
+            t.sort();
+            t
+        })
+        .collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            vec![EXITED],
+            vec![USER_PINNED],
+            vec![PLAIN, PLAIN_OTHER_TAG],
+            vec![RUNNING],
+            vec![K3S_PINNED],
+            vec![PAUSE],
+        ]
+    );
 
     // A stopped pod still holds its pause image: sandboxes count in any state.
     node.stop_pod(&pod);
@@ -132,10 +153,13 @@ fn list_filters_patterns_and_formats() {
         assert_eq!(lines, [PLAIN, PLAIN_OTHER_TAG], "every tag");
     };
     plain(names(&["--unused", "--unprotected"]));
-    assert_eq!(names(&["--in-use"]).len(), 3, "pause, running, exited");
-    assert_eq!(names(&["--pinned"]).len(), 2);
+    assert_eq!(names(&["--in-use"]), [EXITED, RUNNING, PAUSE]);
+    assert_eq!(names(&["--pinned"]), [USER_PINNED, K3S_PINNED]);
     plain(names(&["--unpinned", "--unused"]));
-    assert_eq!(names(&["--protected"]).len(), 5);
+    assert_eq!(
+        names(&["--protected"]),
+        [EXITED, USER_PINNED, RUNNING, K3S_PINNED, PAUSE]
+    );
     assert_eq!(names(&["app-running:*"]), [RUNNING]);
     assert_eq!(names(&["docker.io/rancher/**"]), [K3S_PINNED]);
     plain(names(&["app-plain"]));
