@@ -1,7 +1,7 @@
 //! What `pin` and `unpin` change: label edits per containerd record.
 
 use crate::error::CrimgError;
-use crate::model::{Image, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE};
+use crate::model::{Image, ImageRecord, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE};
 use crate::reference::{is_glob, select};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,10 +126,41 @@ fn outcome_for(image: &Image, action: PinAction) -> PinOutcome {
     }
 }
 
+/// The pin labels a record carries (`io.cri-containerd.pinned` and K3s's), to carry over to
+/// the records of the image a tag now names when an import moves a pinned tag.
+pub(crate) fn pin_labels(record: &ImageRecord) -> Vec<(String, String)> {
+    [LABEL_CRI_PINNED, LABEL_K3S_PINNED]
+        .into_iter()
+        .filter(|k| record.labels.get(*k).is_some_and(|v| v == PINNED_VALUE))
+        .map(|k| (k.to_string(), PINNED_VALUE.to_string()))
+        .collect()
+}
+
+/// A pin is on an image, written on every record that names it, so an import that points a
+/// pinned tag at another image moves the pin with the tag. `remaining` are the records still
+/// naming the old image afterwards: if none of them is a tag (only its ID and digest
+/// records are left), its pin labels go, or the untagged image would stay pinned and no
+/// prune would ever remove it. An old image that keeps a tag keeps its pin.
+pub(crate) fn unpin_after_tag_moved(remaining: &[ImageRecord]) -> Vec<LabelEdit> {
+    let tagged = remaining
+        .iter()
+        .any(|r| !r.name.starts_with("sha256:") && !r.name.contains('@'));
+    if tagged {
+        return Vec::new();
+    }
+    let image = Image {
+        records: remaining.to_vec(),
+        ..Image::default()
+    };
+    match outcome_for(&image, PinAction::Unpin) {
+        PinOutcome::Changed { edits, .. } => edits,
+        PinOutcome::Unchanged { .. } | PinOutcome::NotFound { .. } => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ImageRecord;
 
     fn rec(name: &str, labels: &[(&str, &str)]) -> ImageRecord {
         ImageRecord {
@@ -248,5 +279,52 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_moved_tag_takes_the_pin_unless_the_old_image_keeps_a_tag() {
+        let id = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let by_digest = "docker.io/library/old@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        // (case, remaining records of the old image, records whose pins go)
+        let cases: Vec<(&str, Vec<ImageRecord>, Vec<&str>)> = vec![
+            (
+                "only ID and digest records left, pinned: both unpinned",
+                vec![rec(id, &[CRI]), rec(by_digest, &[CRI, K3S])],
+                vec![id, by_digest],
+            ),
+            (
+                "another tag still names it: stays pinned",
+                vec![rec("docker.io/library/old:2", &[CRI]), rec(id, &[CRI])],
+                vec![],
+            ),
+            (
+                "not pinned: nothing to do",
+                vec![rec(id, &[]), rec(by_digest, &[])],
+                vec![],
+            ),
+            ("no record left: nothing to do", vec![], vec![]),
+        ];
+        for (case, remaining, want) in cases {
+            let edits = unpin_after_tag_moved(&remaining);
+            let got: Vec<&str> = edits.iter().map(|e| e.record.as_str()).collect();
+            assert_eq!(got, want, "{case}");
+            for e in &edits {
+                assert!(e.set.is_empty(), "{case}: {e:?}");
+                let had: Vec<String> = remaining
+                    .iter()
+                    .find(|r| r.name == e.record)
+                    .map(|r| pin_labels(r).into_iter().map(|(k, _)| k).collect())
+                    .unwrap_or_default();
+                assert_eq!(e.remove, had, "{case}");
+            }
+        }
+        assert_eq!(
+            pin_labels(&rec(id, &[CRI, K3S, ("other", "x")])),
+            vec![
+                (LABEL_CRI_PINNED.to_string(), PINNED_VALUE.to_string()),
+                (LABEL_K3S_PINNED.to_string(), PINNED_VALUE.to_string()),
+            ]
+        );
+        assert!(pin_labels(&rec(id, &[(LABEL_CRI_PINNED, "no")])).is_empty());
     }
 }

@@ -25,9 +25,20 @@ impl Containerd {
     }
 
     pub(crate) async fn list_images(&self) -> Result<Vec<ImageRecord>> {
+        self.list_images_where(vec![]).await
+    }
+
+    /// The records that point at `digest` (an image's other tags, digest and ID records).
+    pub(crate) async fn images_targeting(&self, digest: &str) -> Result<Vec<ImageRecord>> {
+        // containerd's filter syntax quotes values that hold ':'.
+        self.list_images_where(vec![format!("target.digest=={digest:?}")])
+            .await
+    }
+
+    async fn list_images_where(&self, filters: Vec<String>) -> Result<Vec<ImageRecord>> {
         let resp = self
             .images()
-            .list(self.req(images::ListImagesRequest { filters: vec![] }))
+            .list(self.req(images::ListImagesRequest { filters }))
             .await
             .map_err(|s| self.rpc(s))
             .context("containerd Images.List")?

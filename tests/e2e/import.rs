@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::json::ImageList;
 use crate::json::ImportResult;
+use crate::json::PruneResult;
 use crate::run::{Run, crimg};
 use crate::support::archives::{self, Compress, Members};
 use crate::support::{FixtureImage, Node};
@@ -665,4 +666,131 @@ fn watch_imports_new_files_and_remembers_them_across_restarts() {
         "{}",
         said.join("\n")
     );
+}
+
+/// An import that points a pinned tag at another image takes the pin along: the new image is
+/// pinned on every record, the old one, left without a tag, is no longer pinned (a prune can
+/// remove it), and the report says what each name replaced. An old image that still has
+/// another tag stays pinned.
+#[test]
+fn an_imported_tag_moved_from_another_image_takes_its_pin_along() {
+    let node = Node::start();
+    let dir = node.dir().join("moves");
+    fs::create_dir_all(&dir).unwrap();
+    let old_m = FixtureImage::with_seed("docker.io/library/moving:1", "before-m");
+    let old_s = FixtureImage::with_seed("docker.io/library/staying:1", "before-s");
+    let new_m = FixtureImage::with_seed("docker.io/library/moving:1", "after-m");
+    let new_s = FixtureImage::with_seed("docker.io/library/staying:1", "after-s");
+    let first = write_archive(
+        &dir,
+        "first.tar",
+        &archives::oci_layout(&[&old_m, &old_s], true),
+        Compress::None,
+    );
+    let second = write_archive(
+        &dir,
+        "second.tar",
+        &archives::oci_layout(&[&new_m, &new_s], true),
+        Compress::None,
+    );
+    let statuses = |out: &ImportResult| -> Vec<(String, String, Option<String>)> {
+        assert_eq!(out.imported.len(), 1, "{out:?}");
+        let mut v: Vec<_> = out.imported[0]
+            .images
+            .iter()
+            .map(|i| (i.name.clone(), i.status.clone(), i.was.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    let out: ImportResult = import(&node, &["--pin", "-o", "json", s(&first)])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        statuses(&out),
+        [
+            ("docker.io/library/moving:1".into(), "imported".into(), None),
+            (
+                "docker.io/library/staying:1".into(),
+                "imported".into(),
+                None
+            ),
+        ]
+    );
+    // The old `staying` image keeps a second tag, pinned like every record of it.
+    node.ctr_ok(&[
+        "images",
+        "tag",
+        "docker.io/library/staying:1",
+        "docker.io/library/staying:2",
+    ]);
+    crimg(node.crimg(), &["pin", "docker.io/library/staying:2"]).expect_code(0);
+
+    let run = import(&node, &["-o", "json", s(&second)]).expect_code(0);
+    let out: ImportResult = run.json();
+    assert_eq!(
+        statuses(&out),
+        [
+            (
+                "docker.io/library/moving:1".into(),
+                "replaced".into(),
+                Some(old_m.config_digest())
+            ),
+            (
+                "docker.io/library/staying:1".into(),
+                "replaced".into(),
+                Some(old_s.config_digest())
+            ),
+        ]
+    );
+    let listed = list(&node);
+    let by_id = |id: &str| {
+        listed
+            .images
+            .iter()
+            .find(|i| i.id == id)
+            .unwrap_or_else(|| panic!("no image {id} in {:#?}", listed.images))
+    };
+    // The pins moved with the tags, onto every record of the new images.
+    for new in [&new_m, &new_s] {
+        let l = listed.by_tag(&new.name);
+        assert_eq!(l.id, new.config_digest(), "{}", new.name);
+        assert_eq!(l.pinned_by, ["user"], "{}", new.name);
+        assert_eq!(
+            node.image_labels(&new.config_digest())
+                .get("io.cri-containerd.pinned")
+                .map(String::as_str),
+            Some("pinned"),
+            "the ID record of {}",
+            new.name
+        );
+    }
+    let gone = by_id(&old_m.config_digest());
+    assert!(gone.repo_tags.is_empty(), "{gone:?}");
+    assert!(
+        gone.pinned_by.is_empty(),
+        "an untagged image stayed pinned: {gone:?}"
+    );
+    let kept = by_id(&old_s.config_digest());
+    assert_eq!(kept.repo_tags, ["docker.io/library/staying:2"]);
+    assert_eq!(kept.pinned_by, ["user"], "{kept:?}");
+    // Said once, for the image that lost its last tag.
+    let released: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("no tag left"))
+        .collect();
+    assert_eq!(released.len(), 1, "{}", run.stderr);
+    assert!(
+        released[0].starts_with("crimg: docker.io/library/moving:1: moved from "),
+        "{}",
+        run.stderr
+    );
+
+    // And a prune may now remove the untagged one, and only it.
+    let plan: PruneResult = crimg(node.crimg(), &["prune", "--dry-run", "-o", "json"])
+        .expect_code(0)
+        .json();
+    let removed: Vec<&str> = plan.removed.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(removed, [old_m.config_digest().as_str()], "{plan:#?}");
 }

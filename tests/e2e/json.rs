@@ -171,6 +171,11 @@ pub struct ImportedImage {
     pub name: String,
     pub id: String,
     pub digest: String,
+    /// `imported`, `replaced`, `pulled` or `present`.
+    pub status: String,
+    /// Only with `replaced`: the image the name named before.
+    #[serde(default)]
+    pub was: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

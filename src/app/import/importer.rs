@@ -1,5 +1,6 @@
 //! What every import of one run shares, and one archive's import under its own lease.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use super::job::{Job, Recorded};
 use crate::app::{Session, Settings};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
+use crate::model::short_id;
 use crate::plan::import::PlanOptions;
 use crate::plan::platform::PlatformChoice;
 use crate::runtime::containerd::Containerd;
@@ -30,6 +32,21 @@ pub(crate) struct ImportedImage {
     pub(crate) size: u64,
     /// `imported`, `pulled` or `present` (a list's reference that was already there).
     pub(crate) status: &'static str,
+    /// The names this import pointed away from another image.
+    pub(crate) replaced: Vec<Replacement>,
+}
+
+/// A name an import took from another image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replacement {
+    pub(crate) name: String,
+    /// The image the name pointed at before: its ID, or the digest its record pointed at
+    /// when containerd keeps no ID record for it (imported by another client).
+    pub(crate) was: String,
+    /// The digest the record pointed at before.
+    pub(crate) old_target: String,
+    /// The record carried a pin, which moved with the name.
+    pub(crate) pinned: bool,
 }
 
 /// What one item did.
@@ -161,6 +178,9 @@ impl Importer {
                 if let Err(e) = self.c.delete_lease(&lease, !failures.is_empty()).await {
                     self.settings.warn(format_args!("{e:#}"));
                 }
+                // Only now that the new records stand: a rolled-back import leaves the old
+                // image its pin.
+                self.release_moved_pins(&kept).await;
                 if failures.is_empty() {
                     job.phase("listed by CRI");
                 }
@@ -175,6 +195,43 @@ impl Importer {
                     self.settings.warn(format_args!("{e2:#}"));
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// An old image whose last tag an import took, with the tag's pin: its pin went with the
+    /// tag ([`crate::plan::pin::unpin_after_tag_moved`]).
+    async fn release_moved_pins(&self, images: &[ImportedImage]) {
+        let mut olds: BTreeMap<&str, (&Replacement, &ImportedImage)> = BTreeMap::new();
+        for image in images {
+            for r in image.replaced.iter().filter(|r| r.pinned) {
+                olds.entry(r.old_target.as_str()).or_insert((r, image));
+            }
+        }
+        for (old, (r, image)) in olds {
+            let released = async {
+                let remaining = self.c.images_targeting(old).await?;
+                let edits = crate::plan::pin::unpin_after_tag_moved(&remaining);
+                for e in &edits {
+                    self.c.update_labels(&e.record, &e.set, &e.remove).await?;
+                }
+                anyhow::Ok(!edits.is_empty())
+            }
+            .await;
+            match released {
+                Ok(false) => {}
+                Ok(true) => self.settings.info(format_args!(
+                    "{}: moved from {} to {}, with its pin; {} has no tag left and is no longer pinned",
+                    r.name,
+                    short_id(&r.was),
+                    short_id(&image.id),
+                    short_id(&r.was),
+                )),
+                Err(e) => self.settings.warn(format_args!(
+                    "{}: moved from {}, with its pin, but unpinning the untagged {} failed ({e:#}); \
+                     `crimg unpin {}` does it",
+                    r.name, r.was, r.was, r.was
+                )),
             }
         }
     }

@@ -94,6 +94,7 @@ fn listed(name: String, id: String, status: &'static str) -> ImportedImage {
         platforms: vec![],
         size: 0,
         status,
+        replaced: vec![],
     }
 }
 

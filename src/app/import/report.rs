@@ -37,6 +37,19 @@ struct JsonImage {
     name: String,
     id: String,
     digest: String,
+    status: &'static str,
+    /// The image the name pointed at before, when the import took it from another image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    was: Option<String>,
+}
+
+/// What happened to one name: `replaced` with the image it named before, or the image's
+/// status.
+fn name_status<'a>(image: &'a ImportedImage, name: &str) -> (&'static str, Option<&'a str>) {
+    match image.replaced.iter().find(|r| r.name == name) {
+        Some(r) => ("replaced", Some(r.was.as_str())),
+        None => (image.status, None),
+    }
 }
 
 #[derive(Serialize)]
@@ -65,10 +78,15 @@ impl Report {
                         images: images
                             .iter()
                             .flat_map(|i| {
-                                i.names.iter().map(|n| JsonImage {
-                                    name: n.clone(),
-                                    id: i.id.clone(),
-                                    digest: i.digest.clone(),
+                                i.names.iter().map(|n| {
+                                    let (status, was) = name_status(i, n);
+                                    JsonImage {
+                                        name: n.clone(),
+                                        id: i.id.clone(),
+                                        digest: i.digest.clone(),
+                                        status,
+                                        was: was.map(str::to_string),
+                                    }
                                 })
                             })
                             .collect(),
@@ -107,7 +125,13 @@ impl Report {
                             } else {
                                 render::human_size(i.size)
                             },
-                            i.status.to_string(),
+                            match name_status(i, name) {
+                                (status, Some(was)) if wide => format!("{status} (was {was})"),
+                                (status, Some(was)) => {
+                                    format!("{status} (was {})", crate::model::short_id(was))
+                                }
+                                (status, None) => status.to_string(),
+                            },
                         ]);
                     }
                     render::print_table(&t)?;

@@ -15,7 +15,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::ProgressBar;
 use tokio::sync::watch as tokio_watch;
 
-use super::importer::{ImportedImage, Importer};
+use super::importer::{ImportedImage, Importer, Replacement};
 use super::sources::{HashedSource, hash_members};
 use crate::archive::read::{self, Extent, Input, RandomAccess};
 use crate::archive::source::TarSource;
@@ -306,6 +306,46 @@ impl Job<'_> {
         }
     }
 
+    /// The names of `image` that pointed at another image before `changes`. A pin such a
+    /// name carried moves with it: every record of `image` gets it (as `crimg pin` would
+    /// write it), undone with the records if the import is.
+    async fn replaced(
+        &self,
+        image: &import_plan::PlannedImage,
+        changes: &[(String, RecordChange)],
+    ) -> Result<Vec<Replacement>> {
+        let mut replaced = Vec::new();
+        let mut pins: BTreeMap<String, String> = BTreeMap::new();
+        for (name, change) in changes {
+            let RecordChange::Replaced(before) = change else {
+                continue;
+            };
+            if before.target.digest == image.target.digest || *name == image.id {
+                continue;
+            }
+            let moved = crate::plan::pin::pin_labels(before);
+            let others = self.c.images_targeting(&before.target.digest).await?;
+            let was = others
+                .iter()
+                .find(|r| r.name.starts_with("sha256:") && !r.name.contains('@'))
+                .map_or_else(|| before.target.digest.clone(), |r| r.name.clone());
+            replaced.push(Replacement {
+                name: name.clone(),
+                was,
+                old_target: before.target.digest.clone(),
+                pinned: !moved.is_empty(),
+            });
+            pins.extend(moved);
+        }
+        if !pins.is_empty() {
+            let set: Vec<(String, String)> = pins.into_iter().collect();
+            for (name, _) in changes {
+                self.c.update_labels(name, &set, &[]).await?;
+            }
+        }
+        Ok(replaced)
+    }
+
     /// Snapshot references, then the image records (all or none).
     async fn finish(
         &self,
@@ -335,6 +375,7 @@ impl Job<'_> {
                     let change = self.c.put_image(name, &image.target, &labels).await?;
                     changes.push((name.clone(), change));
                 }
+                let replaced = self.replaced(image, &changes[first..]).await?;
                 let host = crate::plan::platform::Platform::host();
                 let runs_here = image
                     .manifests
@@ -351,6 +392,7 @@ impl Job<'_> {
                     platforms: image.platforms(),
                     size: plan.image_size(image),
                     status: "imported",
+                    replaced,
                 });
             }
             Ok(())

@@ -144,6 +144,7 @@ mod tests {
             platforms: vec![],
             size: 0,
             status: "imported",
+            replaced: vec![],
         };
         let got = created_records(&[
             image(
