@@ -15,6 +15,7 @@ mod lists;
 mod report;
 mod run;
 mod sources;
+mod streamed;
 mod walk;
 mod watch;
 

@@ -11,18 +11,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, anyhow, bail};
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::inputs::{Item, expand};
 use super::job::describe;
+use super::sources::Streamed;
 use super::sources::{collect, first_bytes};
+use super::streamed::{self, Body, MemberSink, Opened};
 use crate::app::{Outcome, Settings};
-use crate::archive::paths::{self, Member};
-use crate::archive::read::{self, Event, HEAD_LEN, Input, RandomAccess};
-use crate::archive::source::{MemArchive, TarSource};
+use crate::archive::read::{Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::source::TarSource;
 use crate::cli::{InspectArgs, OutputFormat};
-use crate::oci::{MAX_JSON, Role, blob_path};
+use crate::oci::{Role, blob_path};
 use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions};
 use crate::plan::platform::PlatformChoice;
 use crate::runtime::content::VerifyError;
@@ -55,55 +55,27 @@ fn options(platforms: PlatformChoice, base_name: &Option<String>) -> PlanOptions
 }
 
 async fn inspect_input(input: &Input, args: &InspectArgs) -> Result<Inspected> {
-    match input {
-        Input::File(p) => {
-            let path = p.clone();
-            let indexed = tokio::task::spawn_blocking(move || read::index_tar_file(&path))
-                .await
-                .map_err(|e| anyhow!("reading task: {e}"))??;
-            let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-            match indexed {
-                Some(ra) if ra.meta.contains_key("index.json") => {
-                    random(ra, args, "none", size).await
-                }
-                _ => stream_input(input, args).await,
-            }
+    match streamed::open(input).await? {
+        Opened::Oci(ra) => {
+            let size = streamed::input_size(input, &ra);
+            random(ra, args, "none", size).await
         }
-        Input::Stdin => stream_input(input, args).await,
-        Input::Dir(d) => {
-            read::refuse_containers_dir(d)?;
-            let dir = d.clone();
-            let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
-                .await
-                .map_err(|e| anyhow!("reading task: {e}"))??;
-            let size = ra.members.values().map(|e| e.size).sum::<u64>()
-                + ra.meta.values().map(|b| b.len() as u64).sum::<u64>();
-            if ra.meta.contains_key("index.json") {
-                random(ra, args, "none", size).await
-            } else if ra.meta.contains_key("manifest.json") {
-                stream(
-                    read::stream_dir(ra),
-                    args,
-                    "none",
-                    Arc::new(AtomicU64::new(size)),
-                )
-                .await
-            } else {
-                bail!(
-                    "neither index.json (OCI layout) nor manifest.json (docker save) in the directory"
-                )
-            }
-        }
+        // Import hashes such a tar's layers in place; inspect hashes every member anyway,
+        // in one pass.
+        Opened::DockerTar(_) => match streamed::open_stream(input).await? {
+            Opened::Stream {
+                events,
+                compression,
+                read,
+            } => stream(events, args, compression, read).await,
+            Opened::Oci(_) | Opened::DockerTar(_) => bail!("reading {} again", input.display()),
+        },
+        Opened::Stream {
+            events,
+            compression,
+            read,
+        } => stream(events, args, compression, read).await,
     }
-}
-
-async fn stream_input(input: &Input, args: &InspectArgs) -> Result<Inspected> {
-    let count = Arc::new(AtomicU64::new(0));
-    let (input2, count2) = (input.clone(), count.clone());
-    let (compression, rx) = tokio::task::spawn_blocking(move || read::stream_tar(&input2, count2))
-        .await
-        .map_err(|e| anyhow!("reading task: {e}"))??;
-    stream(rx, args, compression.name(), count).await
 }
 
 /// An archive read at will: plan, then hash every blob the plan names.
@@ -192,113 +164,44 @@ async fn random(
 /// One pass over a streamed archive, as import makes it: every member hashed as it comes
 /// (the index may be last), then planned and checked.
 async fn stream(
-    mut rx: mpsc::Receiver<Result<Event>>,
+    events: mpsc::Receiver<Result<Event>>,
     args: &InspectArgs,
     compression: &'static str,
     count: Arc<AtomicU64>,
 ) -> Result<Inspected> {
     let verify = !args.no_verify;
-    let mut mem = MemArchive::default();
-    let mut meta: HashMap<String, Bytes> = HashMap::new();
-    let mut facts: HashMap<String, Unpacked> = HashMap::new();
-    let mut hashed: HashSet<String> = HashSet::new();
-    let mut seen = HashSet::new();
-    while let Some(event) = rx.recv().await {
-        let event = event?;
-        event.check_once(&mut seen)?;
-        let (path, size, body) = match event {
-            Event::Link { path, target } => {
-                mem.links.insert(path, target);
-                continue;
-            }
-            Event::File { path, size, body } => (path, size, body),
-        };
-        let r: Result<()> = async {
-            let class = paths::classify(&path)?;
-            match class {
-                Member::Index | Member::DockerManifest => {
-                    if size > MAX_JSON {
-                        bail!("{size} bytes, too large for a JSON document");
-                    }
-                    meta.insert(path.clone(), collect(body, size).await?);
-                }
-                Member::Marker => {}
-                Member::Blob(_) | Member::Other if size <= SMALL_BLOB => {
-                    let bytes = collect(body, size).await?;
-                    let actual = mem.add_member(&path, bytes, HEAD_LEN);
-                    if let Member::Blob(digest) = class
-                        && actual != digest
-                    {
-                        bail!(
-                            "content has digest {actual}, not the {digest} its name says (corrupt archive?)"
-                        );
-                    }
-                }
-                Member::Blob(digest) if !verify => {
-                    let head = first_bytes(body).await?;
-                    let size = size as i64;
-                    mem.members
-                        .insert(path.clone(), MemberInfo { digest, size, head });
-                }
-                Member::Blob(_) | Member::Other => {
-                    // A docker archive's layers are known only by their bytes' digest.
-                    let f = hash_body(body, size).await?;
-                    if let Member::Blob(digest) = class
-                        && f.digest != digest
-                    {
-                        bail!(
-                            "content has digest {}, not the {digest} its name says (corrupt archive?)",
-                            f.digest
-                        );
-                    }
-                    if let Ok(u) = &f.layer {
-                        facts.insert(f.digest.clone(), u.clone());
-                    }
-                    hashed.insert(f.digest.clone());
-                    let info = MemberInfo {
-                        digest: f.digest,
-                        size: size as i64,
-                        head: vec![],
-                    };
-                    mem.members.insert(path.clone(), info);
-                }
-            }
-            Ok(())
-        }
-        .await;
-        r.map_err(|e| e.context(path.clone()))?;
-    }
-    drop(rx);
+    let mut sink = Hasher {
+        verify,
+        facts: HashMap::new(),
+        hashed: HashSet::new(),
+    };
+    let st = streamed::read_members(events, &mut sink).await?;
+    let Hasher {
+        mut facts, hashed, ..
+    } = sink;
+    let mem = &st.mem;
     let plan = async |choice: PlatformChoice| -> Result<(Plan, &'static str)> {
         let opts = options(choice, &args.base_name);
-        if let Some(index) = meta.get("index.json") {
-            let docker = meta.get("manifest.json").map(|b| &b[..]);
-            Ok((
-                import_plan::plan_oci(index, docker, &mem, &opts).await?,
-                "oci",
-            ))
-        } else if let Some(manifest) = meta.get("manifest.json") {
-            Ok((
-                import_plan::plan_docker(manifest, &mem, &opts).await?,
-                "docker",
-            ))
-        } else {
-            bail!(
-                "no index.json (OCI layout) or manifest.json (docker save) in the archive: not an image archive"
-            )
-        }
+        let (format, plan) = streamed::plan_streamed(&st.meta, mem, &opts).await?;
+        Ok((plan, format))
     };
     let (all, format) = plan(PlatformChoice::All).await?;
     let (host, _) = plan(PlatformChoice::from_args(&[], false)).await?;
+    // Member sizes by digest, looked up once per blob (not a scan: 10 000 layers).
+    let sizes: HashMap<&str, i64> = mem
+        .members
+        .values()
+        .map(|m| (m.digest.as_str(), m.size))
+        .collect();
     for b in &all.blobs {
         if all.generated.contains_key(&b.desc.digest) {
             continue;
         }
-        match mem.members.values().find(|m| m.digest == b.desc.digest) {
-            Some(m) if m.size != b.desc.size => bail!(
+        match sizes.get(b.desc.digest.as_str()) {
+            Some(&size) if size != b.desc.size => bail!(
                 "{} holds {} bytes, but its descriptor says {}",
                 describe(&all, b),
-                m.size,
+                size,
                 b.desc.size
             ),
             Some(_) => {}
@@ -415,5 +318,88 @@ pub(crate) async fn run(settings: Settings, args: InspectArgs) -> Result<Outcome
             "{n} of {} archive(s) could not be read",
             items.len()
         )),
+    }
+}
+
+/// Inspect's use of a streamed member: hashed (with each layer's diff ID) instead of
+/// stored; small members kept whole, as import keeps them.
+struct Hasher {
+    verify: bool,
+    /// Layers by digest, as hashed.
+    facts: HashMap<String, Unpacked>,
+    /// Every member hashed as it streamed by.
+    hashed: HashSet<String>,
+}
+
+impl Hasher {
+    async fn hash(
+        &mut self,
+        st: &mut Streamed,
+        path: &str,
+        named: Option<&str>,
+        size: u64,
+        body: Body,
+    ) -> Result<()> {
+        let f = hash_body(body, size).await?;
+        if let Some(digest) = named
+            && f.digest != digest
+        {
+            bail!(
+                "content has digest {}, not the {digest} its name says (corrupt archive?)",
+                f.digest
+            );
+        }
+        if let Ok(u) = &f.layer {
+            self.facts.insert(f.digest.clone(), u.clone());
+        }
+        self.hashed.insert(f.digest.clone());
+        let info = MemberInfo {
+            digest: f.digest,
+            size: size as i64,
+            head: vec![],
+        };
+        st.mem.members.insert(path.to_string(), info);
+        Ok(())
+    }
+}
+
+impl MemberSink for Hasher {
+    async fn blob(
+        &mut self,
+        st: &mut Streamed,
+        path: &str,
+        digest: String,
+        size: u64,
+        body: Body,
+    ) -> Result<()> {
+        if size <= SMALL_BLOB {
+            let bytes = collect(body, size).await?;
+            let actual = st.mem.add_member(path, bytes, HEAD_LEN);
+            if actual != digest {
+                bail!(
+                    "content has digest {actual}, not the {digest} its name says (corrupt archive?)"
+                );
+            }
+        } else if !self.verify {
+            let head = first_bytes(body).await?;
+            let size = size as i64;
+            st.mem
+                .members
+                .insert(path.to_string(), MemberInfo { digest, size, head });
+        } else {
+            self.hash(st, path, Some(&digest), size, body).await?;
+        }
+        Ok(())
+    }
+
+    /// A docker archive's layers are known only by their bytes' digest: hashed even
+    /// with `--no-verify`.
+    async fn other(&mut self, st: &mut Streamed, path: &str, size: u64, body: Body) -> Result<()> {
+        if size <= SMALL_BLOB {
+            let bytes = collect(body, size).await?;
+            st.mem.add_member(path, bytes, HEAD_LEN);
+            return Ok(());
+        }
+        self.hash(st, path, None, size, body).await
     }
 }

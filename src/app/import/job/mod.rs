@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::ProgressBar;
@@ -17,7 +17,8 @@ use tokio::sync::watch as tokio_watch;
 
 use super::importer::{ImportedImage, Importer, Replacement};
 use super::sources::{HashedSource, hash_members};
-use crate::archive::read::{self, Extent, Input, RandomAccess};
+use super::streamed::{self, Opened};
+use crate::archive::read::{Extent, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
 use crate::oci::{Role, blob_path, gc};
@@ -58,67 +59,39 @@ pub(super) struct Recorded {
 
 impl Job<'_> {
     pub(super) async fn run(&self, input: &Input) -> Result<Vec<ImportedImage>> {
-        match input {
-            Input::File(p) => {
-                let path = p.clone();
-                let indexed = tokio::task::spawn_blocking(move || read::index_tar_file(&path))
-                    .await
-                    .map_err(|e| anyhow!("reading task: {e}"))??;
-                match indexed {
-                    Some(ra) if ra.meta.contains_key("index.json") => self.random(ra).await,
-                    Some(ra) if ra.meta.contains_key("manifest.json") => {
-                        self.random_docker(ra).await
+        match streamed::open(input).await? {
+            Opened::Oci(ra) => self.random(ra).await,
+            Opened::DockerTar(ra) => self.random_docker(ra).await,
+            Opened::Stream {
+                events,
+                compression,
+                read,
+            } => {
+                self.imp.settings.debug(format_args!(
+                    "{}: {compression} compression",
+                    input.display()
+                ));
+                match input {
+                    Input::File(p) => {
+                        if let Ok(m) = std::fs::metadata(p) {
+                            self.bar.set_length(m.len());
+                        }
                     }
-                    _ => self.stream_input(input).await,
+                    Input::Dir(_) => self.bar.set_length(read.load(Ordering::Relaxed)),
+                    Input::Stdin => {}
                 }
-            }
-            Input::Stdin => self.stream_input(input).await,
-            Input::Dir(d) => {
-                read::refuse_containers_dir(d)?;
-                let dir = d.clone();
-                let ra = tokio::task::spawn_blocking(move || read::index_dir(&dir))
-                    .await
-                    .map_err(|e| anyhow!("reading task: {e}"))??;
-                if ra.meta.contains_key("index.json") {
-                    self.random(ra).await
-                } else if ra.meta.contains_key("manifest.json") {
-                    self.stream(read::stream_dir(ra)).await
-                } else {
-                    bail!(
-                        "neither index.json (OCI layout) nor manifest.json (docker save) in the directory"
-                    )
-                }
+                let bar = self.bar.clone();
+                let ticker = tokio::spawn(async move {
+                    loop {
+                        bar.set_position(read.load(Ordering::Relaxed));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+                let r = self.stream(events).await;
+                ticker.abort();
+                r
             }
         }
-    }
-
-    async fn stream_input(&self, input: &Input) -> Result<Vec<ImportedImage>> {
-        let count = Arc::new(AtomicU64::new(0));
-        if let Input::File(p) = input
-            && let Ok(m) = std::fs::metadata(p)
-        {
-            self.bar.set_length(m.len());
-        }
-        let (input2, count2) = (input.clone(), count.clone());
-        let (compression, rx) =
-            tokio::task::spawn_blocking(move || read::stream_tar(&input2, count2))
-                .await
-                .map_err(|e| anyhow!("reading task: {e}"))??;
-        self.imp.settings.debug(format_args!(
-            "{}: {} compression",
-            input.display(),
-            compression.name()
-        ));
-        let bar = self.bar.clone();
-        let ticker = tokio::spawn(async move {
-            loop {
-                bar.set_position(count.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        let r = self.stream(rx).await;
-        ticker.abort();
-        r
     }
 
     /// Writes a blob from memory unless the store has it; sets `labels` either way.

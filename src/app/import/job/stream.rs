@@ -1,21 +1,18 @@
 //! One archive read as a stream: members stored as they come, the plan made once the
 //! index is seen.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result, bail};
-use bytes::Bytes;
+use anyhow::{Result, bail};
 use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use super::super::importer::ImportedImage;
 use super::super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
-use crate::archive::paths::{self, Member};
+use super::super::streamed::{self, Body, MemberSink};
 use crate::archive::read::{Event, HEAD_LEN};
 use crate::model::Descriptor;
-use crate::oci::MAX_JSON;
-use crate::plan::import::{self as import_plan};
 use crate::runtime::content::sha256_digest;
 
 use super::{Job, SMALL_BLOB, SMALL_TOTAL, describe};
@@ -25,43 +22,14 @@ impl Job<'_> {
     /// index may be last), then the plan decides what the images are.
     pub(super) async fn stream(
         &self,
-        mut rx: mpsc::Receiver<Result<Event>>,
+        events: mpsc::Receiver<Result<Event>>,
     ) -> Result<Vec<ImportedImage>> {
-        let mut st = Streamed::default();
-        let mut seen = HashSet::new();
-        while let Some(event) = rx.recv().await {
-            let event = event?;
-            event.check_once(&mut seen)?;
-            match event {
-                Event::Link { path, target } => {
-                    st.mem.links.insert(path, target);
-                }
-                Event::File { path, size, body } => self
-                    .stream_member(&mut st, &path, size, body)
-                    .await
-                    .with_context(|| path.clone())?,
-            }
-        }
-        drop(rx);
+        let st = streamed::read_members(events, &mut &*self).await?;
         let source = StreamSource {
             st: &st,
             c: &self.c,
         };
-        let plan = if let Some(index) = st.meta.get("index.json") {
-            import_plan::plan_oci(
-                index,
-                st.meta.get("manifest.json").map(|b| &b[..]),
-                &source,
-                &self.imp.opts,
-            )
-            .await?
-        } else if let Some(manifest) = st.meta.get("manifest.json") {
-            import_plan::plan_docker(manifest, &source, &self.imp.opts).await?
-        } else {
-            bail!(
-                "no index.json (OCI layout) or manifest.json (docker save) in the archive: not an image archive"
-            )
-        };
+        let (_, plan) = streamed::plan_streamed(&st.meta, &source, &self.imp.opts).await?;
         self.notes(&plan);
         // Member sizes by digest, looked up once per blob (not a scan: 10 000 layers).
         let sizes: HashMap<&str, i64> = st
@@ -101,74 +69,59 @@ impl Job<'_> {
         self.phase("unpacked");
         self.finish(&plan, snapshots?).await
     }
+}
 
-    pub(super) async fn stream_member(
-        &self,
+/// Import's use of a streamed member: into the content store under the job's lease.
+impl MemberSink for &Job<'_> {
+    async fn blob(
+        &mut self,
         st: &mut Streamed,
         path: &str,
+        digest: String,
         size: u64,
-        body: mpsc::Receiver<std::io::Result<Bytes>>,
+        body: Body,
     ) -> Result<()> {
-        match paths::classify(path)? {
-            Member::Blob(digest) => {
-                let desc = Descriptor {
-                    media_type: String::new(),
-                    digest: digest.clone(),
-                    size: size as i64,
-                };
-                let head;
-                if size <= SMALL_BLOB {
-                    let bytes = collect(body, size).await?;
-                    let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
-                    if actual != digest {
-                        bail!(
-                            "content has digest {actual}, not the {digest} its name says (corrupt archive?)"
-                        );
-                    }
-                    head = bytes[..bytes.len().min(HEAD_LEN)].to_vec();
-                    self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
-                    if st.small_total + size <= SMALL_TOTAL {
-                        st.small_total += size;
-                        st.mem.small.insert(digest.clone(), bytes);
-                    }
-                } else if self.present(&digest, &BTreeMap::new()).await? {
-                    // Already stored: skip its bytes (the reader drops them).
-                    head = first_bytes(body).await?;
-                } else {
-                    let (h, reader) = with_head(body).await?;
-                    head = h;
-                    let written = &self.written;
-                    self.c
-                        .write_blob(&desc, &BTreeMap::new(), reader, |n| {
-                            written.fetch_add(n, Ordering::Relaxed);
-                        })
-                        .await?;
-                }
-                st.stored_member(path, digest, size, head);
+        let desc = Descriptor {
+            media_type: String::new(),
+            digest: digest.clone(),
+            size: size as i64,
+        };
+        let head;
+        if size <= SMALL_BLOB {
+            let bytes = collect(body, size).await?;
+            let actual = sha256_digest(sha2::Sha256::new_with_prefix(&bytes));
+            if actual != digest {
+                bail!(
+                    "content has digest {actual}, not the {digest} its name says (corrupt archive?)"
+                );
             }
-            Member::Index | Member::DockerManifest => {
-                if size > MAX_JSON {
-                    bail!("{size} bytes, too large for a JSON document");
-                }
-                st.meta.insert(path.to_string(), collect(body, size).await?);
+            head = bytes[..bytes.len().min(HEAD_LEN)].to_vec();
+            self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
+            if st.small_total + size <= SMALL_TOTAL {
+                st.small_total += size;
+                st.mem.small.insert(digest.clone(), bytes);
             }
-            Member::Marker => {}
-            Member::Other => self.stream_other(st, path, size, body).await?,
+        } else if self.present(&digest, &BTreeMap::new()).await? {
+            // Already stored: skip its bytes (the reader drops them).
+            head = first_bytes(body).await?;
+        } else {
+            let (h, reader) = with_head(body).await?;
+            head = h;
+            let written = &self.written;
+            self.c
+                .write_blob(&desc, &BTreeMap::new(), reader, |n| {
+                    written.fetch_add(n, Ordering::Relaxed);
+                })
+                .await?;
         }
+        st.stored_member(path, digest, size, head);
         Ok(())
     }
 
-    /// Any other member: a docker archive's config or layer is whatever path manifest.json
-    /// names (`<id>/layer.tar`, `<hex>.tar`, a link to either), and manifest.json may come
-    /// after it, so every such member is kept by the digest of its bytes: small ones in
-    /// memory (stored later if the plan names them), the rest in the store under the lease.
-    pub(super) async fn stream_other(
-        &self,
-        st: &mut Streamed,
-        path: &str,
-        size: u64,
-        body: mpsc::Receiver<std::io::Result<Bytes>>,
-    ) -> Result<()> {
+    /// A `docker save` member is kept by the digest of its bytes (`<id>/layer.tar`,
+    /// `<hex>.tar`, a link to either): small ones in memory (stored later if the plan
+    /// names them), the rest in the store under the lease.
+    async fn other(&mut self, st: &mut Streamed, path: &str, size: u64, body: Body) -> Result<()> {
         if size <= SMALL_BLOB && st.small_total + size <= SMALL_TOTAL {
             let bytes = collect(body, size).await?;
             st.small_total += size;
