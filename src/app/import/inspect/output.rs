@@ -231,14 +231,14 @@ pub(super) fn render(
             render::print_table(&t)?;
         }
     }
-    if !settings.quiet && settings.output != OutputFormat::Json {
+    if settings.output != OutputFormat::Json {
         for a in archives {
             for n in &a.notes {
-                eprintln!("crimg: {}: {n}", a.file);
+                settings.info(format_args!("{}: {n}", a.file));
             }
             let images = a.images.len();
-            eprintln!(
-                "crimg: {}: {images} image(s), {} {} archive of {}{}",
+            settings.info(format_args!(
+                "{}: {images} image(s), {} {} archive of {}{}",
                 a.file,
                 a.format,
                 a.compression,
@@ -248,7 +248,7 @@ pub(super) fn render(
                 } else {
                     ", not verified"
                 }
-            );
+            ));
         }
     }
     Ok(())
