@@ -52,8 +52,20 @@ pub(crate) fn open_regular(path: &Path) -> std::io::Result<Result<File, &'static
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Makes a FIFO at `path` (with no writer, a blocking open of it never returns).
+    pub(crate) fn fifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
 
     #[test]
     fn only_regular_files_open() {
@@ -62,17 +74,9 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         assert!(open_regular(&file).unwrap().is_ok());
         assert_eq!(open_regular(dir.path()).unwrap().err(), Some("a directory"));
-        let fifo = dir.path().join("p");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        // No writer: a blocking open would wait here for ever.
-        assert_eq!(open_regular(&fifo).unwrap().err(), Some("a FIFO"));
+        let pipe = dir.path().join("p");
+        fifo(&pipe);
+        assert_eq!(open_regular(&pipe).unwrap().err(), Some("a FIFO"));
         let socket = dir.path().join("s");
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         assert_eq!(open_regular(&socket).unwrap().err(), Some("a socket"));

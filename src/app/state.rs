@@ -276,48 +276,37 @@ pub(crate) mod tests {
         assert_eq!(copies, 6, "each bad file kept, and the new one");
     }
 
-    /// A FIFO at `path`, with no writer.
-    pub(crate) fn fifo(path: &Path) {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+    /// `load` refuses a directory named `name` and a FIFO as usage errors, each named
+    /// with what it is and, in `unchanged`, what the command left undone.
+    pub(crate) fn refuses_non_regular<T: std::fmt::Debug>(
+        load: impl Fn(&Path) -> Result<T>,
+        name: &str,
+        unchanged: &str,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        // No writer: opened the usual way, reading it would wait for ever.
+        let other = dir.path().join("other.json");
+        crate::files::tests::fifo(&other);
+        for (path, kind) in [(&folder, "a directory"), (&other, "a FIFO")] {
+            let e = load(path).unwrap_err();
+            assert_eq!(
+                crate::exit::classify(&e).status,
+                crate::exit::ExitStatus::Usage
+            );
+            let want = format!(
+                "state file {} is {kind}, not a regular file; remove it or name a file with \
+                 --state-file ({unchanged})",
+                path.display()
+            );
+            assert_eq!(format!("{e:#}"), want);
+        }
+        assert!(folder.is_dir());
     }
 
     #[test]
     fn a_directory_or_a_fifo_for_a_state_file_is_a_usage_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        std::fs::create_dir(&path).unwrap();
-        let e = load_last_used(&path).unwrap_err();
-        assert_eq!(
-            crate::exit::classify(&e).status,
-            crate::exit::ExitStatus::Usage
-        );
-        let shown = format!("{e:#}");
-        assert!(
-            shown.contains(&format!("state file {} is a directory", path.display())),
-            "{shown}"
-        );
-        assert!(shown.ends_with("(nothing was removed)"), "{shown}");
-        assert!(path.is_dir());
-
-        // No writer: opened the usual way, reading it would wait for ever.
-        let path = dir.path().join("other.json");
-        fifo(&path);
-        let e = load_last_used(&path).unwrap_err();
-        assert_eq!(
-            crate::exit::classify(&e).status,
-            crate::exit::ExitStatus::Usage
-        );
-        let shown = format!("{e:#}");
-        assert!(
-            shown.contains(&format!("state file {} is a FIFO", path.display())),
-            "{shown}"
-        );
+        refuses_non_regular(load_last_used, "state.json", "nothing was removed");
     }
 }

@@ -429,14 +429,7 @@ mod tests {
     fn special_files_in_the_directory_are_skipped_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            dir.path().join("fifo.conf"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        crate::files::tests::fifo(&dir.path().join("fifo.conf"));
         std::fs::create_dir(dir.path().join("sub.conf")).unwrap();
         let mut warnings = Vec::new();
         let rules = load(&[], Some(dir.path()), &[], &mut |w| warnings.push(w)).unwrap();

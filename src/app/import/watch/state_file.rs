@@ -166,27 +166,14 @@ mod tests {
 
     #[test]
     fn a_directory_or_a_fifo_for_the_state_file_is_a_usage_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("import-watch.json");
-        std::fs::create_dir(&folder).unwrap();
-        let other = dir.path().join("other.json");
-        state::tests::fifo(&other);
-        for (path, kind) in [(&folder, "a directory"), (&other, "a FIFO")] {
-            let e = WatchState::load(path).unwrap_err();
-            assert_eq!(
-                crate::exit::classify(&e).status,
-                crate::exit::ExitStatus::Usage
-            );
-            let shown = format!("{e:#}");
-            let want = format!(
-                "state file {} is {kind}, not a regular file; remove it or name a file with \
-                 --state-file (nothing was imported)",
-                path.display()
-            );
-            assert_eq!(shown, want);
-        }
+        state::tests::refuses_non_regular(
+            WatchState::load,
+            "import-watch.json",
+            "nothing was imported",
+        );
         // Never written over.
-        assert!(WatchState::default().save(&folder).is_err());
-        assert!(folder.is_dir());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(WatchState::default().save(dir.path()).is_err());
+        assert!(dir.path().is_dir());
     }
 }
