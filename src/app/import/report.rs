@@ -39,10 +39,11 @@ struct JsonImage {
     digest: String,
 }
 
+/// An archive or list that failed, in import's and inspect's JSON.
 #[derive(Serialize)]
-struct JsonFailure {
-    file: String,
-    error: String,
+pub(super) struct JsonFailure {
+    pub(super) file: String,
+    pub(super) error: String,
 }
 
 impl Report {

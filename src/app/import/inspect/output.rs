@@ -9,6 +9,7 @@ use crate::cli::OutputFormat;
 use crate::render;
 
 use super::Inspected;
+use crate::app::import::report::JsonFailure;
 
 #[derive(Serialize)]
 pub(super) struct JsonArchive {
@@ -48,12 +49,6 @@ pub(super) struct JsonLayer {
     pub(super) size: u64,
     pub(super) diff_id: String,
     pub(super) unpacked_size: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub(super) struct JsonFailure {
-    pub(super) file: String,
-    pub(super) error: String,
 }
 
 #[derive(Serialize)]
