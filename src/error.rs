@@ -32,9 +32,10 @@ pub enum CrimgError {
     /// SIGINT or SIGTERM stopped the command; `what` says what was undone.
     #[error("interrupted by {signal}; {what}")]
     Interrupted { signal: Signal, what: String },
-    /// Work cut short because the connection to CRI or containerd was lost under a
-    /// call: `shown` is the message, `lost` the lost connection. Also an error that had to
-    /// become text on its way up but is still a lost connection (see [`flattened`]).
+    /// A command's summary of work cut short because the connection to CRI or
+    /// containerd was lost under a call ("2 of 3 item(s) failed or were not attempted,
+    /// LOST"): `shown` is the summary, `lost` the lost connection. A single item's error
+    /// keeps the [`ConnectionLost`] or the failed call in its chain instead.
     #[error("{shown}")]
     Lost { shown: String, lost: ConnectionLost },
 }
@@ -125,14 +126,6 @@ impl ConnectionLost {
     /// [`crate::exit::classify`]).
     pub(crate) fn of(err: &anyhow::Error) -> Option<ConnectionLost> {
         crate::exit::classify(err).lost
-    }
-}
-
-/// `err` shown as `text` only (its chain dropped), still a lost connection if it was one.
-pub(crate) fn flattened(text: String, err: &anyhow::Error) -> anyhow::Error {
-    match ConnectionLost::of(err) {
-        Some(lost) => CrimgError::Lost { shown: text, lost }.into(),
-        None => anyhow::Error::msg(text),
     }
 }
 

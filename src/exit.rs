@@ -157,8 +157,8 @@ pub(crate) struct Classified {
 ///   [`WritingArchive`](crate::archive::output::WritingArchive));
 /// - the first typed [`CrimgError`] decides, unless it stands for a lost connection;
 /// - a connection to CRI or containerd lost under a call (refused, reset, closed
-///   mid-stream) is "unreachable" (the call's own error, or a [`CrimgError::Lost`] that
-///   stands for it, whichever comes first);
+///   mid-stream) is "unreachable" (the call's own error, or a [`ConnectionLost`] or
+///   [`CrimgError::Lost`] that stands for it, whichever comes first);
 /// - anything else is a failure.
 pub(crate) fn classify(err: &anyhow::Error) -> Classified {
     use crate::runtime::{RpcError, transport_problem};
@@ -180,6 +180,8 @@ pub(crate) fn classify(err: &anyhow::Error) -> Classified {
         }
         if lost.is_none() {
             if let Some(CrimgError::Lost { lost: l, .. }) = crimg {
+                lost = Some(Some(l.clone()));
+            } else if let Some(l) = e.downcast_ref::<ConnectionLost>() {
                 lost = Some(Some(l.clone()));
             } else if let Some(r) = e.downcast_ref::<RpcError>() {
                 lost = Some(
@@ -261,7 +263,6 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::flattened;
     use crate::runtime::RpcError;
 
     fn rpc(status: tonic::Status) -> anyhow::Error {
@@ -292,20 +293,41 @@ mod tests {
         assert_eq!(status, ExitStatus::Failed);
         assert_eq!(msg, "writing blob sha256:ab: NotFound: blob gone");
 
-        // Flattened to text on its way up, it is still a lost connection.
-        let lost = rpc(tonic::Status::from_error(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset",
-        ))));
-        let flat = flattened(format!("x.tar: {lost:#}"), &lost);
-        assert_eq!(flat.to_string(), format!("x.tar: {lost:#}"));
-        let (msg, status) = report(&flat.context("2 of 3 item(s) failed"));
+        // The call alone under the item that named it (a `.txt` list's line), still a
+        // lost connection by its type.
+        let reset = || {
+            rpc(tonic::Status::from_error(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ))))
+        };
+        let line = crate::runtime::call_error(reset()).context("line 2: a:1");
+        let (msg, status) = report(&line.context("x.txt"));
         assert_eq!(status, ExitStatus::Unreachable, "{msg}");
-        assert!(msg.contains("hint: "), "{msg}");
-        // Flattened, a server's answer stays a failure.
-        let answer = rpc(tonic::Status::not_found("blob gone"));
-        let (_, status) = report(&flattened(format!("{answer:#}"), &answer));
+        assert_eq!(
+            msg,
+            format!(
+                "x.txt: line 2: a:1: lost the connection to containerd at /run/c.sock: \
+                 connection reset\n  hint: {LOST_HINT}"
+            )
+        );
+        // The connection lost by type alone: the items after it, not attempted.
+        let lost = ConnectionLost::of(&reset()).unwrap();
+        let skipped = anyhow::Error::new(lost).context("line 3: b:1: not attempted");
+        let (msg, status) = report(&skipped.context("x.txt"));
+        assert_eq!(status, ExitStatus::Unreachable, "{msg}");
+        assert_eq!(
+            msg,
+            format!(
+                "x.txt: line 3: b:1: not attempted: lost the connection to containerd at \
+                 /run/c.sock: connection reset\n  hint: {LOST_HINT}"
+            )
+        );
+        // Under an item, a server's answer stays a failure.
+        let answer = crate::runtime::call_error(rpc(tonic::Status::not_found("blob gone")));
+        let (msg, status) = report(&answer.context("line 4: c:1"));
         assert_eq!(status, ExitStatus::Failed);
+        assert_eq!(msg, "line 4: c:1: NotFound: blob gone");
 
         // A deadline is no lost connection.
         let late = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));

@@ -10,6 +10,7 @@ pub mod cli;
 pub(crate) mod docs;
 pub(crate) mod error;
 pub mod exit;
+pub(crate) mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

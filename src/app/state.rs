@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::sink::AtomicFile;
@@ -38,7 +39,67 @@ pub(crate) fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// The largest state file read: about 100 bytes an image, so far more than any node holds.
-const MAX_STATE: u64 = 64 << 20;
+pub(crate) const MAX_STATE: u64 = 64 << 20;
+
+/// A JSON state file as read.
+#[derive(Debug)]
+pub(crate) enum StateRead<T> {
+    /// Nothing at the path: an empty history.
+    Missing,
+    Read(T),
+    /// A regular file that is not crimg's (truncated, another shape, too large), and why.
+    /// The caller warns, starts afresh, and moves it aside ([`set_aside`]) rather than
+    /// write over it.
+    Unusable(String),
+}
+
+/// Reads a JSON state file, at most [`MAX_STATE`] bytes of it. Anything at the path that
+/// is not a regular file (a directory, a FIFO) is a usage error naming it, and is neither
+/// read nor replaced: `unchanged` says what the command therefore left undone ("nothing
+/// was removed"). The file is opened without blocking, so a FIFO cannot hang the command.
+pub(crate) fn read_state_json<T: DeserializeOwned>(
+    path: &Path,
+    unchanged: &str,
+) -> Result<StateRead<T>> {
+    use std::io::Read as _;
+    let reading = || format!("reading state file {}", path.display());
+    let file = match crate::files::open_regular(path) {
+        Ok(Ok(file)) => file,
+        Ok(Err(kind)) => {
+            return Err(anyhow::Error::new(crate::error::CrimgError::Usage(
+                format!(
+                    "state file {} is {kind}, not a regular file; remove it or name a file \
+                     with --state-file ({unchanged})",
+                    path.display(),
+                ),
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateRead::Missing),
+        Err(e) => return Err(e).with_context(reading),
+    };
+    let too_large = |len: u64| {
+        StateRead::Unusable(format!(
+            "{len} bytes, more than a state file grows to ({} MiB)",
+            MAX_STATE >> 20
+        ))
+    };
+    let len = file.metadata().with_context(reading)?.len();
+    if len > MAX_STATE {
+        return Ok(too_large(len));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(reading)?;
+    // Grown since it was measured.
+    if bytes.len() as u64 > MAX_STATE {
+        return Ok(too_large(bytes.len() as u64));
+    }
+    Ok(match serde_json::from_slice(&bytes) {
+        Ok(value) => StateRead::Read(value),
+        Err(e) => StateRead::Unusable(format!("not crimg's JSON: {e}")),
+    })
+}
 
 /// The last-use times, and why the file was not used when it could not be read as
 /// crimg's (the caller warns, and moves it aside before writing a new one).
@@ -51,50 +112,17 @@ pub(crate) struct LastUsed {
 /// Reads the last-use times; a missing file is an empty history. A file that is not
 /// crimg's JSON (truncated, another shape, too large) is an empty history with the reason
 /// in `unusable`. Anything at the path that is not a regular file is a usage error: crimg
-/// neither reads nor replaces it.
+/// neither reads nor replaces it (see [`read_state_json`]).
 pub(crate) fn load_last_used(path: &Path) -> Result<LastUsed> {
-    use std::io::Read as _;
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LastUsed::default()),
-        Err(e) => return Err(e).with_context(|| format!("reading state file {}", path.display())),
-    };
-    if !meta.is_file() {
-        return Err(anyhow::Error::new(crate::error::CrimgError::Usage(
-            format!(
-                "state file {} is a {}, not a regular file; remove it or name a file with \
-             --state-file (nothing was removed)",
-                path.display(),
-                if meta.is_dir() {
-                    "directory"
-                } else {
-                    "special file"
-                }
-            ),
-        )));
-    }
-    if meta.len() > MAX_STATE {
-        return Ok(LastUsed {
-            unusable: Some(format!(
-                "{} bytes, more than a state file grows to ({} MiB)",
-                meta.len(),
-                MAX_STATE >> 20
-            )),
-            ..LastUsed::default()
-        });
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_STATE).read_to_end(&mut bytes))
-        .with_context(|| format!("reading state file {}", path.display()))?;
-    let state: StateFile = match serde_json::from_slice(&bytes) {
-        Ok(state) => state,
-        Err(e) => {
+    let state: StateFile = match read_state_json(path, "nothing was removed")? {
+        StateRead::Missing => return Ok(LastUsed::default()),
+        StateRead::Unusable(why) => {
             return Ok(LastUsed {
-                unusable: Some(format!("not crimg's JSON: {e}")),
+                unusable: Some(why),
                 ..LastUsed::default()
             });
         }
+        StateRead::Read(state) => state,
     };
     let mut times = HashMap::new();
     let mut bad = 0;
@@ -110,9 +138,9 @@ pub(crate) fn load_last_used(path: &Path) -> Result<LastUsed> {
     Ok(LastUsed { times, unusable })
 }
 
-/// Renames an unusable state file beside itself, `state.json.bad-<unix seconds>`, never
-/// over an existing file. Returns the new path.
-fn set_aside(path: &Path) -> Result<PathBuf> {
+/// Renames an unusable state file beside itself (`state.json` to
+/// `state.json.bad-<unix seconds>`), never over an existing file. Returns the new path.
+pub(crate) fn set_aside(path: &Path) -> Result<PathBuf> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -179,7 +207,7 @@ pub(crate) fn save_last_used(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -248,21 +276,37 @@ mod tests {
         assert_eq!(copies, 6, "each bad file kept, and the new one");
     }
 
-    #[test]
-    fn a_directory_for_a_state_file_is_a_usage_error() {
+    /// `load` refuses a directory named `name` and a FIFO as usage errors, each named
+    /// with what it is and, in `unchanged`, what the command left undone.
+    pub(crate) fn refuses_non_regular<T: std::fmt::Debug>(
+        load: impl Fn(&Path) -> Result<T>,
+        name: &str,
+        unchanged: &str,
+    ) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        std::fs::create_dir(&path).unwrap();
-        let e = load_last_used(&path).unwrap_err();
-        assert_eq!(
-            crate::exit::classify(&e).status,
-            crate::exit::ExitStatus::Usage
-        );
-        let shown = format!("{e:#}");
-        assert!(
-            shown.contains(&format!("state file {} is a directory", path.display())),
-            "{shown}"
-        );
-        assert!(path.is_dir());
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        // No writer: opened the usual way, reading it would wait for ever.
+        let other = dir.path().join("other.json");
+        crate::files::tests::fifo(&other);
+        for (path, kind) in [(&folder, "a directory"), (&other, "a FIFO")] {
+            let e = load(path).unwrap_err();
+            assert_eq!(
+                crate::exit::classify(&e).status,
+                crate::exit::ExitStatus::Usage
+            );
+            let want = format!(
+                "state file {} is {kind}, not a regular file; remove it or name a file with \
+                 --state-file ({unchanged})",
+                path.display()
+            );
+            assert_eq!(format!("{e:#}"), want);
+        }
+        assert!(folder.is_dir());
+    }
+
+    #[test]
+    fn a_directory_or_a_fifo_for_a_state_file_is_a_usage_error() {
+        refuses_non_regular(load_last_used, "state.json", "nothing was removed");
     }
 }

@@ -80,14 +80,7 @@ mod tests {
         let link = dir.path().join("l");
         std::os::unix::fs::symlink("/dev/null", &link).unwrap();
         let fifo = dir.path().join("p");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        crate::files::tests::fifo(&fifo);
         let cases: &[(&Path, Existing)] = &[
             (&dir.path().join("absent"), Existing::Nothing),
             (&file, Existing::File),

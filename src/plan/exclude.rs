@@ -201,7 +201,7 @@ pub(crate) fn files_to_read(
                         "exclusion directory {}: skipping {}: {}, not a regular file",
                         dir.display(),
                         conf.display(),
-                        kind_of(&m.file_type())
+                        crate::files::kind_of(&m.file_type())
                     )),
                     Err(e) => warn(format!(
                         "exclusion directory {}: skipping {}: {e}",
@@ -227,40 +227,12 @@ pub(crate) fn files_to_read(
     Ok(files)
 }
 
-/// What a non-regular file is, in words.
-fn kind_of(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else {
-        "a special file"
-    }
-}
-
 /// Reads one exclusion file, refusing anything but a regular file. The file is opened
 /// without blocking and checked after opening, so a FIFO swapped in cannot hang prune.
 fn read_regular(file: &Path) -> Result<String, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(file)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "cannot read it: {}, not a regular file",
-            kind_of(&meta.file_type())
-        ));
-    }
+    let f = crate::files::open_regular(file)
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .map_err(|kind| format!("cannot read it: {kind}, not a regular file"))?;
     lines::read_capped(f).map_err(|e| format!("cannot read it: {e}"))
 }
 
@@ -457,14 +429,7 @@ mod tests {
     fn special_files_in_the_directory_are_skipped_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            dir.path().join("fifo.conf"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        crate::files::tests::fifo(&dir.path().join("fifo.conf"));
         std::fs::create_dir(dir.path().join("sub.conf")).unwrap();
         let mut warnings = Vec::new();
         let rules = load(&[], Some(dir.path()), &[], &mut |w| warnings.push(w)).unwrap();

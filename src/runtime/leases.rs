@@ -3,6 +3,7 @@
 //! left.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
@@ -25,7 +26,55 @@ pub(crate) fn lease_id(purpose: &str) -> String {
     )
 }
 
+/// The leases a command is working under, remembered so that an interruption (a signal,
+/// a cancelled import) can delete them and, with them, whatever they hold. A clone shares
+/// the same set.
+#[derive(Clone, Default)]
+pub(crate) struct HeldLeases(Arc<Mutex<Vec<(Containerd, String)>>>);
+
+impl HeldLeases {
+    fn remember(&self, c: &Containerd, id: &str) {
+        if let Ok(mut held) = self.0.lock() {
+            held.push((c.clone(), id.to_string()));
+        }
+    }
+
+    /// Forgets lease `id`: deleted, or no longer the interruption's to delete.
+    pub(crate) fn forget(&self, id: &str) {
+        if let Ok(mut held) = self.0.lock() {
+            held.retain(|(_, h)| h != id);
+        }
+    }
+
+    /// Every lease remembered, forgotten here: for the caller to delete.
+    pub(crate) fn take(&self) -> Vec<(Containerd, String)> {
+        self.0
+            .lock()
+            .map(|mut held| std::mem::take(&mut *held))
+            .unwrap_or_default()
+    }
+}
+
 impl Containerd {
+    /// Creates a lease (see [`Containerd::create_lease`]) remembered in `held`. It is
+    /// remembered before containerd is asked: an interruption that lands after
+    /// containerd made the lease but before its answer arrived still finds it to delete.
+    /// A lease containerd refused is forgotten again.
+    pub(crate) async fn create_held_lease(
+        &self,
+        held: &HeldLeases,
+        purpose: &str,
+        expire: Duration,
+    ) -> Result<String> {
+        let id = lease_id(purpose);
+        held.remember(self, &id);
+        if let Err(e) = self.create_lease_with_id(&id, expire).await {
+            held.forget(&id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
     fn leases(&self) -> leases::leases_client::LeasesClient<Channel> {
         leases::leases_client::LeasesClient::new(self.channel())
     }
@@ -43,7 +92,7 @@ impl Containerd {
 
     /// [`Containerd::create_lease`] with an ID from [`lease_id`], for a caller that must
     /// know the ID before containerd does (to delete it if the call is abandoned).
-    pub(crate) async fn create_lease_with_id(&self, id: &str, expire: Duration) -> Result<()> {
+    async fn create_lease_with_id(&self, id: &str, expire: Duration) -> Result<()> {
         let until = humantime::format_rfc3339_seconds(SystemTime::now() + expire).to_string();
         let mut labels: std::collections::HashMap<String, String> =
             [(GC_EXPIRE.to_string(), until)].into_iter().collect();

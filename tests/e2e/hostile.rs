@@ -571,25 +571,39 @@ fn import_interrupted_by(sig: &str, exit: i32) {
     let name = big_archive(&archive);
     let before = node_state(&node);
 
-    let (code, stderr) = interrupt(&node, sig, &["import", s(&archive)], || {
+    let ended = interrupt(&node, sig, &["import", s(&archive)], || {
         !leases(&node).trim().is_empty()
     });
+    assert_import_undone(&node, (sig, exit), ended, &name, &before);
+}
+
+/// An import of `name` that `signal` (`INT`, 130) interrupted, by its exit code and
+/// stderr: it says so, and nothing of it stays: no image record, no lease, the image
+/// records and snapshots of `before` ([`node_state`]).
+fn assert_import_undone(
+    node: &Node,
+    signal: (&str, i32),
+    (code, stderr): (i32, String),
+    name: &str,
+    before: &(String, String, String, String),
+) {
+    let (sig, exit) = signal;
     assert_eq!(code, exit, "{stderr}");
     assert!(
         stderr.contains(&format!("interrupted by SIG{sig}")),
         "{stderr}"
     );
     assert!(
-        !node.ctr_ok(&["images", "ls", "-q"]).contains(&name),
+        !node.ctr_ok(&["images", "ls", "-q"]).contains(name),
         "an image record was left"
     );
     assert!(
-        wait_until(Duration::from_secs(2), || leases(&node).trim().is_empty()),
+        wait_until(Duration::from_secs(2), || leases(node).trim().is_empty()),
         "a lease was left: {}",
-        leases(&node)
+        leases(node)
     );
-    let (images, _, snapshots, _) = node_state(&node);
-    assert_eq!((images, snapshots), (before.0, before.2));
+    let (images, _, snapshots, _) = node_state(node);
+    assert_eq!((&images, &snapshots), (&before.0, &before.2));
 }
 
 #[test]
@@ -1107,22 +1121,10 @@ fn ten_thousand_layers_then_sigterm() {
     let name = many_layers_archive(&archive, 10_000);
     let before = node_state(&node);
 
-    let (code, stderr) = interrupt(&node, "TERM", &["import", s(&archive)], || {
+    let ended = interrupt(&node, "TERM", &["import", s(&archive)], || {
         // Underway: its lease is there and it has written some of the layers.
         !leases(&node).trim().is_empty()
             && node.ctr_ok(&["content", "ls", "-q"]).lines().count() > 100
     });
-    assert_eq!(code, 143, "{stderr}");
-    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
-    assert!(
-        !node.ctr_ok(&["images", "ls", "-q"]).contains(&name),
-        "an image record was left"
-    );
-    assert!(
-        wait_until(Duration::from_secs(2), || leases(&node).trim().is_empty()),
-        "a lease was left: {}",
-        leases(&node)
-    );
-    let (images, _, snapshots, _) = node_state(&node);
-    assert_eq!((images, snapshots), (before.0, before.2));
+    assert_import_undone(&node, ("TERM", 143), ended, &name, &before);
 }

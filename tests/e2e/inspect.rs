@@ -351,3 +351,26 @@ fn an_exported_archive_inspects_to_what_the_node_reports() {
         fs::remove_file(&out).unwrap();
     }
 }
+
+/// What inspect says of each archive on stderr is a note like any other command's:
+/// `-q` silences it (and, as everywhere, stdout).
+#[test]
+fn inspect_notes_follow_quiet() {
+    let node = Node::start();
+    let dir = node.dir().join("inspect");
+    fs::create_dir_all(&dir).unwrap();
+    let image = FixtureImage::new("docker.io/library/noted:1");
+    let path = dir.join("one.tar");
+    archives::write(
+        &path,
+        &archives::tar(&archives::oci_layout(&[&image], false)),
+    );
+
+    let said = inspect(&node, &[s(&path)]).expect_code(0);
+    assert!(said.stdout.contains(&image.name), "{}", said.stdout);
+    let note = format!("crimg: {}: 1 image(s), oci ", s(&path));
+    assert!(said.stderr.contains(&note), "{}", said.stderr);
+
+    let quiet = inspect(&node, &["-q", s(&path)]).expect_code(0);
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
+}

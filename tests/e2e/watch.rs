@@ -408,6 +408,11 @@ fn watch_treats_a_corrupt_state_file_as_empty_and_checks_everything() {
     let warning = w.wait_line("warning", Duration::from_secs(10));
     assert!(warning.contains("is corrupt"), "{warning}");
     assert!(warning.contains(s(&state)), "{warning}");
+    // Kept aside whole, as prune keeps its own, never written over.
+    let moved = w.wait_line("moved the unusable state file to ", Duration::from_secs(5));
+    let aside = PathBuf::from(moved.rsplit(" to ").next().unwrap());
+    assert_eq!(aside.parent(), state.parent(), "{moved}");
+    assert_eq!(fs::read_to_string(&aside).unwrap(), text[..text.len() / 2]);
     wait_listed(&node, &w, &image, Duration::from_secs(20));
     w.wait_line("imported 1 image(s)", Duration::from_secs(5));
     w.stop();
@@ -420,6 +425,38 @@ fn watch_treats_a_corrupt_state_file_as_empty_and_checks_everything() {
         image.manifest_digest().as_str(),
         "{v:#}"
     );
+}
+
+#[test]
+fn watch_refuses_a_directory_for_its_state_file() {
+    let node = Node::start();
+    let (dir, state) = watched(&node);
+    fs::create_dir_all(&state).unwrap();
+    let mut child = node
+        .crimg()
+        .args(["import", "--watch"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crimg import --watch");
+    let status = crate::support::sys::wait_bounded(&mut child, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let status = status.unwrap_or_else(|| panic!("still watching after 20s:\n{err}"));
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "state file {} is a directory, not a regular file",
+            s(&state)
+        )),
+        "{err}"
+    );
+    assert!(state.is_dir());
 }
 
 #[test]

@@ -230,15 +230,13 @@ fn render_check(settings: &Settings, images: &[JsonImage]) -> Result<()> {
                 }
             }
             render::print_table(&t)?;
-            if !settings.quiet {
-                for i in images {
-                    if !i.absent_platforms.is_empty() {
-                        eprintln!(
-                            "crimg: {}: platforms this node never pulled: {}",
-                            i.names.first().unwrap_or(&i.digest),
-                            i.absent_platforms.join(", ")
-                        );
-                    }
+            for i in images {
+                if !i.absent_platforms.is_empty() {
+                    settings.info(format_args!(
+                        "{}: platforms this node never pulled: {}",
+                        i.names.first().unwrap_or(&i.digest),
+                        i.absent_platforms.join(", ")
+                    ));
                 }
             }
         }

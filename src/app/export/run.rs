@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::store::{FetchState, LeaseHeld, gather_and_fetch};
+use super::store::{FetchState, gather_and_fetch};
 use super::targets::{Target, check_target, compression_for, resolve_targets};
 use super::writer::{write_archive, write_file};
 use crate::app::{Outcome, Session, Settings, inventory};
@@ -19,6 +19,7 @@ use crate::plan::export::{docker_images, unique_blobs};
 use crate::plan::platform::PlatformChoice;
 use crate::registry::config::RegistryConfig;
 use crate::registry::fetch::Fetcher;
+use crate::runtime::leases::HeldLeases;
 
 /// What `-o json` prints after writing a file.
 #[derive(Debug, Serialize)]
@@ -41,15 +42,14 @@ pub(crate) async fn run(settings: Settings, args: ExportArgs) -> Result<Outcome>
         from_file: None,
         ..args
     };
-    let lease = LeaseHeld::default();
+    let lease = HeldLeases::default();
     let work = export(settings, args, target, compression, lease.clone());
     tokio::select! {
         r = work => r,
         // Dropping `work` drops the temp file, which removes it: no partial file stays.
         // The fetch's lease goes now too, and with it whatever was fetched.
         signal = crate::error::interrupted() => {
-            let held = lease.lock().ok().and_then(|mut l| l.take());
-            if let Some((c, id)) = held {
+            for (c, id) in lease.take() {
                 let _ = c.delete_lease(&id, false).await;
             }
             Err(CrimgError::Interrupted {
@@ -66,7 +66,7 @@ async fn export(
     args: ExportArgs,
     target: Target,
     compression: Compression,
-    held: LeaseHeld,
+    held: HeldLeases,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let mut session = Session::connect(settings).await?;
@@ -90,21 +90,9 @@ async fn export(
         // it; a crash leaves a lease that expires by itself, or that the next import or
         // export releases. Those earlier runs left go first.
         crate::app::release_stale_leases(&containerd, &settings).await;
-        // Remembered before containerd is asked, as import does: a signal that lands
-        // after containerd made the lease but before its answer still finds it to delete.
-        let lease = crate::runtime::leases::lease_id("export");
-        if let Ok(mut h) = held.lock() {
-            *h = Some((containerd.clone(), lease.clone()));
-        }
-        if let Err(e) = containerd
-            .create_lease_with_id(&lease, std::time::Duration::from_secs(3600))
-            .await
-        {
-            if let Ok(mut h) = held.lock() {
-                *h = None;
-            }
-            return Err(e);
-        }
+        let lease = containerd
+            .create_held_lease(&held, "export", std::time::Duration::from_secs(3600))
+            .await?;
         let leased = containerd.with_lease(&lease)?;
         Some(FetchState {
             fetcher,
@@ -118,13 +106,11 @@ async fn export(
     };
 
     let result = gather_and_fetch(&containerd, &settings, wanted, &choice, fetch.as_mut()).await;
-    if let Ok(mut h) = held.lock() {
-        *h = None;
-    }
-    if let Some(f) = &fetch
-        && let Err(e) = containerd.delete_lease(&f.lease, false).await
-    {
-        settings.warn(format_args!("{e:#}"));
+    // The fetch's lease, and one a failed renewal left, go now.
+    for (c, id) in held.take() {
+        if let Err(e) = c.delete_lease(&id, false).await {
+            settings.warn(format_args!("{e:#}"));
+        }
     }
     let plans = result?;
     let fetched = fetch.map(|f| f.fetched).unwrap_or_default();

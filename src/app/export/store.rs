@@ -17,18 +17,16 @@ use crate::registry::fetch::Fetcher;
 use crate::registry::{self, Source};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::content::sha256_digest;
+use crate::runtime::leases::HeldLeases;
 
 pub(super) struct FetchState {
     pub(super) fetcher: Fetcher,
     pub(super) lease: String,
     pub(super) leased: Containerd,
     pub(super) fetched: Vec<String>,
-    /// Where an interruption finds the lease to delete.
-    pub(super) held: LeaseHeld,
+    /// Where an interruption finds the leases to delete.
+    pub(super) held: HeldLeases,
 }
-
-/// The lease `--fetch-missing` holds while it works, for an interruption to delete.
-pub(super) type LeaseHeld = std::sync::Arc<std::sync::Mutex<Option<(Containerd, String)>>>;
 
 /// The walk's view of containerd: presence, small reads and, with a fetcher, fetching
 /// absent manifests on the way.
@@ -227,18 +225,19 @@ async fn renew_lease(
     f: &mut FetchState,
     sizes: impl Iterator<Item = u64>,
 ) -> Result<()> {
+    // Both are remembered until the old one is deleted: an interruption in between
+    // deletes both.
     let lease = c
-        .create_lease("export", crate::registry::fetch::lease_for(sizes))
+        .create_held_lease(&f.held, "export", crate::registry::fetch::lease_for(sizes))
         .await?;
     for digest in &f.fetched {
         c.lease_content(&lease, digest).await?;
     }
     let old = std::mem::replace(&mut f.lease, lease);
-    if let Ok(mut h) = f.held.lock() {
-        *h = Some((c.clone(), f.lease.clone()));
-    }
     f.leased = c.with_lease(&f.lease)?;
-    c.delete_lease(&old, false).await
+    c.delete_lease(&old, false).await?;
+    f.held.forget(&old);
+    Ok(())
 }
 
 async fn restore_gc_labels(c: &Containerd, plans: &[ImagePlan]) -> Result<()> {

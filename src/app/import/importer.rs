@@ -15,6 +15,7 @@ use crate::model::short_id;
 use crate::plan::import::PlanOptions;
 use crate::plan::platform::PlatformChoice;
 use crate::runtime::containerd::Containerd;
+use crate::runtime::leases::HeldLeases;
 
 /// How long an abandoned import's lease keeps its content (a killed crimg), unless a
 /// later crimg releases it first.
@@ -70,7 +71,7 @@ pub(crate) struct Importer {
     pub(super) pin: bool,
     pub(super) multi: MultiProgress,
     /// The lease of the import in progress, for [`Importer::abandon`].
-    pub(super) current_lease: std::sync::Mutex<Option<String>>,
+    pub(super) current_lease: HeldLeases,
 }
 
 impl Importer {
@@ -110,7 +111,7 @@ impl Importer {
             snapshotter,
             pin: args.pin,
             multi,
-            current_lease: std::sync::Mutex::new(None),
+            current_lease: HeldLeases::default(),
         })
     }
 
@@ -120,18 +121,10 @@ impl Importer {
         session: &Session,
         input: &Input,
     ) -> Result<ItemResult> {
-        // Remembered before containerd is asked: a signal that lands after containerd made
-        // the lease but before its answer arrived still finds the lease to delete.
-        let lease = crate::runtime::leases::lease_id("import");
-        if let Ok(mut l) = self.current_lease.lock() {
-            *l = Some(lease.clone());
-        }
-        if let Err(e) = self.c.create_lease_with_id(&lease, LEASE_EXPIRE).await {
-            if let Ok(mut l) = self.current_lease.lock() {
-                *l = None;
-            }
-            return Err(e);
-        }
+        let lease = self
+            .c
+            .create_held_lease(&self.current_lease, "import", LEASE_EXPIRE)
+            .await?;
         let job = Job {
             imp: self,
             c: self.c.with_lease(&lease)?,
@@ -143,9 +136,7 @@ impl Importer {
         };
         let result = job.run(input).await;
         job.bar.finish_and_clear();
-        if let Ok(mut l) = self.current_lease.lock() {
-            *l = None;
-        }
+        self.current_lease.forget(&lease);
         match result {
             Ok(images) => {
                 job.phase("recorded");
@@ -239,11 +230,10 @@ impl Importer {
     /// Cleans up after an import that was cancelled midway (a signal while watching):
     /// its lease goes, and with it whatever it had written.
     pub(crate) async fn abandon(&self) {
-        let lease = self.current_lease.lock().ok().and_then(|mut l| l.take());
-        if let Some(lease) = lease
-            && let Err(e) = self.c.delete_lease(&lease, true).await
-        {
-            self.settings.warn(format_args!("{e:#}"));
+        for (c, lease) in self.current_lease.take() {
+            if let Err(e) = c.delete_lease(&lease, true).await {
+                self.settings.warn(format_args!("{e:#}"));
+            }
         }
     }
 

@@ -28,12 +28,10 @@ impl Importer {
             };
             if let Some(lost) = &lost {
                 // The runtime is gone: every other reference would fail the same way.
-                result
-                    .failures
-                    .push(anyhow::Error::new(crate::error::CrimgError::Lost {
-                        shown: format!("line {n}: {line}: not attempted: {lost}"),
-                        lost: lost.clone(),
-                    }));
+                result.failures.push(
+                    anyhow::Error::new(lost.clone())
+                        .context(format!("line {n}: {line}: not attempted")),
+                );
                 continue;
             }
             let outcome: Result<ImportedImage> = async {
@@ -50,8 +48,8 @@ impl Importer {
                 bar.enable_steady_tick(Duration::from_millis(200));
                 let pulled = session.cri.pull_image(&name).await;
                 bar.finish_and_clear();
-                let id =
-                    pulled.map_err(|e| crate::error::flattened(crate::app::status_text(&e), &e))?;
+                // The line names the reference: the call's own error says the rest.
+                let id = pulled.map_err(crate::runtime::call_error)?;
                 Ok(listed(name, id, "pulled"))
             }
             .await;
@@ -59,10 +57,7 @@ impl Importer {
                 Ok(i) => result.images.push(i),
                 Err(e) => {
                     lost = crate::error::ConnectionLost::of(&e);
-                    result.failures.push(crate::error::flattened(
-                        format!("line {n}: {line}: {e:#}"),
-                        &e,
-                    ));
+                    result.failures.push(e.context(format!("line {n}: {line}")));
                 }
             }
         }

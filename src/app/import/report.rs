@@ -52,10 +52,11 @@ fn name_status<'a>(image: &'a ImportedImage, name: &str) -> (&'static str, Optio
     }
 }
 
+/// An archive or list that failed, in import's and inspect's JSON.
 #[derive(Serialize)]
-struct JsonFailure {
-    file: String,
-    error: String,
+pub(super) struct JsonFailure {
+    pub(super) file: String,
+    pub(super) error: String,
 }
 
 impl Report {

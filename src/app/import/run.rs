@@ -119,11 +119,9 @@ async fn import_all(
     for item in items {
         let file = item.file();
         if let Some(lost) = &lost {
-            let e = anyhow::Error::new(crate::error::CrimgError::Lost {
-                shown: format!("not attempted: {lost}"),
-                lost: lost.clone(),
-            })
-            .context(file.clone());
+            let e = anyhow::Error::new(lost.clone())
+                .context("not attempted")
+                .context(file.clone());
             crate::exit::print_error(format_args!("{e:#}"));
             report.failed.push((file, e));
             continue;

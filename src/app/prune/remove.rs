@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::{Session, Settings, status_text};
-use crate::error::{ConnectionLost, CrimgError};
+use crate::error::ConnectionLost;
 use crate::model::{Image, Inventory};
 use crate::plan::prune::{Decision, Plan};
 use crate::render::{self};
@@ -121,13 +121,9 @@ impl Stop {
 
     /// The error of a removal not started because the connection was lost.
     fn not_attempted(&self) -> Option<anyhow::Error> {
-        self.0.get().map(|lost| {
-            CrimgError::Lost {
-                shown: format!("not attempted: {lost}"),
-                lost: lost.clone(),
-            }
-            .into()
-        })
+        self.0
+            .get()
+            .map(|lost| anyhow::Error::new(lost.clone()).context("not attempted"))
     }
 }
 

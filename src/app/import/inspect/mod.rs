@@ -27,8 +27,9 @@ use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions};
 use crate::plan::platform::PlatformChoice;
 use crate::runtime::content::VerifyError;
 
+use super::report::JsonFailure;
 use hash::{BlobFacts, Unpacked, hash_blob, hash_body};
-use output::{JsonFailure, render, to_json};
+use output::{render, to_json};
 
 use crate::archive::read::SMALL_BLOB;
 

@@ -9,6 +9,7 @@ use crate::cli::OutputFormat;
 use crate::render;
 
 use super::Inspected;
+use crate::app::import::report::JsonFailure;
 
 #[derive(Serialize)]
 pub(super) struct JsonArchive {
@@ -48,12 +49,6 @@ pub(super) struct JsonLayer {
     pub(super) size: u64,
     pub(super) diff_id: String,
     pub(super) unpacked_size: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub(super) struct JsonFailure {
-    pub(super) file: String,
-    pub(super) error: String,
 }
 
 #[derive(Serialize)]
@@ -231,14 +226,14 @@ pub(super) fn render(
             render::print_table(&t)?;
         }
     }
-    if !settings.quiet && settings.output != OutputFormat::Json {
+    if settings.output != OutputFormat::Json {
         for a in archives {
             for n in &a.notes {
-                eprintln!("crimg: {}: {n}", a.file);
+                settings.info(format_args!("{}: {n}", a.file));
             }
             let images = a.images.len();
-            eprintln!(
-                "crimg: {}: {images} image(s), {} {} archive of {}{}",
+            settings.info(format_args!(
+                "{}: {images} image(s), {} {} archive of {}{}",
                 a.file,
                 a.format,
                 a.compression,
@@ -248,7 +243,7 @@ pub(super) fn render(
                 } else {
                     ", not verified"
                 }
-            );
+            ));
         }
     }
     Ok(())

@@ -80,20 +80,24 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         .state_file
         .clone()
         .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
-    let (mut remembered, problem) = WatchState::load(&state_file);
+    let (mut remembered, problem) = WatchState::load(&state_file)?;
     let mut metrics = crate::render::metrics::ImportMetrics::start(args.metrics_file.clone())?;
     let mut session = Session::connect(settings).await?;
     let importer = Importer::new(&mut session, &args).await?;
     let settings = importer.settings.clone();
+    // An unusable state file is kept aside, as prune keeps its own, never written over.
     if let Some(p) = problem {
         settings.warn(p);
+        match state::set_aside(&state_file) {
+            Ok(aside) => settings.warn(format_args!(
+                "moved the unusable state file to {}",
+                aside.display()
+            )),
+            Err(e) => settings.warn(format_args!("{e:#}")),
+        }
     }
     let c = importer.c.clone();
-    let info = |msg: String| {
-        if !settings.quiet {
-            eprintln!("crimg: {msg}");
-        }
-    };
+    let info = |msg: String| settings.info(msg);
     // The state is a cache of what was checked: failing to write it costs a re-check
     // at the next start, never the watch.
     let save = |s: &WatchState| {

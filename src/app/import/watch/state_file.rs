@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::app::state::{self, StateRead};
 use crate::plan::watch::Brought;
 
 /// The state file format this crimg writes. Version 0 (no `version` field) named images
@@ -44,34 +45,28 @@ impl Default for WatchState {
 }
 
 impl WatchState {
-    /// Never fails: a state file that cannot be used (unreadable, corrupt, another
-    /// version) is reported in the returned warning and read as empty, so every watched
-    /// archive is checked against the runtime again. A missing file is an empty state.
-    pub(crate) fn load(path: &Path) -> (WatchState, Option<String>) {
+    /// A missing file is an empty state. A state file that cannot be used (corrupt, too
+    /// large, another version) is read as empty, with the warning that says so, so every
+    /// watched archive is checked against the runtime again (importing again what is
+    /// there already changes nothing); the caller moves it aside. Anything at the path
+    /// that is not a regular file (a directory, a FIFO) is a usage error naming it (see
+    /// [`state::read_state_json`]).
+    pub(crate) fn load(path: &Path) -> Result<(WatchState, Option<String>)> {
         let shown = path.display();
         let afresh =
             "treating it as empty: every watched archive is checked against the runtime again";
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return (WatchState::default(), None);
+        let value: serde_json::Value = match state::read_state_json(path, "nothing was imported")? {
+            StateRead::Missing => return Ok((WatchState::default(), None)),
+            StateRead::Unusable(why) => {
+                let w = format!("state file {shown} is corrupt ({why}); {afresh}");
+                return Ok((WatchState::default(), Some(w)));
             }
-            Err(e) => {
-                let w = format!("cannot read state file {shown} ({e}); {afresh}");
-                return (WatchState::default(), Some(w));
-            }
-        };
-        let value: serde_json::Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                let w = format!("state file {shown} is corrupt ({e}); {afresh}");
-                return (WatchState::default(), Some(w));
-            }
+            StateRead::Read(value) => value,
         };
         let w = match value.get("version").map(serde_json::Value::as_u64) {
             Some(Some(v)) if v == u64::from(STATE_VERSION) => {
                 match serde_json::from_value::<WatchState>(value) {
-                    Ok(s) => return (s, None),
+                    Ok(s) => return Ok((s, None)),
                     Err(e) => format!("state file {shown} is corrupt ({e}); {afresh}"),
                 }
             }
@@ -83,12 +78,12 @@ impl WatchState {
                 value["version"]
             ),
         };
-        (WatchState::default(), Some(w))
+        Ok((WatchState::default(), Some(w)))
     }
 
     /// Written to a synced temp file beside it, then renamed: never half-written.
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
-        crate::app::state::save_json(path, self)
+        state::save_json(path, self)
     }
 }
 
@@ -100,7 +95,7 @@ mod tests {
     fn state_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/import-watch.json");
-        let (empty, problem) = WatchState::load(&path);
+        let (empty, problem) = WatchState::load(&path).unwrap();
         assert!(empty.files.is_empty() && problem.is_none());
         let mut s = WatchState::default();
         s.files.insert(
@@ -119,7 +114,7 @@ mod tests {
         s.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"version\": 1"), "{text}");
-        let (back, problem) = WatchState::load(&path);
+        let (back, problem) = WatchState::load(&path).unwrap();
         assert_eq!(back.files, s.files);
         assert_eq!(problem, None);
         // No temp file is left beside it.
@@ -148,19 +143,37 @@ mod tests {
         ];
         for (text, want) in cases {
             std::fs::write(&path, text).unwrap();
-            let (s, problem) = WatchState::load(&path);
+            let (s, problem) = WatchState::load(&path).unwrap();
             assert!(s.files.is_empty(), "{text}");
             assert_eq!(s.version, STATE_VERSION);
             let problem = problem.unwrap_or_default();
             assert!(problem.contains(want), "{text}: {problem}");
             assert!(problem.contains(&path.display().to_string()), "{problem}");
         }
-        // A directory where the state file should be: read as empty, never written over.
-        std::fs::remove_file(&path).unwrap();
-        std::fs::create_dir(&path).unwrap();
-        let (s, problem) = WatchState::load(&path);
-        assert!(s.files.is_empty() && problem.is_some());
-        assert!(s.save(&path).is_err());
-        assert!(path.is_dir());
+        // Too large to be crimg's: judged by its size, unread.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(state::MAX_STATE + 1)
+            .unwrap();
+        let (s, problem) = WatchState::load(&path).unwrap();
+        assert!(s.files.is_empty());
+        let problem = problem.unwrap_or_default();
+        assert!(
+            problem.contains("is corrupt (67108865 bytes, more than a state file grows to"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn a_directory_or_a_fifo_for_the_state_file_is_a_usage_error() {
+        state::tests::refuses_non_regular(
+            WatchState::load,
+            "import-watch.json",
+            "nothing was imported",
+        );
+        // Never written over.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(WatchState::default().save(dir.path()).is_err());
+        assert!(dir.path().is_dir());
     }
 }

@@ -1,0 +1,86 @@
+//! Files an operator names (exclusion files, state files): opened without blocking and
+//! refused unless they are regular files, so a FIFO or a device put in their place can
+//! neither hang crimg nor be read as if it were the file.
+
+use std::fs::File;
+use std::path::Path;
+
+/// What a non-regular file is, in words: "a directory", "a FIFO", ...
+pub(crate) fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// Opens `path` for reading, without blocking (a FIFO opens at once), and checks what it
+/// opened: `Ok(Err(kind))` when it is not a regular file ([`kind_of`]). A socket, which
+/// cannot be opened at all, is named as one rather than by the open's error.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<Result<File, &'static str>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound
+                && let Ok(meta) = std::fs::metadata(path)
+                && !meta.is_file()
+            {
+                return Ok(Err(kind_of(&meta.file_type())));
+            }
+            return Err(e);
+        }
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Err(kind_of(&meta.file_type())));
+    }
+    Ok(Ok(file))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Makes a FIFO at `path` (with no writer, a blocking open of it never returns).
+    pub(crate) fn fifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn only_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        assert!(open_regular(&file).unwrap().is_ok());
+        assert_eq!(open_regular(dir.path()).unwrap().err(), Some("a directory"));
+        let pipe = dir.path().join("p");
+        fifo(&pipe);
+        assert_eq!(open_regular(&pipe).unwrap().err(), Some("a FIFO"));
+        let socket = dir.path().join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(open_regular(&socket).unwrap().err(), Some("a socket"));
+        let missing = open_regular(&dir.path().join("none")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
+}
