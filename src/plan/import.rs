@@ -4,7 +4,7 @@
 //! Planning is independent of where the bytes are: a [`Source`] hands out small JSON
 //! blobs by digest and what it knows about members by path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
@@ -106,6 +106,10 @@ pub(crate) struct Plan {
     /// Where each digest is in `blobs`: adding a blob is not a search, so a manifest of
     /// 10 000 layers plans in linear time.
     at: HashMap<String, usize>,
+    /// Where each target digest is in `images`, and the names each image has: an archive
+    /// listing one image under 100 000 names merges them without a search.
+    image_at: HashMap<String, usize>,
+    names_of: Vec<HashSet<String>>,
 }
 
 impl Plan {
@@ -140,6 +144,32 @@ impl Plan {
             );
         }
         self.add_blob(manifest, Role::Manifest, labels);
+    }
+
+    /// Adds an image, or merges its names into the one of the same target (two index
+    /// entries for one target, one per tag, are one image with two names). Returns where
+    /// the image is in `images`.
+    fn add_image(&mut self, mut image: PlannedImage) -> usize {
+        if let Some(&at) = self.image_at.get(&image.target.digest) {
+            for n in std::mem::take(&mut image.names) {
+                self.add_name(at, n);
+            }
+            return at;
+        }
+        let at = self.images.len();
+        let mut seen = HashSet::new();
+        image.names.retain(|n| seen.insert(n.clone()));
+        self.image_at.insert(image.target.digest.clone(), at);
+        self.images.push(image);
+        self.names_of.push(seen);
+        at
+    }
+
+    /// Gives the image at `at` one more name, unless it has it already.
+    fn add_name(&mut self, at: usize, name: String) {
+        if self.names_of[at].insert(name.clone()) {
+            self.images[at].names.push(name);
+        }
     }
 
     /// Bytes of every blob of an image.
@@ -244,85 +274,119 @@ pub(crate) async fn plan_oci<S: Source>(
         None => vec![],
     };
     let mut plan = Plan::default();
+    // What each entry's descriptor planned to: an index listing one image many times (once
+    // per tag) plans it once, and each later entry only adds its names.
+    let mut planned: HashMap<(&str, &str, i64), Planned> = HashMap::new();
     for (n, entry) in index.manifests.iter().enumerate() {
-        let what = format!("index.json entry {}", n + 1);
+        let what = || format!("index.json entry {}", n + 1);
         if !is_digest(&entry.digest) {
-            bail!("{what}: {:?} is not a sha256 digest", entry.digest);
+            bail!("{}: {:?} is not a sha256 digest", what(), entry.digest);
         }
-        let mut image = if is_index(&entry.media_type) {
-            plan_index(entry, source, opts, &mut plan, 0)
-                .await
-                .with_context(|| format!("{what} ({})", entry.digest))?
-        } else if is_manifest(&entry.media_type) {
-            let m = plan_manifest(entry, source, &mut plan)
-                .await
-                .with_context(|| format!("{what} ({})", entry.digest))?;
-            PlannedImage {
-                names: vec![],
-                target: entry.descriptor(),
-                id: m.config.digest.clone(),
-                manifests: vec![PlannedManifest { unpack: true, ..m }],
+        let key = (entry.media_type.as_str(), entry.digest.as_str(), entry.size);
+        let done = match planned.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let image = plan_entry(entry, source, opts, &mut plan)
+                    .await
+                    .with_context(|| format!("{} ({})", what(), entry.digest))?;
+                let configs = image
+                    .manifests
+                    .iter()
+                    .map(|m| m.config.digest.clone())
+                    .collect();
+                let role = if is_index(&entry.media_type) {
+                    Role::Index
+                } else {
+                    Role::Manifest
+                };
+                plan.add_blob(entry.descriptor(), role, BTreeMap::new());
+                v.insert(Planned {
+                    at: plan.add_image(image),
+                    configs,
+                    docker_names: None,
+                })
             }
-        } else {
-            bail!("{what}: unsupported media type {:?}", entry.media_type);
         };
-        match oci_names(&entry.annotations, opts.base_name.as_deref()) {
-            Ok(names) => image.names = names,
-            Err(note) => plan.notes.push(note),
-        }
-        if image.names.is_empty() {
-            // docker 25 puts the tags in manifest.json only.
-            let configs: Vec<&str> = image
-                .manifests
-                .iter()
-                .map(|m| m.config.digest.as_str())
-                .collect();
-            for d in &docker {
-                // The config is the member manifest.json names, whatever its path.
-                if let Some(c) = source.member(&d.config)
-                    && configs.contains(&c.digest.as_str())
-                {
-                    for t in d.repo_tags.iter().flatten() {
-                        let name = crate::reference::normalize(t).map_err(|e| anyhow!(e))?;
-                        if !image.names.contains(&name) {
-                            image.names.push(name);
-                        }
-                    }
-                }
+        let mut names = match oci_names(&entry.annotations, opts.base_name.as_deref()) {
+            Ok(names) => names,
+            Err(note) => {
+                plan.notes.push(note);
+                vec![]
             }
+        };
+        if names.is_empty() {
+            // docker 25 puts the tags in manifest.json only.
+            if done.docker_names.is_none() {
+                done.docker_names = Some(docker_names(&docker, &done.configs, source)?);
+            }
+            names.extend(done.docker_names.iter().flatten().cloned());
         }
-        if image.names.is_empty() {
-            image.names.push(
-                digest_reference(opts.base_name.as_deref(), &image.target.digest)
+        if names.is_empty() {
+            names.push(
+                digest_reference(opts.base_name.as_deref(), &entry.digest)
                     .map_err(|e| anyhow!(e))?,
             );
         }
-        let role = if is_index(&entry.media_type) {
-            Role::Index
-        } else {
-            Role::Manifest
-        };
-        plan.add_blob(entry.descriptor(), role, BTreeMap::new());
-        merge_image(&mut plan, image);
+        for name in names {
+            plan.add_name(done.at, name);
+        }
     }
     Ok(plan)
 }
 
-/// Two index entries for the same target (one per tag) are one image with two names.
-fn merge_image(plan: &mut Plan, image: PlannedImage) {
-    if let Some(same) = plan
-        .images
-        .iter_mut()
-        .find(|i| i.target.digest == image.target.digest)
-    {
-        for n in image.names {
-            if !same.names.contains(&n) {
-                same.names.push(n);
+/// An index entry's descriptor once planned.
+struct Planned {
+    /// Where its image is in the plan's images.
+    at: usize,
+    /// The configs of its image's manifests.
+    configs: Vec<String>,
+    /// The names docker's manifest.json gives those configs, once asked for.
+    docker_names: Option<Vec<String>>,
+}
+
+/// Plans the image an index entry points at (an index or a manifest), without names.
+async fn plan_entry<S: Source>(
+    entry: &Desc,
+    source: &S,
+    opts: &PlanOptions,
+    plan: &mut Plan,
+) -> Result<PlannedImage> {
+    if is_index(&entry.media_type) {
+        plan_index(entry, source, opts, plan, 0).await
+    } else if is_manifest(&entry.media_type) {
+        let m = plan_manifest(entry, source, plan).await?;
+        Ok(PlannedImage {
+            names: vec![],
+            target: entry.descriptor(),
+            id: m.config.digest.clone(),
+            manifests: vec![PlannedManifest { unpack: true, ..m }],
+        })
+    } else {
+        bail!("unsupported media type {:?}", entry.media_type);
+    }
+}
+
+/// The tags docker's manifest.json gives an image by its configs: the config is the
+/// member an entry names, whatever its path.
+fn docker_names<S: Source>(
+    docker: &[DockerEntry],
+    configs: &[String],
+    source: &S,
+) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for d in docker {
+        if let Some(c) = source.member(&d.config)
+            && configs.contains(&c.digest)
+        {
+            for t in d.repo_tags.iter().flatten() {
+                let name = crate::reference::normalize(t).map_err(|e| anyhow!(e))?;
+                if !names.contains(&name) {
+                    names.push(name);
+                }
             }
         }
-    } else {
-        plan.images.push(image);
     }
+    Ok(names)
 }
 
 /// A leaf manifest of a (possibly nested) index and the index positions leading to it.
@@ -619,22 +683,19 @@ pub(crate) async fn plan_docker<S: Source>(
                     .map_err(|err| anyhow!(err))?,
             );
         }
-        merge_image(
-            &mut plan,
-            PlannedImage {
-                names,
-                id: config_digest.clone(),
-                manifests: vec![PlannedManifest {
-                    digest: manifest_desc.digest.clone(),
-                    platform: config.platform(),
-                    config: config_desc,
-                    layers,
-                    diff_ids: config.rootfs.diff_ids,
-                    unpack: true,
-                }],
-                target: manifest_desc,
-            },
-        );
+        plan.add_image(PlannedImage {
+            names,
+            id: config_digest.clone(),
+            manifests: vec![PlannedManifest {
+                digest: manifest_desc.digest.clone(),
+                platform: config.platform(),
+                config: config_desc,
+                layers,
+                diff_ids: config.rootfs.diff_ids,
+                unpack: true,
+            }],
+            target: manifest_desc,
+        });
     }
     Ok(plan)
 }

@@ -538,3 +538,103 @@ fn ten_thousand_layers_plan_quickly() {
     assert_eq!(plan.images[0].manifests[0].layers.len(), 10_000);
     assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
 }
+
+/// Import's in-memory archive, counting the blobs planning reads.
+struct Counting {
+    archive: MemArchive,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Source for Counting {
+    async fn blob(&self, digest: &str) -> Result<Bytes> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.archive.blob(digest).await
+    }
+
+    fn member(&self, path: &str) -> Option<MemberInfo> {
+        self.archive.member(path)
+    }
+
+    async fn small_file(&self, path: &str) -> Result<Bytes> {
+        self.archive.small_file(path).await
+    }
+}
+
+/// An index.json of 100 000 entries for one manifest (one in ten naming it by its own
+/// tag, the rest unnamed), then one entry for another image: the manifest is read and
+/// planned once, every name is kept in order, and the other image is planned too.
+#[test]
+fn a_hundred_thousand_entries_for_one_image_plan_once() {
+    const ENTRIES: usize = 100_000;
+    let mut a = MemArchive::default();
+    let m = manifest(&mut a, "amd64", 1, 1);
+    let other = manifest(&mut a, "arm64", 1, 1);
+    let mut entries: Vec<serde_json::Value> = (0..ENTRIES)
+        .map(|i| {
+            if i % 10 == 0 {
+                with(
+                    m.clone(),
+                    "annotations",
+                    json!({ANNOTATION_NAME: format!("app:{i}")}),
+                )
+            } else {
+                m.clone()
+            }
+        })
+        .collect();
+    entries.push(with(
+        other,
+        "annotations",
+        json!({ANNOTATION_NAME: "other:1"}),
+    ));
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": entries})).unwrap();
+    assert!(
+        index.len() as u64 <= crate::oci::MAX_JSON,
+        "an index.json import reads: {} bytes",
+        index.len()
+    );
+    let source = Counting {
+        archive: a,
+        reads: Default::default(),
+    };
+
+    let started = std::time::Instant::now();
+    let plan = block_on(plan_oci(&index, None, &source, &options(&[], None))).unwrap();
+    let took = started.elapsed();
+    eprintln!("{} entries planned in {took:?}", ENTRIES + 1);
+
+    let digest = m["digest"].as_str().unwrap();
+    let mut names = Vec::new();
+    for i in 0..ENTRIES {
+        if i % 10 == 0 {
+            names.push(format!("docker.io/library/app:{i}"));
+        } else if i == 1 {
+            names.push(format!("docker.io/library/import@{digest}"));
+        }
+    }
+    assert_eq!(plan.images.len(), 2);
+    assert_eq!(plan.images[0].target.digest, digest);
+    assert_eq!(plan.images[0].names.len(), ENTRIES / 10 + 1);
+    assert_eq!(plan.images[0].names, names);
+    assert_eq!(
+        plan.images[1].names,
+        strings(&["docker.io/library/other:1"])
+    );
+    assert_eq!(
+        source.reads.load(std::sync::atomic::Ordering::Relaxed),
+        4,
+        "each manifest and its config read once"
+    );
+    assert_eq!(
+        plan.blobs.len(),
+        6,
+        "two manifests, their configs and layers"
+    );
+    assert!(
+        plan.notes.is_empty(),
+        "{:?}",
+        &plan.notes[..plan.notes.len().min(3)]
+    );
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
