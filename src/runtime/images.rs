@@ -63,6 +63,13 @@ impl Containerd {
             labels: set.iter().cloned().collect(),
             ..Default::default()
         };
+        self.update_image(image, paths)
+            .await
+            .with_context(|| format!("updating labels of image record {name}"))
+    }
+
+    /// Images.Update of the fields `paths` names.
+    async fn update_image(&self, image: images::Image, paths: Vec<String>) -> Result<()> {
         self.images()
             .update(self.req(images::UpdateImageRequest {
                 image: Some(image),
@@ -70,8 +77,7 @@ impl Containerd {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| self.rpc(s))
-            .with_context(|| format!("updating labels of image record {name}"))?;
+            .map_err(|s| self.rpc(s))?;
         Ok(())
     }
 
@@ -81,12 +87,7 @@ impl Containerd {
     /// A record that is already gone is no error.
     pub(crate) async fn delete_image(&self, record: &ImageRecord, sync: bool) -> Result<()> {
         let name = &record.name;
-        let target = (!record.target.digest.is_empty()).then(|| types::Descriptor {
-            media_type: record.target.media_type.clone(),
-            digest: record.target.digest.clone(),
-            size: record.target.size,
-            ..Default::default()
-        });
+        let target = (!record.target.digest.is_empty()).then(|| to_proto(&record.target));
         let r = self
             .images()
             .delete(self.streaming_req(images::DeleteImageRequest {
@@ -128,12 +129,7 @@ impl Containerd {
         let image = images::Image {
             name: name.to_string(),
             labels: labels.clone().into_iter().collect(),
-            target: Some(types::Descriptor {
-                media_type: target.media_type.clone(),
-                digest: target.digest.clone(),
-                size: target.size,
-                ..Default::default()
-            }),
+            target: Some(to_proto(target)),
             ..Default::default()
         };
         let created = self
@@ -152,14 +148,8 @@ impl Containerd {
                     .ok_or_else(|| anyhow!("image record {name} vanished while being replaced"))?;
                 let mut paths = vec!["target".to_string()];
                 paths.extend(labels.keys().map(|k| format!("labels.{k}")));
-                self.images()
-                    .update(self.req(images::UpdateImageRequest {
-                        image: Some(image),
-                        update_mask: Some(prost_types::FieldMask { paths }),
-                        ..Default::default()
-                    }))
+                self.update_image(image, paths)
                     .await
-                    .map_err(|s| self.rpc(s))
                     .with_context(|| format!("updating image record {name}"))?;
                 Ok(RecordChange::Replaced(before))
             }
@@ -181,28 +171,24 @@ impl Containerd {
                 let image = images::Image {
                     name: name.to_string(),
                     labels: before.labels.clone().into_iter().collect(),
-                    target: Some(types::Descriptor {
-                        media_type: before.target.media_type.clone(),
-                        digest: before.target.digest.clone(),
-                        size: before.target.size,
-                        ..Default::default()
-                    }),
+                    target: Some(to_proto(&before.target)),
                     ..Default::default()
                 };
-                self.images()
-                    .update(self.req(images::UpdateImageRequest {
-                        image: Some(image),
-                        update_mask: Some(prost_types::FieldMask {
-                            paths: vec!["target".into(), "labels".into()],
-                        }),
-                        ..Default::default()
-                    }))
+                self.update_image(image, vec!["target".into(), "labels".into()])
                     .await
-                    .map_err(|s| self.rpc(s))
-                    .with_context(|| format!("restoring image record {name}"))?;
-                Ok(())
+                    .with_context(|| format!("restoring image record {name}"))
             }
         }
+    }
+}
+
+/// An image record's target as containerd's API carries it.
+pub(super) fn to_proto(d: &Descriptor) -> types::Descriptor {
+    types::Descriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+        ..Default::default()
     }
 }
 

@@ -91,12 +91,7 @@ impl Containerd {
         let applied = self
             .differ()
             .apply(self.streaming_req(diff::ApplyRequest {
-                diff: Some(types::Descriptor {
-                    media_type: layer.media_type.clone(),
-                    digest: layer.digest.clone(),
-                    size: layer.size,
-                    ..Default::default()
-                }),
+                diff: Some(super::images::to_proto(layer)),
                 mounts,
                 ..Default::default()
             }))
