@@ -24,6 +24,7 @@ mod references;
 mod registry_security;
 mod run;
 mod schema;
+mod tour;
 mod unattended;
 mod watch;
 mod watch_promises;
