@@ -50,6 +50,18 @@ pub(crate) struct ImageRecord {
     pub(crate) updated_at: Option<SystemTime>,
 }
 
+impl ImageRecord {
+    /// The record CRI keeps named by the image ID (`sha256:<config digest>`).
+    pub(crate) fn is_id_record(&self) -> bool {
+        self.name.starts_with("sha256:")
+    }
+
+    /// A record named by a tag: neither the ID record nor a digest reference (`…@sha256:…`).
+    pub(crate) fn is_tag(&self) -> bool {
+        !self.is_id_record() && !self.name.contains('@')
+    }
+}
+
 /// A container as CRI lists it, any state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ContainerInfo {

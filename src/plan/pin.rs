@@ -142,10 +142,7 @@ pub(crate) fn pin_labels(record: &ImageRecord) -> Vec<(String, String)> {
 /// records are left), its pin labels go, or the untagged image would stay pinned and no
 /// prune would ever remove it. An old image that keeps a tag keeps its pin.
 pub(crate) fn unpin_after_tag_moved(remaining: &[ImageRecord]) -> Vec<LabelEdit> {
-    let tagged = remaining
-        .iter()
-        .any(|r| !r.name.starts_with("sha256:") && !r.name.contains('@'));
-    if tagged {
+    if remaining.iter().any(ImageRecord::is_tag) {
         return Vec::new();
     }
     let image = Image {
