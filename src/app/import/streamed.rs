@@ -11,11 +11,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::job::describe;
 use super::sources::{Streamed, collect};
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{self, Event, Input, RandomAccess};
+use crate::archive::source::MemArchive;
 use crate::oci::MAX_JSON;
-use crate::plan::import::{self as import_plan, Plan, PlanOptions, Source};
+use crate::plan::import::{self as import_plan, Plan, PlanOptions, PlannedBlob, Source};
 
 /// A member's body as the reader sends it.
 pub(super) type Body = mpsc::Receiver<std::io::Result<Bytes>>;
@@ -28,12 +30,15 @@ pub(super) enum Opened {
     DockerTar(RandomAccess),
     /// Read once, front to back: a compressed archive, standard input, a plain tar whose
     /// documents the index could not place, or a `docker save` directory.
-    Stream {
-        events: mpsc::Receiver<Result<Event>>,
-        compression: &'static str,
-        /// Bytes of the input read so far (the whole directory for a directory).
-        read: Arc<AtomicU64>,
-    },
+    Stream(Streaming),
+}
+
+/// An input read once, front to back.
+pub(super) struct Streaming {
+    pub(super) events: mpsc::Receiver<Result<Event>>,
+    pub(super) compression: &'static str,
+    /// Bytes of the input read so far (the whole directory for a directory).
+    pub(super) read: Arc<AtomicU64>,
 }
 
 /// Decides how `input` is read (the same for `import` and `inspect`).
@@ -47,10 +52,10 @@ pub(super) async fn open(input: &Input) -> Result<Opened> {
             match indexed {
                 Some(ra) if ra.meta.contains_key("index.json") => Ok(Opened::Oci(ra)),
                 Some(ra) if ra.meta.contains_key("manifest.json") => Ok(Opened::DockerTar(ra)),
-                _ => open_stream(input).await,
+                _ => Ok(Opened::Stream(open_stream(input).await?)),
             }
         }
-        Input::Stdin => open_stream(input).await,
+        Input::Stdin => Ok(Opened::Stream(open_stream(input).await?)),
         Input::Dir(d) => {
             read::refuse_containers_dir(d)?;
             let dir = d.clone();
@@ -61,11 +66,11 @@ pub(super) async fn open(input: &Input) -> Result<Opened> {
                 Ok(Opened::Oci(ra))
             } else if ra.meta.contains_key("manifest.json") {
                 let size = layout_size(&ra);
-                Ok(Opened::Stream {
+                Ok(Opened::Stream(Streaming {
                     events: read::stream_dir(ra),
                     compression: "none",
                     read: Arc::new(AtomicU64::new(size)),
-                })
+                }))
             } else {
                 bail!(
                     "neither index.json (OCI layout) nor manifest.json (docker save) in the directory"
@@ -76,14 +81,14 @@ pub(super) async fn open(input: &Input) -> Result<Opened> {
 }
 
 /// Reads `input` (a file or standard input) once, front to back, decompressing.
-pub(super) async fn open_stream(input: &Input) -> Result<Opened> {
+pub(super) async fn open_stream(input: &Input) -> Result<Streaming> {
     let read = Arc::new(AtomicU64::new(0));
     let (input2, read2) = (input.clone(), read.clone());
     let (compression, events) =
         tokio::task::spawn_blocking(move || read::stream_tar(&input2, read2))
             .await
             .map_err(|e| anyhow!("reading task: {e}"))??;
-    Ok(Opened::Stream {
+    Ok(Streaming {
         events,
         compression: compression.name(),
         read,
@@ -156,6 +161,32 @@ pub(super) async fn read_members(
         member.with_context(|| path.clone())?;
     }
     Ok(st)
+}
+
+/// Member sizes by digest, looked up once per blob (not a scan: 10 000 layers).
+pub(super) fn sizes_by_digest(mem: &MemArchive) -> HashMap<&str, i64> {
+    mem.members
+        .values()
+        .map(|m| (m.digest.as_str(), m.size))
+        .collect()
+}
+
+/// Whether a member of the archive holds blob `b`; one whose size is not the one its
+/// descriptor gives is an error (the digest matched, the size must too).
+pub(super) fn member_holds(
+    plan: &Plan,
+    b: &PlannedBlob,
+    sizes: &HashMap<&str, i64>,
+) -> Result<bool> {
+    match sizes.get(b.desc.digest.as_str()) {
+        Some(&size) if size != b.desc.size => bail!(
+            "{} holds {size} bytes, but its descriptor says {}",
+            describe(plan, b),
+            b.desc.size
+        ),
+        Some(_) => Ok(true),
+        None => Ok(false),
+    }
 }
 
 /// Plans a streamed archive from the documents it held: its format and the plan.

@@ -8,18 +8,17 @@ mod output;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Result, anyhow, bail};
-use tokio::sync::mpsc;
 
 use super::inputs::{Item, expand};
 use super::job::describe;
 use super::sources::Streamed;
 use super::sources::{collect, first_bytes};
-use super::streamed::{self, Body, MemberSink, Opened};
+use super::streamed::{self, Body, MemberSink, Opened, Streaming};
 use crate::app::{Outcome, Settings};
-use crate::archive::read::{Event, HEAD_LEN, Input, RandomAccess};
+use crate::archive::read::{HEAD_LEN, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::cli::{InspectArgs, OutputFormat};
 use crate::oci::{Role, blob_path};
@@ -63,19 +62,8 @@ async fn inspect_input(input: &Input, args: &InspectArgs) -> Result<Inspected> {
         }
         // Import hashes such a tar's layers in place; inspect hashes every member anyway,
         // in one pass.
-        Opened::DockerTar(_) => match streamed::open_stream(input).await? {
-            Opened::Stream {
-                events,
-                compression,
-                read,
-            } => stream(events, args, compression, read).await,
-            Opened::Oci(_) | Opened::DockerTar(_) => bail!("reading {} again", input.display()),
-        },
-        Opened::Stream {
-            events,
-            compression,
-            read,
-        } => stream(events, args, compression, read).await,
+        Opened::DockerTar(_) => stream(streamed::open_stream(input).await?, args).await,
+        Opened::Stream(s) => stream(s, args).await,
     }
 }
 
@@ -164,12 +152,12 @@ async fn random(
 
 /// One pass over a streamed archive, as import makes it: every member hashed as it comes
 /// (the index may be last), then planned and checked.
-async fn stream(
-    events: mpsc::Receiver<Result<Event>>,
-    args: &InspectArgs,
-    compression: &'static str,
-    count: Arc<AtomicU64>,
-) -> Result<Inspected> {
+async fn stream(streaming: Streaming, args: &InspectArgs) -> Result<Inspected> {
+    let Streaming {
+        events,
+        compression,
+        read,
+    } = streaming;
     let verify = !args.no_verify;
     let mut sink = Hasher {
         verify,
@@ -181,32 +169,16 @@ async fn stream(
         mut facts, hashed, ..
     } = sink;
     let mem = &st.mem;
-    let plan = async |choice: PlatformChoice| -> Result<(Plan, &'static str)> {
-        let opts = options(choice, &args.base_name);
-        let (format, plan) = streamed::plan_streamed(&st.meta, mem, &opts).await?;
-        Ok((plan, format))
+    let plan = async |choice: PlatformChoice| {
+        streamed::plan_streamed(&st.meta, mem, &options(choice, &args.base_name)).await
     };
-    let (all, format) = plan(PlatformChoice::All).await?;
-    let (host, _) = plan(PlatformChoice::from_args(&[], false)).await?;
-    // Member sizes by digest, looked up once per blob (not a scan: 10 000 layers).
-    let sizes: HashMap<&str, i64> = mem
-        .members
-        .values()
-        .map(|m| (m.digest.as_str(), m.size))
-        .collect();
+    let (format, all) = plan(PlatformChoice::All).await?;
+    let (_, host) = plan(PlatformChoice::from_args(&[], false)).await?;
+    let sizes = streamed::sizes_by_digest(mem);
     for b in &all.blobs {
-        if all.generated.contains_key(&b.desc.digest) {
-            continue;
-        }
-        match sizes.get(b.desc.digest.as_str()) {
-            Some(&size) if size != b.desc.size => bail!(
-                "{} holds {} bytes, but its descriptor says {}",
-                describe(&all, b),
-                size,
-                b.desc.size
-            ),
-            Some(_) => {}
-            None => bail!("{} is missing from the archive", describe(&all, b)),
+        if !all.generated.contains_key(&b.desc.digest) && !streamed::member_holds(&all, b, &sizes)?
+        {
+            bail!("{} is missing from the archive", describe(&all, b));
         }
     }
     if verify {
@@ -227,7 +199,7 @@ async fn stream(
     Ok(Inspected {
         format,
         compression,
-        size: count.load(Ordering::Relaxed),
+        size: read.load(Ordering::Relaxed),
         verified: verify,
         all,
         host,

@@ -17,7 +17,7 @@ use tokio::sync::watch as tokio_watch;
 
 use super::importer::{ImportedImage, Importer, Replacement};
 use super::sources::{HashedSource, hash_members};
-use super::streamed::{self, Opened};
+use super::streamed::{self, Opened, Streaming};
 use crate::archive::read::{Extent, Input, RandomAccess};
 use crate::archive::source::TarSource;
 use crate::model::{Descriptor, LABEL_CRI_MANAGED, LABEL_CRI_PINNED, PINNED_VALUE};
@@ -62,11 +62,11 @@ impl Job<'_> {
         match streamed::open(input).await? {
             Opened::Oci(ra) => self.random(ra).await,
             Opened::DockerTar(ra) => self.random_docker(ra).await,
-            Opened::Stream {
+            Opened::Stream(Streaming {
                 events,
                 compression,
                 read,
-            } => {
+            }) => {
                 self.imp.settings.debug(format_args!(
                     "{}: {compression} compression",
                     input.display()
@@ -300,7 +300,7 @@ impl Job<'_> {
             let others = self.c.images_targeting(&before.target.digest).await?;
             let was = others
                 .iter()
-                .find(|r| r.name.starts_with("sha256:") && !r.name.contains('@'))
+                .find(|r| r.is_id_record())
                 .map_or_else(|| before.target.digest.clone(), |r| r.name.clone());
             replaced.push(Replacement {
                 name: name.clone(),

@@ -1,7 +1,7 @@
 //! One archive read as a stream: members stored as they come, the plan made once the
 //! index is seen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
@@ -31,28 +31,12 @@ impl Job<'_> {
         };
         let (_, plan) = streamed::plan_streamed(&st.meta, &source, &self.imp.opts).await?;
         self.notes(&plan);
-        // Member sizes by digest, looked up once per blob (not a scan: 10 000 layers).
-        let sizes: HashMap<&str, i64> = st
-            .mem
-            .members
-            .values()
-            .map(|m| (m.digest.as_str(), m.size))
-            .collect();
+        let sizes = streamed::sizes_by_digest(&st.mem);
         for b in &plan.blobs {
             if let Some(bytes) = plan.generated.get(&b.desc.digest) {
                 self.store_bytes(&b.desc, &b.labels, bytes).await?;
             } else if st.stored.contains(&b.desc.digest) {
-                // The digest matched, but the descriptor's size must match too.
-                if let Some(&size) = sizes.get(b.desc.digest.as_str())
-                    && size != b.desc.size
-                {
-                    bail!(
-                        "{} holds {} bytes, but its descriptor says {}",
-                        describe(&plan, b),
-                        size,
-                        b.desc.size
-                    );
-                }
+                streamed::member_holds(&plan, b, &sizes)?;
                 self.label(&b.desc.digest, &b.labels).await?;
             } else if let Some(bytes) = st.mem.small.get(&b.desc.digest) {
                 // A small member (docker's config or an empty layer) kept in memory.
