@@ -5,35 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "scripts/test.sh: the end-to-end tests run containerd and pods; run as root" >&2
-    exit 2
-fi
+. scripts/prereqs.sh
+require_root scripts/test.sh "the end-to-end tests run containerd and pods"
 
 # Debian packages the end-to-end tests need, installed only when missing.
-missing=()
-command -v containerd >/dev/null || missing+=(containerd)
-command -v ctr >/dev/null || missing+=(containerd)
-command -v runc >/dev/null || missing+=(runc)
-command -v gcc >/dev/null || missing+=(gcc)
-[ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing+=(libc6-dev)
-command -v docker-registry >/dev/null || missing+=(docker-registry)
-command -v skopeo >/dev/null || missing+=(skopeo)
-command -v tmux >/dev/null || missing+=(tmux)
+want_harness
+want docker-registry docker-registry
+want skopeo skopeo
+want tmux tmux
 # Producers and consumers of the interop tests (tests/e2e/interop.rs).
-command -v podman >/dev/null || missing+=(podman)
-command -v buildah >/dev/null || missing+=(buildah)
-command -v umoci >/dev/null || missing+=(umoci)
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v docker >/dev/null || missing+=(docker.io)
-command -v zstd >/dev/null || missing+=(zstd)
-command -v kubectl >/dev/null || missing+=(kubectl)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+want podman podman
+want buildah buildah
+want umoci umoci
+want dockerd docker.io
+want docker docker.io
+want zstd zstd
+want kubectl kubectl
+install_missing
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

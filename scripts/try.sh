@@ -8,21 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "scripts/try.sh: starts containerd and a pod; run as root" >&2
-    exit 2
-fi
-missing=()
-command -v containerd >/dev/null || missing+=(containerd)
-command -v runc >/dev/null || missing+=(runc)
-command -v gcc >/dev/null || missing+=(gcc)
-[ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing+=(libc6-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. scripts/prereqs.sh
+require_root scripts/try.sh "starts containerd and a pod"
+want_harness
+install_missing
 
 # The tour is an end-to-end test (tests/e2e/tour.rs): the same harness, the same checks.
 CRIMG_TOUR=1 CRIMG_E2E_REQUIRED=1 exec cargo test --locked --all-features --test e2e -- \
