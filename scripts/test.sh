@@ -13,6 +13,9 @@ want_harness
 want docker-registry docker-registry
 want skopeo skopeo
 want tmux tmux
+# Shells whose completion tests/e2e/complete.rs drives.
+want zsh zsh
+want fish fish
 # Producers and consumers of the interop tests (tests/e2e/interop.rs).
 want podman podman
 want buildah buildah

@@ -130,6 +130,58 @@ pub(crate) enum OutputFormat {
     Name,
 }
 
+impl OutputFormat {
+    /// Commands that print records: every format.
+    pub(crate) const ALL: &'static [OutputFormat] =
+        &[Self::Table, Self::Wide, Self::Json, Self::Name];
+    /// pin and unpin: what changed, as a table, JSON or names (no wider table).
+    const CHANGES: &'static [OutputFormat] = &[Self::Table, Self::Json, Self::Name];
+    /// export: the archive goes to its file; the report is a summary or JSON.
+    const SUMMARY: &'static [OutputFormat] = &[Self::Table, Self::Json];
+    /// completions: a script, no records (the default is accepted and means nothing).
+    const NONE: &'static [OutputFormat] = &[Self::Table];
+
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The `-o` formats each subcommand prints: what its `-o` offers and what
+/// [`Command::check_output`] accepts.
+fn formats_of(command: &str) -> &'static [OutputFormat] {
+    match command {
+        "pin" | "unpin" => OutputFormat::CHANGES,
+        "export" => OutputFormat::SUMMARY,
+        "completions" => OutputFormat::NONE,
+        _ => OutputFormat::ALL,
+    }
+}
+
+/// The `-o` of one subcommand: the global option, offering only what `command` prints. The
+/// value given before the subcommand (`crimg -o json list`) reaches the same setting;
+/// [`Command::check_output`] refuses one the subcommand does not print.
+fn output_arg(command: &str) -> clap::Arg {
+    use clap::builder::TypedValueParser as _;
+    let formats = formats_of(command);
+    let values: Vec<clap::builder::PossibleValue> = formats
+        .iter()
+        .filter_map(|f| f.to_possible_value())
+        .collect();
+    let parser = clap::builder::PossibleValuesParser::new(values)
+        .map(|name| OutputFormat::from_str(&name, false).unwrap_or(OutputFormat::Table));
+    clap::Arg::new("output")
+        .short('o')
+        .long("output")
+        .value_name("OUTPUT")
+        .help("Output format")
+        .help_heading("Global: output")
+        .default_value("table")
+        .value_parser(parser)
+        .hide(formats.len() < 2)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ProgressMode {
     Auto,
@@ -140,38 +192,78 @@ pub(crate) enum ProgressMode {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List images with their tags, size, pins, users and protections
-    #[command(visible_alias = "ls", after_help = crate::help::examples_help(Some("list")))]
+    #[command(visible_alias = "ls", after_help = crate::help::examples_help(Some("list")), arg = output_arg("list"))]
     List(ListArgs),
     /// Pin images so that no garbage collection or prune removes them
-    #[command(after_help = crate::help::examples_help(Some("pin")))]
+    #[command(after_help = crate::help::examples_help(Some("pin")), arg = output_arg("pin"))]
     Pin(PinArgs),
     /// Remove the pins of images
-    #[command(after_help = crate::help::examples_help(Some("unpin")))]
+    #[command(after_help = crate::help::examples_help(Some("unpin")), arg = output_arg("unpin"))]
     Unpin(PinArgs),
     /// Remove every image that nothing uses and nothing protects, saying why for each
-    #[command(after_help = crate::help::examples_help(Some("prune")))]
+    #[command(after_help = crate::help::examples_help(Some("prune")), arg = output_arg("prune"))]
     Prune(PruneArgs),
     /// Import image archives (OCI or docker save, any compression) into containerd
-    #[command(after_help = crate::help::examples_help(Some("import")))]
+    #[command(after_help = crate::help::examples_help(Some("import")), arg = output_arg("import"))]
     Import(ImportArgs),
     /// Write images to one archive that ctr import and docker load both accept
-    #[command(after_help = crate::help::examples_help(Some("export")))]
+    #[command(after_help = crate::help::examples_help(Some("export")), arg = output_arg("export"))]
     Export(ExportArgs),
     /// What archives hold and whether they are intact, read as import reads them (no runtime)
-    #[command(after_help = crate::help::examples_help(Some("inspect")))]
+    #[command(after_help = crate::help::examples_help(Some("inspect")), arg = output_arg("inspect"))]
     Inspect(InspectArgs),
     /// Whether images are complete in the content store and unpacked, and what an export would fetch
-    #[command(after_help = crate::help::examples_help(Some("check")))]
+    #[command(after_help = crate::help::examples_help(Some("check")), arg = output_arg("check"))]
     Check(CheckArgs),
     /// Print a shell completion script
-    #[command(after_help = crate::help::examples_help(Some("completions")))]
+    #[command(after_help = crate::help::examples_help(Some("completions")), arg = output_arg("completions"))]
     Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::List(_) => "list",
+            Command::Pin(_) => "pin",
+            Command::Unpin(_) => "unpin",
+            Command::Prune(_) => "prune",
+            Command::Import(_) => "import",
+            Command::Export(_) => "export",
+            Command::Inspect(_) => "inspect",
+            Command::Check(_) => "check",
+            Command::Completions(_) => "completions",
+        }
+    }
+
+    /// A usage error when `-o` asks for a format this command does not print (given before
+    /// the subcommand, where clap cannot know the command yet).
+    pub(crate) fn check_output(&self, output: OutputFormat) -> Result<(), String> {
+        let name = self.name();
+        let formats = formats_of(name);
+        if formats.contains(&output) {
+            return Ok(());
+        }
+        let offered: Vec<String> = formats.iter().map(|f| f.name()).collect();
+        Err(if formats.len() < 2 {
+            format!(
+                "crimg {name} prints no records: -o {} does not apply",
+                output.name()
+            )
+        } else {
+            format!(
+                "crimg {name} has no -o {}; it prints {}",
+                output.name(),
+                offered.join(", ")
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     /// Globs on normalised references (nginx:*, reg.local/team/**) or ID prefixes (sha256:ab12)
-    #[arg(value_name = "PATTERN")]
+    #[arg(value_name = "PATTERN", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub(crate) patterns: Vec<String>,
     /// Only pinned images
     #[arg(help_heading = "Selection", long, conflicts_with = "unpinned")]
@@ -203,7 +295,7 @@ pub struct ListArgs {
 pub struct PinArgs {
     /// Images by reference (nginx:1.25), image ID, ID prefix (at least 6 hex) or a glob as
     /// `list` takes (nginx:*, reg.local/team/**)
-    #[arg(value_name = "REF", required_unless_present = "from_file")]
+    #[arg(value_name = "REF", required_unless_present = "from_file", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub(crate) refs: Vec<String>,
     /// Also the images named in FILE, one per line (# comments), or `-` for stdin
     #[arg(help_heading = "Selection", long, value_name = "FILE")]
@@ -227,7 +319,7 @@ pub struct PruneArgs {
     pub(crate) dry_run: bool,
     /// Print the decision and every reason for the images REF names (a reference, ID
     /// prefix or glob), remove nothing
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub why: Option<String>,
     /// Print every cell in full, even when the table is wider than the terminal
     #[arg(help_heading = "Output", long)]
@@ -240,7 +332,7 @@ pub struct PruneArgs {
     #[arg(help_heading = "Protection", long, value_name = "DIR")]
     pub(crate) exclude_dir: Option<PathBuf>,
     /// Keep images matching this pattern: a glob on the normalised reference or a sha256: prefix (repeatable)
-    #[arg(help_heading = "Protection", long, value_name = "PATTERN")]
+    #[arg(help_heading = "Protection", long, value_name = "PATTERN", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub(crate) exclude: Vec<String>,
     /// Drop the built-in allowlist of pause and Kubernetes system images (the runtime's
     /// sandbox image stays protected)
@@ -386,7 +478,7 @@ pub struct ExportArgs {
     )]
     pub(crate) output_file: PathBuf,
     /// Images by reference, ID, ID prefix or a glob as `list` takes
-    #[arg(value_name = "REF", required_unless_present = "from_file")]
+    #[arg(value_name = "REF", required_unless_present = "from_file", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub(crate) refs: Vec<String>,
     /// Also the images named in FILE, one per line (# comments), or `-` for stdin
     #[arg(help_heading = "Selection", long, value_name = "FILE")]
@@ -441,7 +533,7 @@ pub struct InspectArgs {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Images by reference, ID or ID prefix [default: every image]
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub refs: Vec<String>,
     /// containerd's registry hosts directory, for where --fetch-missing would fetch from
     #[arg(

@@ -4,9 +4,11 @@
 
 use std::io::Write;
 
+#[cfg(test)]
 use clap::CommandFactory;
 use clap_complete::Shell;
 
+#[cfg(test)]
 use crate::cli::Cli;
 
 /// The shells whose completions are committed, with their file names.
@@ -18,9 +20,7 @@ pub(crate) const COMPLETION_FILES: &[(Shell, &str)] = &[
 ];
 
 pub(crate) fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "crimg", out);
-    Ok(())
+    crate::complete::write_registration(shell, out)
 }
 
 /// Every man page: `crimg.1` and one `crimg-<sub>.1` per subcommand.

@@ -7,6 +7,7 @@
 pub mod app;
 pub(crate) mod archive;
 pub mod cli;
+pub mod complete;
 pub(crate) mod docs;
 pub(crate) mod error;
 pub mod exit;

@@ -9,6 +9,8 @@ use crimg::cli::Cli;
 use crimg::exit::{self, ExitStatus};
 
 fn main() -> ExitCode {
+    // `COMPLETE=<shell> crimg -- WORDS` is a completion request: answered, then exit.
+    crimg::complete::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -91,6 +91,22 @@ pub(crate) fn expand_name(name: &str) -> (&str, String) {
     (domain, path)
 }
 
+/// A normalised reference as Docker writes it: `docker.io/library/nginx:1.25` is
+/// `nginx:1.25`, `docker.io/team/tool:2` is `team/tool:2`; any other registry stays. The
+/// short form normalises back to the same reference.
+pub(crate) fn familiar(normalized: &str) -> &str {
+    let Some(rest) = normalized.strip_prefix("docker.io/") else {
+        return normalized;
+    };
+    if explicit_domain(rest).is_some() {
+        return normalized;
+    }
+    match rest.strip_prefix("library/") {
+        Some(name) if !name.contains('/') => name,
+        _ => rest,
+    }
+}
+
 /// `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
 fn check_path_component(c: &str) -> Result<(), &'static str> {
     let bytes = c.as_bytes();
@@ -382,6 +398,21 @@ fn same_reference(known: &str, wanted: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The short form is Docker's and means the same image again.
+    #[test]
+    fn familiar_forms_normalise_back() {
+        for (full, short) in [
+            ("docker.io/library/nginx:1.25", "nginx:1.25"),
+            ("docker.io/team/tool:2", "team/tool:2"),
+            ("docker.io/library/a/b:1", "library/a/b:1"),
+            ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+            ("localhost:5000/app:1", "localhost:5000/app:1"),
+        ] {
+            assert_eq!(familiar(full), short);
+            assert_eq!(normalize(short).unwrap(), full);
+        }
+    }
 
     #[test]
     fn normalisation() {

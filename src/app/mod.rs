@@ -169,6 +169,9 @@ pub(crate) use crate::runtime::status_text;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
+    cli.command
+        .check_output(cli.global.output)
+        .map_err(CrimgError::Usage)?;
     let settings = Settings::from_args(&cli.global);
     crate::render::set_quiet(settings.quiet);
     match cli.command {

@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod complete;
 mod concurrency;
 mod connect;
 mod content;

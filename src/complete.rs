@@ -1,0 +1,313 @@
+//! Shell completion. `crimg completions SHELL` prints a small script that asks crimg itself
+//! what to offer (clap_complete's `COMPLETE=<shell> crimg -- WORDS…` protocol), so options,
+//! subcommands and values come from the one clap definition, and image references from the
+//! runtime: the tags and IDs CRI lists, fetched within [`DEADLINE`], nothing at all when the
+//! runtime cannot be reached (completion must never print errors into a prompt).
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::time::Duration;
+
+use clap_complete::engine::CompletionCandidate;
+use clap_complete::env::{Elvish, EnvCompleter, Fish, Powershell, Shells};
+
+use crate::runtime::connect::{self, EndpointArgs};
+
+/// The environment variable that turns a run of crimg into a completion request.
+const VAR: &str = "COMPLETE";
+
+/// How long completion may wait for the runtime before it offers no image at all.
+const DEADLINE: Duration = Duration::from_millis(1500);
+
+/// The shells crimg completes for, bash by its own adapter (see [`Bash`]).
+const SHELLS: Shells<'static> = Shells(&[&Bash, &Zsh, &Fish, &Elvish, &Powershell]);
+
+/// Answers a completion request (`COMPLETE=<shell>` in the environment) and exits;
+/// returns for an ordinary run.
+pub fn answer_if_asked() {
+    clap_complete::CompleteEnv::with_factory(<crate::cli::Cli as clap::CommandFactory>::command)
+        .var(VAR)
+        .shells(SHELLS)
+        .complete();
+}
+
+/// The registration script of `shell`: what `crimg completions SHELL` prints.
+pub(crate) fn write_registration(
+    shell: clap_complete::Shell,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let name = shell.to_string();
+    let completer = SHELLS
+        .completer(&name)
+        .ok_or_else(|| std::io::Error::other(format!("no completion for {name}")))?;
+    completer.write_registration(VAR, "crimg", "crimg", "crimg", out)
+}
+
+/// Image references and IDs for the word being completed: each tag as crimg prints it
+/// (`docker.io/library/nginx:1.25`) and, when the word is written that way, as Docker
+/// writes it (`nginx:1.25`); image IDs when the word starts like one.
+pub(crate) fn image_refs(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(current) = current.to_str() else {
+        return Vec::new();
+    };
+    let images = match runtime_images() {
+        Some(images) => images,
+        None => return Vec::new(),
+    };
+    candidates(&images, current)
+        .into_iter()
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// The offers for `current` among `images`, in list order, without repeats.
+fn candidates(images: &[crate::model::CriImage], current: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut offer = |s: String| {
+        if s.starts_with(current) && !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    let mut tags: Vec<&str> = images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter().map(String::as_str))
+        .collect();
+    tags.sort_unstable();
+    for tag in &tags {
+        offer(tag.to_string());
+    }
+    if !current.is_empty() {
+        for tag in &tags {
+            offer(crate::reference::familiar(tag).to_string());
+        }
+    }
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if current.starts_with("sha256:") || hex(current) {
+        let mut ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        ids.sort_unstable();
+        for id in ids {
+            if current.starts_with("sha256:") {
+                offer(id.to_string());
+            } else {
+                offer(crate::model::short_id(id).to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The runtime's images, found as an ordinary run finds the runtime (environment, crictl's
+/// config, the default sockets); `None` when that fails or takes longer than [`DEADLINE`].
+fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let args = EndpointArgs {
+        runtime_endpoint: env("CONTAINER_RUNTIME_ENDPOINT"),
+        image_endpoint: env("IMAGE_SERVICE_ENDPOINT"),
+        address: None,
+        namespace: "k8s.io".into(),
+        config: env("CRI_CONFIG_FILE").map(Into::into),
+        timeout: Some(DEADLINE),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        tokio::time::timeout(DEADLINE, async {
+            let resolved = connect::resolve(&args).ok()?;
+            let cri = connect::connect_cri(&resolved).await.ok()?;
+            cri.list_images().await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    })
+}
+
+/// Bash, by crimg's own script rather than clap_complete's: bash splits the words it
+/// hands a completion function at `:` and `=` (`COMP_WORDBREAKS`), which cuts every image
+/// reference with a tag in two. This script splits the line up to the cursor at blanks
+/// only, asks crimg with the words whole, and gives bash back each reply without the part
+/// of the word bash keeps before its own last break.
+struct Bash;
+
+impl EnvCompleter for Bash {
+    fn name(&self) -> &'static str {
+        "bash"
+    }
+
+    fn is(&self, name: &str) -> bool {
+        name == "bash"
+    }
+
+    fn write_registration(
+        &self,
+        var: &str,
+        name: &str,
+        bin: &str,
+        completer: &str,
+        buf: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let script =
+            r#"# bash completion for BIN: BIN itself answers (COMPLETE=bash BIN -- WORDS...)
+_NAME_complete() {
+    local line=${COMP_LINE:0:COMP_POINT}
+    local -a words
+    local IFS=$' \t\n'
+    read -r -a words <<< "$line"
+    if [[ -z $line || $line == *[[:blank:]] ]]; then
+        words+=("")
+    fi
+    local cur=${words[${#words[@]}-1]}
+    local keep=${cur%"${cur##*[:=]}"}
+    local reply
+    reply=$(_CLAP_IFS=$'\013' _CLAP_COMPLETE_INDEX=$((${#words[@]} - 1)) \
+        _CLAP_COMPLETE_COMP_TYPE="${COMP_TYPE:-9}" _CLAP_COMPLETE_SPACE=true \
+        VAR=bash COMPLETER -- "${words[@]}" 2>/dev/null) || return 0
+    local -a found=()
+    IFS=$'\013' read -r -d '' -a found < <(printf '%s' "$reply")
+    COMPREPLY=()
+    local c
+    for c in "${found[@]}"; do
+        COMPREPLY+=("${c#"$keep"}")
+    done
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} != *[/:=] ]]; then
+        compopt +o nospace 2>/dev/null
+    fi
+    return 0
+}
+complete -o nospace -o bashdefault -F _NAME_complete BIN
+"#
+            .replace("NAME", &name.replace('-', "_"))
+            .replace("BIN", bin)
+            .replace("COMPLETER", completer)
+            .replace("VAR", var);
+        buf.write_all(script.as_bytes())
+    }
+
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&std::path::Path>,
+        buf: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        clap_complete::env::Bash.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+/// Zsh, by clap_complete's script with another last line. Installed on `fpath` as `_crimg`,
+/// the file is autoloaded as the body of `_crimg` at the first completion; clap's script
+/// only registers its function there (`compdef`), so that first Tab offered nothing. Run
+/// as `_crimg`, it now completes at once; sourced, it registers as before.
+struct Zsh;
+
+impl EnvCompleter for Zsh {
+    fn name(&self) -> &'static str {
+        "zsh"
+    }
+
+    fn is(&self, name: &str) -> bool {
+        name == "zsh"
+    }
+
+    fn write_registration(
+        &self,
+        var: &str,
+        name: &str,
+        bin: &str,
+        completer: &str,
+        buf: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let mut script = Vec::new();
+        clap_complete::env::Zsh.write_registration(var, name, bin, completer, &mut script)?;
+        let script = String::from_utf8(script).map_err(std::io::Error::other)?;
+        let function = format!("_clap_dynamic_completer_{}", name.replace('-', "_"));
+        let register = format!("compdef {function} {bin}");
+        let Some(body) = script.trim_end().strip_suffix(&register) else {
+            return Err(std::io::Error::other(format!(
+                "clap_complete's zsh script no longer ends with `{register}`"
+            )));
+        };
+        write!(
+            buf,
+            "{body}if [[ ${{funcstack[1]}} == _{bin} ]]; then\n    {function} \"$@\"\nelse\n    {register}\nfi\n"
+        )
+    }
+
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&std::path::Path>,
+        buf: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CriImage;
+
+    fn image(id: &str, tags: &[&str]) -> CriImage {
+        CriImage {
+            id: id.into(),
+            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+            repo_digests: Vec::new(),
+            size: 0,
+            pinned: false,
+        }
+    }
+
+    #[test]
+    fn references_complete_as_written_and_ids_by_prefix() {
+        let a = format!("sha256:{}", "ab12".repeat(16));
+        let b = format!("sha256:{}", "cd34".repeat(16));
+        let images = [
+            image(
+                &a,
+                &[
+                    "docker.io/library/nginx:1.25",
+                    "docker.io/library/nginx:latest",
+                ],
+            ),
+            image(&b, &["registry.k8s.io/pause:3.9", "docker.io/team/tool:2"]),
+        ];
+        assert_eq!(
+            candidates(&images, ""),
+            [
+                "docker.io/library/nginx:1.25",
+                "docker.io/library/nginx:latest",
+                "docker.io/team/tool:2",
+                "registry.k8s.io/pause:3.9",
+            ]
+        );
+        assert_eq!(candidates(&images, "ngin"), ["nginx:1.25", "nginx:latest"]);
+        assert_eq!(
+            candidates(&images, "docker.io/library/nginx:l"),
+            ["docker.io/library/nginx:latest"]
+        );
+        assert_eq!(candidates(&images, "team/"), ["team/tool:2"]);
+        assert_eq!(candidates(&images, "reg"), ["registry.k8s.io/pause:3.9"]);
+        assert_eq!(candidates(&images, "cd3"), ["cd34cd34cd34"]);
+        assert_eq!(candidates(&images, "sha256:ab"), [a.as_str()]);
+        assert!(candidates(&images, "zzz").is_empty());
+    }
+
+    /// Every shell `crimg completions` names has a script, and bash's is crimg's own.
+    #[test]
+    fn every_shell_registers() {
+        use clap::ValueEnum as _;
+        for shell in clap_complete::Shell::value_variants() {
+            let mut out = Vec::new();
+            write_registration(*shell, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("COMPLETE"), "{shell}: {text}");
+        }
+        let mut out = Vec::new();
+        write_registration(clap_complete::Shell::Bash, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("_crimg_complete"));
+    }
+}

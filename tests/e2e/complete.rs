@@ -1,0 +1,359 @@
+//! Shell completion end to end: the scripts `crimg completions` prints, loaded into real
+//! bash, zsh and fish, completing subcommands, `-o` values and the image references of a
+//! real containerd.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::run::crimg;
+use crate::support::{FixtureImage, Node};
+
+const WEB_1: &str = "docker.io/library/web:1.0";
+const WEB_2: &str = "docker.io/library/web:2.0";
+const PAUSE: &str = "registry.k8s.io/pause:3.9";
+const APP: &str = "reg.local:5000/team/app:v1";
+
+/// A shell's view of the machine: `crimg` on PATH, the node's runtime in the environment,
+/// and the completion script of each shell written where that shell loads it.
+struct Shells {
+    dir: tempfile::TempDir,
+    path: String,
+    endpoint: String,
+}
+
+impl Shells {
+    fn new(endpoint: &str) -> Shells {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin dir");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_crimg"), bin.join("crimg"))
+            .expect("crimg on PATH");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let shells = Shells {
+            dir,
+            path,
+            endpoint: endpoint.to_string(),
+        };
+        // Where each shell looks: zsh autoloads `_crimg` from a directory on `fpath` and fish
+        // `crimg.fish` from one on `fish_complete_path`, at the first completion of crimg.
+        for (shell, file) in [
+            ("bash", "crimg.bash"),
+            ("zsh", "zfunc/_crimg"),
+            ("fish", "fishc/crimg.fish"),
+        ] {
+            let out = shells
+                .command("crimg")
+                .args(["completions", shell])
+                .output()
+                .expect("crimg completions");
+            assert!(out.status.success(), "crimg completions {shell}: {out:?}");
+            let path = shells.file(file);
+            std::fs::create_dir_all(path.parent().unwrap()).expect("script dir");
+            std::fs::write(path, &out.stdout).expect("write script");
+        }
+        std::fs::write(
+            shells.file(".zshrc"),
+            format!(
+                "fpath=({} $fpath)\nautoload -U compinit\ncompinit -u -d {}\nPS1='$ '\n",
+                shells.file("zfunc").display(),
+                shells.file(".zcompdump").display()
+            ),
+        )
+        .expect("write .zshrc");
+        shells
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `program` with only what a completion needs from the environment.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", self.dir.path())
+            .env("TERM", "xterm")
+            .env("CONTAINER_RUNTIME_ENDPOINT", &self.endpoint)
+            .env("CRIMG_STATE_DIR", self.dir.path().join("state"));
+        cmd
+    }
+
+    /// What bash's completion function puts in COMPREPLY for `line` with the cursor at
+    /// its end, called as bash calls it.
+    fn bash_replies(&self, line: &str) -> Vec<String> {
+        let script = format!(
+            "source {}\nCOMP_LINE=\"$1\" COMP_POINT=${{#1}} COMP_TYPE=9\n\
+             COMPREPLY=()\n_crimg_complete crimg\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            self.file("crimg.bash").display()
+        );
+        let out = self
+            .command("bash")
+            .args(["--norc", "--noprofile", "-c", &script, "bash", line])
+            .output()
+            .expect("bash");
+        assert!(out.status.success(), "bash for {line:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// What fish offers for `line`.
+    fn fish_replies(&self, line: &str) -> Vec<String> {
+        let script = format!(
+            "set fish_complete_path {} $fish_complete_path; complete -C '{line}'",
+            self.file("fishc").display()
+        );
+        let out = self
+            .command("fish")
+            .args(["--no-config", "-c", &script])
+            .output()
+            .expect("fish");
+        assert!(out.status.success(), "fish for {line:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Types `typed` into an interactive `shell` in a terminal, presses Tab, and returns
+    /// the prompt line as the shell left it.
+    fn typed_then_tab(&self, shell: &[&str], typed: &str) -> String {
+        // A fresh server for every call: a name reused right after `kill-server` can meet
+        // the old server still exiting.
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let server = format!(
+            "crimg-complete-{}-{}",
+            std::process::id(),
+            CALLS.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmux = |args: &[&str]| {
+            let out = self
+                .command("tmux")
+                .arg("-L")
+                .arg(&server)
+                .args(args)
+                .env("ZDOTDIR", self.dir.path())
+                .output()
+                .expect("tmux (scripts/test.sh installs it)");
+            assert!(out.status.success(), "tmux {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let mut session = vec!["new-session", "-d", "-x", "200", "-y", "20"];
+        session.extend_from_slice(shell);
+        tmux(&session);
+        let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let screen = tmux(&["capture-pane", "-p"]);
+                if done(&screen) {
+                    return screen;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never showed {what}:\n{screen}",
+                    shell[0]
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        wait_for("its prompt", &|s| s.lines().any(|l| l.trim_end() == "$"));
+        tmux(&["send-keys", "-l", typed]);
+        let before = format!("$ {typed}");
+        wait_for("the typed line", &|s| {
+            s.lines().any(|l| l.trim_end() == before)
+        });
+        tmux(&["send-keys", "Tab"]);
+        wait_for("a completion", &|s| {
+            s.lines()
+                .any(|l| l.starts_with("$ ") && l.trim_end().len() > before.len())
+        });
+        // A mark after the completion shows whether the shell added a space (the screen
+        // keeps no trailing blanks).
+        tmux(&["send-keys", "-l", "#"]);
+        let screen = wait_for("the mark", &|s| {
+            s.lines()
+                .any(|l| l.starts_with("$ ") && l.trim_end().ends_with('#'))
+        });
+        tmux(&["kill-server"]);
+        screen
+            .lines()
+            .find(|l| l.starts_with("$ ") && l.trim_end().ends_with('#'))
+            .unwrap_or_default()
+            .trim_end()
+            .to_string()
+    }
+}
+
+fn node_with_images() -> (Node, [FixtureImage; 4]) {
+    let node = Node::start();
+    let images = [WEB_1, WEB_2, PAUSE, APP].map(FixtureImage::new);
+    for image in &images {
+        node.import(image);
+    }
+    (node, images)
+}
+
+#[test]
+fn bash_completes_subcommands_formats_and_the_runtimes_images() {
+    let (node, images) = node_with_images();
+    let shells = Shells::new(&node.endpoint());
+
+    assert_eq!(shells.bash_replies("crimg li"), ["list"]);
+    // bash cuts words at ':' and '=': the reply carries on from the last cut.
+    assert_eq!(
+        shells.bash_replies("crimg pin reg.local:5000/te"),
+        ["5000/team/app:v1"]
+    );
+    assert_eq!(shells.bash_replies("crimg pin web:"), ["1.0", "2.0"]);
+    assert_eq!(
+        shells.bash_replies("crimg prune --exclude regis"),
+        ["registry.k8s.io/pause:3.9"]
+    );
+    assert_eq!(
+        shells.bash_replies("crimg prune --exclude=regis"),
+        ["registry.k8s.io/pause:3.9"]
+    );
+    assert_eq!(
+        shells.bash_replies("crimg export -O /tmp/x.tar docker.io/library/w"),
+        [WEB_1, WEB_2]
+    );
+    let every = shells.bash_replies("crimg unpin ");
+    // An empty word: every tag, then the options.
+    assert!(every.len() > 4, "{every:?}");
+    assert_eq!(every[..4], [WEB_1, WEB_2, APP, PAUSE], "{every:?}");
+    assert!(every[4..].iter().all(|w| w.starts_with('-')), "{every:?}");
+    // An ID prefix completes to the short ID list prints.
+    let id = images[0].config_digest();
+    let hex = id.trim_start_matches("sha256:");
+    assert_eq!(
+        shells.bash_replies(&format!("crimg check {}", &hex[..8])),
+        [&hex[..12]]
+    );
+
+    // -o offers what the command prints: pin has no wide table, list has.
+    assert_eq!(
+        shells.bash_replies("crimg pin -o "),
+        ["table", "json", "name"]
+    );
+    assert_eq!(
+        shells.bash_replies("crimg list -o "),
+        ["table", "wide", "json", "name"]
+    );
+    assert_eq!(shells.bash_replies("crimg export -o "), ["table", "json"]);
+
+    // And takes only what it offers: a format the command does not print is a usage error,
+    // after the subcommand (clap's check) and before it (crimg's own), before any work.
+    let out = node.dir().join("never.tar");
+    let out = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            &["export", "-o", "wide", "-O", out, WEB_1][..],
+            "[possible values: table, json]",
+        ),
+        (
+            &["-o", "wide", "export", "-O", out, WEB_1],
+            "crimg export has no -o wide; it prints table, json",
+        ),
+        (
+            &["-o", "json", "completions", "bash"],
+            "crimg completions prints no records: -o json does not apply",
+        ),
+    ] {
+        let run = crimg(node.crimg(), args).expect_code(2);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+        assert!(!Path::new(out).exists(), "{args:?} wrote {out}");
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    crimg(node.crimg(), &["-o", "json", "export", "-O", out, WEB_1]).expect_code(0);
+    assert!(Path::new(out).is_file());
+}
+
+#[test]
+fn interactive_bash_zsh_and_fish_complete_image_references() {
+    let (node, _images) = node_with_images();
+    let shells = Shells::new(&node.endpoint());
+    let bashrc = shells.file("crimg.bash");
+    let bash_rc = shells.file("bashrc");
+    std::fs::write(&bash_rc, format!("source {}\nPS1='$ '\n", bashrc.display())).unwrap();
+    let rc = bash_rc.to_str().unwrap();
+
+    let line = shells.typed_then_tab(
+        &["bash", "--noprofile", "--rcfile", rc, "-i"],
+        "crimg pin reg.local:5000/te",
+    );
+    // The space before the mark: a whole reference ends the word.
+    assert_eq!(line, format!("$ crimg pin {APP} #"), "bash");
+
+    let line = shells.typed_then_tab(&["zsh", "-i"], "crimg pin reg.local:5000/te");
+    assert_eq!(line, format!("$ crimg pin {APP} #"), "zsh");
+
+    let line = shells.typed_then_tab(&["zsh", "-i"], "crimg prune --why regis");
+    assert_eq!(line, format!("$ crimg prune --why {PAUSE} #"), "zsh");
+
+    assert_eq!(
+        shells.fish_replies("crimg pin web:"),
+        ["web:1.0", "web:2.0"]
+    );
+    assert_eq!(shells.fish_replies("crimg pin reg.local:5000/te"), [APP]);
+    let formats = shells.fish_replies("crimg unpin -o ");
+    assert_eq!(formats, ["table", "json", "name"], "{formats:?}");
+}
+
+/// Without a runtime, completion offers no image and prints nothing: no error may land in
+/// the user's prompt, and it does not fail.
+#[test]
+fn completion_without_a_runtime_offers_nothing_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let shells = Shells::new(&format!(
+        "unix://{}",
+        dir.path().join("absent.sock").display()
+    ));
+    let out = shells
+        .command("crimg")
+        .args(["--", "crimg", "pin", "w"])
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "2")
+        .output()
+        .expect("crimg");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // Subcommands still complete.
+    assert_eq!(shells.bash_replies("crimg imp"), ["import"]);
+}
+
+/// A runtime socket that takes the connection and never answers (a hung containerd) holds
+/// the prompt no longer than completion's deadline (1.5 s), then offers nothing.
+#[test]
+fn completion_gives_up_on_a_runtime_that_never_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hung.sock");
+    // Bound, listening and never accepted: connecting succeeds, no reply ever comes.
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let shells = Shells::new(&format!("unix://{}", socket.display()));
+    let started = Instant::now();
+    let out = shells
+        .command("crimg")
+        .args(["--", "crimg", "pin", "w"])
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "2")
+        .output()
+        .expect("crimg");
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "completion waited {took:?} on a runtime that never answers"
+    );
+}
