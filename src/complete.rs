@@ -19,8 +19,21 @@ const VAR: &str = "COMPLETE";
 /// How long completion may wait for the runtime before it offers no image at all.
 const DEADLINE: Duration = Duration::from_millis(1500);
 
-/// The shells crimg completes for, bash by its own adapter (see [`Bash`]).
-const SHELLS: Shells<'static> = Shells(&[&Bash, &Zsh, &Fish, &Elvish, &Powershell]);
+/// The shells crimg completes for; bash and zsh with crimg's own scripts (see
+/// [`bash_script`], [`zsh_script`]).
+const SHELLS: Shells<'static> = Shells(&[
+    &OwnScript {
+        shell: &clap_complete::env::Bash,
+        script: bash_script,
+    },
+    &OwnScript {
+        shell: &clap_complete::env::Zsh,
+        script: zsh_script,
+    },
+    &Fish,
+    &Elvish,
+    &Powershell,
+]);
 
 /// Answers a completion request (`COMPLETE=<shell>` in the environment) and exits;
 /// returns for an ordinary run.
@@ -124,20 +137,21 @@ fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
     })
 }
 
-/// Bash, by crimg's own script rather than clap_complete's: bash splits the words it
-/// hands a completion function at `:` and `=` (`COMP_WORDBREAKS`), which cuts every image
-/// reference with a tag in two. This script splits the line up to the cursor at blanks
-/// only, asks crimg with the words whole, and gives bash back each reply without the part
-/// of the word bash keeps before its own last break.
-struct Bash;
+/// A shell whose answers are clap_complete's and whose registration script is crimg's.
+struct OwnScript {
+    shell: &'static dyn EnvCompleter,
+    /// Writes the script: (var, name, bin, completer, out), as
+    /// [`EnvCompleter::write_registration`] takes them.
+    script: fn(&str, &str, &str, &str, &mut dyn Write) -> std::io::Result<()>,
+}
 
-impl EnvCompleter for Bash {
+impl EnvCompleter for OwnScript {
     fn name(&self) -> &'static str {
-        "bash"
+        self.shell.name()
     }
 
     fn is(&self, name: &str) -> bool {
-        name == "bash"
+        self.shell.is(name)
     }
 
     fn write_registration(
@@ -148,8 +162,33 @@ impl EnvCompleter for Bash {
         completer: &str,
         buf: &mut dyn Write,
     ) -> std::io::Result<()> {
-        let script =
-            r#"# bash completion for BIN: BIN itself answers (COMPLETE=bash BIN -- WORDS...)
+        (self.script)(var, name, bin, completer, buf)
+    }
+
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&std::path::Path>,
+        buf: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        self.shell.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+/// Bash, by crimg's own script rather than clap_complete's: bash splits the words it
+/// hands a completion function at `:` and `=` (`COMP_WORDBREAKS`), which cuts every image
+/// reference with a tag in two. This script splits the line up to the cursor at blanks
+/// only, asks crimg with the words whole, and gives bash back each reply without the part
+/// of the word bash keeps before its own last break.
+fn bash_script(
+    var: &str,
+    name: &str,
+    bin: &str,
+    completer: &str,
+    buf: &mut dyn Write,
+) -> std::io::Result<()> {
+    let script = r#"# bash completion for BIN: BIN itself answers (COMPLETE=bash BIN -- WORDS...)
 _NAME_complete() {
     local line=${COMP_LINE:0:COMP_POINT}
     local -a words
@@ -178,72 +217,38 @@ _NAME_complete() {
 }
 complete -o nospace -o bashdefault -F _NAME_complete BIN
 "#
-            .replace("NAME", &name.replace('-', "_"))
-            .replace("BIN", bin)
-            .replace("COMPLETER", completer)
-            .replace("VAR", var);
-        buf.write_all(script.as_bytes())
-    }
-
-    fn write_complete(
-        &self,
-        cmd: &mut clap::Command,
-        args: Vec<OsString>,
-        current_dir: Option<&std::path::Path>,
-        buf: &mut dyn Write,
-    ) -> std::io::Result<()> {
-        clap_complete::env::Bash.write_complete(cmd, args, current_dir, buf)
-    }
+    .replace("NAME", &name.replace('-', "_"))
+    .replace("BIN", bin)
+    .replace("COMPLETER", completer)
+    .replace("VAR", var);
+    buf.write_all(script.as_bytes())
 }
 
 /// Zsh, by clap_complete's script with another last line. Installed on `fpath` as `_crimg`,
 /// the file is autoloaded as the body of `_crimg` at the first completion; clap's script
 /// only registers its function there (`compdef`), so that first Tab offered nothing. Run
 /// as `_crimg`, it now completes at once; sourced, it registers as before.
-struct Zsh;
-
-impl EnvCompleter for Zsh {
-    fn name(&self) -> &'static str {
-        "zsh"
-    }
-
-    fn is(&self, name: &str) -> bool {
-        name == "zsh"
-    }
-
-    fn write_registration(
-        &self,
-        var: &str,
-        name: &str,
-        bin: &str,
-        completer: &str,
-        buf: &mut dyn Write,
-    ) -> std::io::Result<()> {
-        let mut script = Vec::new();
-        clap_complete::env::Zsh.write_registration(var, name, bin, completer, &mut script)?;
-        let script = String::from_utf8(script).map_err(std::io::Error::other)?;
-        let function = format!("_clap_dynamic_completer_{}", name.replace('-', "_"));
-        let register = format!("compdef {function} {bin}");
-        let Some(body) = script.trim_end().strip_suffix(&register) else {
-            return Err(std::io::Error::other(format!(
-                "clap_complete's zsh script no longer ends with `{register}`"
-            )));
-        };
-        write!(
-            buf,
-            "{body}if [[ ${{funcstack[1]}} == _{bin} ]]; then\n    {function} \"$@\"\nelse\n    {register}\nfi\n"
-        )
-    }
-
-    fn write_complete(
-        &self,
-        cmd: &mut clap::Command,
-        args: Vec<OsString>,
-        current_dir: Option<&std::path::Path>,
-        buf: &mut dyn Write,
-    ) -> std::io::Result<()> {
-        clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
-    }
+fn zsh_script(
+    var: &str,
+    name: &str,
+    bin: &str,
+    completer: &str,
+    buf: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::env::Zsh.write_registration(var, name, bin, completer, &mut script)?;
+    let script = String::from_utf8(script).map_err(std::io::Error::other)?;
+    let function = format!("_clap_dynamic_completer_{}", name.replace('-', "_"));
+    let register = format!("compdef {function} {bin}");
+    let Some(body) = script.trim_end().strip_suffix(&register) else {
+        return Err(std::io::Error::other(format!(
+            "clap_complete's zsh script no longer ends with `{register}`"
+        )));
+    };
+    write!(
+        buf,
+        "{body}if [[ ${{funcstack[1]}} == _{bin} ]]; then\n    {function} \"$@\"\nelse\n    {register}\nfi\n"
+    )
 }
 
 #[cfg(test)]

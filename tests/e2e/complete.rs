@@ -106,6 +106,17 @@ impl Shells {
             .collect()
     }
 
+    /// crimg's raw answer to bash's completion request for the last of `words`.
+    fn ask_crimg(&self, words: &[&str]) -> std::process::Output {
+        self.command("crimg")
+            .arg("--")
+            .args(words)
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .output()
+            .expect("crimg")
+    }
+
     /// What fish offers for `line`.
     fn fish_replies(&self, line: &str) -> Vec<String> {
         let script = format!(
@@ -317,13 +328,7 @@ fn completion_without_a_runtime_offers_nothing_quietly() {
         "unix://{}",
         dir.path().join("absent.sock").display()
     ));
-    let out = shells
-        .command("crimg")
-        .args(["--", "crimg", "pin", "w"])
-        .env("COMPLETE", "bash")
-        .env("_CLAP_COMPLETE_INDEX", "2")
-        .output()
-        .expect("crimg");
+    let out = shells.ask_crimg(&["crimg", "pin", "w"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
@@ -341,13 +346,7 @@ fn completion_gives_up_on_a_runtime_that_never_answers() {
     let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
     let shells = Shells::new(&format!("unix://{}", socket.display()));
     let started = Instant::now();
-    let out = shells
-        .command("crimg")
-        .args(["--", "crimg", "pin", "w"])
-        .env("COMPLETE", "bash")
-        .env("_CLAP_COMPLETE_INDEX", "2")
-        .output()
-        .expect("crimg");
+    let out = shells.ask_crimg(&["crimg", "pin", "w"]);
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
