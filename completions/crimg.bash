@@ -1,4 +1,4 @@
-# bash completion for crimg: crimg itself answers (COMPLETE=bash crimg -- WORDS...)
+# bash completion for crimg: crimg itself answers (CRIMG_COMPLETE=bash crimg -- WORDS...)
 _crimg_complete() {
     local line=${COMP_LINE:0:COMP_POINT}
     local -a words
@@ -8,11 +8,12 @@ _crimg_complete() {
         words+=("")
     fi
     local cur=${words[${#words[@]}-1]}
-    local keep=${cur%"${cur##*[:=]}"}
+    local keep=
+    [[ $cur == *"$2" ]] && keep=${cur%"$2"}
     local reply
     reply=$(_CLAP_IFS=$'\013' _CLAP_COMPLETE_INDEX=$((${#words[@]} - 1)) \
         _CLAP_COMPLETE_COMP_TYPE="${COMP_TYPE:-9}" _CLAP_COMPLETE_SPACE=true \
-        COMPLETE=bash crimg -- "${words[@]}" 2>/dev/null) || return 0
+        CRIMG_COMPLETE=bash crimg -- "${words[@]}" 2>/dev/null) || return 0
     local -a found=()
     IFS=$'\013' read -r -d '' -a found < <(printf '%s' "$reply")
     COMPREPLY=()

@@ -1,7 +1,7 @@
 //! Shell completion. `crimg completions SHELL` prints a small script that asks crimg itself
-//! what to offer (clap_complete's `COMPLETE=<shell> crimg -- WORDS…` protocol), so options,
+//! what to offer (clap_complete's protocol: `CRIMG_COMPLETE=<shell> crimg -- WORDS…`), so options,
 //! subcommands and values come from the one clap definition, and image references from the
-//! runtime: the tags and IDs CRI lists, fetched within [`DEADLINE`], nothing at all when the
+//! runtime: the tags and IDs CRI lists, fetched within [`deadline`], nothing at all when the
 //! runtime cannot be reached (completion must never print errors into a prompt).
 
 use std::ffi::{OsStr, OsString};
@@ -13,11 +13,26 @@ use clap_complete::env::{Elvish, EnvCompleter, Fish, Powershell, Shells};
 
 use crate::runtime::connect::{self, EndpointArgs};
 
-/// The environment variable that turns a run of crimg into a completion request.
-const VAR: &str = "COMPLETE";
+/// The environment variable that turns a run of crimg into a completion request; crimg's
+/// own, so that a `COMPLETE` some other tool left in the environment cannot turn
+/// `crimg prune` into a completion that does nothing.
+const VAR: &str = "CRIMG_COMPLETE";
 
-/// How long completion may wait for the runtime before it offers no image at all.
+/// How long completion waits for the runtime by default before it offers no image at all.
 const DEADLINE: Duration = Duration::from_millis(1500);
+
+/// The variable that sets that wait, in milliseconds (a slow node, a test on a busy machine).
+pub(crate) const TIMEOUT_VAR: &str = "CRIMG_COMPLETE_TIMEOUT";
+
+/// How long completion waits for the runtime: [`TIMEOUT_VAR`] when it holds a number of
+/// milliseconds, else [`DEADLINE`].
+fn deadline() -> Duration {
+    std::env::var(TIMEOUT_VAR)
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEADLINE)
+}
 
 /// The shells crimg completes for; bash and zsh with crimg's own scripts (see
 /// [`bash_script`], [`zsh_script`]).
@@ -35,7 +50,7 @@ const SHELLS: Shells<'static> = Shells(&[
     &Powershell,
 ]);
 
-/// Answers a completion request (`COMPLETE=<shell>` in the environment) and exits;
+/// Answers a completion request (`CRIMG_COMPLETE=<shell>` in the environment) and exits;
 /// returns for an ordinary run.
 pub fn answer_if_asked() {
     clap_complete::CompleteEnv::with_factory(<crate::cli::Cli as clap::CommandFactory>::command)
@@ -60,7 +75,8 @@ pub(crate) fn write_registration(
 /// (`docker.io/library/nginx:1.25`) and, when the word is written that way, as Docker
 /// writes it (`nginx:1.25`); image IDs when the word starts like one.
 pub(crate) fn image_refs(current: &OsStr) -> Vec<CompletionCandidate> {
-    let Some(current) = current.to_str() else {
+    // Options are clap's to offer; the runtime is asked only for a value.
+    let Some(current) = current.to_str().filter(|c| !c.starts_with('-')) else {
         return Vec::new();
     };
     let images = match runtime_images() {
@@ -110,8 +126,9 @@ fn candidates(images: &[crate::model::CriImage], current: &str) -> Vec<String> {
 }
 
 /// The runtime's images, found as an ordinary run finds the runtime (environment, crictl's
-/// config, the default sockets); `None` when that fails or takes longer than [`DEADLINE`].
+/// config, the default sockets); `None` when that fails or takes longer than [`deadline`].
 fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
+    let deadline = deadline();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let args = EndpointArgs {
         runtime_endpoint: env("CONTAINER_RUNTIME_ENDPOINT"),
@@ -119,14 +136,14 @@ fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
         address: None,
         namespace: "k8s.io".into(),
         config: env("CRI_CONFIG_FILE").map(Into::into),
-        timeout: Some(DEADLINE),
+        timeout: Some(deadline),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     rt.block_on(async {
-        tokio::time::timeout(DEADLINE, async {
+        tokio::time::timeout(deadline, async {
             let resolved = connect::resolve(&args).ok()?;
             let cri = connect::connect_cri(&resolved).await.ok()?;
             cri.list_images().await.ok()
@@ -179,8 +196,8 @@ impl EnvCompleter for OwnScript {
 /// Bash, by crimg's own script rather than clap_complete's: bash splits the words it
 /// hands a completion function at `:` and `=` (`COMP_WORDBREAKS`), which cuts every image
 /// reference with a tag in two. This script splits the line up to the cursor at blanks
-/// only, asks crimg with the words whole, and gives bash back each reply without the part
-/// of the word bash keeps before its own last break.
+/// only, asks crimg with the words whole, and gives bash back each reply without what
+/// precedes bash's own word (its second argument, `$2`), whatever `COMP_WORDBREAKS` holds.
 fn bash_script(
     var: &str,
     name: &str,
@@ -188,7 +205,7 @@ fn bash_script(
     completer: &str,
     buf: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let script = r#"# bash completion for BIN: BIN itself answers (COMPLETE=bash BIN -- WORDS...)
+    let script = r#"# bash completion for BIN: BIN itself answers (VAR=bash BIN -- WORDS...)
 _NAME_complete() {
     local line=${COMP_LINE:0:COMP_POINT}
     local -a words
@@ -198,7 +215,8 @@ _NAME_complete() {
         words+=("")
     fi
     local cur=${words[${#words[@]}-1]}
-    local keep=${cur%"${cur##*[:=]}"}
+    local keep=
+    [[ $cur == *"$2" ]] && keep=${cur%"$2"}
     local reply
     reply=$(_CLAP_IFS=$'\013' _CLAP_COMPLETE_INDEX=$((${#words[@]} - 1)) \
         _CLAP_COMPLETE_COMP_TYPE="${COMP_TYPE:-9}" _CLAP_COMPLETE_SPACE=true \
@@ -309,7 +327,18 @@ mod tests {
             let mut out = Vec::new();
             write_registration(*shell, &mut out).unwrap();
             let text = String::from_utf8(out).unwrap();
-            assert!(text.contains("COMPLETE"), "{shell}: {text}");
+            let code: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .collect();
+            assert!(
+                code.iter().any(|l| l.contains("CRIMG_COMPLETE")),
+                "{shell}: {text}"
+            );
+            assert!(
+                code.iter().any(|l| l.contains("crimg --")),
+                "{shell}: {text}"
+            );
         }
         let mut out = Vec::new();
         write_registration(clap_complete::Shell::Bash, &mut out).unwrap();

@@ -251,6 +251,12 @@ pub(crate) fn environment() -> Vec<(&'static str, &'static str, &'static [&'stat
              [default: /var/lib/rancher/k3s/agent/images]",
             &["unpin"],
         ),
+        (
+            crate::complete::TIMEOUT_VAR,
+            "how long shell completion waits for the runtime's images, in milliseconds \
+             [default: 1500]",
+            &["completions"],
+        ),
     ]
 }
 

@@ -9,7 +9,7 @@ use crimg::cli::Cli;
 use crimg::exit::{self, ExitStatus};
 
 fn main() -> ExitCode {
-    // `COMPLETE=<shell> crimg -- WORDS` is a completion request: answered, then exit.
+    // `CRIMG_COMPLETE=<shell> crimg -- WORDS` is a completion request: answered, then exit.
     crimg::complete::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -272,5 +272,21 @@ fn state_word(state: &str, prefix: &str) -> String {
 /// The 12-hex short form of an image ID, as tables show it.
 pub(crate) fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+    // By characters: an ID is the runtime's word, and a malformed one must not panic.
+    hex.char_indices()
+        .nth(12)
+        .map_or(hex, |(end, _)| &hex[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    #[test]
+    fn short_ids_are_twelve_characters_of_any_id() {
+        assert_eq!(short_id("sha256:7ec7b00f7259aaaa"), "7ec7b00f7259");
+        assert_eq!(short_id("abc"), "abc");
+        // Not hex at all, as a broken runtime might answer: shortened, never a panic.
+        assert_eq!(short_id("sha256:ééééééééééééé"), "éééééééééééé");
+    }
 }

@@ -81,21 +81,30 @@ impl Shells {
             .env("HOME", self.dir.path())
             .env("TERM", "xterm")
             .env("CONTAINER_RUNTIME_ENDPOINT", &self.endpoint)
-            .env("CRIMG_STATE_DIR", self.dir.path().join("state"));
+            .env("CRIMG_STATE_DIR", self.dir.path().join("state"))
+            // A busy test machine may take longer than an idle node's 1.5 s to answer.
+            .env("CRIMG_COMPLETE_TIMEOUT", "20000");
         cmd
     }
 
     /// What bash's completion function puts in COMPREPLY for `line` with the cursor at
-    /// its end, called as bash calls it.
+    /// its end, called as bash calls it: with the word bash completes as its second
+    /// argument, cut at the default `COMP_WORDBREAKS` (blanks and `"'@><=;|&(:`).
     fn bash_replies(&self, line: &str) -> Vec<String> {
+        let word = line.rsplit(|c| " \t\n\"'@><=;|&(:".contains(c)).next();
+        self.bash_replies_with_word(line, word.unwrap_or_default())
+    }
+
+    /// The same, with `word` as bash's word (as `COMP_WORDBREAKS` without `=` or `:` gives).
+    fn bash_replies_with_word(&self, line: &str, word: &str) -> Vec<String> {
         let script = format!(
             "source {}\nCOMP_LINE=\"$1\" COMP_POINT=${{#1}} COMP_TYPE=9\n\
-             COMPREPLY=()\n_crimg_complete crimg\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+             COMPREPLY=()\n_crimg_complete crimg \"$2\"\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
             self.file("crimg.bash").display()
         );
         let out = self
             .command("bash")
-            .args(["--norc", "--noprofile", "-c", &script, "bash", line])
+            .args(["--norc", "--noprofile", "-c", &script, "bash", line, word])
             .output()
             .expect("bash");
         assert!(out.status.success(), "bash for {line:?}: {out:?}");
@@ -106,15 +115,14 @@ impl Shells {
             .collect()
     }
 
-    /// crimg's raw answer to bash's completion request for the last of `words`.
-    fn ask_crimg(&self, words: &[&str]) -> std::process::Output {
-        self.command("crimg")
-            .arg("--")
+    /// crimg asked, as bash's script asks it, to complete the last of `words`.
+    fn ask_crimg(&self, words: &[&str]) -> Command {
+        let mut cmd = self.command("crimg");
+        cmd.arg("--")
             .args(words)
-            .env("COMPLETE", "bash")
-            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
-            .output()
-            .expect("crimg")
+            .env("CRIMG_COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string());
+        cmd
     }
 
     /// What fish offers for `line`.
@@ -161,6 +169,19 @@ impl Shells {
         let mut session = vec!["new-session", "-d", "-x", "200", "-y", "20"];
         session.extend_from_slice(shell);
         tmux(&session);
+        // A failed wait below still stops the server and its shell.
+        struct StopOnPanic(Command);
+        impl Drop for StopOnPanic {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    // Cleanup while the test is already failing: its own message matters.
+                    let _ = self.0.output();
+                }
+            }
+        }
+        let mut stop = self.command("tmux");
+        stop.args(["-L", &server, "kill-server"]);
+        let _stop = StopOnPanic(stop);
         let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
@@ -232,6 +253,16 @@ fn bash_completes_subcommands_formats_and_the_runtimes_images() {
     assert_eq!(
         shells.bash_replies("crimg prune --exclude=regis"),
         ["registry.k8s.io/pause:3.9"]
+    );
+    // Whatever COMP_WORDBREAKS holds (some shells' setups drop `=` or `:` from it), the
+    // reply replaces exactly bash's word.
+    assert_eq!(
+        shells.bash_replies_with_word("crimg prune --exclude=regis", "--exclude=regis"),
+        ["--exclude=registry.k8s.io/pause:3.9"]
+    );
+    assert_eq!(
+        shells.bash_replies_with_word("crimg pin reg.local:5000/te", "reg.local:5000/te"),
+        [APP]
     );
     assert_eq!(
         shells.bash_replies("crimg export -O /tmp/x.tar docker.io/library/w"),
@@ -328,7 +359,10 @@ fn completion_without_a_runtime_offers_nothing_quietly() {
         "unix://{}",
         dir.path().join("absent.sock").display()
     ));
-    let out = shells.ask_crimg(&["crimg", "pin", "w"]);
+    let out = shells
+        .ask_crimg(&["crimg", "pin", "w"])
+        .output()
+        .expect("crimg");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
@@ -343,16 +377,36 @@ fn completion_gives_up_on_a_runtime_that_never_answers() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("hung.sock");
     // Bound, listening and never accepted: connecting succeeds, no reply ever comes.
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    listener.set_nonblocking(true).unwrap();
     let shells = Shells::new(&format!("unix://{}", socket.display()));
+    let connected = || match listener.accept() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("accept: {e}"),
+    };
+
+    // An option is clap's to complete: the runtime is not even asked.
+    assert_eq!(shells.bash_replies("crimg pin --dr"), ["--dry-run"]);
+    assert!(
+        !connected(),
+        "completing an option connected to the runtime"
+    );
+    let mut ask = shells.ask_crimg(&["crimg", "pin", "w"]);
+    // The default wait, as an operator's shell has it.
+    ask.env_remove("CRIMG_COMPLETE_TIMEOUT");
     let started = Instant::now();
-    let out = shells.ask_crimg(&["crimg", "pin", "w"]);
+    let out = ask.output().expect("crimg");
     let took = started.elapsed();
+    assert!(
+        connected(),
+        "completing a reference never asked the runtime"
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(3),
         "completion waited {took:?} on a runtime that never answers"
     );
 }
