@@ -2,8 +2,12 @@
 //! data, and times crimg against the reference way of doing the same job on identical
 //! data. Prints median, min and max of each row and the ratio to its reference.
 //!
-//! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory] [bundle]
+//! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory] [inspect] [bundle]
 //!  [--runs N] [--images N] [--mib N] [--json FILE]`
+//!
+//! `cargo bench --bench bench -- bundle-files --out DIR` only writes the bundle scenario's
+//! archives (`bundle-MIB.tar`, `bundle-MIB.tar.zst`) for other tools, such as
+//! `scripts/profile-containerd.sh`.
 //!
 //! Run as root on the same kind of machine as the tests (it starts containerd).
 
@@ -29,6 +33,8 @@ struct Options {
     /// Layer size for import/export, MiB.
     mib: u64,
     json: Option<String>,
+    /// Where `bundle-files` writes the bundle.
+    out: Option<std::path::PathBuf>,
 }
 
 fn options() -> Options {
@@ -38,6 +44,7 @@ fn options() -> Options {
         images: 500,
         mib: 256,
         json: None,
+        out: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -50,6 +57,7 @@ fn options() -> Options {
                     .expect("--images N")
             }
             "--json" => o.json = args.next(),
+            "--out" => o.out = args.next().map(Into::into),
             "--mib" => o.mib = args.next().and_then(|v| v.parse().ok()).expect("--mib N"),
             "--bench" => {} // cargo passes this
             s if s.starts_with('-') => {}
@@ -106,9 +114,17 @@ fn main() {
             "memory" => memory(&opts, &mut rows),
             "inspect" => inspect(&opts, &mut rows),
             "bundle" => bundle_scenario(&opts, &mut rows),
+            // Not timed: the bundle scenario's data for other tools, e.g.
+            // `scripts/profile-containerd.sh 0 DIR/bundle-256.tar`.
+            "bundle-files" => {
+                let dir = opts.out.as_deref().expect("bundle-files needs --out DIR");
+                std::fs::create_dir_all(dir).expect("create --out DIR");
+                let b = bundle(dir, opts.mib);
+                println!("{}\n{}", b.tar.display(), b.zst.display());
+            }
             other => {
                 eprintln!(
-                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle)"
+                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle, bundle-files)"
                 )
             }
         }
@@ -967,13 +983,16 @@ fn bundle(dir: &Path, mib: u64) -> Bundle {
     b
 }
 
-/// A process's user + system CPU time so far, from `/proc/<pid>/stat`.
+/// A process's user + system CPU time so far, its own and that of the children it has
+/// waited for (containerd decompresses gzip layers in `unpigz` processes when unpigz is
+/// installed), from `/proc/<pid>/stat`.
 fn proc_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5), counted from the state (field 3).
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // Fields 14 to 17 of stat(5) (utime, stime, cutime, cstime), counted from the state
+    // (field 3).
+    let ticks: u64 = f[11..15].iter().map(|v| v.parse::<u64>().unwrap()).sum();
     let hz: u64 = String::from_utf8(
         Command::new("getconf")
             .arg("CLK_TCK")
