@@ -129,6 +129,22 @@ fn candidates(images: &[crate::model::CriImage], current: &str) -> Vec<String> {
 /// config, the default sockets); `None` when that fails or takes longer than [`deadline`].
 fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
     let deadline = deadline();
+    // On a thread of its own, so that the deadline also covers the blocking part: reading
+    // crictl's config, which may sit on a hung mount or be a FIFO. A thread that overruns is
+    // left behind; the completion process exits as soon as it has answered.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("complete-images".into())
+        .spawn(move || {
+            // The receiver is gone only when the deadline passed: nobody wants the answer.
+            let _ = tx.send(ask_runtime(deadline));
+        })
+        .ok()?;
+    rx.recv_timeout(deadline).ok().flatten()
+}
+
+/// The runtime's images, or `None`; gives up after `deadline` once connecting.
+fn ask_runtime(deadline: Duration) -> Option<Vec<crate::model::CriImage>> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let args = EndpointArgs {
         runtime_endpoint: env("CONTAINER_RUNTIME_ENDPOINT"),

@@ -410,3 +410,39 @@ fn completion_gives_up_on_a_runtime_that_never_answers() {
         "completion waited {took:?} on a runtime that never answers"
     );
 }
+
+/// crictl's config read before connecting is covered by the deadline too: a
+/// `CRI_CONFIG_FILE` that never yields its contents (a FIFO here, a hung mount on a node)
+/// holds the prompt no longer than the deadline.
+#[test]
+fn completion_gives_up_on_a_config_file_that_never_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("crictl.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let shells = Shells::new("");
+    let mut ask = shells.ask_crimg(&["crimg", "pin", "w"]);
+    ask.env_remove("CONTAINER_RUNTIME_ENDPOINT")
+        .env_remove("CRIMG_COMPLETE_TIMEOUT")
+        .env("CRI_CONFIG_FILE", &fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let mut child = ask.spawn().expect("crimg");
+    // Waited for with a limit of its own: a completion stuck on the FIFO must fail this
+    // test, not hang the suite.
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+            panic!("completion still waiting on {} after 10 s", fifo.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert!(took < Duration::from_secs(3), "completion waited {took:?}");
+}
