@@ -118,6 +118,16 @@ pub(crate) struct GlobalArgs {
     pub(crate) verbose: bool,
 }
 
+impl GlobalArgs {
+    /// The global options of a run that names none on its command line: what the
+    /// environment and the defaults give, parsed by the same definition.
+    pub(crate) fn from_environment() -> Result<GlobalArgs, clap::Error> {
+        use clap::FromArgMatches as _;
+        let cmd = GlobalArgs::augment_args(clap::Command::new("crimg"));
+        GlobalArgs::from_arg_matches(&cmd.try_get_matches_from(["crimg"])?)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OutputFormat {
     /// A table that fits the terminal

@@ -125,8 +125,9 @@ fn candidates(images: &[crate::model::CriImage], current: &str) -> Vec<String> {
     out
 }
 
-/// The runtime's images, found as an ordinary run finds the runtime (environment, crictl's
-/// config, the default sockets); `None` when that fails or takes longer than [`deadline`].
+/// The runtime's images, found as an ordinary run without options finds the runtime (the
+/// global options' environment variables, crictl's config, the default sockets); `None` when
+/// that fails or takes longer than [`deadline`].
 fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
     let deadline = deadline();
     // On a thread of its own, so that the deadline also covers the blocking part: reading
@@ -143,30 +144,18 @@ fn runtime_images() -> Option<Vec<crate::model::CriImage>> {
     rx.recv_timeout(deadline).ok().flatten()
 }
 
-/// The runtime's images, or `None`; gives up after `deadline` once connecting.
+/// The runtime's images, or `None`; each call to the runtime is cut at `deadline`.
 fn ask_runtime(deadline: Duration) -> Option<Vec<crate::model::CriImage>> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let args = EndpointArgs {
-        runtime_endpoint: env("CONTAINER_RUNTIME_ENDPOINT"),
-        image_endpoint: env("IMAGE_SERVICE_ENDPOINT"),
-        address: None,
-        namespace: "k8s.io".into(),
-        config: env("CRI_CONFIG_FILE").map(Into::into),
-        timeout: Some(deadline),
-    };
+    let mut args = EndpointArgs::from(&crate::cli::GlobalArgs::from_environment().ok()?);
+    args.timeout = Some(deadline);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     rt.block_on(async {
-        tokio::time::timeout(deadline, async {
-            let resolved = connect::resolve(&args).ok()?;
-            let cri = connect::connect_cri(&resolved).await.ok()?;
-            cri.list_images().await.ok()
-        })
-        .await
-        .ok()
-        .flatten()
+        let resolved = connect::resolve(&args).ok()?;
+        let cri = connect::connect_cri(&resolved).await.ok()?;
+        cri.list_images().await.ok()
     })
 }
 

@@ -49,14 +49,7 @@ impl Settings {
                 ProgressMode::Auto => std::io::stderr().is_terminal(),
             };
         Settings {
-            endpoints: EndpointArgs {
-                runtime_endpoint: g.runtime_endpoint.clone(),
-                image_endpoint: g.image_endpoint.clone(),
-                address: g.address.clone(),
-                namespace: g.namespace.clone(),
-                config: g.config.clone(),
-                timeout: g.timeout,
-            },
+            endpoints: EndpointArgs::from(g),
             output: g.output,
             quiet: g.quiet,
             progress,

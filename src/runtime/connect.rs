@@ -42,6 +42,19 @@ pub(crate) struct EndpointArgs {
     pub(crate) timeout: Option<Duration>,
 }
 
+impl From<&crate::cli::GlobalArgs> for EndpointArgs {
+    fn from(g: &crate::cli::GlobalArgs) -> EndpointArgs {
+        EndpointArgs {
+            runtime_endpoint: g.runtime_endpoint.clone(),
+            image_endpoint: g.image_endpoint.clone(),
+            address: g.address.clone(),
+            namespace: g.namespace.clone(),
+            config: g.config.clone(),
+            timeout: g.timeout,
+        }
+    }
+}
+
 /// crictl's YAML config: the keys crimg honours.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
