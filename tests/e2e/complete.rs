@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::run::crimg;
+use crate::support::sys::wait_bounded;
+use crate::support::terminal::Terminal;
 use crate::support::{FixtureImage, Node};
 
 const WEB_1: &str = "docker.io/library/web:1.0";
@@ -146,79 +147,35 @@ impl Shells {
     /// Types `typed` into an interactive `shell` in a terminal, presses Tab, and returns
     /// the prompt line as the shell left it.
     fn typed_then_tab(&self, shell: &[&str], typed: &str) -> String {
-        // A fresh server for every call: a name reused right after `kill-server` can meet
-        // the old server still exiting.
-        static CALLS: AtomicUsize = AtomicUsize::new(0);
-        let server = format!(
-            "crimg-complete-{}-{}",
-            std::process::id(),
-            CALLS.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmux = |args: &[&str]| {
-            let out = self
-                .command("tmux")
-                .arg("-L")
-                .arg(&server)
-                .args(args)
-                .env("ZDOTDIR", self.dir.path())
-                .output()
-                .expect("tmux (scripts/test.sh installs it)");
-            assert!(out.status.success(), "tmux {args:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
+        let tmux = || {
+            let mut cmd = self.command("tmux");
+            cmd.env("ZDOTDIR", self.dir.path());
+            cmd
         };
-        let mut session = vec!["new-session", "-d", "-x", "200", "-y", "20"];
-        session.extend_from_slice(shell);
-        tmux(&session);
-        // A failed wait below still stops the server and its shell.
-        struct StopOnPanic(Command);
-        impl Drop for StopOnPanic {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    // Cleanup while the test is already failing: its own message matters.
-                    let _ = self.0.output();
-                }
-            }
-        }
-        let mut stop = self.command("tmux");
-        stop.args(["-L", &server, "kill-server"]);
-        let _stop = StopOnPanic(stop);
-        let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let screen = tmux(&["capture-pane", "-p"]);
-                if done(&screen) {
-                    return screen;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} never showed {what}:\n{screen}",
-                    shell[0]
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        };
-        wait_for("its prompt", &|s| s.lines().any(|l| l.trim_end() == "$"));
-        tmux(&["send-keys", "-l", typed]);
+        let terminal = Terminal::start(tmux, 200, 20, shell);
+        terminal.wait_for(&format!("{}'s prompt", shell[0]), |s| {
+            s.lines().any(|l| l.trim_end() == "$")
+        });
+        terminal.type_text(typed);
         let before = format!("$ {typed}");
-        wait_for("the typed line", &|s| {
+        terminal.wait_for(&format!("{} with the typed line", shell[0]), |s| {
             s.lines().any(|l| l.trim_end() == before)
         });
-        tmux(&["send-keys", "Tab"]);
-        wait_for("a completion", &|s| {
+        terminal.press("Tab");
+        terminal.wait_for(&format!("{} completing", shell[0]), |s| {
             s.lines()
                 .any(|l| l.starts_with("$ ") && l.trim_end().len() > before.len())
         });
         // A mark after the completion shows whether the shell added a space (the screen
         // keeps no trailing blanks).
-        tmux(&["send-keys", "-l", "#"]);
-        let screen = wait_for("the mark", &|s| {
-            s.lines()
-                .any(|l| l.starts_with("$ ") && l.trim_end().ends_with('#'))
+        terminal.type_text("#");
+        let marked = |l: &&str| l.starts_with("$ ") && l.trim_end().ends_with('#');
+        let screen = terminal.wait_for(&format!("{} with the mark", shell[0]), |s| {
+            s.lines().any(|l| marked(&l))
         });
-        tmux(&["kill-server"]);
         screen
             .lines()
-            .find(|l| l.starts_with("$ ") && l.trim_end().ends_with('#'))
+            .find(marked)
             .unwrap_or_default()
             .trim_end()
             .to_string()
@@ -431,15 +388,13 @@ fn completion_gives_up_on_a_config_file_that_never_reads() {
     let mut child = ask.spawn().expect("crimg");
     // Waited for with a limit of its own: a completion stuck on the FIFO must fail this
     // test, not hang the suite.
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            child.kill().expect("kill");
-            child.wait().expect("reap");
-            panic!("completion still waiting on {} after 10 s", fifo.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let waited = wait_bounded(&mut child, Duration::from_secs(10));
     let took = started.elapsed();
+    assert!(
+        waited.is_some(),
+        "completion still waiting on {} after 10 s",
+        fifo.display()
+    );
     let out = child.wait_with_output().expect("output");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");

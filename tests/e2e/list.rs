@@ -2,6 +2,7 @@
 
 use crate::json::ImageList;
 use crate::run::crimg;
+use crate::support::terminal::Terminal;
 use crate::support::{FixtureImage, Node};
 
 const PAUSE: &str = "registry.k8s.io/pause:3.9";
@@ -262,39 +263,19 @@ fn show_list_on_a_node_with_a_running_pod() {
 /// `crimg list` in a real terminal of `width` columns (tmux, its own server): the lines
 /// the terminal shows.
 fn list_in_a_terminal(node: &Node, width: u16) -> Vec<String> {
-    let server = format!("crimg-e2e-{}-{width}", std::process::id());
-    let tmux = |args: &[&str]| {
-        let out = std::process::Command::new("tmux")
-            .arg("-L")
-            .arg(&server)
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .expect("tmux (scripts/test.sh installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     let script = format!(
         "NO_COLOR=1 CRIMG_STATE_DIR={} {} --runtime-endpoint {} list; echo '==done=='; sleep 60",
         node.dir().join("crimg-state").display(),
         env!("CARGO_BIN_EXE_crimg"),
         node.endpoint(),
     );
-    let (w, h) = (width.to_string(), "50".to_string());
-    tmux(&["new-session", "-d", "-x", &w, "-y", &h, &script]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let screen = loop {
-        let screen = tmux(&["capture-pane", "-p"]);
-        if screen.contains("==done==") {
-            break screen;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no output in 20s:\n{screen}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    let tmux = || {
+        let mut cmd = std::process::Command::new("tmux");
+        cmd.env_remove("TMUX");
+        cmd
     };
-    tmux(&["kill-server"]);
+    let terminal = Terminal::start(tmux, width, 50, &[&script]);
+    let screen = terminal.wait_for("crimg list's output", |s| s.contains("==done=="));
     screen
         .lines()
         .take_while(|l| !l.starts_with("==done=="))

@@ -12,6 +12,7 @@ pub mod prerequisites;
 pub mod proxy;
 pub mod registry;
 pub mod sys;
+pub mod terminal;
 pub mod tools;
 
 pub use fixtures::{FixtureImage, digest, host_arch, pause_binary};
