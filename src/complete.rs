@@ -21,16 +21,19 @@ const VAR: &str = "CRIMG_COMPLETE";
 /// How long completion waits for the runtime by default before it offers no image at all.
 const DEADLINE: Duration = Duration::from_millis(1500);
 
-/// The variable that sets that wait, in milliseconds (a slow node, a test on a busy machine).
+/// The variable that sets that wait (a slow node, a test on a busy machine): a duration as
+/// `--timeout` takes it (`3s`, `500ms`), in the same range.
 pub(crate) const TIMEOUT_VAR: &str = "CRIMG_COMPLETE_TIMEOUT";
 
-/// How long completion waits for the runtime: [`TIMEOUT_VAR`] when it holds a number of
-/// milliseconds, else [`DEADLINE`].
+/// How long completion waits for the runtime: [`TIMEOUT_VAR`] when set and valid, else
+/// [`DEADLINE`] (a completion has nowhere to report a bad value).
 fn deadline() -> Duration {
-    std::env::var(TIMEOUT_VAR)
-        .ok()
-        .and_then(|ms| ms.trim().parse().ok())
-        .map(Duration::from_millis)
+    deadline_of(std::env::var(TIMEOUT_VAR).ok().as_deref())
+}
+
+fn deadline_of(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| connect::parse_timeout(v).ok())
         .unwrap_or(DEADLINE)
 }
 
@@ -322,6 +325,23 @@ mod tests {
         assert_eq!(candidates(&images, "cd3"), ["cd34cd34cd34"]);
         assert_eq!(candidates(&images, "sha256:ab"), [a.as_str()]);
         assert!(candidates(&images, "zzz").is_empty());
+    }
+
+    /// The wait is read as `--timeout` reads its value, within the same range; a value
+    /// out of it (which the runtime client would refuse) is the default.
+    #[test]
+    fn completion_wait_reads_like_timeout() {
+        assert_eq!(deadline_of(Some("3s")), Duration::from_secs(3));
+        assert_eq!(deadline_of(Some("500ms")), Duration::from_millis(500));
+        for bad in [
+            None,
+            Some(""),
+            Some("abc"),
+            Some("0"),
+            Some("18446744073709551615"),
+        ] {
+            assert_eq!(deadline_of(bad), DEADLINE, "{bad:?}");
+        }
     }
 
     /// Every shell `crimg completions` names has a script, and bash's is crimg's own.

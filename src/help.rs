@@ -253,8 +253,8 @@ pub(crate) fn environment() -> Vec<(&'static str, &'static str, &'static [&'stat
         ),
         (
             crate::complete::TIMEOUT_VAR,
-            "how long shell completion waits for the runtime's images, in milliseconds \
-             [default: 1500]",
+            "how long shell completion waits for the runtime's images, as --timeout \
+             takes it (3s, 500ms) [default: 1500ms]",
             &["completions"],
         ),
     ]

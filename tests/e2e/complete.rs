@@ -84,7 +84,7 @@ impl Shells {
             .env("CONTAINER_RUNTIME_ENDPOINT", &self.endpoint)
             .env("CRIMG_STATE_DIR", self.dir.path().join("state"))
             // A busy test machine may take longer than an idle node's 1.5 s to answer.
-            .env("CRIMG_COMPLETE_TIMEOUT", "20000");
+            .env("CRIMG_COMPLETE_TIMEOUT", "20s");
         cmd
     }
 
