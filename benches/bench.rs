@@ -114,17 +114,24 @@ fn main() {
             "memory" => memory(&opts, &mut rows),
             "inspect" => inspect(&opts, &mut rows),
             "bundle" => bundle_scenario(&opts, &mut rows),
+            "bundle-dir" => bundle_dir_scenario(&opts, &mut rows),
             // Not timed: the bundle scenario's data for other tools, e.g.
             // `scripts/profile-containerd.sh 0 DIR/bundle-256.tar`.
             "bundle-files" => {
                 let dir = opts.out.as_deref().expect("bundle-files needs --out DIR");
                 std::fs::create_dir_all(dir).expect("create --out DIR");
-                let b = bundle(dir, opts.mib);
-                println!("{}\n{}", b.tar.display(), b.zst.display());
+                let b = bundle(dir, opts.mib, true);
+                let split = b.split.as_deref().unwrap_or(dir);
+                println!(
+                    "{}\n{}\n{}",
+                    b.tar.display(),
+                    b.zst.display(),
+                    split.display()
+                );
             }
             other => {
                 eprintln!(
-                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle, bundle-files)"
+                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle, bundle-dir, bundle-files)"
                 )
             }
         }
@@ -868,81 +875,15 @@ fn gz_layer(dir: &Path, seed: u64, kib: u64) -> GzLayer {
     }
 }
 
-/// A K3s-like air-gap bundle in `docker save` layout, plain and zstd-compressed.
-struct Bundle {
-    tar: std::path::PathBuf,
-    zst: std::path::PathBuf,
-    images: usize,
-    layers: usize,
-    compressed: u64,
-    unpacked: u64,
-}
+/// A tar member: its name, and a file to copy or the bytes themselves.
+type Member = (String, Option<std::path::PathBuf>, Vec<u8>);
 
-/// `images` images of 4 gzip layers each: one of two base layers (each shared by half the
-/// images), one of five runtime layers (each shared by two images), and two layers of
-/// their own; about `mib` MiB unpacked in all. Layers, then configs, then `manifest.json`
-/// and `repositories` last, as `docker save` writes them.
-fn bundle(dir: &Path, mib: u64) -> Bundle {
-    let images = 10usize;
-    let kib = mib << 10;
-    let mut made: std::collections::BTreeMap<u64, GzLayer> = Default::default();
-    let mut members: Vec<(String, Option<std::path::PathBuf>, Vec<u8>)> = vec![];
-    let mut manifest = vec![];
-    let mut repositories = serde_json::Map::new();
-    let mut emitted = std::collections::HashSet::new();
-    for n in 0..images as u64 {
-        let stack = [
-            (1 + n % 2, kib / 10),
-            (10 + n % 5, kib / 20),
-            (100 + 2 * n, kib * 3 / 100),
-            (101 + 2 * n, kib * 3 / 100),
-        ];
-        let mut diff_ids = vec![];
-        let mut paths = vec![];
-        for (seed, size) in stack {
-            let l = made
-                .entry(seed)
-                .or_insert_with(|| gz_layer(dir, seed + (mib << 8), size));
-            let (digest, diff_id) = (l.digest.clone(), l.diff_id.clone());
-            let path = format!("{}/layer.tar", &digest[7..]);
-            if emitted.insert(digest) {
-                members.push((path.clone(), Some(l.path.clone()), vec![]));
-            }
-            diff_ids.push(diff_id);
-            paths.push(path);
-        }
-        let config = serde_json::to_vec(&json!({
-            "architecture": support::host_arch(), "os": "linux",
-            "config": {"Entrypoint": ["/bin/true"], "Labels": {"bench.image": n.to_string()}},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }))
-        .unwrap();
-        let config_name = format!("{:x}.json", Sha256::digest(&config));
-        members.push((config_name.clone(), None, config));
-        let repo = format!("bench/app-{n}");
-        manifest.push(
-            json!({"Config": config_name, "RepoTags": [format!("{repo}:1.0")], "Layers": paths}),
-        );
-        repositories.insert(
-            repo,
-            json!({"1.0": paths.last().unwrap().trim_end_matches("/layer.tar")}),
-        );
-    }
-    members.push((
-        "manifest.json".into(),
-        None,
-        serde_json::to_vec(&manifest).unwrap(),
-    ));
-    members.push((
-        "repositories".into(),
-        None,
-        serde_json::to_vec(&repositories).unwrap(),
-    ));
-    let tar_path = dir.join(format!("bundle-{mib}.tar"));
+/// Writes `members` as a tar at `path`.
+fn write_tar(path: &Path, members: &[Member]) {
     let mut t = tar::Builder::new(std::io::BufWriter::new(
-        std::fs::File::create(&tar_path).unwrap(),
+        std::fs::File::create(path).unwrap(),
     ));
-    for (name, file, data) in &members {
+    for (name, file, data) in members {
         if let Some(file) = file {
             let mut f = std::fs::File::open(file).unwrap();
             t.append_file(name, &mut f).unwrap();
@@ -960,6 +901,100 @@ fn bundle(dir: &Path, mib: u64) -> Bundle {
         .unwrap()
         .sync_all()
         .unwrap();
+}
+
+/// A K3s-like air-gap bundle in `docker save` layout, plain and zstd-compressed.
+struct Bundle {
+    tar: std::path::PathBuf,
+    zst: std::path::PathBuf,
+    /// One archive per image, with `split`.
+    split: Option<std::path::PathBuf>,
+    images: usize,
+    layers: usize,
+    compressed: u64,
+    unpacked: u64,
+}
+
+/// `images` images of 4 gzip layers each: one of two base layers (each shared by half the
+/// images), one of five runtime layers (each shared by two images), and two layers of
+/// their own; about `mib` MiB unpacked in all. Layers, then configs, then `manifest.json`
+/// and `repositories` last, as `docker save` writes them.
+///
+/// With `split`, also a directory of one `docker save` archive per image (shared layers in
+/// each archive that uses them), as a K3s images directory often holds.
+fn bundle(dir: &Path, mib: u64, split: bool) -> Bundle {
+    let images = 10usize;
+    let kib = mib << 10;
+    let mut made: std::collections::BTreeMap<u64, GzLayer> = Default::default();
+    let mut members: Vec<Member> = vec![];
+    let mut manifest = vec![];
+    let mut repositories = serde_json::Map::new();
+    let mut emitted = std::collections::HashSet::new();
+    let split_dir = dir.join(format!("split-{mib}"));
+    if split {
+        std::fs::create_dir_all(&split_dir).unwrap();
+    }
+    for n in 0..images as u64 {
+        let mut own: Vec<Member> = vec![];
+        let stack = [
+            (1 + n % 2, kib / 10),
+            (10 + n % 5, kib / 20),
+            (100 + 2 * n, kib * 3 / 100),
+            (101 + 2 * n, kib * 3 / 100),
+        ];
+        let mut diff_ids = vec![];
+        let mut paths = vec![];
+        for (seed, size) in stack {
+            let l = made
+                .entry(seed)
+                .or_insert_with(|| gz_layer(dir, seed + (mib << 8), size));
+            let (digest, diff_id) = (l.digest.clone(), l.diff_id.clone());
+            let path = format!("{}/layer.tar", &digest[7..]);
+            if emitted.insert(digest) {
+                members.push((path.clone(), Some(l.path.clone()), vec![]));
+            }
+            own.push((path.clone(), Some(l.path.clone()), vec![]));
+            diff_ids.push(diff_id);
+            paths.push(path);
+        }
+        let config = serde_json::to_vec(&json!({
+            "architecture": support::host_arch(), "os": "linux",
+            "config": {"Entrypoint": ["/bin/true"], "Labels": {"bench.image": n.to_string()}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
+        let config_name = format!("{:x}.json", Sha256::digest(&config));
+        own.push((config_name.clone(), None, config.clone()));
+        members.push((config_name.clone(), None, config));
+        let repo = format!("bench/app-{n}");
+        let entry =
+            json!({"Config": config_name, "RepoTags": [format!("{repo}:1.0")], "Layers": paths});
+        if split {
+            own.push((
+                "manifest.json".into(),
+                None,
+                serde_json::to_vec(&[&entry]).unwrap(),
+            ));
+            write_tar(&split_dir.join(format!("app-{n}.tar")), &own);
+        }
+        manifest.push(entry);
+        repositories.insert(
+            repo,
+            json!({"1.0": paths.last().unwrap().trim_end_matches("/layer.tar")}),
+        );
+    }
+    members.push((
+        "manifest.json".into(),
+        None,
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    members.push((
+        "repositories".into(),
+        None,
+        serde_json::to_vec(&repositories).unwrap(),
+    ));
+    let tar_path = dir.join(format!("bundle-{mib}.tar"));
+    write_tar(&tar_path, &members);
     let zst = dir.join(format!("bundle-{mib}.tar.zst"));
     let ok = Command::new("zstd")
         .args(["-q", "-f", "-3", "-T0"])
@@ -972,6 +1007,7 @@ fn bundle(dir: &Path, mib: u64) -> Bundle {
     let b = Bundle {
         tar: tar_path,
         zst,
+        split: split.then_some(split_dir),
         images,
         layers: made.len(),
         compressed: made.values().map(|l| l.size).sum(),
@@ -1106,7 +1142,7 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
     let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
         .unwrap();
     eprintln!("bench: bundle: generating a 256 MiB bundle");
-    let b = bundle(work.path(), 256);
+    let b = bundle(work.path(), 256, false);
     let what = format!(
         "{} images, {} gzip layers, {} MiB gz / {} MiB",
         b.images,
@@ -1181,7 +1217,7 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
     std::fs::remove_file(&b.zst).ok();
 
     eprintln!("bench: bundle: generating a 1 GiB bundle");
-    let b = bundle(work.path(), 1024);
+    let b = bundle(work.path(), 1024, false);
     eprintln!(
         "bench: bundle: {} images, {} gzip layers, {} MiB gz / {} MiB",
         b.images,
@@ -1213,4 +1249,105 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
             ..Row::new(format!("ctr import, 1 GiB bundle {kind}"), None)
         });
     }
+}
+
+/// The bundle's images as a directory of one archive each: `crimg import DIR` (archives
+/// imported two at a time) against the same archives one per run, by crimg and by
+/// `ctr images import`, as K3s imports its images directory, each into a fresh containerd.
+fn bundle_dir_scenario(opts: &Options, rows: &mut Vec<Row>) {
+    if !Path::new("/usr/bin/time").exists() {
+        eprintln!("bench: bundle-dir needs /usr/bin/time; skipped");
+        return;
+    }
+    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
+        .unwrap();
+    eprintln!("bench: bundle-dir: generating a 256 MiB bundle, one archive per image");
+    let b = bundle(work.path(), 256, true);
+    std::fs::remove_file(&b.tar).ok();
+    std::fs::remove_file(&b.zst).ok();
+    let dir = b.split.expect("split bundle");
+    let mut archives: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    archives.sort();
+    rows.push(Row {
+        value: Some(String::new()),
+        ..Row::new(
+            format!(
+                "bundle-dir: {} archives, {} images, {} gzip layers, {} MiB gz / {} MiB",
+                archives.len(),
+                b.images,
+                b.layers,
+                b.compressed >> 20,
+                b.unpacked >> 20
+            ),
+            None,
+        )
+    });
+    let one_by_one = |client: &str| {
+        let script = archives
+            .iter()
+            .map(|a| format!("{client} '{a}'"))
+            .collect::<Vec<_>>()
+            .join(" && ");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script])
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE")
+            .env_remove("CONTAINERD_SNAPSHOTTER");
+        cmd
+    };
+    let reference = "ctr images import, one archive per run".to_string();
+    let mut ours = Row::new("crimg import DIR", Some(reference.clone()));
+    let mut serial = Row::new("crimg import, one archive per run", Some(reference.clone()));
+    let mut theirs = Row::new(reference, None);
+    let mut vs_floor = Row::new(
+        "crimg import DIR vs its CPU floor",
+        Some("  CPU floor of crimg import DIR".into()),
+    );
+    let mut floor = Row::new("  CPU floor of crimg import DIR", None);
+    let mut serial_floor = Row::new("  CPU floor of crimg, one per run", None);
+    for run in 0..opts.runs {
+        eprintln!("bench: bundle-dir run {}/{}", run + 1, opts.runs);
+        // Interleaved; which goes first rotates.
+        for k in 0..3 {
+            let node = Node::start();
+            match (k + run) % 3 {
+                0 => {
+                    let m = measured(&node, &crimg_import_command(&node, &dir));
+                    ours.samples.push(m.wall);
+                    vs_floor.samples.push(m.wall);
+                    floor.samples.push(m.floor());
+                }
+                1 => {
+                    let crimg = node.crimg();
+                    let mut client = format!("'{}'", crimg.get_program().to_string_lossy());
+                    for a in crimg.get_args() {
+                        client.push_str(&format!(" '{}'", a.to_string_lossy()));
+                    }
+                    client.push_str(" import -q");
+                    let mut cmd = one_by_one(&client);
+                    for (k, v) in crimg.get_envs() {
+                        match v {
+                            Some(v) => cmd.env(k, v),
+                            None => cmd.env_remove(k),
+                        };
+                    }
+                    let m = measured(&node, &cmd);
+                    serial.samples.push(m.wall);
+                    serial_floor.samples.push(m.floor());
+                }
+                _ => {
+                    let ctr = format!(
+                        "ctr --address '{}' --namespace k8s.io images import",
+                        node.socket().display()
+                    );
+                    let m = measured(&node, &one_by_one(&ctr));
+                    theirs.samples.push(m.wall);
+                }
+            }
+        }
+    }
+    rows.extend([ours, serial, theirs, vs_floor, floor, serial_floor]);
 }

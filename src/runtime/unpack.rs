@@ -18,6 +18,9 @@ pub enum Unpacked {
     Applied,
     /// The snapshot for this chain ID already existed.
     Present,
+    /// Another client committed the same chain ID while this one applied it: theirs
+    /// serves, this apply was wasted.
+    Raced,
 }
 
 impl Containerd {
@@ -128,7 +131,7 @@ impl Containerd {
                         key: key.to_string(),
                     }))
                     .await;
-                Ok(Unpacked::Present)
+                Ok(Unpacked::Raced)
             }
             Err(s) => Err(self
                 .rpc(s)

@@ -151,9 +151,10 @@ fn containerd_killed_during_import() {
     let _ = crimg(node.crimg(), &["list"]).expect_code(0);
 }
 
-/// containerd SIGKILLed while crimg imports the first of two archives: the second is not
-/// attempted (it would fail the same way) but reported as failed for that reason, and
-/// the command exits 3 naming the socket.
+/// containerd SIGKILLed while crimg imports the first two of three archives (two go at
+/// once): both fail naming the socket, the second never writes a record though it was
+/// done before the first; the third is not attempted (it would fail the same way) but
+/// reported as failed for that reason, and the command exits 3 naming the socket.
 #[test]
 fn containerd_killed_during_a_multi_archive_import() {
     let mut node = Node::start();
@@ -161,11 +162,17 @@ fn containerd_killed_during_a_multi_archive_import() {
     fs::create_dir_all(&dir).unwrap();
     let archive = dir.join("big.tar");
     big_archive(&archive);
-    let small = FixtureImage::new("docker.io/library/next-in-line:1");
+    let small = FixtureImage::new("docker.io/library/beside-it:1");
+    let beside = dir.join("beside.tar");
+    small.write_oci_tar(&beside);
+    let last = FixtureImage::new("docker.io/library/next-in-line:1");
     let next = dir.join("next.tar");
-    small.write_oci_tar(&next);
+    last.write_oci_tar(&next);
 
-    let child = spawn(&node, &["import", "-o", "json", s(&archive), s(&next)]);
+    let child = spawn(
+        &node,
+        &["import", "-o", "json", s(&archive), s(&beside), s(&next)],
+    );
     assert!(
         wait_until(Duration::from_secs(10), || ingest_bytes(&node) > 1 << 20),
         "the import never got underway"
@@ -175,17 +182,28 @@ fn containerd_killed_during_a_multi_archive_import() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     let socket = node.socket().display().to_string();
     let lost = format!("lost the connection to containerd at {socket}");
+    let error_of = |file: &Path| {
+        let head = format!("crimg: error: {}: ", s(file));
+        r.stderr
+            .lines()
+            .find(|l| l.starts_with(&head))
+            .unwrap_or_else(|| panic!("no error for {}: {}", file.display(), r.stderr))
+    };
+    for file in [&archive, &beside] {
+        let e = error_of(file);
+        assert!(e.contains(&lost), "{e}");
+    }
     assert!(
-        r.stderr.contains(&format!(
+        error_of(&next).starts_with(&format!(
             "crimg: error: {}: not attempted: {lost}",
             s(&next)
         )),
-        "the next archive is not attempted: {}",
+        "the third archive is not attempted: {}",
         r.stderr
     );
     assert!(
         r.stderr.contains(&format!(
-            "crimg: error: 2 of 2 item(s) failed or were not attempted, {lost}"
+            "crimg: error: 3 of 3 item(s) failed or were not attempted, {lost}"
         )),
         "{}",
         r.stderr
@@ -193,16 +211,21 @@ fn containerd_killed_during_a_multi_archive_import() {
     let out: ImportResult = r.json();
     assert!(out.imported.is_empty(), "{out:?}");
     let failed: Vec<&str> = out.failed.iter().map(|f| f.file.as_str()).collect();
-    assert_eq!(failed, [s(&archive), s(&next)]);
+    assert_eq!(failed, [s(&archive), s(&beside), s(&next)]);
 
     node.restart_containerd();
-    assert!(
-        !node
-            .cri_images()
-            .iter()
-            .any(|i| i.repo_tags.contains(&small.name)),
-        "the next archive was imported after all"
-    );
+    let tags: Vec<String> = node
+        .cri_images()
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .collect();
+    for image in [&small, &last] {
+        assert!(
+            !tags.contains(&image.name),
+            "{} was imported after all: {tags:?}",
+            image.name
+        );
+    }
 }
 
 /// Bytes of uploads in progress, on disk: the layer's, once it is being written (the small

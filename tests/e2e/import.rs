@@ -329,6 +329,62 @@ fn a_directory_with_pin_and_base_name() {
     );
 }
 
+/// Archives of a directory are imported two at a time; what they share comes out as if
+/// imported one by one: the later archive keeps a tag both carry, and a layer both bring
+/// is applied once.
+#[test]
+fn a_directory_imports_archives_at_once_and_the_later_keeps_a_shared_tag() {
+    let node = Node::start();
+    let dir = node.dir().join("at-once");
+    fs::create_dir_all(&dir).unwrap();
+    let base = archives::noise_layer(11, 48, "base");
+    let big = archives::noise_layer(12, 192, "big");
+    let small = archives::noise_layer(13, 1, "small");
+    let tag = "docker.io/library/at-once:1";
+    // a.tar comes first and takes longest; b.tar, with the same tag, is written and
+    // unpacked long before it.
+    archives::write_layered_oci(&dir.join("a.tar"), tag, "/a", &[&base, &big]);
+    archives::write_layered_oci(&dir.join("b.tar"), tag, "/b", &[&base, &small]);
+    let run = import(&node, &["-v", "-o", "json", s(&dir)]).expect_code(0);
+    let out: ImportResult = run.json();
+    let files: Vec<&str> = out.imported.iter().map(|f| f.file.as_str()).collect();
+    let (a, b) = (dir.join("a.tar"), dir.join("b.tar"));
+    assert_eq!(files, [s(&a), s(&b)], "{out:?}");
+    assert!(out.imported.iter().all(|f| f.images.len() == 1), "{out:?}");
+    let (a_id, b_id) = (&out.imported[0].images[0].id, &out.imported[1].images[0].id);
+    assert_ne!(a_id, b_id);
+    // They ran at once: b was done before a.
+    let at = |what: &str| {
+        run.stderr
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {}", run.stderr))
+    };
+    let done = |p: &Path| at(&format!("{}: written and unpacked after", p.display()));
+    assert!(
+        done(&b) < done(&a),
+        "b.tar was not done first: {}",
+        run.stderr
+    );
+    // The tag is b's, as it would be after `import a.tar` then `import b.tar`.
+    let b_image = &out.imported[1].images[0];
+    assert_eq!(b_image.status, "replaced", "{out:?}");
+    assert_eq!(b_image.was.as_deref(), Some(a_id.as_str()), "{out:?}");
+    assert_eq!(list(&node).by_tag(tag).id, *b_id);
+    // The shared base was applied by one import and found by the other, not applied by
+    // both at once.
+    assert_eq!(
+        run.stderr.matches("is unpacked already").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("was wasted"), "{}", run.stderr);
+    // Both images whole: each one's top snapshot is there, and no lease is left.
+    let snapshots = node.ctr_ok(&["snapshots", "ls"]);
+    assert_eq!(snapshots.lines().count(), 1 + 3, "{snapshots}");
+    assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "");
+}
+
 #[test]
 fn bad_archives_fail_naming_the_file_and_leave_nothing() {
     let node = Node::start();

@@ -620,3 +620,40 @@ fn watch_of_a_directory_with_symlink_loops_stays_flat_and_stops_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0), "{}", w.said());
 }
+
+/// What one scan finds is imported two archives at a time, records in name order: of two
+/// archives with the same tag the later keeps it, though the earlier one finished last.
+#[test]
+fn watch_imports_a_scans_archives_at_once_in_name_order() {
+    let node = Node::start();
+    let (dir, _) = watched(&node);
+    let tag = "docker.io/library/watch-at-once:1";
+    let base = archives::noise_layer(21, 8, "base");
+    let big = archives::noise_layer(22, 192, "big");
+    let small = archives::noise_layer(23, 1, "small");
+    let part = node.dir().join("parts");
+    fs::create_dir_all(&part).unwrap();
+    let a_id = archives::write_layered_oci(&part.join("a.tar"), tag, "/a", &[&base, &big]);
+    let b_id = archives::write_layered_oci(&part.join("b.tar"), tag, "/b", &[&base, &small]);
+    assert_ne!(a_id, b_id);
+    for f in ["a.tar", "b.tar"] {
+        fs::rename(part.join(f), dir.join(f)).unwrap();
+    }
+    let mut w = Watcher::start(&node, &dir, &[]);
+    let (a, b) = (dir.join("a.tar"), dir.join("b.tar"));
+    w.wait_line(
+        &format!("imported 1 image(s) from {}", b.display()),
+        Duration::from_secs(60),
+    );
+    let said = w.stop();
+    let at = |what: String| {
+        said.find(&what)
+            .unwrap_or_else(|| panic!("no {what:?} in {said}"))
+    };
+    let done = |p: &Path| at(format!("{}: written and unpacked after", p.display()));
+    assert!(done(&b) < done(&a), "b.tar was not done first: {said}");
+    let imported = |p: &Path| at(format!("imported 1 image(s) from {}", p.display()));
+    assert!(imported(&a) < imported(&b), "{said}");
+    let status = node.cri_image_status(tag).expect("the tag is listed");
+    assert_eq!(status.id, b_id, "the later archive keeps the tag: {said}");
+}

@@ -8,6 +8,7 @@ use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::job::{Job, Recorded};
+use super::many::{ChainLocks, Ticket, Turns};
 use crate::app::{Session, Settings};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
@@ -70,8 +71,12 @@ pub(crate) struct Importer {
     pub(super) snapshotter: Option<String>,
     pub(super) pin: bool,
     pub(super) multi: MultiProgress,
-    /// The lease of the import in progress, for [`Importer::abandon`].
+    /// The leases of the imports in progress, for [`Importer::abandon`].
     pub(super) current_lease: HeldLeases,
+    /// The order imports write their records in.
+    pub(super) turns: Turns,
+    /// Chains being applied, across the archives imported at once.
+    pub(super) chains: ChainLocks,
 }
 
 impl Importer {
@@ -112,14 +117,18 @@ impl Importer {
             pin: args.pin,
             multi,
             current_lease: HeldLeases::default(),
+            turns: Turns::default(),
+            chains: ChainLocks::default(),
         })
     }
 
-    /// Imports one archive under its own lease; on failure nothing of it stays.
+    /// Imports one archive under its own lease; on failure nothing of it stays. Its image
+    /// records are written at `ticket`'s turn.
     pub(crate) async fn import_archive(
         &self,
         session: &Session,
         input: &Input,
+        ticket: &Ticket<'_>,
     ) -> Result<ItemResult> {
         let lease = self
             .c
@@ -133,6 +142,8 @@ impl Importer {
             written: AtomicU64::new(0),
             started: Instant::now(),
             recorded: std::sync::Mutex::new(Vec::new()),
+            ticket,
+            file: input.display(),
         };
         let result = job.run(input).await;
         job.bar.finish_and_clear();
@@ -227,8 +238,8 @@ impl Importer {
         }
     }
 
-    /// Cleans up after an import that was cancelled midway (a signal while watching):
-    /// its lease goes, and with it whatever it had written.
+    /// Cleans up after imports that were cancelled midway (a signal): their leases go,
+    /// and with them whatever they had written.
     pub(crate) async fn abandon(&self) {
         for (c, lease) in self.current_lease.take() {
             if let Err(e) = c.delete_lease(&lease, true).await {

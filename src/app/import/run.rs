@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 
-use super::importer::{Importer, ItemResult};
+use super::importer::Importer;
 use super::inputs::{Item, expand};
+use super::many::import_many;
 use super::report::Report;
 use crate::app::{Outcome, Session, Settings};
 use crate::archive::read::Input;
@@ -105,9 +106,10 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     }
 }
 
-/// Imports every item in turn, recording what happened in `report`. Once the connection
-/// to the runtime is lost, the items left are not attempted (each would fail the same
-/// way) but recorded as failed for that reason; returns the socket and why.
+/// Imports every item (several at once, see [`import_many`]), recording what happened in
+/// `report` in input order. Once the connection to the runtime is lost, the items left
+/// are not attempted (each would fail the same way) but recorded as failed for that
+/// reason; returns the socket and why.
 async fn import_all(
     importer: &Importer,
     session: &Session,
@@ -116,17 +118,8 @@ async fn import_all(
     report: &mut Report,
 ) -> Option<crate::error::ConnectionLost> {
     let mut lost: Option<crate::error::ConnectionLost> = None;
-    for item in items {
-        let file = item.file();
-        if let Some(lost) = &lost {
-            let e = anyhow::Error::new(lost.clone())
-                .context("not attempted")
-                .context(file.clone());
-            crate::exit::print_error(format_args!("{e:#}"));
-            report.failed.push((file, e));
-            continue;
-        }
-        let r = import_item(importer, session, item).await;
+    import_many(importer, session, items, |i, r| {
+        let file = items[i].file();
         match r {
             Ok(res) => {
                 // A lone failure is the command's error, printed once at the end.
@@ -136,7 +129,7 @@ async fn import_all(
                     if !lone {
                         crate::exit::print_error(format_args!("{e:#}"));
                     }
-                    lost = lost.or_else(|| crate::error::ConnectionLost::of(&e));
+                    lost = lost.take().or_else(|| crate::error::ConnectionLost::of(&e));
                     report.failed.push((file.clone(), e));
                 }
                 report.written += res.written;
@@ -149,22 +142,11 @@ async fn import_all(
                 if !single {
                     crate::exit::print_error(format_args!("{e:#}"));
                 }
-                lost = crate::error::ConnectionLost::of(&e);
+                lost = lost.take().or_else(|| crate::error::ConnectionLost::of(&e));
                 report.failed.push((file, e));
             }
         }
-    }
+    })
+    .await;
     lost
-}
-
-pub(crate) async fn import_item(
-    importer: &Importer,
-    session: &Session,
-    item: &Item,
-) -> Result<ItemResult> {
-    match item {
-        Item::Archive(input) => importer.import_archive(session, input).await,
-        Item::List(path) => importer.import_list(session, path).await,
-        Item::Bad(_, problem) => Err(anyhow!("{problem}")),
-    }
 }

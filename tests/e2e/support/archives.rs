@@ -320,7 +320,8 @@ pub fn noise_layer(seed: u64, mib: usize, entry: &str) -> Vec<u8> {
 /// Writes an OCI archive of image `name` to `path`: the given uncompressed `layers` in
 /// order (each layer's digest is also its diff ID) and `entrypoint`, for the host's
 /// platform. The members go straight to the file, so large layers are not copied again.
-pub fn write_layered_oci(path: &Path, name: &str, entrypoint: &str, layers: &[&[u8]]) {
+/// Returns the image ID (its config's digest).
+pub fn write_layered_oci(path: &Path, name: &str, entrypoint: &str, layers: &[&[u8]]) -> String {
     let digests: Vec<String> = layers.iter().map(|l| digest(l)).collect();
     let config = serde_json::to_vec(&json!({
         "architecture": host_arch(), "os": "linux",
@@ -370,4 +371,5 @@ pub fn write_layered_oci(path: &Path, name: &str, entrypoint: &str, layers: &[&[
         .unwrap()
         .sync_all()
         .unwrap();
+    digest(&config)
 }

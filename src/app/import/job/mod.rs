@@ -16,6 +16,7 @@ use indicatif::ProgressBar;
 use tokio::sync::watch as tokio_watch;
 
 use super::importer::{ImportedImage, Importer, Replacement};
+use super::many::Ticket;
 use super::sources::{HashedSource, hash_members};
 use super::streamed::{self, Opened, Streaming};
 use crate::archive::read::{Extent, Input, RandomAccess};
@@ -47,6 +48,10 @@ pub(super) struct Job<'a> {
     pub(super) started: Instant,
     /// What [`Job::finish`] recorded, one entry per image, for the CRI check after it.
     pub(super) recorded: std::sync::Mutex<Vec<Recorded>>,
+    /// When this archive may write its image records.
+    pub(super) ticket: &'a Ticket<'a>,
+    /// The archive, as messages name it.
+    pub(super) file: String,
 }
 
 /// The image records one image's import created or replaced, and whether CRI is to list
@@ -268,7 +273,8 @@ impl Job<'_> {
             _ => {}
         }
         self.imp.settings.debug(format_args!(
-            "{what} after {:.2}s",
+            "{}: {what} after {:.2}s",
+            self.file,
             self.started.elapsed().as_secs_f64()
         ));
     }
@@ -335,6 +341,10 @@ impl Job<'_> {
         if self.imp.pin {
             labels.insert(LABEL_CRI_PINNED.to_string(), PINNED_VALUE.to_string());
         }
+        // After the archives before this one: the later of two archives keeps a tag both
+        // carry, as if they were imported one by one.
+        self.ticket.turn().await;
+        self.phase("its turn to record");
         let mut changes: Vec<(String, RecordChange)> = Vec::new();
         let mut recorded = Vec::new();
         let mut out = Vec::new();

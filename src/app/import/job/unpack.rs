@@ -9,6 +9,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::watch as tokio_watch;
 
 use crate::plan::import::{Plan, PlannedManifest, chain_ids};
+use crate::runtime::unpack::Unpacked;
 
 use super::Job;
 
@@ -66,15 +67,32 @@ impl Job<'_> {
             // for this one's apply instead of doing it again.
             let cell = layers.cell(&chains[i]);
             cell.get_or_try_init(|| async {
+                // Another archive imported at the same time may be applying it: wait,
+                // then find its snapshot.
+                let _held = self.imp.chains.hold(&chains[i]).await;
                 // Leased before it is looked for: a snapshot already there (another
                 // image's layer) must survive a collection until this image holds it.
                 self.c
                     .lease_snapshot(&self.lease, snapshotter, &chains[i])
                     .await?;
-                self.c
+                let unpacked = self
+                    .c
                     .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
                     .await
                     .with_context(|| format!("unpacking into {snapshotter}"))?;
+                let settings = &self.imp.settings;
+                match unpacked {
+                    Unpacked::Applied => {}
+                    Unpacked::Present => settings.debug(format_args!(
+                        "{}: layer {} is unpacked already",
+                        self.file, layer.digest
+                    )),
+                    Unpacked::Raced => settings.debug(format_args!(
+                        "{}: layer {} was unpacked by another client meanwhile; this apply \
+                         was wasted",
+                        self.file, layer.digest
+                    )),
+                }
                 Ok::<_, anyhow::Error>(())
             })
             .await?;

@@ -30,7 +30,7 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::import::walk::walk;
-use crate::app::import::{Importer, Item, Report, import_item};
+use crate::app::import::{Importer, Item, Report, import_many};
 use crate::app::{Outcome, Session, Settings, state};
 use crate::archive::read::Input;
 use crate::cli::ImportArgs;
@@ -46,6 +46,15 @@ const SETTLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_secs(5);
 /// How long after a containerd image event the set is checked.
 const EVENT_SETTLE: Duration = Duration::from_millis(500);
+
+/// A file a scan found to import.
+struct Queued {
+    item: Item,
+    path: PathBuf,
+    key: String,
+    st: Stat,
+    digest: String,
+}
 
 /// The runtime's image records by name.
 async fn records(c: &Containerd) -> Result<Records> {
@@ -258,6 +267,8 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         files.sort();
         let now = Instant::now();
         let mut waiting = false;
+        // Files to import, all at once after the scan.
+        let mut queued: Vec<Queued> = Vec::new();
         for path in files {
             let Some(st) = stat(&path) else { continue };
             let key = path.display().to_string();
@@ -362,6 +373,19 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
             if let Some(why) = &why {
                 info(format!("importing {key} again: {why}"));
             }
+            queued.push(Queued {
+                item: if path.extension().is_some_and(|e| e == "txt") {
+                    Item::List(path.clone())
+                } else {
+                    Item::Archive(Input::File(path.clone()))
+                },
+                path,
+                key,
+                st,
+                digest,
+            });
+        }
+        if !queued.is_empty() {
             // Who pinned what before, so --unpin-removed drops only the pins crimg set.
             let before = if pin {
                 records(&c).await.unwrap_or_else(|e| {
@@ -371,63 +395,68 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
             } else {
                 Records::new()
             };
-            let item = if path.extension().is_some_and(|e| e == "txt") {
-                Item::List(path.clone())
-            } else {
-                Item::Archive(Input::File(path.clone()))
+            let items: Vec<Item> = queued.iter().map(|q| q.item.clone()).collect();
+            // Archives imported before a signal stay, recorded; those in progress go.
+            let done = tokio::select! {
+                () = import_many(&importer, &session, &items, |i, result| {
+                    let Queued { path, key, st, digest, .. } = &queued[i];
+                    let (path, key, st) = (path.clone(), key.clone(), *st);
+                    match result {
+                        Ok(res) => {
+                            let names: Vec<String> =
+                                res.images.iter().flat_map(|i| i.names.clone()).collect();
+                            info(format!(
+                                "imported {} image(s) from {key}: {}",
+                                res.images.len(),
+                                names.join(", ")
+                            ));
+                            for f in res.failures {
+                                crate::exit::print_error(format_args!("{key}: {f:#}"));
+                                report.failed.push((key.clone(), f));
+                            }
+                            report.written += res.written;
+                            let previous = remembered
+                                .files
+                                .get(&key)
+                                .map(|s| s.images.clone())
+                                .unwrap_or_default();
+                            remembered.files.insert(
+                                key.clone(),
+                                Seen {
+                                    size: st.size,
+                                    mtime_ns: st.mtime_ns,
+                                    digest: digest.clone(),
+                                    images: brought(
+                                        &created_records(&res.images),
+                                        &before,
+                                        &previous,
+                                        pin,
+                                    ),
+                                },
+                            );
+                            save(&remembered);
+                            told_skipped.insert(path, st);
+                            metrics.record(Some(res.images.len()), &settings);
+                            report.imported.push((key, res.images));
+                        }
+                        Err(e) => {
+                            crate::exit::print_error(format_args!("{key}: {e:#}"));
+                            // A lost runtime says nothing about the file: try it again
+                            // next time.
+                            if crate::error::ConnectionLost::of(&e).is_none() {
+                                failed.insert(path, st);
+                            }
+                            metrics.record(None, &settings);
+                            report.failed.push((key, e));
+                        }
+                    }
+                }) => true,
+                _ = term.recv() => false,
+                _ = int.recv() => false,
             };
-            let result = tokio::select! {
-                r = import_item(&importer, &session, &item) => Some(r),
-                _ = term.recv() => None,
-                _ = int.recv() => None,
-            };
-            let Some(result) = result else {
+            if !done {
                 importer.abandon().await;
                 stopping = true;
-                break;
-            };
-            match result {
-                Ok(res) => {
-                    let names: Vec<String> =
-                        res.images.iter().flat_map(|i| i.names.clone()).collect();
-                    info(format!(
-                        "imported {} image(s) from {key}: {}",
-                        res.images.len(),
-                        names.join(", ")
-                    ));
-                    for f in res.failures {
-                        crate::exit::print_error(format_args!("{key}: {f:#}"));
-                        report.failed.push((key.clone(), f));
-                    }
-                    report.written += res.written;
-                    let previous = remembered
-                        .files
-                        .get(&key)
-                        .map(|s| s.images.clone())
-                        .unwrap_or_default();
-                    remembered.files.insert(
-                        key.clone(),
-                        Seen {
-                            size: st.size,
-                            mtime_ns: st.mtime_ns,
-                            digest,
-                            images: brought(&created_records(&res.images), &before, &previous, pin),
-                        },
-                    );
-                    save(&remembered);
-                    told_skipped.insert(path.clone(), st);
-                    metrics.record(Some(res.images.len()), &settings);
-                    report.imported.push((key, res.images));
-                }
-                Err(e) => {
-                    crate::exit::print_error(format_args!("{key}: {e:#}"));
-                    // A lost runtime says nothing about the file: try it again next time.
-                    if crate::error::ConnectionLost::of(&e).is_none() {
-                        failed.insert(path.clone(), st);
-                    }
-                    metrics.record(None, &settings);
-                    report.failed.push((key, e));
-                }
             }
         }
         if stopping {
