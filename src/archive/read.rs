@@ -244,6 +244,67 @@ fn pump_tar(
     drain_to_end(archive.into_inner(), compression)
 }
 
+/// The small members and the links of an archive, from a quick pass that skips every
+/// larger body.
+#[derive(Debug, Default)]
+pub(crate) struct Documents {
+    pub(crate) files: HashMap<String, Bytes>,
+    pub(crate) links: HashMap<String, String>,
+}
+
+/// Members of at most this size are kept by [`read_documents`] (a config, manifest.json).
+const DOCUMENT_MAX: u64 = 512 << 10;
+/// And at most this much of them in all.
+const DOCUMENTS_TOTAL: u64 = 16 << 20;
+
+/// Reads a zstd- or lz4-compressed archive file once, front to back, keeping only its
+/// small members and links ([`Documents`]): a `docker save` archive's manifest.json comes
+/// last, and this is how an import learns its images while the main pass is still storing
+/// their layers. `None` for any other compression (gzip and bzip2 decompress too slowly to
+/// read twice; a plain tar is read at will anyway), or once `stop` is set.
+pub(crate) fn read_documents(
+    path: &Path,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Documents>> {
+    let file = File::open(path).context("opening")?;
+    let (c, tar) = open_tar(Box::new(file), Arc::new(AtomicU64::new(0)))?;
+    if !matches!(c, Compression::Zstd | Compression::Lz4) {
+        return Ok(None);
+    }
+    let mut docs = Documents::default();
+    let mut total = 0;
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().context("reading the tar")? {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
+        let path = paths::normalize(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                if size <= DOCUMENT_MAX && total + size <= DOCUMENTS_TOTAL {
+                    total += size;
+                    let mut body = Vec::with_capacity(size as usize);
+                    entry.read_to_end(&mut body).context("reading the tar")?;
+                    docs.files.insert(path, body.into());
+                }
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                if let Some(target) = entry.link_name_bytes() {
+                    let symbolic = kind == tar::EntryType::Symlink;
+                    if let Ok(t) = paths::link_target(&path, &target, symbolic) {
+                        docs.links.insert(path, t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(docs))
+}
+
 /// Reads what follows the tar's end to the end of the stream, so that the compression's
 /// own checks run: a gzip stream cut before its trailer (CRC and length) is refused like
 /// a truncated zstd, bzip2 or lz4 one, not taken for whole because the tar ended first.

@@ -593,4 +593,4 @@ mod docker;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use docker::plan_docker;
+pub(crate) use docker::{layer_media_type, plan_docker};

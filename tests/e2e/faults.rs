@@ -254,11 +254,31 @@ fn assert_no_leftovers(node: &Node) {
     let ingest = node
         .dir()
         .join("root/io.containerd.content.v1.content/ingest");
-    assert_eq!(
-        fs::read_dir(&ingest).map(|d| d.count()).unwrap_or(0),
-        0,
-        "ingest left on disk"
-    );
+    let left = || -> Vec<String> {
+        let Ok(dirs) = fs::read_dir(&ingest) else {
+            return vec![];
+        };
+        dirs.filter_map(Result::ok)
+            .map(|d| {
+                let files: Vec<String> = fs::read_dir(d.path())
+                    .map(|f| {
+                        f.filter_map(Result::ok)
+                            .map(|f| {
+                                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                                format!("{} ({len} B)", f.file_name().to_string_lossy())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let reference = fs::read_to_string(d.path().join("ref")).unwrap_or_default();
+                format!("{reference:?}: {}", files.join(", "))
+            })
+            .collect()
+    };
+    // The sync lease delete waits for containerd's collection; the files may trail it
+    // by a moment.
+    let drained = wait_until(Duration::from_secs(5), || left().is_empty());
+    assert!(drained, "ingest left on disk: {:#?}", left());
 }
 
 /// The image's content is all in the store.

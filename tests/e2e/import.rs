@@ -385,6 +385,55 @@ fn a_directory_imports_archives_at_once_and_the_later_keeps_a_shared_tag() {
     assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "");
 }
 
+/// A zstd-compressed `docker save` archive names its images only in its last member:
+/// crimg learns them in a quick first pass and unpacks each layer while the archive is
+/// still being read, and the image comes out whole.
+#[test]
+fn a_compressed_docker_save_archive_is_unpacked_while_it_is_read() {
+    let node = Node::start();
+    let dir = node.dir().join("early");
+    fs::create_dir_all(&dir).unwrap();
+    let layers: Vec<Vec<u8>> = (0..4)
+        .map(|i| archives::noise_layer(31 + i, 24, &format!("l{i}")))
+        .collect();
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let name = "docker.io/library/early:1";
+    let (members, id) = archives::docker_legacy_layered(name, "/l0", &refs);
+    let archive = write_archive(&dir, "early.tar.zst", &members, Compress::Zstd);
+    let run = import(&node, &["-v", s(&archive)]).expect_code(0);
+    assert!(
+        run.stderr.contains("1 chain(s) known ahead"),
+        "{}",
+        run.stderr
+    );
+    let early: usize = run
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix(" layer(s) unpacked before the archive's end")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no early count: {}", run.stderr));
+    assert!(
+        early >= 1,
+        "nothing unpacked before the end: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("early unpack stopped"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(list(&node).by_tag(name).id, id);
+    // Four committed snapshots, the image's chain; no lease left behind.
+    let snapshots = node.ctr_ok(&["snapshots", "ls"]);
+    assert_eq!(snapshots.lines().count(), 1 + 4, "{snapshots}");
+    assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "");
+}
+
 #[test]
 fn bad_archives_fail_naming_the_file_and_leave_nothing() {
     let node = Node::start();
@@ -424,7 +473,21 @@ fn bad_archives_fail_naming_the_file_and_leave_nothing() {
     // The manifest changed, so the index must point at its new digest.
     let bad_media = fix_index(&bad_media, &image);
 
+    // A compressed docker save archive whose layer is not the one its config's diff ID
+    // says: unpacked early, then refused by the plan's unpack.
+    let (mut swapped, _) = archives::docker_legacy_layered(
+        "docker.io/library/swapped:1",
+        "/x",
+        &[&archives::noise_layer(41, 2, "x")],
+    );
+    swapped[0].1 = archives::noise_layer(42, 2, "x");
+
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "swapped.tar.zst",
+            archives::compress(Compress::Zstd, &archives::tar(&swapped)),
+            "but the image config says its diff ID is",
+        ),
         (
             "truncated.tar",
             plain[..plain.len() / 2].to_vec(),

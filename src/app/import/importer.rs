@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::job::{Job, Recorded};
+use super::job::{Arrivals, Job, Layers, Recorded, unpack_parallelism};
 use super::many::{ChainLocks, Ticket, Turns};
 use crate::app::{Session, Settings};
 use crate::archive::read::Input;
@@ -144,6 +144,9 @@ impl Importer {
             recorded: std::sync::Mutex::new(Vec::new()),
             ticket,
             file: input.display(),
+            layers: Layers::default(),
+            applying: tokio::sync::Semaphore::new(unpack_parallelism()),
+            arrived: tokio::sync::watch::Sender::new(Arrivals::default()),
         };
         let result = job.run(input).await;
         job.bar.finish_and_clear();

@@ -18,6 +18,21 @@ use crate::oci::{
 };
 use crate::runtime::content::sha256_digest;
 
+/// The media type of a `docker save` layer, from its first bytes; an error (to follow the
+/// layer's name) for what containerd cannot apply.
+pub(crate) fn layer_media_type(head: &[u8]) -> Result<&'static str, String> {
+    match compression::detect(head) {
+        Ok(Compression::None) => Ok(MT_DOCKER_LAYER),
+        Ok(Compression::Gzip) => Ok(MT_DOCKER_LAYER_GZIP),
+        Ok(Compression::Zstd) => Ok(MT_OCI_LAYER_ZSTD),
+        Ok(c) => Err(format!(
+            " is {}-compressed, which containerd cannot apply",
+            c.name()
+        )),
+        Err(u) => Err(format!(": {u}")),
+    }
+}
+
 /// Plans a `docker save` archive without an OCI index: one Docker manifest is made for
 /// each entry of manifest.json, from the members it names.
 pub(crate) async fn plan_docker<S: Source>(
@@ -49,16 +64,8 @@ pub(crate) async fn plan_docker<S: Source>(
             let m = source
                 .member(l)
                 .ok_or_else(|| anyhow!("{what}: layer {l} is missing from the archive"))?;
-            let media_type = match compression::detect(&m.head) {
-                Ok(Compression::None) => MT_DOCKER_LAYER,
-                Ok(Compression::Gzip) => MT_DOCKER_LAYER_GZIP,
-                Ok(Compression::Zstd) => MT_OCI_LAYER_ZSTD,
-                Ok(c) => bail!(
-                    "{what}: layer {l} is {}-compressed, which containerd cannot apply",
-                    c.name()
-                ),
-                Err(u) => bail!("{what}: layer {l}: {u}"),
-            };
+            let media_type =
+                layer_media_type(&m.head).map_err(|e| anyhow!("{what}: layer {l}{e}"))?;
             layers.push(Descriptor {
                 media_type: media_type.into(),
                 digest: m.digest,

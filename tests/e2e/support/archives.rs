@@ -166,6 +166,32 @@ pub fn docker_legacy(image: &FixtureImage) -> Members {
     ]
 }
 
+/// `docker save` before docker 25 of one image of several uncompressed `layers`:
+/// `<layer id>/layer.tar` members first, then the config, then manifest.json. Returns the
+/// members and the image ID.
+pub fn docker_legacy_layered(name: &str, entrypoint: &str, layers: &[&[u8]]) -> (Members, String) {
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+    let config = to_json(&json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Entrypoint": [entrypoint]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }));
+    let id = digest(&config);
+    let config_file = format!("{}.json", id.trim_start_matches("sha256:"));
+    let mut members = Members::new();
+    let mut paths = vec![];
+    for (i, l) in layers.iter().enumerate() {
+        let layer_id = digest(format!("v1 id {i} of {name}").as_bytes());
+        let path = format!("{}/layer.tar", layer_id.trim_start_matches("sha256:"));
+        members.push((path.clone(), l.to_vec()));
+        paths.push(path);
+    }
+    let manifest = json!([{"Config": config_file, "RepoTags": [name], "Layers": paths}]);
+    members.push((config_file, config));
+    members.push(("manifest.json".into(), to_json(&manifest)));
+    (members, id)
+}
+
 /// `docker save` of docker 25+: an OCI layout whose index has no names, and a
 /// manifest.json pointing into blobs/sha256 with the tags.
 pub fn docker_oci(image: &FixtureImage) -> Members {

@@ -1,6 +1,7 @@
 //! One archive's import: blobs into the content store (streamed or read at will),
 //! unpacked into the snapshotter, then the image records.
 
+mod early;
 mod stream;
 mod unpack;
 
@@ -29,7 +30,9 @@ use crate::runtime::content::Written;
 use crate::runtime::images::RecordChange;
 
 use crate::archive::read::SMALL_BLOB;
-use unpack::{STOP, unpack_parallelism};
+pub(super) use early::Arrivals;
+use unpack::STOP;
+pub(super) use unpack::{Layers, unpack_parallelism};
 
 /// Of the blobs read whole while streaming ([`SMALL_BLOB`]), at most this much is kept
 /// in memory; the rest is read back from the store.
@@ -52,6 +55,12 @@ pub(super) struct Job<'a> {
     pub(super) ticket: &'a Ticket<'a>,
     /// The archive, as messages name it.
     pub(super) file: String,
+    /// The chains this import has applied, or is applying.
+    pub(super) layers: Layers,
+    /// Layers applied at once: one per core.
+    pub(super) applying: tokio::sync::Semaphore,
+    /// What a streamed pass has stored, for the chains unpacked early.
+    pub(super) arrived: tokio_watch::Sender<Arrivals>,
 }
 
 /// The image records one image's import created or replaced, and whether CRI is to list
@@ -72,6 +81,18 @@ impl Job<'_> {
                 compression,
                 read,
             }) => {
+                // A compressed docker save file: learn its images in a quick first pass
+                // while this one stores their layers (see `early`).
+                let stop = early::StopOnDrop::default();
+                let documents = match input {
+                    Input::File(p) if self.imp.snapshotter.is_some() => {
+                        let (p, stop) = (p.clone(), stop.0.clone());
+                        Some(tokio::task::spawn_blocking(move || {
+                            crate::archive::read::read_documents(&p, &stop)
+                        }))
+                    }
+                    _ => None,
+                };
                 self.imp.settings.debug(format_args!(
                     "{}: {compression} compression",
                     input.display()
@@ -92,8 +113,9 @@ impl Job<'_> {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 });
-                let r = self.stream(events).await;
+                let r = self.stream(events, documents).await;
                 ticker.abort();
+                drop(stop);
                 r
             }
         }

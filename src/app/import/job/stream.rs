@@ -11,20 +11,41 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use super::super::importer::ImportedImage;
 use super::super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
 use super::super::streamed::{self, Body, MemberSink};
-use crate::archive::read::{Event, HEAD_LEN};
+use super::early::Arrived;
+use crate::archive::read::{Documents, Event, HEAD_LEN};
 use crate::model::Descriptor;
+use crate::plan::import::layer_media_type;
 use crate::runtime::content::sha256_digest;
 
 use super::{Job, SMALL_BLOB, SMALL_TOTAL, describe};
 
 impl Job<'_> {
     /// One pass over a streamed archive: every blob goes to the store as it comes (the
-    /// index may be last), then the plan decides what the images are.
+    /// index may be last), then the plan decides what the images are. With `documents`
+    /// (a first pass's), chains are unpacked while the archive is read (see `early`).
     pub(super) async fn stream(
         &self,
         events: mpsc::Receiver<Result<Event>>,
+        documents: Option<tokio::task::JoinHandle<Result<Option<Documents>>>>,
     ) -> Result<Vec<ImportedImage>> {
-        let st = streamed::read_members(events, &mut &*self).await?;
+        let early = async {
+            if let Some(d) = documents {
+                self.early_unpack(d).await;
+            }
+        };
+        let main = async {
+            let st = streamed::read_members(events, &mut &*self).await;
+            self.arrived.send_modify(|a| a.done = true);
+            self.phase("read");
+            self.planned_from_stream(st?).await
+        };
+        let (result, ()) = tokio::join!(main, early);
+        result
+    }
+
+    /// Stores what the plan of a streamed archive wants that the pass did not store, then
+    /// unpacks and records.
+    async fn planned_from_stream(&self, st: Streamed) -> Result<Vec<ImportedImage>> {
         let source = StreamSource {
             st: &st,
             c: &self.c,
@@ -109,7 +130,10 @@ impl MemberSink for &Job<'_> {
         if size <= SMALL_BLOB && st.small_total + size <= SMALL_TOTAL {
             let bytes = collect(body, size).await?;
             st.small_total += size;
-            st.mem.add_member(path, bytes, HEAD_LEN);
+            st.mem.add_member(path, bytes.clone(), HEAD_LEN);
+            self.arrived.send_modify(|a| {
+                a.members.insert(path.to_string(), Arrived::Small(bytes));
+            });
             return Ok(());
         }
         // The digest is learnt by writing it.
@@ -122,6 +146,17 @@ impl MemberSink for &Job<'_> {
             })
             .await?;
         self.c.lease_content(&self.lease, &digest).await?;
+        // A layer (by its first bytes) is one an early chain may be waiting for.
+        if let Ok(media_type) = layer_media_type(&head) {
+            let desc = Descriptor {
+                media_type: media_type.into(),
+                digest: digest.clone(),
+                size: size as i64,
+            };
+            self.arrived.send_modify(|a| {
+                a.members.insert(path.to_string(), Arrived::Stored(desc));
+            });
+        }
         st.stored_member(path, digest, size, head);
         Ok(())
     }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::watch as tokio_watch;
 
+use crate::model::Descriptor;
 use crate::plan::import::{Plan, PlannedManifest, chain_ids};
 use crate::runtime::unpack::Unpacked;
 
@@ -32,11 +33,10 @@ impl Job<'_> {
             .flat_map(|i| &i.manifests)
             .filter(|m| m.unpack && seen.insert(m.config.digest.clone()))
             .collect();
-        let layers = Layers::default();
         futures::stream::iter(
             chains
                 .into_iter()
-                .map(|m| self.unpack_chain(snapshotter, m, ready.clone(), &layers)),
+                .map(|m| self.unpack_chain(snapshotter, m, ready.clone())),
         )
         .buffer_unordered(unpack_parallelism())
         .try_filter_map(|done| async move { Ok(done) })
@@ -50,7 +50,6 @@ impl Job<'_> {
         snapshotter: &str,
         m: &PlannedManifest,
         mut ready: tokio_watch::Receiver<HashSet<String>>,
-        layers: &Layers,
     ) -> Result<Option<(String, String)>> {
         let chains = chain_ids(&m.diff_ids);
         let mut parent: Option<&str> = None;
@@ -63,21 +62,42 @@ impl Job<'_> {
             if !ok {
                 bail!("unpacking stopped");
             }
-            // A chain ID is the whole stack below it: another chain that shares it waits
-            // for this one's apply instead of doing it again.
-            let cell = layers.cell(&chains[i]);
-            cell.get_or_try_init(|| async {
+            self.apply_once(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
+                .await?;
+            parent = Some(&chains[i]);
+        }
+        Ok(chains
+            .last()
+            .map(|top| (m.config.digest.clone(), top.clone())))
+    }
+
+    /// Applies `layer` on `parent` as snapshot `chain_id`, once per import: a chain ID is
+    /// the whole stack below it, so another chain that shares it waits for this apply
+    /// instead of doing it again. True when this call applied it (or found it there).
+    pub(super) async fn apply_once(
+        &self,
+        snapshotter: &str,
+        parent: Option<&str>,
+        chain_id: &str,
+        layer: &Descriptor,
+        diff_id: &str,
+    ) -> Result<bool> {
+        let mut did = false;
+        self.layers
+            .cell(chain_id)
+            .get_or_try_init(|| async {
+                let _core = self.applying.acquire().await?;
                 // Another archive imported at the same time may be applying it: wait,
                 // then find its snapshot.
-                let _held = self.imp.chains.hold(&chains[i]).await;
+                let _held = self.imp.chains.hold(chain_id).await;
                 // Leased before it is looked for: a snapshot already there (another
                 // image's layer) must survive a collection until this image holds it.
                 self.c
-                    .lease_snapshot(&self.lease, snapshotter, &chains[i])
+                    .lease_snapshot(&self.lease, snapshotter, chain_id)
                     .await?;
                 let unpacked = self
                     .c
-                    .unpack_layer(snapshotter, parent, &chains[i], layer, &m.diff_ids[i])
+                    .unpack_layer(snapshotter, parent, chain_id, layer, diff_id)
                     .await
                     .with_context(|| format!("unpacking into {snapshotter}"))?;
                 let settings = &self.imp.settings;
@@ -93,14 +113,11 @@ impl Job<'_> {
                         self.file, layer.digest
                     )),
                 }
+                did = true;
                 Ok::<_, anyhow::Error>(())
             })
             .await?;
-            parent = Some(&chains[i]);
-        }
-        Ok(chains
-            .last()
-            .map(|top| (m.config.digest.clone(), top.clone())))
+        Ok(did)
     }
 }
 
@@ -108,13 +125,13 @@ impl Job<'_> {
 pub(super) const STOP: &str = "stop";
 
 /// Chains unpacked at once: containerd applies each layer on one core.
-pub(super) fn unpack_parallelism() -> usize {
+pub(crate) fn unpack_parallelism() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
 /// The snapshots one import has applied (or is applying), by chain ID.
 #[derive(Default)]
-pub(super) struct Layers(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>);
+pub(crate) struct Layers(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>);
 
 impl Layers {
     pub(super) fn cell(&self, chain_id: &str) -> Arc<tokio::sync::OnceCell<()>> {
