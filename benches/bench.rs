@@ -1129,18 +1129,24 @@ fn crimg_import_command(node: &Node, archive: &Path) -> Command {
     cmd
 }
 
+/// A scratch directory for a bundle scenario, or `None` (said) when a tool it runs is
+/// missing.
+fn bundle_workdir(scenario: &str, tools: &[&str]) -> Option<tempfile::TempDir> {
+    if let Some(missing) = tools.iter().find(|t| !Path::new(t).exists()) {
+        eprintln!("bench: {scenario} needs {missing}; skipped");
+        return None;
+    }
+    let dir = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into());
+    Some(tempfile::tempdir_in(dir).unwrap())
+}
+
 /// An air-gap bundle (`docker save` of many multi-layer images, shared bases): crimg
 /// against ctr on the plain tar and on the `.tar.zst`, each run into a fresh containerd,
 /// with the CPU floor of every run; then a 1 GiB bundle's times and crimg's peak memory.
 fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
-    for var in ["/usr/bin/time", "/usr/bin/zstd"] {
-        if !Path::new(var).exists() {
-            eprintln!("bench: bundle needs {var}; skipped");
-            return;
-        }
-    }
-    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
-        .unwrap();
+    let Some(work) = bundle_workdir("bundle", &["/usr/bin/time", "/usr/bin/zstd"]) else {
+        return;
+    };
     eprintln!("bench: bundle: generating a 256 MiB bundle");
     let b = bundle(work.path(), 256, false);
     let what = format!(
@@ -1255,12 +1261,9 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
 /// imported two at a time) against the same archives one per run, by crimg and by
 /// `ctr images import`, as K3s imports its images directory, each into a fresh containerd.
 fn bundle_dir_scenario(opts: &Options, rows: &mut Vec<Row>) {
-    if !Path::new("/usr/bin/time").exists() {
-        eprintln!("bench: bundle-dir needs /usr/bin/time; skipped");
+    let Some(work) = bundle_workdir("bundle-dir", &["/usr/bin/time", "/usr/bin/zstd"]) else {
         return;
-    }
-    let work = tempfile::tempdir_in(std::env::var("CARGO_TARGET_TMPDIR").unwrap_or("/tmp".into()))
-        .unwrap();
+    };
     eprintln!("bench: bundle-dir: generating a 256 MiB bundle, one archive per image");
     let b = bundle(work.path(), 256, true);
     std::fs::remove_file(&b.tar).ok();
