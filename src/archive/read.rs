@@ -252,6 +252,21 @@ pub(crate) struct Documents {
     pub(crate) links: HashMap<String, String>,
 }
 
+/// A reader that fails once `stop` is set, so a pass skipping a large body ends at once.
+struct Stoppable<R> {
+    inner: R,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R: Read> Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("stopped"));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Members of at most this size are kept by [`read_documents`] (a config, manifest.json).
 const DOCUMENT_MAX: u64 = 512 << 10;
 /// And at most this much of them in all.
@@ -264,9 +279,23 @@ const DOCUMENTS_TOTAL: u64 = 16 << 20;
 /// read twice; a plain tar is read at will anyway), or once `stop` is set.
 pub(crate) fn read_documents(
     path: &Path,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Option<Documents>> {
-    let file = File::open(path).context("opening")?;
+    match documents_of(path, stop) {
+        // Stopped mid-read: not an error of the archive's.
+        Err(_) if stop.load(Ordering::Relaxed) => Ok(None),
+        r => r,
+    }
+}
+
+fn documents_of(
+    path: &Path,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<Documents>> {
+    let file = Stoppable {
+        inner: File::open(path).context("opening")?,
+        stop: stop.clone(),
+    };
     let (c, tar) = open_tar(Box::new(file), Arc::new(AtomicU64::new(0)))?;
     if !matches!(c, Compression::Zstd | Compression::Lz4) {
         return Ok(None);
@@ -284,11 +313,16 @@ pub(crate) fn read_documents(
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                if size <= DOCUMENT_MAX && total + size <= DOCUMENTS_TOTAL {
-                    total += size;
+                // manifest.json always (it says everything, and comes last); other
+                // JSON documents (configs) while the budget lasts; never a layer.
+                let manifest = path == "manifest.json" && size <= MAX_JSON;
+                if manifest || (size <= DOCUMENT_MAX && total + size <= DOCUMENTS_TOTAL) {
                     let mut body = Vec::with_capacity(size as usize);
                     entry.read_to_end(&mut body).context("reading the tar")?;
-                    docs.files.insert(path, body.into());
+                    if manifest || body.first() == Some(&b'{') {
+                        total += size;
+                        docs.files.insert(path, body.into());
+                    }
                 }
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {

@@ -150,6 +150,9 @@ impl ChainLocks {
     pub(crate) async fn hold(&self, chain_id: &str) -> ChainGuard<'_> {
         let lock = {
             let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // A waiter dropped before it got its lock (its import cancelled) leaves an
+            // entry nobody holds: swept here.
+            map.retain(|_, l| Arc::strong_count(l) > 1);
             map.entry(chain_id.to_string()).or_default().clone()
         };
         ChainGuard {

@@ -110,6 +110,7 @@ impl Job<'_> {
     pub(super) async fn early_unpack(
         &self,
         documents: tokio::task::JoinHandle<Result<Option<Documents>>>,
+        stop: &StopOnDrop,
     ) {
         let Some(snapshotter) = &self.imp.snapshotter else {
             return;
@@ -118,7 +119,10 @@ impl Job<'_> {
         let documents = tokio::select! {
             d = documents => d,
             // Read whole (or failed) before the first pass was done: nothing to gain.
-            _ = arrivals.wait_for(|a| a.done) => return,
+            _ = arrivals.wait_for(|a| a.done) => {
+                stop.0.store(true, Ordering::Relaxed);
+                return;
+            }
         };
         let docs = match documents {
             Ok(Ok(Some(d))) => d,

@@ -81,16 +81,9 @@ impl Job<'_> {
                 compression,
                 read,
             }) => {
-                // A compressed docker save file: learn its images in a quick first pass
-                // while this one stores their layers (see `early`).
-                let stop = early::StopOnDrop::default();
-                let documents = match input {
-                    Input::File(p) if self.imp.snapshotter.is_some() => {
-                        let (p, stop) = (p.clone(), stop.0.clone());
-                        Some(tokio::task::spawn_blocking(move || {
-                            crate::archive::read::read_documents(&p, &stop)
-                        }))
-                    }
+                // A compressed file may be read twice at once (see `early`).
+                let file = match input {
+                    Input::File(p) if self.imp.snapshotter.is_some() => Some(p.as_path()),
                     _ => None,
                 };
                 self.imp.settings.debug(format_args!(
@@ -113,9 +106,8 @@ impl Job<'_> {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 });
-                let r = self.stream(events, documents).await;
+                let r = self.stream(events, file).await;
                 ticker.abort();
-                drop(stop);
                 r
             }
         }

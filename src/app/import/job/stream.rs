@@ -2,6 +2,7 @@
 //! index is seen.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
@@ -11,8 +12,8 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use super::super::importer::ImportedImage;
 use super::super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
 use super::super::streamed::{self, Body, MemberSink};
-use super::early::Arrived;
-use crate::archive::read::{Documents, Event, HEAD_LEN};
+use super::early::{Arrived, StopOnDrop};
+use crate::archive::read::{Event, HEAD_LEN};
 use crate::model::Descriptor;
 use crate::plan::import::layer_media_type;
 use crate::runtime::content::sha256_digest;
@@ -21,16 +22,22 @@ use super::{Job, SMALL_BLOB, SMALL_TOTAL, describe};
 
 impl Job<'_> {
     /// One pass over a streamed archive: every blob goes to the store as it comes (the
-    /// index may be last), then the plan decides what the images are. With `documents`
-    /// (a first pass's), chains are unpacked while the archive is read (see `early`).
+    /// index may be last), then the plan decides what the images are. For a `file`,
+    /// chains may be unpacked while it is read (see `early`).
     pub(super) async fn stream(
         &self,
         events: mpsc::Receiver<Result<Event>>,
-        documents: Option<tokio::task::JoinHandle<Result<Option<Documents>>>>,
+        file: Option<&Path>,
     ) -> Result<Vec<ImportedImage>> {
+        // Set when this ends, however it ends: the first pass stops reading.
+        let stop = StopOnDrop::default();
         let early = async {
-            if let Some(d) = documents {
-                self.early_unpack(d).await;
+            if let Some(p) = file {
+                let (p, flag) = (p.to_path_buf(), stop.0.clone());
+                let first = tokio::task::spawn_blocking(move || {
+                    crate::archive::read::read_documents(&p, &flag)
+                });
+                self.early_unpack(first, &stop).await;
             }
         };
         let main = async {
@@ -39,8 +46,17 @@ impl Job<'_> {
             self.phase("read");
             self.planned_from_stream(st?).await
         };
-        let (result, ()) = tokio::join!(main, early);
-        result
+        // Whatever the head start is still doing when the import is over (it failed, or
+        // the plan needed no more) is dropped; the lease takes what it made.
+        tokio::pin!(main);
+        tokio::pin!(early);
+        let mut early_over = false;
+        loop {
+            tokio::select! {
+                r = &mut main => break r,
+                () = &mut early, if !early_over => early_over = true,
+            }
+        }
     }
 
     /// Stores what the plan of a streamed archive wants that the pass did not store, then
@@ -119,6 +135,7 @@ impl MemberSink for &Job<'_> {
                 })
                 .await?;
         }
+        self.arrives(path, &digest, size, &head);
         st.stored_member(path, digest, size, head);
         Ok(())
     }
@@ -146,18 +163,26 @@ impl MemberSink for &Job<'_> {
             })
             .await?;
         self.c.lease_content(&self.lease, &digest).await?;
-        // A layer (by its first bytes) is one an early chain may be waiting for.
-        if let Ok(media_type) = layer_media_type(&head) {
-            let desc = Descriptor {
-                media_type: media_type.into(),
-                digest: digest.clone(),
-                size: size as i64,
-            };
-            self.arrived.send_modify(|a| {
-                a.members.insert(path.to_string(), Arrived::Stored(desc));
-            });
-        }
+        self.arrives(path, &digest, size, &head);
         st.stored_member(path, digest, size, head);
         Ok(())
+    }
+}
+
+impl Job<'_> {
+    /// A member now in the store: an early chain may be waiting for it, if it is a layer
+    /// (by its first bytes).
+    fn arrives(&self, path: &str, digest: &str, size: u64, head: &[u8]) {
+        let Ok(media_type) = layer_media_type(head) else {
+            return;
+        };
+        let desc = Descriptor {
+            media_type: media_type.into(),
+            digest: digest.to_string(),
+            size: size as i64,
+        };
+        self.arrived.send_modify(|a| {
+            a.members.insert(path.to_string(), Arrived::Stored(desc));
+        });
     }
 }
