@@ -385,53 +385,62 @@ fn a_directory_imports_archives_at_once_and_the_later_keeps_a_shared_tag() {
     assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "");
 }
 
-/// A zstd-compressed `docker save` archive names its images only in its last member:
-/// crimg learns them in a quick first pass and unpacks each layer while the archive is
-/// still being read, and the image comes out whole.
+/// A zstd-compressed `docker save` archive names its images only in its last member, an
+/// OCI layout's documents may come anywhere: crimg learns the images in a quick first
+/// pass and unpacks each layer while the archive is still being read, and the image
+/// comes out whole.
 #[test]
-fn a_compressed_docker_save_archive_is_unpacked_while_it_is_read() {
+fn compressed_archives_are_unpacked_while_they_are_read() {
     let node = Node::start();
     let dir = node.dir().join("early");
     fs::create_dir_all(&dir).unwrap();
-    let layers: Vec<Vec<u8>> = (0..4)
-        .map(|i| archives::noise_layer(31 + i, 24, &format!("l{i}")))
-        .collect();
-    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
-    let name = "docker.io/library/early:1";
-    let (members, id) = archives::docker_legacy_layered(name, "/l0", &refs);
-    let archive = write_archive(&dir, "early.tar.zst", &members, Compress::Zstd);
-    let run = import(&node, &["-v", s(&archive)]).expect_code(0);
-    assert!(
-        run.stderr.contains("1 chain(s) known ahead"),
-        "{}",
-        run.stderr
-    );
-    let early: usize = run
-        .stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_suffix(" layer(s) unpacked before the archive's end")?
-                .rsplit(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no early count: {}", run.stderr));
-    assert!(
-        early >= 1,
-        "nothing unpacked before the end: {}",
-        run.stderr
-    );
-    assert!(
-        !run.stderr.contains("early unpack stopped"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(list(&node).by_tag(name).id, id);
-    // Four committed snapshots, the image's chain; no lease left behind.
-    let snapshots = node.ctr_ok(&["snapshots", "ls"]);
-    assert_eq!(snapshots.lines().count(), 1 + 4, "{snapshots}");
-    assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "");
+    for (n, kind) in ["docker", "oci"].into_iter().enumerate() {
+        let layers: Vec<Vec<u8>> = (0..4)
+            .map(|i| archives::noise_layer(31 + 10 * n as u64 + i, 24, &format!("l{i}")))
+            .collect();
+        let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+        let name = format!("docker.io/library/early-{kind}:1");
+        let (archive, id) = if kind == "docker" {
+            let (members, id) = archives::docker_legacy_layered(&name, "/l0", &refs);
+            let path = write_archive(&dir, "early.tar.zst", &members, Compress::Zstd);
+            (path, id)
+        } else {
+            let plain = dir.join("early-oci.tar");
+            let id = archives::write_layered_oci(&plain, &name, "/l0", &refs);
+            let path = dir.join("early-oci.tar.zst");
+            let bytes = fs::read(&plain).unwrap();
+            archives::write(&path, &archives::compress(Compress::Zstd, &bytes));
+            (path, id)
+        };
+        let run = import(&node, &["-v", s(&archive)]).expect_code(0);
+        assert!(
+            run.stderr.contains("1 chain(s) known ahead"),
+            "{kind}: {}",
+            run.stderr
+        );
+        let early: usize = run
+            .stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_suffix(" layer(s) unpacked before the archive's end")?
+                    .rsplit(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{kind}: no early count: {}", run.stderr));
+        assert!(early >= 1, "{kind}: nothing unpacked early: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("early unpack stopped"),
+            "{kind}: {}",
+            run.stderr
+        );
+        assert_eq!(list(&node).by_tag(&name).id, id, "{kind}");
+        // Four committed snapshots per image, its chain; no lease left behind.
+        let snapshots = node.ctr_ok(&["snapshots", "ls"]);
+        assert_eq!(snapshots.lines().count(), 1 + 4 * (n + 1), "{snapshots}");
+        assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "");
+    }
 }
 
 #[test]

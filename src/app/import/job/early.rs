@@ -1,12 +1,12 @@
-//! Unpacking a streamed `docker save` archive's chains while it is still being read.
+//! Unpacking a streamed archive's chains while it is still being read.
 //!
-//! Such an archive names which layer belongs to which image only in manifest.json, its
-//! last member, and a layer's path carries neither its digest nor its diff ID. When the
+//! A `docker save` archive names which layer belongs to which image only in
+//! manifest.json, its last member, and a layer's path carries neither its digest nor its
+//! diff ID; an OCI layout's index and manifests may come anywhere, often last. When the
 //! input is a zstd- or lz4-compressed file, a first quick pass
-//! ([`crate::archive::read::read_documents`], about 0.3 CPU-seconds per 256 MiB here)
-//! reads manifest.json and the configs while the main pass stores the layers; each chain
-//! is then applied layer by layer as its layers are stored, instead of after the whole
-//! archive. This is a head start, not a second plan: the plan made from the main pass
+//! ([`crate::archive::read::read_documents`]: zstd decompresses at well over 1 GB/s)
+//! reads the JSON documents while the main pass stores the layers; each chain is then
+//! applied layer by layer as its layers are stored, instead of after the whole archive. This is a head start, not a second plan: the plan made from the main pass
 //! still decides, its unpack finds what was applied early (one cell per chain ID), and a
 //! layer the early pass could not apply (a mismatch, an error) is applied, or refused
 //! with its error, by that unpack. Diff IDs are verified by containerd either way.
@@ -20,10 +20,14 @@ use bytes::Bytes;
 use sha2::Digest as _;
 
 use super::Job;
-use crate::archive::read::Documents;
+use crate::archive::read::{Documents, HEAD_LEN};
+use crate::archive::source::MemArchive;
 use crate::model::Descriptor;
+use crate::oci::blob_path;
 use crate::oci::doc::Config;
-use crate::plan::import::{chain_ids, layer_media_type, parse_docker_manifest};
+use crate::plan::import::{
+    PlanOptions, chain_ids, layer_media_type, parse_docker_manifest, plan_oci,
+};
 use crate::runtime::content::sha256_digest;
 
 /// What the main pass has stored of a streamed archive's members that are not named by
@@ -103,6 +107,35 @@ fn early_chains(docs: &Documents) -> Vec<EarlyChain> {
     chains
 }
 
+/// The chains of an OCI layout's documents (docker 25+'s `docker save` too), as its plan
+/// will have them: the planner itself, run on the first pass's documents, so the same
+/// platforms are chosen. `None` when there is no `index.json` or it cannot be planned
+/// from the documents alone.
+async fn oci_chains(docs: &Documents, opts: &PlanOptions) -> Option<Vec<EarlyChain>> {
+    let index = docs.files.get("index.json")?;
+    let mut mem = MemArchive::default();
+    for (path, bytes) in &docs.files {
+        mem.add_member(path, bytes.clone(), HEAD_LEN);
+    }
+    mem.links = docs.links.clone();
+    let docker = docs.files.get("manifest.json").map(|b| &b[..]);
+    let plan = plan_oci(index, docker, &mem, opts).await.ok()?;
+    let mut seen = HashSet::new();
+    let mut chains = Vec::new();
+    for m in plan.images.iter().flat_map(|i| &i.manifests) {
+        if !m.unpack || m.diff_ids.is_empty() || !seen.insert(m.diff_ids.clone()) {
+            continue;
+        }
+        let layers: Option<Vec<String>> =
+            m.layers.iter().map(|l| blob_path(&l.digest).ok()).collect();
+        chains.push(EarlyChain {
+            layers: layers?,
+            diff_ids: m.diff_ids.clone(),
+        });
+    }
+    Some(chains)
+}
+
 impl Job<'_> {
     /// Applies the chains `documents` describe as their layers arrive, until the main
     /// pass has read the archive. Never fails the import: what it leaves, the plan's
@@ -142,7 +175,10 @@ impl Job<'_> {
                 return;
             }
         };
-        let chains = early_chains(&docs);
+        let chains = match oci_chains(&docs, &self.imp.opts).await {
+            Some(chains) => chains,
+            None => early_chains(&docs),
+        };
         drop(docs);
         if chains.is_empty() {
             return;
@@ -259,5 +295,82 @@ mod tests {
         );
         assert!(early_chains(&docs(&[("manifest.json", "not json")], &[])).is_empty());
         assert!(early_chains(&Documents::default()).is_empty());
+    }
+
+    /// An OCI index of two platforms: only the chain the plan unpacks (the host's) is
+    /// known ahead, its layers by blob path.
+    #[tokio::test]
+    async fn oci_chains_are_the_plans() {
+        use crate::plan::platform::{Platform, PlatformChoice};
+        let digest = |b: &str| sha256_digest(sha2::Sha256::new_with_prefix(b.as_bytes()));
+        let host = Platform::host();
+        let other = if host.architecture == "amd64" {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let mut files: Vec<(String, String)> = vec![];
+        let mut entries = vec![];
+        for (arch, diff) in [
+            (host.architecture.as_str(), "sha256:h"),
+            (other, "sha256:o"),
+        ] {
+            let config = format!(
+                r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+            );
+            let fill = if arch == other { "b" } else { "a" };
+            let layer = format!("sha256:{}", fill.repeat(64));
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":10}}]}}"#,
+                digest(&config),
+                config.len()
+            );
+            entries.push(format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+                digest(&manifest),
+                manifest.len()
+            ));
+            for doc in [config, manifest] {
+                let path = blob_path(&digest(&doc)).unwrap();
+                files.push((path, doc));
+            }
+        }
+        let index_entry = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        let nested = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{}","size":{},"annotations":{{"io.containerd.image.name":"docker.io/library/x:1"}}}}]}}"#,
+            digest(&index_entry),
+            index_entry.len()
+        );
+        files.push((blob_path(&digest(&index_entry)).unwrap(), index_entry));
+        files.push(("index.json".into(), nested));
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_str()))
+            .collect();
+        // With --all-platforms both are planned, the host's alone unpacked.
+        for all in [false, true] {
+            let opts = PlanOptions {
+                platforms: PlatformChoice::from_args(&[], all),
+                base_name: None,
+            };
+            let got = oci_chains(&docs(&refs, &[]), &opts).await.expect("planned");
+            assert_eq!(
+                got,
+                [EarlyChain {
+                    layers: vec![format!("blobs/sha256/{}", "a".repeat(64))],
+                    diff_ids: vec!["sha256:h".into()],
+                }],
+                "all platforms: {all}"
+            );
+        }
+        let opts = PlanOptions {
+            platforms: PlatformChoice::from_args(&[], false),
+            base_name: None,
+        };
+        // No index: not an OCI layout.
+        assert!(oci_chains(&Documents::default(), &opts).await.is_none());
     }
 }
