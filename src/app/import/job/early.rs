@@ -6,10 +6,12 @@
 //! input is a zstd- or lz4-compressed file, a first quick pass
 //! ([`crate::archive::read::read_documents`]: zstd decompresses at well over 1 GB/s)
 //! reads the JSON documents while the main pass stores the layers; each chain is then
-//! applied layer by layer as its layers are stored, instead of after the whole archive. This is a head start, not a second plan: the plan made from the main pass
-//! still decides, its unpack finds what was applied early (one cell per chain ID), and a
-//! layer the early pass could not apply (a mismatch, an error) is applied, or refused
-//! with its error, by that unpack. Diff IDs are verified by containerd either way.
+//! applied layer by layer as its layers are stored, instead of after the whole archive.
+//!
+//! This is a head start, not a second plan: the plan made from the main pass still
+//! decides, its unpack finds what was applied early (one cell per chain ID), and a layer
+//! the early pass could not apply (a mismatch, an error) is applied, or refused with its
+//! error, by that unpack. Diff IDs are verified by containerd either way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -30,8 +32,7 @@ use crate::plan::import::{
 };
 use crate::runtime::content::sha256_digest;
 
-/// What the main pass has stored of a streamed archive's members that are not named by
-/// their digest, by path.
+/// What the main pass has read of a streamed archive, by member path.
 #[derive(Debug, Default)]
 pub(crate) struct Arrivals {
     pub(crate) members: HashMap<String, Arrived>,
@@ -65,19 +66,21 @@ struct EarlyChain {
     diff_ids: Vec<String>,
 }
 
+/// The first pass's documents as an archive the planner reads (links followed).
+fn as_archive(docs: &Documents) -> MemArchive {
+    let mut mem = MemArchive::default();
+    for (path, bytes) in &docs.files {
+        mem.add_member(path, bytes.clone(), HEAD_LEN);
+    }
+    mem.links = docs.links.clone();
+    mem
+}
+
 /// The chains of the images a `docker save` archive's documents describe, each once.
 /// Anything unreadable is left to the plan, which reports it.
-fn early_chains(docs: &Documents) -> Vec<EarlyChain> {
-    let resolve = |path: &str| {
-        let mut p = path.to_string();
-        for _ in 0..16 {
-            match docs.links.get(&p) {
-                Some(t) => p = t.clone(),
-                None => break,
-            }
-        }
-        p
-    };
+fn docker_chains(docs: &Documents) -> Vec<EarlyChain> {
+    let mem = as_archive(docs);
+    let resolve = |path: &str| mem.resolve(path);
     let Some(Ok(entries)) = docs
         .files
         .get("manifest.json")
@@ -113,11 +116,7 @@ fn early_chains(docs: &Documents) -> Vec<EarlyChain> {
 /// from the documents alone.
 async fn oci_chains(docs: &Documents, opts: &PlanOptions) -> Option<Vec<EarlyChain>> {
     let index = docs.files.get("index.json")?;
-    let mut mem = MemArchive::default();
-    for (path, bytes) in &docs.files {
-        mem.add_member(path, bytes.clone(), HEAD_LEN);
-    }
-    mem.links = docs.links.clone();
+    let mem = as_archive(docs);
     let docker = docs.files.get("manifest.json").map(|b| &b[..]);
     let plan = plan_oci(index, docker, &mem, opts).await.ok()?;
     let mut seen = HashSet::new();
@@ -177,7 +176,7 @@ impl Job<'_> {
         };
         let chains = match oci_chains(&docs, &self.imp.opts).await {
             Some(chains) => chains,
-            None => early_chains(&docs),
+            None => docker_chains(&docs),
         };
         drop(docs);
         if chains.is_empty() {
@@ -283,7 +282,7 @@ mod tests {
             ],
             &[("link/layer.tar", "b/layer.tar")],
         );
-        let got = early_chains(&d);
+        let got = docker_chains(&d);
         // c2 is c1's chain again; c3 has one diff ID for two layers; missing.json is not
         // there: the plan reports those.
         assert_eq!(
@@ -293,8 +292,8 @@ mod tests {
                 diff_ids: vec!["sha256:a".into(), "sha256:b".into()],
             }]
         );
-        assert!(early_chains(&docs(&[("manifest.json", "not json")], &[])).is_empty());
-        assert!(early_chains(&Documents::default()).is_empty());
+        assert!(docker_chains(&docs(&[("manifest.json", "not json")], &[])).is_empty());
+        assert!(docker_chains(&Documents::default()).is_empty());
     }
 
     /// An OCI index of two platforms: only the chain the plan unpacks (the host's) is
