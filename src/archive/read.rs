@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::compression;
 use crate::archive::paths::{self, Member};
+use crate::archive::source::MemArchive;
 use crate::oci::{Compression, MAX_JSON, blob_path};
 
 /// Bytes per chunk handed from the reading thread to the writer.
@@ -192,6 +193,19 @@ pub(crate) fn stream_reader(
     Ok((c, rx))
 }
 
+/// What a tar member is to a pass over the archive: `Some(true)` a file (a GNU sparse
+/// member's holes are filled in by the tar reader), `Some(false)` a link, `None` anything
+/// else (directories, devices), which is passed over.
+fn is_file(kind: tar::EntryType) -> Option<bool> {
+    match kind {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            Some(true)
+        }
+        tar::EntryType::Symlink | tar::EntryType::Link => Some(false),
+        _ => None,
+    }
+}
+
 fn pump_tar(
     tar: Box<dyn Read + Send>,
     compression: Compression,
@@ -204,15 +218,7 @@ fn pump_tar(
         let path = paths::normalize(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
         refuse_pax_sparse(&mut entry, &path)?;
-        let event = match kind {
-            // A GNU sparse member's holes are filled in by the tar reader.
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                Some(true)
-            }
-            tar::EntryType::Symlink | tar::EntryType::Link => Some(false),
-            _ => None,
-        };
-        match event {
+        match is_file(kind) {
             Some(true) => {
                 let size = entry.size();
                 let (btx, brx) = mpsc::channel(BODY_QUEUE);
@@ -244,14 +250,6 @@ fn pump_tar(
     drain_to_end(archive.into_inner(), compression)
 }
 
-/// The small members and the links of an archive, from a quick pass that skips every
-/// larger body.
-#[derive(Debug, Default)]
-pub(crate) struct Documents {
-    pub(crate) files: HashMap<String, Bytes>,
-    pub(crate) links: HashMap<String, String>,
-}
-
 /// A reader that fails once `stop` is set, so a pass skipping a large body ends at once.
 struct Stoppable<R> {
     inner: R,
@@ -273,14 +271,15 @@ const DOCUMENT_MAX: u64 = 512 << 10;
 const DOCUMENTS_TOTAL: u64 = 16 << 20;
 
 /// Reads a zstd- or lz4-compressed archive file once, front to back, keeping only its
-/// small members and links ([`Documents`]): a `docker save` archive's manifest.json comes
+/// JSON documents and links, as a streaming pass keeps small members ([`MemArchive`]): a
+/// `docker save` archive's manifest.json comes
 /// last, and this is how an import learns its images while the main pass is still storing
 /// their layers. `None` for any other compression (gzip and bzip2 decompress too slowly to
 /// read twice; a plain tar is read at will anyway), or once `stop` is set.
 pub(crate) fn read_documents(
     path: &Path,
     stop: &Arc<std::sync::atomic::AtomicBool>,
-) -> Result<Option<Documents>> {
+) -> Result<Option<MemArchive>> {
     match documents_of(path, stop) {
         // Stopped mid-read: not an error of the archive's.
         Err(_) if stop.load(Ordering::Relaxed) => Ok(None),
@@ -291,7 +290,7 @@ pub(crate) fn read_documents(
 fn documents_of(
     path: &Path,
     stop: &Arc<std::sync::atomic::AtomicBool>,
-) -> Result<Option<Documents>> {
+) -> Result<Option<MemArchive>> {
     let file = Stoppable {
         inner: File::open(path).context("opening")?,
         stop: stop.clone(),
@@ -300,7 +299,7 @@ fn documents_of(
     if !matches!(c, Compression::Zstd | Compression::Lz4) {
         return Ok(None);
     }
-    let mut docs = Documents::default();
+    let mut docs = MemArchive::default();
     let mut total = 0;
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().context("reading the tar")? {
@@ -310,8 +309,8 @@ fn documents_of(
         let mut entry = entry.context("reading the tar (truncated or corrupt?)")?;
         let path = paths::normalize(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
-        match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+        match is_file(kind) {
+            Some(true) => {
                 let size = entry.size();
                 // manifest.json always (it says everything, and comes last); other
                 // JSON documents (configs) while the budget lasts; never a layer.
@@ -321,11 +320,11 @@ fn documents_of(
                     entry.read_to_end(&mut body).context("reading the tar")?;
                     if manifest || body.first() == Some(&b'{') {
                         total += size;
-                        docs.files.insert(path, body.into());
+                        docs.add_member(&path, body.into(), HEAD_LEN);
                     }
                 }
             }
-            tar::EntryType::Symlink | tar::EntryType::Link => {
+            Some(false) => {
                 if let Some(target) = entry.link_name_bytes() {
                     let symbolic = kind == tar::EntryType::Symlink;
                     if let Ok(t) = paths::link_target(&path, &target, symbolic) {
@@ -333,7 +332,7 @@ fn documents_of(
                     }
                 }
             }
-            _ => {}
+            None => {}
         }
     }
     Ok(Some(docs))

@@ -101,6 +101,12 @@ impl MemArchive {
         self.small.insert(digest.clone(), bytes);
         digest
     }
+
+    /// A small member's bytes by path (links followed).
+    pub(crate) fn file(&self, path: &str) -> Option<&Bytes> {
+        let m = self.members.get(&self.resolve(path))?;
+        self.small.get(&m.digest)
+    }
 }
 
 impl Source for MemArchive {
@@ -116,9 +122,8 @@ impl Source for MemArchive {
     }
 
     async fn small_file(&self, path: &str) -> Result<Bytes> {
-        let m = self
-            .member(path)
-            .ok_or_else(|| anyhow!("{path} is missing from the archive"))?;
-        self.blob(&m.digest).await
+        self.file(path)
+            .cloned()
+            .ok_or_else(|| anyhow!("{path} is missing from the archive"))
     }
 }

@@ -19,18 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
-use sha2::Digest as _;
 
 use super::Job;
-use crate::archive::read::{Documents, HEAD_LEN};
 use crate::archive::source::MemArchive;
 use crate::model::Descriptor;
 use crate::oci::blob_path;
 use crate::oci::doc::Config;
-use crate::plan::import::{
-    PlanOptions, chain_ids, layer_media_type, parse_docker_manifest, plan_oci,
-};
-use crate::runtime::content::sha256_digest;
+use crate::plan::import::{PlanOptions, chain_ids, parse_docker_manifest, plan_oci};
 
 /// What the main pass has read of a streamed archive, by member path.
 #[derive(Debug, Default)]
@@ -46,7 +41,7 @@ pub(crate) enum Arrived {
     /// Written to the store (a layer, by its media type).
     Stored(Descriptor),
     /// Kept in memory (small): stored when a chain needs it.
-    Small(Bytes),
+    Small(Descriptor, Bytes),
 }
 
 /// Tells the first pass to stop when the import is over, however it ends.
@@ -66,32 +61,16 @@ struct EarlyChain {
     diff_ids: Vec<String>,
 }
 
-/// The first pass's documents as an archive the planner reads (links followed).
-fn as_archive(docs: &Documents) -> MemArchive {
-    let mut mem = MemArchive::default();
-    for (path, bytes) in &docs.files {
-        mem.add_member(path, bytes.clone(), HEAD_LEN);
-    }
-    mem.links = docs.links.clone();
-    mem
-}
-
 /// The chains of the images a `docker save` archive's documents describe, each once.
 /// Anything unreadable is left to the plan, which reports it.
-fn docker_chains(docs: &Documents) -> Vec<EarlyChain> {
-    let mem = as_archive(docs);
-    let resolve = |path: &str| mem.resolve(path);
-    let Some(Ok(entries)) = docs
-        .files
-        .get("manifest.json")
-        .map(|m| parse_docker_manifest(m))
-    else {
+fn docker_chains(docs: &MemArchive) -> Vec<EarlyChain> {
+    let Some(Ok(entries)) = docs.file("manifest.json").map(|m| parse_docker_manifest(m)) else {
         return vec![];
     };
     let mut seen = HashSet::new();
     let mut chains = Vec::new();
     for e in entries {
-        let Some(config) = docs.files.get(&resolve(&e.config)) else {
+        let Some(config) = docs.file(&e.config) else {
             continue;
         };
         let Ok(config) = serde_json::from_slice::<Config>(config) else {
@@ -103,7 +82,7 @@ fn docker_chains(docs: &Documents) -> Vec<EarlyChain> {
             continue;
         }
         chains.push(EarlyChain {
-            layers: e.layers.iter().map(|l| resolve(l)).collect(),
+            layers: e.layers.iter().map(|l| docs.resolve(l)).collect(),
             diff_ids,
         });
     }
@@ -114,11 +93,10 @@ fn docker_chains(docs: &Documents) -> Vec<EarlyChain> {
 /// will have them: the planner itself, run on the first pass's documents, so the same
 /// platforms are chosen. `None` when there is no `index.json` or it cannot be planned
 /// from the documents alone.
-async fn oci_chains(docs: &Documents, opts: &PlanOptions) -> Option<Vec<EarlyChain>> {
-    let index = docs.files.get("index.json")?;
-    let mem = as_archive(docs);
-    let docker = docs.files.get("manifest.json").map(|b| &b[..]);
-    let plan = plan_oci(index, docker, &mem, opts).await.ok()?;
+async fn oci_chains(docs: &MemArchive, opts: &PlanOptions) -> Option<Vec<EarlyChain>> {
+    let index = docs.file("index.json")?;
+    let docker = docs.file("manifest.json").map(|b| &b[..]);
+    let plan = plan_oci(index, docker, docs, opts).await.ok()?;
     let mut seen = HashSet::new();
     let mut chains = Vec::new();
     for m in plan.images.iter().flat_map(|i| &i.manifests) {
@@ -141,7 +119,7 @@ impl Job<'_> {
     /// unpack does.
     pub(super) async fn early_unpack(
         &self,
-        documents: tokio::task::JoinHandle<Result<Option<Documents>>>,
+        documents: tokio::task::JoinHandle<Result<Option<MemArchive>>>,
         stop: &StopOnDrop,
     ) {
         let Some(snapshotter) = &self.imp.snapshotter else {
@@ -221,14 +199,7 @@ impl Job<'_> {
                 // Read whole without it: the plan's unpack does the rest.
                 None => return Ok(()),
                 Some(Arrived::Stored(d)) => d,
-                Some(Arrived::Small(bytes)) => {
-                    let desc = Descriptor {
-                        media_type: layer_media_type(&bytes)
-                            .map_err(|e| anyhow!("{path}{e}"))?
-                            .into(),
-                        digest: sha256_digest(sha2::Sha256::new_with_prefix(&bytes)),
-                        size: bytes.len() as i64,
-                    };
+                Some(Arrived::Small(desc, bytes)) => {
                     self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
                     desc
                 }
@@ -248,18 +219,19 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::content::sha256_digest;
+    use sha2::Digest as _;
 
-    fn docs(files: &[(&str, &str)], links: &[(&str, &str)]) -> Documents {
-        Documents {
-            files: files
-                .iter()
-                .map(|(p, b)| (p.to_string(), Bytes::from(b.to_string())))
-                .collect(),
-            links: links
-                .iter()
-                .map(|(p, t)| (p.to_string(), t.to_string()))
-                .collect(),
+    fn docs(files: &[(&str, &str)], links: &[(&str, &str)]) -> MemArchive {
+        let mut mem = MemArchive::default();
+        for (p, b) in files {
+            mem.add_member(p, Bytes::from(b.to_string()), 16);
         }
+        mem.links = links
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect();
+        mem
     }
 
     #[test]
@@ -293,7 +265,7 @@ mod tests {
             }]
         );
         assert!(docker_chains(&docs(&[("manifest.json", "not json")], &[])).is_empty());
-        assert!(docker_chains(&Documents::default()).is_empty());
+        assert!(docker_chains(&MemArchive::default()).is_empty());
     }
 
     /// An OCI index of two platforms: only the chain the plan unpacks (the host's) is
@@ -370,6 +342,6 @@ mod tests {
             base_name: None,
         };
         // No index: not an OCI layout.
-        assert!(oci_chains(&Documents::default(), &opts).await.is_none());
+        assert!(oci_chains(&MemArchive::default(), &opts).await.is_none());
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
+use bytes::Bytes;
 use sha2::Digest as _;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
@@ -135,7 +136,7 @@ impl MemberSink for &Job<'_> {
                 })
                 .await?;
         }
-        self.arrives(path, &digest, size, &head);
+        self.arrives(path, &digest, size, &head, None);
         st.stored_member(path, digest, size, head);
         Ok(())
     }
@@ -147,10 +148,9 @@ impl MemberSink for &Job<'_> {
         if size <= SMALL_BLOB && st.small_total + size <= SMALL_TOTAL {
             let bytes = collect(body, size).await?;
             st.small_total += size;
-            st.mem.add_member(path, bytes.clone(), HEAD_LEN);
-            self.arrived.send_modify(|a| {
-                a.members.insert(path.to_string(), Arrived::Small(bytes));
-            });
+            let digest = st.mem.add_member(path, bytes.clone(), HEAD_LEN);
+            let head = &bytes[..bytes.len().min(HEAD_LEN)];
+            self.arrives(path, &digest, size, head, Some(bytes.clone()));
             return Ok(());
         }
         // The digest is learnt by writing it.
@@ -163,16 +163,16 @@ impl MemberSink for &Job<'_> {
             })
             .await?;
         self.c.lease_content(&self.lease, &digest).await?;
-        self.arrives(path, &digest, size, &head);
+        self.arrives(path, &digest, size, &head, None);
         st.stored_member(path, digest, size, head);
         Ok(())
     }
 }
 
 impl Job<'_> {
-    /// A member now in the store: an early chain may be waiting for it, if it is a layer
-    /// (by its first bytes).
-    fn arrives(&self, path: &str, digest: &str, size: u64, head: &[u8]) {
+    /// A member read: an early chain may be waiting for it, if it is a layer (by its
+    /// first bytes). `kept`: its bytes, held in memory instead of stored.
+    fn arrives(&self, path: &str, digest: &str, size: u64, head: &[u8], kept: Option<Bytes>) {
         let Ok(media_type) = layer_media_type(head) else {
             return;
         };
@@ -181,8 +181,12 @@ impl Job<'_> {
             digest: digest.to_string(),
             size: size as i64,
         };
+        let arrived = match kept {
+            Some(bytes) => Arrived::Small(desc, bytes),
+            None => Arrived::Stored(desc),
+        };
         self.arrived.send_modify(|a| {
-            a.members.insert(path.to_string(), Arrived::Stored(desc));
+            a.members.insert(path.to_string(), arrived);
         });
     }
 }
