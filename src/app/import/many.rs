@@ -27,13 +27,13 @@ const AT_ONCE: usize = 2;
 /// Imports `items`, [`AT_ONCE`] at a time, handing each result to `each` with the item's
 /// index, in input order.
 /// Once the runtime is lost, items not yet started are not attempted: each gets that as
-/// its error.
+/// its error. Returns the lost connection (socket and why), if it was.
 pub(crate) async fn import_many(
     importer: &Importer,
     session: &Session,
     items: &[Item],
     mut each: impl FnMut(usize, Result<ItemResult>),
-) {
+) -> Option<ConnectionLost> {
     let lost: Mutex<Option<ConnectionLost>> = Mutex::new(None);
     let lost = &lost;
     // Numbered now, in input order, whatever order the imports reach their records in.
@@ -61,6 +61,8 @@ pub(crate) async fn import_many(
     while let Some((i, r)) = results.next().await {
         each(i, r);
     }
+    drop(results);
+    lost.lock().ok().and_then(|l| l.clone())
 }
 
 /// One item's import; its image records are written at `ticket`'s turn.

@@ -117,7 +117,6 @@ async fn import_all(
     single: bool,
     report: &mut Report,
 ) -> Option<crate::error::ConnectionLost> {
-    let mut lost: Option<crate::error::ConnectionLost> = None;
     import_many(importer, session, items, |i, r| {
         let file = items[i].file();
         match r {
@@ -129,7 +128,6 @@ async fn import_all(
                     if !lone {
                         crate::exit::print_error(format_args!("{e:#}"));
                     }
-                    lost = lost.take().or_else(|| crate::error::ConnectionLost::of(&e));
                     report.failed.push((file.clone(), e));
                 }
                 report.written += res.written;
@@ -142,11 +140,9 @@ async fn import_all(
                 if !single {
                     crate::exit::print_error(format_args!("{e:#}"));
                 }
-                lost = lost.take().or_else(|| crate::error::ConnectionLost::of(&e));
                 report.failed.push((file, e));
             }
         }
     })
-    .await;
-    lost
+    .await
 }

@@ -398,7 +398,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
             let items: Vec<Item> = queued.iter().map(|q| q.item.clone()).collect();
             // Archives imported before a signal stay, recorded; those in progress go.
             let done = tokio::select! {
-                () = import_many(&importer, &session, &items, |i, result| {
+                _ = import_many(&importer, &session, &items, |i, result| {
                     let Queued { path, key, st, digest, .. } = &queued[i];
                     let (path, key, st) = (path.clone(), key.clone(), *st);
                     match result {
