@@ -432,12 +432,7 @@ fn big_image(dir: &Path, mib: u64) -> BigImage {
             Noise(0x9e37_79b9_7f4a_7c15 ^ mib, mib << 20),
         )
         .unwrap();
-        t.into_inner()
-            .unwrap()
-            .into_inner()
-            .unwrap()
-            .sync_all()
-            .unwrap();
+        finish_tar(t);
     }
     let (layer_digest, layer_size) = sha256_file(&layer_path);
     let config = serde_json::to_vec(&json!({
@@ -482,12 +477,7 @@ fn big_image(dir: &Path, mib: u64) -> BigImage {
     let mut f = std::fs::File::open(&layer_path).unwrap();
     t.append_file(format!("blobs/sha256/{}", &layer_digest[7..]), &mut f)
         .unwrap();
-    t.into_inner()
-        .unwrap()
-        .into_inner()
-        .unwrap()
-        .sync_all()
-        .unwrap();
+    finish_tar(t);
     BigImage {
         name,
         archive,
@@ -875,6 +865,17 @@ fn gz_layer(dir: &Path, seed: u64, kib: u64) -> GzLayer {
     }
 }
 
+/// Flushes a tar written to a file and syncs it, so a timed run reads it from the page
+/// cache, not a writeback in progress.
+fn finish_tar(t: tar::Builder<std::io::BufWriter<std::fs::File>>) {
+    t.into_inner()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+}
+
 /// A tar member: its name, and a file to copy or the bytes themselves.
 type Member = (String, Option<std::path::PathBuf>, Vec<u8>);
 
@@ -895,12 +896,7 @@ fn write_tar(path: &Path, members: &[Member]) {
             t.append_data(&mut h, name, &data[..]).unwrap();
         }
     }
-    t.into_inner()
-        .unwrap()
-        .into_inner()
-        .unwrap()
-        .sync_all()
-        .unwrap();
+    finish_tar(t);
 }
 
 /// A K3s-like air-gap bundle in `docker save` layout, plain and zstd-compressed.
