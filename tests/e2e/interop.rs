@@ -248,10 +248,10 @@ fn interop_containers_tools_archives_import_and_run() {
         runs(&node, &pod, pod_name, &got[0].0, &id);
     }
 
-    // buildah push of a two-layer image to docker-archive and oci-archive.
+    // buildah push of an image buildah made to docker-archive and oci-archive.
     for (i, transport) in ["docker-archive", "oci-archive"].iter().enumerate() {
         let name = format!("localhost/bh/b{i}:1");
-        let id = pm.buildah_image(&name, &format!("buildah-{transport}"));
+        let id = pm.buildah_image("scratch", &name, &format!("buildah-{transport}"));
         let out = d.join(format!("bh-{transport}.tar"));
         run_ok(
             pm.buildah()
@@ -577,4 +577,170 @@ fn interop_docker_archive_links_resolve_in_any_order() {
         node.cri_image_status(&other.name).is_none(),
         "no image from a failed import"
     );
+}
+
+/// Real producers' archives piped gzip-compressed into `crimg import -`, with everything
+/// from `manifest.json` or `index.json` on held back: each image's chain is unpacked from
+/// the stream alone (podman's and docker's `docker save` configs, an OCI layout's
+/// manifests), all of them before the rest is sent.
+#[test]
+fn interop_streamed_archives_are_unpacked_before_their_index() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    use crate::support::archives::{self, Compress};
+
+    let node = Node::start();
+    let pm = Podman::new();
+    let d = pm.dir().to_path_buf();
+    // (what, archive, its images' names and IDs, the layers it unpacks)
+    type Case = (
+        &'static str,
+        std::path::PathBuf,
+        Vec<(String, String)>,
+        usize,
+    );
+    let mut cases: Vec<Case> = vec![];
+    // podman save -m: docker-archive, two single-layer images and one on top of the
+    // first (three chains, one base shared).
+    let names = ["localhost/st/a:1", "localhost/st/b:1", "localhost/st/c:1"];
+    let ids = [
+        pm.import(names[0], "stream-a"),
+        pm.import(names[1], "stream-b"),
+        pm.buildah_image(names[0], names[2], "stream-c"),
+    ];
+    let f = d.join("st-docker.tar");
+    run_ok(pm.podman().args(["save", "-m", "-o", s(&f)]).args(names));
+    let want: Vec<(String, String)> = names
+        .iter()
+        .zip(&ids)
+        .map(|(n, i)| (n.to_string(), i.clone()))
+        .collect();
+    cases.push(("podman docker-archive", f, want, 3));
+    // podman save --format oci-archive of a two-layer image.
+    pm.import("localhost/st/e:1", "stream-e");
+    let oci = "localhost/st/d:1";
+    let oci_id = pm.buildah_image("localhost/st/e:1", oci, "stream-d");
+    let f = d.join("st-oci.tar");
+    run_ok(
+        pm.podman()
+            .args(["save", "--format", "oci-archive", "-o", s(&f), oci]),
+    );
+    cases.push(("podman oci-archive", f, vec![(oci.to_string(), oci_id)], 2));
+    // docker save (Debian's docker: the legacy layout, `<id>/layer.tar`) of two images.
+    let docker = Dockerd::start();
+    let dnames = ["st-d1:1", "st-d2:1"];
+    let dids: Vec<String> = dnames
+        .iter()
+        .map(|n| docker.import(n, &format!("stream-{n}")))
+        .collect();
+    let f = docker.dir().join("st-docker-save.tar");
+    run_ok(docker.docker().args(["save", "-o", s(&f)]).args(dnames));
+    let want = dnames
+        .iter()
+        .zip(&dids)
+        .map(|(n, i)| (format!("docker.io/library/{n}"), i.clone()))
+        .collect();
+    cases.push(("docker save", f, want, 2));
+
+    for (case, f, want, layers) in cases {
+        let plain = fs::read(&f).expect("read archive");
+        let cut = tar_member_offsets(&plain)
+            .into_iter()
+            .find(|(path, _)| path == "manifest.json" || path == "index.json")
+            .unwrap_or_else(|| panic!("{case}: no manifest.json or index.json"))
+            .1;
+        assert!(
+            plain.len() - cut < 64 << 10,
+            "{case}: {} bytes after the index: layers come after it",
+            plain.len() - cut
+        );
+        let committed = || {
+            node.ctr_ok(&["snapshots", "ls"])
+                .lines()
+                .filter(|l| l.split_whitespace().last() == Some("Committed"))
+                .count()
+        };
+        let mut child = node
+            .crimg()
+            .args(["import", "-v", "-o", "json", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run crimg import -");
+        let before = committed();
+        // Two gzip members, one stream: the first is decompressed whole on its own. The
+        // rest waits for `go`, written by a thread so that a reader that stops fails the
+        // wait below instead of blocking the test.
+        let mut stdin = child.stdin.take().expect("stdin");
+        let (first, rest) = (
+            archives::compress(Compress::Gzip, &plain[..cut]),
+            archives::compress(Compress::Gzip, &plain[cut..]),
+        );
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || -> std::io::Result<()> {
+            stdin.write_all(&first)?;
+            stdin.flush()?;
+            if wait.recv().is_ok() {
+                stdin.write_all(&rest)?;
+            }
+            Ok(())
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while committed() < before + layers {
+            if std::time::Instant::now() > deadline {
+                let listing = node.ctr_ok(&["snapshots", "ls"]);
+                let now = committed() - before;
+                child.kill().ok();
+                drop(go);
+                let out = child.wait_with_output().expect("wait for crimg");
+                panic!(
+                    "{case}: {now} of {layers} layer(s) unpacked from the stream before its \
+                     index: {listing}\ncrimg said: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        go.send(()).expect("the writer waits");
+        writer
+            .join()
+            .expect("writer thread")
+            .expect("write the archive");
+        let out = child.wait_with_output().expect("wait for crimg");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                ": {layers} layer(s) unpacked before the archive's end"
+            )),
+            "{case}: {stderr}"
+        );
+        let r: ImportResult = serde_json::from_slice(&out.stdout).expect("JSON result");
+        let mut got: Vec<(String, String)> = r
+            .imported
+            .into_iter()
+            .flat_map(|f| f.images.into_iter().map(|i| (i.name, i.id)))
+            .collect();
+        got.sort();
+        let mut want = want;
+        want.sort();
+        assert_eq!(got, want, "{case}");
+        assert_eq!(node.ctr_ok(&["leases", "ls", "-q"]).trim(), "", "{case}");
+    }
+}
+
+/// Each member's path and the offset of its first header in a plain tar.
+fn tar_member_offsets(plain: &[u8]) -> Vec<(String, usize)> {
+    let mut a = tar::Archive::new(plain);
+    a.entries()
+        .expect("read the tar")
+        .map(|e| {
+            let e = e.expect("tar entry");
+            let path = e.path().expect("path").to_string_lossy().into_owned();
+            let header = e.raw_header_position() as usize;
+            (path, header)
+        })
+        .collect()
 }

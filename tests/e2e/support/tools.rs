@@ -155,10 +155,10 @@ impl Podman {
         format!("sha256:{}", id.trim().trim_start_matches("sha256:"))
     }
 
-    /// A two-layer image made with `buildah from scratch`, two `copy`s and `commit`;
-    /// returns its ID.
-    pub fn buildah_image(&self, name: &str, seed: &str) -> String {
-        let ctr = run_ok(self.buildah().args(["from", "scratch"]))
+    /// An image made with `buildah from FROM` (`scratch` or an image), two `copy`s and
+    /// `commit`: `from`'s layers and one more (a commit is one layer); returns its ID.
+    pub fn buildah_image(&self, from: &str, name: &str, seed: &str) -> String {
+        let ctr = run_ok(self.buildah().args(["from", from]))
             .trim()
             .to_string();
         let extra = self.dir.path().join(file_name(seed, "txt"));

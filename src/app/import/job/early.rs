@@ -8,6 +8,15 @@
 //! reads the JSON documents while the main pass stores the layers; each chain is then
 //! applied layer by layer as its layers are stored, instead of after the whole archive.
 //!
+//! Any other stream (standard input, gzip, bzip2, a `docker save` directory) is read
+//! once, and its chains are found in it as its documents go by ([`Finder`]): a manifest
+//! once its config has come (an OCI layout, docker 25+), or a `docker save` config, whose
+//! diff IDs name its uncompressed layers by digest. Writers put an image's layers before
+//! its config and manifest, so each image's chain starts as soon as its last document is
+//! read, while the next image is still streaming in, instead of after the index at the
+//! end. Such a chain is a guess the index may not confirm (an image it does not name);
+//! what it applied goes with the lease, as unneeded blobs do.
+//!
 //! This is a head start, not a second plan: the plan made from the main pass still
 //! decides, its unpack finds what was applied early (one cell per chain ID), and a layer
 //! the early pass could not apply (a mismatch, an error) is applied, or refused with its
@@ -19,18 +28,27 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 
 use super::Job;
 use crate::archive::source::MemArchive;
 use crate::model::Descriptor;
-use crate::oci::blob_path;
-use crate::oci::doc::Config;
+use crate::oci::doc::{Config, Manifest};
+use crate::oci::{blob_path, is_layer};
 use crate::plan::import::{PlanOptions, chain_ids, parse_docker_manifest, plan_oci};
+use crate::plan::platform::Platform;
 
 /// What the main pass has read of a streamed archive, by member path.
 #[derive(Debug, Default)]
 pub(crate) struct Arrivals {
     pub(crate) members: HashMap<String, Arrived>,
+    /// The paths of those members by digest.
+    pub(crate) paths: HashMap<String, String>,
+    /// Small JSON documents read and not yet looked at by the [`Finder`].
+    pub(crate) docs: Vec<Doc>,
+    /// Bytes of all documents ever put in `docs`: at most [`DOCS_TOTAL`].
+    pub(crate) docs_total: u64,
     /// The main pass has read the whole archive: nothing more arrives.
     pub(crate) done: bool,
 }
@@ -44,6 +62,21 @@ pub(crate) enum Arrived {
     Small(Descriptor, Bytes),
 }
 
+/// A small JSON document the main pass has read (a manifest, a config, anything).
+#[derive(Debug, Clone)]
+pub(crate) struct Doc {
+    pub(crate) digest: String,
+    pub(crate) bytes: Bytes,
+    /// Read as an OCI blob (`blobs/sha256/<hex>`), not as a `docker save` member.
+    pub(crate) blob: bool,
+}
+
+/// Documents larger than this are not looked at for chains (manifests and configs are a
+/// few KiB)...
+pub(crate) const DOC_MAX: u64 = 512 << 10;
+/// ...nor any once this much has been.
+pub(crate) const DOCS_TOTAL: u64 = 16 << 20;
+
 /// Tells the first pass to stop when the import is over, however it ends.
 #[derive(Default)]
 pub(super) struct StopOnDrop(pub(super) Arc<AtomicBool>);
@@ -54,11 +87,108 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// One image's layers by path (links followed) with their diff IDs.
+/// One image's layers with their diff IDs.
 #[derive(Debug, PartialEq, Eq)]
 struct EarlyChain {
-    layers: Vec<String>,
+    layers: Vec<Wanted>,
     diff_ids: Vec<String>,
+}
+
+/// How a chain knows one of its layers.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// By its member path (links followed).
+    Path(String),
+    /// By its digest: an uncompressed layer of a `docker save` archive, whose digest is
+    /// its diff ID.
+    Digest(String),
+}
+
+impl Wanted {
+    fn find<'a>(&self, a: &'a Arrivals) -> Option<&'a Arrived> {
+        match self {
+            Wanted::Path(p) => a.members.get(p),
+            Wanted::Digest(d) => a.paths.get(d).and_then(|p| a.members.get(p)),
+        }
+    }
+}
+
+/// Finds chains in a stream's documents as they are read, whatever their order: a
+/// manifest waits for its config, a config seen first waits for its manifest.
+#[derive(Default)]
+struct Finder {
+    /// OCI configs seen: diff IDs by digest, `None` when the host does not run it.
+    configs: HashMap<String, Option<Vec<String>>>,
+    /// Manifests' layer digests by the config they wait for.
+    waiting: HashMap<String, Vec<Vec<String>>>,
+    /// Diff IDs of the chains found, each once.
+    seen: HashSet<Vec<String>>,
+}
+
+impl Finder {
+    /// The chains `doc` completes. Anything unreadable is left to the plan.
+    fn add(&mut self, doc: &Doc) -> Vec<EarlyChain> {
+        let mut found = vec![];
+        if let Ok(m) = serde_json::from_slice::<Manifest>(&doc.bytes) {
+            let layers_only = m
+                .layers
+                .iter()
+                .all(|l| l.media_type.is_empty() || is_layer(&l.media_type));
+            if !doc.blob || m.layers.is_empty() || !layers_only {
+                return found;
+            }
+            let layers = m.layers.into_iter().map(|l| l.digest).collect();
+            match self.configs.get(&m.config.digest) {
+                Some(Some(diff_ids)) => found.extend(self.chain(layers, diff_ids.clone())),
+                Some(None) => {}
+                None => self
+                    .waiting
+                    .entry(m.config.digest)
+                    .or_default()
+                    .push(layers),
+            }
+            return found;
+        }
+        let Ok(config) = serde_json::from_slice::<Config>(&doc.bytes) else {
+            return found;
+        };
+        let runs = config.platform().is_none_or(|p| Platform::host().runs(&p));
+        let diff_ids =
+            (runs && !config.rootfs.diff_ids.is_empty()).then_some(config.rootfs.diff_ids);
+        if !doc.blob {
+            // A `docker save` config: its layers are stored uncompressed.
+            if let Some(ids) = diff_ids {
+                let layers = ids.iter().map(|d| Wanted::Digest(d.clone())).collect();
+                found.extend(self.seen.insert(ids.clone()).then_some(EarlyChain {
+                    layers,
+                    diff_ids: ids,
+                }));
+            }
+            return found;
+        }
+        for layers in self.waiting.remove(&doc.digest).unwrap_or_default() {
+            if let Some(ids) = &diff_ids {
+                found.extend(self.chain(layers, ids.clone()));
+            }
+        }
+        self.configs.insert(doc.digest.clone(), diff_ids);
+        found
+    }
+
+    /// An OCI manifest's chain, once.
+    fn chain(&mut self, layers: Vec<String>, diff_ids: Vec<String>) -> Option<EarlyChain> {
+        if layers.len() != diff_ids.len() || !self.seen.insert(diff_ids.clone()) {
+            return None;
+        }
+        let layers: Option<Vec<Wanted>> = layers
+            .iter()
+            .map(|d| blob_path(d).ok().map(Wanted::Path))
+            .collect();
+        Some(EarlyChain {
+            layers: layers?,
+            diff_ids,
+        })
+    }
 }
 
 /// The chains of the images a `docker save` archive's documents describe, each once.
@@ -82,7 +212,11 @@ fn docker_chains(docs: &MemArchive) -> Vec<EarlyChain> {
             continue;
         }
         chains.push(EarlyChain {
-            layers: e.layers.iter().map(|l| docs.resolve(l)).collect(),
+            layers: e
+                .layers
+                .iter()
+                .map(|l| Wanted::Path(docs.resolve(l)))
+                .collect(),
             diff_ids,
         });
     }
@@ -103,8 +237,11 @@ async fn oci_chains(docs: &MemArchive, opts: &PlanOptions) -> Option<Vec<EarlyCh
         if !m.unpack || m.diff_ids.is_empty() || !seen.insert(m.diff_ids.clone()) {
             continue;
         }
-        let layers: Option<Vec<String>> =
-            m.layers.iter().map(|l| blob_path(&l.digest).ok()).collect();
+        let layers: Option<Vec<Wanted>> = m
+            .layers
+            .iter()
+            .map(|l| blob_path(&l.digest).ok().map(Wanted::Path))
+            .collect();
         chains.push(EarlyChain {
             layers: layers?,
             diff_ids: m.diff_ids.clone(),
@@ -116,40 +253,38 @@ async fn oci_chains(docs: &MemArchive, opts: &PlanOptions) -> Option<Vec<EarlyCh
 impl Job<'_> {
     /// Applies the chains `documents` describe as their layers arrive, until the main
     /// pass has read the archive. Never fails the import: what it leaves, the plan's
-    /// unpack does.
+    /// unpack does. False when the first pass gave no documents: the chains are then
+    /// found in the stream ([`Job::found_unpack`]).
     pub(super) async fn early_unpack(
         &self,
         documents: tokio::task::JoinHandle<Result<Option<MemArchive>>>,
         stop: &StopOnDrop,
-    ) {
-        let Some(snapshotter) = &self.imp.snapshotter else {
-            return;
-        };
+    ) -> bool {
         let mut arrivals = self.arrived.subscribe();
         let documents = tokio::select! {
             d = documents => d,
             // Read whole (or failed) before the first pass was done: nothing to gain.
             _ = arrivals.wait_for(|a| a.done) => {
                 stop.0.store(true, Ordering::Relaxed);
-                return;
+                return true;
             }
         };
         let docs = match documents {
             Ok(Ok(Some(d))) => d,
-            Ok(Ok(None)) => return,
+            Ok(Ok(None)) => return false,
             Ok(Err(e)) => {
                 self.imp.settings.debug(format_args!(
-                    "{}: no early unpack, the first pass failed: {e:#}",
+                    "{}: the first pass failed, chains are found as read: {e:#}",
                     self.file
                 ));
-                return;
+                return false;
             }
             Err(e) => {
                 self.imp.settings.debug(format_args!(
-                    "{}: no early unpack, the first pass failed: {e}",
+                    "{}: the first pass failed, chains are found as read: {e}",
                     self.file
                 ));
-                return;
+                return false;
             }
         };
         let chains = match oci_chains(&docs, &self.imp.opts).await {
@@ -157,20 +292,49 @@ impl Job<'_> {
             None => docker_chains(&docs),
         };
         drop(docs);
-        if chains.is_empty() {
-            return;
+        if !chains.is_empty() {
+            self.phase(&format!("{} chain(s) known ahead", chains.len()));
         }
-        self.phase(&format!("{} chain(s) known ahead", chains.len()));
         let before_end = AtomicUsize::new(0);
-        futures::future::join_all(chains.iter().map(|c| async {
-            if let Err(e) = self.early_chain(snapshotter, c, &before_end).await {
-                self.imp.settings.debug(format_args!(
-                    "{}: early unpack stopped, the plan's unpack goes on: {e:#}",
-                    self.file
-                ));
+        futures::future::join_all(chains.iter().map(|c| self.early_chain(c, &before_end))).await;
+        self.layers_before_end(&before_end);
+        true
+    }
+
+    /// Applies each chain the stream's documents complete ([`Finder`]) as its layers
+    /// arrive, until the main pass has read the archive and the chains found are done.
+    pub(super) async fn found_unpack(&self) {
+        let mut arrivals = self.arrived.subscribe();
+        let mut finder = Finder::default();
+        let before_end = AtomicUsize::new(0);
+        let mut running = FuturesUnordered::new();
+        let mut read = false;
+        while !read || !running.is_empty() {
+            tokio::select! {
+                r = arrivals.wait_for(|a| a.done || !a.docs.is_empty()), if !read => {
+                    // (The reference is dropped before the value is changed.)
+                    read = r.map(|_| ()).is_err();
+                    // Taken without waking the chains: they wait for layers.
+                    let mut docs = vec![];
+                    self.arrived.send_if_modified(|a| {
+                        docs = std::mem::take(&mut a.docs);
+                        read |= a.done;
+                        false
+                    });
+                    for c in docs.iter().flat_map(|d| finder.add(d)) {
+                        let before_end = &before_end;
+                        running.push(async move { self.early_chain(&c, before_end).await });
+                    }
+                }
+                Some(()) = running.next(), if !running.is_empty() => {}
             }
-        }))
-        .await;
+        }
+        if !finder.seen.is_empty() {
+            self.layers_before_end(&before_end);
+        }
+    }
+
+    fn layers_before_end(&self, before_end: &AtomicUsize) {
         self.imp.settings.debug(format_args!(
             "{}: {} layer(s) unpacked before the archive's end",
             self.file,
@@ -178,22 +342,33 @@ impl Job<'_> {
         ));
     }
 
-    async fn early_chain(
-        &self,
-        snapshotter: &str,
-        c: &EarlyChain,
-        before_end: &AtomicUsize,
-    ) -> Result<()> {
+    /// Applies one chain's layers as they arrive. An error stops the chain, never the
+    /// import: the plan's unpack applies the rest, or reports the error itself.
+    async fn early_chain(&self, c: &EarlyChain, before_end: &AtomicUsize) {
+        if let Err(e) = self.try_early_chain(c, before_end).await {
+            self.imp.settings.debug(format_args!(
+                "{}: early unpack stopped, the plan's unpack goes on: {e:#}",
+                self.file
+            ));
+        }
+    }
+
+    async fn try_early_chain(&self, c: &EarlyChain, before_end: &AtomicUsize) -> Result<()> {
+        let Some(snapshotter) = &self.imp.snapshotter else {
+            return Ok(());
+        };
         let chains = chain_ids(&c.diff_ids);
         let mut arrivals = self.arrived.subscribe();
         let mut parent: Option<&str> = None;
-        for (i, path) in c.layers.iter().enumerate() {
-            let arrived = arrivals
-                .wait_for(|a| a.done || a.members.contains_key(path))
-                .await
-                .map_err(|_| anyhow!("the import ended"))?
-                .members
-                .get(path)
+        for (i, wanted) in c.layers.iter().enumerate() {
+            // The reference is dropped at once: the main pass waits while it is held.
+            let arrived = wanted
+                .find(
+                    &*arrivals
+                        .wait_for(|a| a.done || wanted.find(a).is_some())
+                        .await
+                        .map_err(|_| anyhow!("the import ended"))?,
+                )
                 .cloned();
             let layer = match arrived {
                 // Read whole without it: the plan's unpack does the rest.
@@ -260,7 +435,10 @@ mod tests {
         assert_eq!(
             got,
             [EarlyChain {
-                layers: vec!["a/layer.tar".into(), "b/layer.tar".into()],
+                layers: vec![
+                    Wanted::Path("a/layer.tar".into()),
+                    Wanted::Path("b/layer.tar".into())
+                ],
                 diff_ids: vec!["sha256:a".into(), "sha256:b".into()],
             }]
         );
@@ -331,7 +509,7 @@ mod tests {
             assert_eq!(
                 got,
                 [EarlyChain {
-                    layers: vec![format!("blobs/sha256/{}", "a".repeat(64))],
+                    layers: vec![Wanted::Path(format!("blobs/sha256/{}", "a".repeat(64)))],
                     diff_ids: vec!["sha256:h".into()],
                 }],
                 "all platforms: {all}"
@@ -343,5 +521,125 @@ mod tests {
         };
         // No index: not an OCI layout.
         assert!(oci_chains(&MemArchive::default(), &opts).await.is_none());
+    }
+
+    /// The stream's documents in any order: a manifest before or after its config, a
+    /// config of another platform, a `docker save` config, a chain seen twice, and
+    /// documents of no kind.
+    #[test]
+    fn chains_are_found_as_documents_go_by() {
+        use crate::plan::platform::Platform;
+        let host = Platform::host();
+        let other = if host.architecture == "amd64" {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let doc = |digest: &str, json: String, blob: bool| Doc {
+            digest: digest.into(),
+            bytes: Bytes::from(json),
+            blob,
+        };
+        let config = |arch: &str, ids: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|i| format!("\"sha256:{i}\"")).collect();
+            format!(
+                r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+                ids.join(",")
+            )
+        };
+        let hex = |c: char| c.to_string().repeat(64);
+        let manifest = |config: &str, layers: &[char]| {
+            let layers: Vec<String> = layers
+                .iter()
+                .map(|&l| {
+                    format!(
+                        r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{}","size":1}}"#,
+                        hex(l)
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{}]}}"#,
+                layers.join(",")
+            )
+        };
+        let oci = |l: &[char], ids: &[&str]| EarlyChain {
+            layers: l
+                .iter()
+                .map(|&c| Wanted::Path(format!("blobs/sha256/{}", hex(c))))
+                .collect(),
+            diff_ids: ids.iter().map(|i| format!("sha256:{i}")).collect(),
+        };
+        let host_arch = host.architecture.as_str();
+        let mut f = Finder::default();
+        // A manifest first: it waits for its config.
+        assert!(
+            f.add(&doc("sha256:m1", manifest("sha256:c1", &['a', 'b']), true))
+                .is_empty()
+        );
+        assert_eq!(
+            f.add(&doc("sha256:c1", config(host_arch, &["1", "2"]), true)),
+            [oci(&['a', 'b'], &["1", "2"])]
+        );
+        // A config first: its manifest completes it.
+        assert!(
+            f.add(&doc("sha256:c2", config(host_arch, &["3"]), true))
+                .is_empty()
+        );
+        assert_eq!(
+            f.add(&doc("sha256:m2", manifest("sha256:c2", &['c']), true)),
+            [oci(&['c'], &["3"])]
+        );
+        // Another platform's image, either order: nothing.
+        assert!(
+            f.add(&doc("sha256:c3", config(other, &["4"]), true))
+                .is_empty()
+        );
+        assert!(
+            f.add(&doc("sha256:m3", manifest("sha256:c3", &['d']), true))
+                .is_empty()
+        );
+        assert!(
+            f.add(&doc("sha256:m4", manifest("sha256:c4", &['e']), true))
+                .is_empty()
+        );
+        assert!(
+            f.add(&doc("sha256:c4", config(other, &["5"]), true))
+                .is_empty()
+        );
+        // Layers and diff IDs that do not pair up; the same chain again.
+        assert!(
+            f.add(&doc("sha256:m5", manifest("sha256:c1", &['a']), true))
+                .is_empty()
+        );
+        assert!(
+            f.add(&doc("sha256:m6", manifest("sha256:c1", &['a', 'b']), true))
+                .is_empty()
+        );
+        // A docker save config (a member, not a blob): its layers by digest, once.
+        let docker = EarlyChain {
+            layers: vec![
+                Wanted::Digest("sha256:6".into()),
+                Wanted::Digest("sha256:7".into()),
+            ],
+            diff_ids: vec!["sha256:6".into(), "sha256:7".into()],
+        };
+        assert_eq!(
+            f.add(&doc("sha256:x", config(host_arch, &["6", "7"]), false)),
+            [docker]
+        );
+        assert!(
+            f.add(&doc("sha256:y", config(host_arch, &["6", "7"]), false))
+                .is_empty()
+        );
+        // A legacy layer's `json`, `repositories`, not JSON at all.
+        for junk in [
+            r#"{"id":"abc","parent":"def","config":{}}"#,
+            r#"{"st/a":{"1":"abc"}}"#,
+            "{ nope",
+        ] {
+            assert!(f.add(&doc("sha256:z", junk.into(), false)).is_empty());
+            assert!(f.add(&doc("sha256:z", junk.into(), true)).is_empty());
+        }
     }
 }

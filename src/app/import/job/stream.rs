@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use super::super::importer::ImportedImage;
 use super::super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
 use super::super::streamed::{self, Body, MemberSink};
-use super::early::{Arrived, StopOnDrop};
+use super::early::{Arrived, DOC_MAX, DOCS_TOTAL, Doc, StopOnDrop};
 use crate::archive::read::{Event, HEAD_LEN};
 use crate::model::Descriptor;
 use crate::plan::import::layer_media_type;
@@ -23,8 +23,9 @@ use super::{Job, SMALL_BLOB, SMALL_TOTAL, describe};
 
 impl Job<'_> {
     /// One pass over a streamed archive: every blob goes to the store as it comes (the
-    /// index may be last), then the plan decides what the images are. For a `file`,
-    /// chains may be unpacked while it is read (see `early`).
+    /// index may be last), then the plan decides what the images are. Chains are
+    /// unpacked while it is read (see `early`): known ahead from a first pass over a
+    /// zstd or lz4 `file`, or else found in the stream.
     pub(super) async fn stream(
         &self,
         events: mpsc::Receiver<Result<Event>>,
@@ -33,13 +34,19 @@ impl Job<'_> {
         // Set when this ends, however it ends: the first pass stops reading.
         let stop = StopOnDrop::default();
         let early = async {
+            if self.imp.snapshotter.is_none() {
+                return;
+            }
             if let Some(p) = file {
                 let (p, flag) = (p.to_path_buf(), stop.0.clone());
                 let first = tokio::task::spawn_blocking(move || {
                     crate::archive::read::read_documents(&p, &flag)
                 });
-                self.early_unpack(first, &stop).await;
+                if self.early_unpack(first, &stop).await {
+                    return;
+                }
             }
+            self.found_unpack().await;
         };
         let main = async {
             let st = streamed::read_members(events, &mut &*self).await;
@@ -119,6 +126,7 @@ impl MemberSink for &Job<'_> {
             }
             head = bytes[..bytes.len().min(HEAD_LEN)].to_vec();
             self.store_bytes(&desc, &BTreeMap::new(), &bytes).await?;
+            self.document(&digest, &bytes, true);
             if st.small_total + size <= SMALL_TOTAL {
                 st.small_total += size;
                 st.mem.small.insert(digest.clone(), bytes);
@@ -149,6 +157,7 @@ impl MemberSink for &Job<'_> {
             let bytes = collect(body, size).await?;
             st.small_total += size;
             let digest = st.mem.add_member(path, bytes.clone(), HEAD_LEN);
+            self.document(&digest, &bytes, false);
             let head = &bytes[..bytes.len().min(HEAD_LEN)];
             self.arrives(path, &digest, size, head, Some(bytes.clone()));
             return Ok(());
@@ -186,7 +195,29 @@ impl Job<'_> {
             None => Arrived::Stored(desc),
         };
         self.arrived.send_modify(|a| {
+            a.paths.insert(digest.to_string(), path.to_string());
             a.members.insert(path.to_string(), arrived);
+        });
+    }
+
+    /// A small member read whole: if it is a JSON document, the chains found in the
+    /// stream may start with it. `blob`: read as an OCI blob.
+    fn document(&self, digest: &str, bytes: &Bytes, blob: bool) {
+        let size = bytes.len() as u64;
+        if self.imp.snapshotter.is_none() || size > DOC_MAX || bytes.first() != Some(&b'{') {
+            return;
+        }
+        self.arrived.send_if_modified(|a| {
+            if a.docs_total + size > DOCS_TOTAL {
+                return false;
+            }
+            a.docs_total += size;
+            a.docs.push(Doc {
+                digest: digest.to_string(),
+                bytes: bytes.clone(),
+                blob,
+            });
+            true
         });
     }
 }
