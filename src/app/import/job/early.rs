@@ -113,6 +113,10 @@ impl Wanted {
     }
 }
 
+/// At most this many chains are found in one stream (a K3s bundle has a few dozen): each
+/// waits for its layers, and a stream of nothing but tiny configs must not make a crowd.
+const MAX_FOUND: usize = 1024;
+
 /// Finds chains in a stream's documents as they are read, whatever their order: a
 /// manifest waits for its config, a config seen first waits for its manifest.
 #[derive(Default)]
@@ -129,6 +133,9 @@ impl Finder {
     /// The chains `doc` completes. Anything unreadable is left to the plan.
     fn add(&mut self, doc: &Doc) -> Vec<EarlyChain> {
         let mut found = vec![];
+        if self.seen.len() >= MAX_FOUND {
+            return found;
+        }
         if let Ok(m) = serde_json::from_slice::<Manifest>(&doc.bytes) {
             let layers_only = m
                 .layers
@@ -641,5 +648,24 @@ mod tests {
             assert!(f.add(&doc("sha256:z", junk.into(), false)).is_empty());
             assert!(f.add(&doc("sha256:z", junk.into(), true)).is_empty());
         }
+    }
+
+    /// A stream of nothing but configs finds at most [`MAX_FOUND`] chains.
+    #[test]
+    fn found_chains_are_capped() {
+        let mut f = Finder::default();
+        let found: usize = (0..MAX_FOUND + 10)
+            .map(|i| {
+                let config =
+                    format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{i}"]}}}}"#);
+                f.add(&Doc {
+                    digest: format!("sha256:c{i}"),
+                    bytes: Bytes::from(config),
+                    blob: false,
+                })
+                .len()
+            })
+            .sum();
+        assert_eq!(found, MAX_FOUND);
     }
 }
