@@ -3,7 +3,7 @@
 //! data. Prints median, min and max of each row and the ratio to its reference.
 //!
 //! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory] [inspect] [bundle]
-//!  [--runs N] [--images N] [--mib N] [--json FILE]`
+//!  [bundle-raw] [bundle-dir] [--runs N] [--images N] [--mib N] [--json FILE]`
 //!
 //! `cargo bench --bench bench -- bundle-files --out DIR` only writes the bundle scenario's
 //! archives (`bundle-MIB.tar`, `bundle-MIB.tar.zst`) for other tools, such as
@@ -66,7 +66,14 @@ fn options() -> Options {
     }
     if o.scenarios.is_empty() {
         o.scenarios = [
-            "import", "export", "list", "prune", "memory", "inspect", "bundle",
+            "import",
+            "export",
+            "list",
+            "prune",
+            "memory",
+            "inspect",
+            "bundle",
+            "bundle-raw",
         ]
         .map(String::from)
         .to_vec();
@@ -113,14 +120,15 @@ fn main() {
             "export" => export(&opts, &mut rows),
             "memory" => memory(&opts, &mut rows),
             "inspect" => inspect(&opts, &mut rows),
-            "bundle" => bundle_scenario(&opts, &mut rows),
+            "bundle" => bundle_scenario(&opts, &mut rows, true),
+            "bundle-raw" => bundle_scenario(&opts, &mut rows, false),
             "bundle-dir" => bundle_dir_scenario(&opts, &mut rows),
             // Not timed: the bundle scenario's data for other tools, e.g.
             // `scripts/profile-containerd.sh 0 DIR/bundle-256.tar`.
             "bundle-files" => {
                 let dir = opts.out.as_deref().expect("bundle-files needs --out DIR");
                 std::fs::create_dir_all(dir).expect("create --out DIR");
-                let b = bundle(dir, opts.mib, true);
+                let b = bundle(dir, opts.mib, true, true);
                 let split = b.split.as_deref().unwrap_or(dir);
                 println!(
                     "{}\n{}\n{}",
@@ -131,7 +139,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle, bundle-dir, bundle-files)"
+                    "bench: unknown scenario {other:?} (import, export, list, prune, memory, inspect, bundle, bundle-raw, bundle-dir, bundle-files)"
                 )
             }
         }
@@ -816,7 +824,8 @@ impl std::io::Read for HexText {
     }
 }
 
-/// One gzip layer of a generated bundle: a tree of 256 KiB text files.
+/// One layer of a generated bundle: a tree of 256 KiB text files, gzip-compressed or, as
+/// `docker save` writes its layers, not.
 struct GzLayer {
     path: std::path::PathBuf,
     digest: String,
@@ -825,14 +834,45 @@ struct GzLayer {
     unpacked: u64,
 }
 
-fn gz_layer(dir: &Path, seed: u64, kib: u64) -> GzLayer {
-    const FILE_KIB: u64 = 256;
-    let path = dir.join(format!("layer-{seed}.tar.gz"));
+fn gz_layer(dir: &Path, seed: u64, kib: u64, gzip: bool) -> GzLayer {
+    let path = dir.join(format!("layer-{seed}.tar{}", if gzip { ".gz" } else { "" }));
     let file = hashing(std::io::BufWriter::new(
         std::fs::File::create(&path).unwrap(),
     ));
+    if !gzip {
+        let mut t = tar::Builder::new(file);
+        layer_tree(&mut t, seed, kib);
+        let file = t.into_inner().unwrap();
+        let (digest, size) = (format!("sha256:{:x}", file.hash.finalize()), file.len);
+        file.inner.into_inner().unwrap().sync_all().unwrap();
+        return GzLayer {
+            path,
+            diff_id: digest.clone(),
+            digest,
+            size,
+            unpacked: size,
+        };
+    }
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let mut t = tar::Builder::new(hashing(gz));
+    layer_tree(&mut t, seed, kib);
+    let inner = t.into_inner().unwrap();
+    let (diff_id, unpacked) = (format!("sha256:{:x}", inner.hash.finalize()), inner.len);
+    let file = inner.inner.finish().unwrap();
+    let (digest, size) = (format!("sha256:{:x}", file.hash.finalize()), file.len);
+    file.inner.into_inner().unwrap().sync_all().unwrap();
+    GzLayer {
+        path,
+        digest,
+        diff_id,
+        size,
+        unpacked,
+    }
+}
+
+/// A layer's files: about `kib` KiB of text in 256 KiB files.
+fn layer_tree<W: std::io::Write>(t: &mut tar::Builder<W>, seed: u64, kib: u64) {
+    const FILE_KIB: u64 = 256;
     let files = (kib / FILE_KIB).max(1);
     for i in 0..files {
         // 33 bytes of text per 32 of noise.
@@ -850,18 +890,6 @@ fn gz_layer(dir: &Path, seed: u64, kib: u64) -> GzLayer {
             body,
         )
         .unwrap();
-    }
-    let inner = t.into_inner().unwrap();
-    let (diff_id, unpacked) = (format!("sha256:{:x}", inner.hash.finalize()), inner.len);
-    let file = inner.inner.finish().unwrap();
-    let (digest, size) = (format!("sha256:{:x}", file.hash.finalize()), file.len);
-    file.inner.into_inner().unwrap().sync_all().unwrap();
-    GzLayer {
-        path,
-        digest,
-        diff_id,
-        size,
-        unpacked,
     }
 }
 
@@ -918,7 +946,7 @@ struct Bundle {
 ///
 /// With `split`, also a directory of one `docker save` archive per image (shared layers in
 /// each archive that uses them), as a K3s images directory often holds.
-fn bundle(dir: &Path, mib: u64, split: bool) -> Bundle {
+fn bundle(dir: &Path, mib: u64, split: bool, gzip: bool) -> Bundle {
     let images = 10usize;
     let kib = mib << 10;
     let mut made: std::collections::BTreeMap<u64, GzLayer> = Default::default();
@@ -943,7 +971,7 @@ fn bundle(dir: &Path, mib: u64, split: bool) -> Bundle {
         for (seed, size) in stack {
             let l = made
                 .entry(seed)
-                .or_insert_with(|| gz_layer(dir, seed + (mib << 8), size));
+                .or_insert_with(|| gz_layer(dir, seed + (mib << 8), size, gzip));
             let (digest, diff_id) = (l.digest.clone(), l.diff_id.clone());
             let path = format!("{}/layer.tar", &digest[7..]);
             if emitted.insert(digest) {
@@ -989,9 +1017,10 @@ fn bundle(dir: &Path, mib: u64, split: bool) -> Bundle {
         None,
         serde_json::to_vec(&repositories).unwrap(),
     ));
-    let tar_path = dir.join(format!("bundle-{mib}.tar"));
+    let raw = if gzip { "" } else { "-raw" };
+    let tar_path = dir.join(format!("bundle-{mib}{raw}.tar"));
     write_tar(&tar_path, &members);
-    let zst = dir.join(format!("bundle-{mib}.tar.zst"));
+    let zst = dir.join(format!("bundle-{mib}{raw}.tar.zst"));
     let ok = Command::new("zstd")
         .args(["-q", "-f", "-3", "-T0"])
         .arg(&tar_path)
@@ -1025,18 +1054,7 @@ fn proc_cpu(pid: u32) -> Duration {
     // Fields 14 to 17 of stat(5) (utime, stime, cutime, cstime), counted from the state
     // (field 3).
     let ticks: u64 = f[11..15].iter().map(|v| v.parse::<u64>().unwrap()).sum();
-    let hz: u64 = String::from_utf8(
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap_or(100);
-    Duration::from_millis(ticks * 1000 / hz)
+    Duration::from_millis(ticks * 1000 / clock_ticks())
 }
 
 /// What one client run took: wall time, the client's own CPU (user + system, from its
@@ -1046,6 +1064,10 @@ struct Measured {
     client_cpu: Duration,
     peak_kib: u64,
     containerd_cpu: Duration,
+    /// Time the hypervisor gave this machine's cores to others during the run (all
+    /// cores, `steal` of /proc/stat): on a shared host the floor is that much less
+    /// reachable.
+    steal: Duration,
 }
 
 impl Measured {
@@ -1076,6 +1098,7 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
     }
     let pid = node.containerd_pid().expect("containerd running");
     let before = proc_cpu(pid);
+    let steal_before = steal_time();
     let start = Instant::now();
     let out = wrapped.output().expect("run /usr/bin/time");
     let wall = start.elapsed();
@@ -1085,6 +1108,7 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
         String::from_utf8_lossy(&out.stderr)
     );
     let containerd_cpu = proc_cpu(pid) - before;
+    let steal = steal_time().saturating_sub(steal_before);
     let text = std::fs::read_to_string(&report).unwrap();
     let f: Vec<f64> = text
         .lines()
@@ -1098,7 +1122,36 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
         client_cpu: Duration::from_secs_f64(f[0] + f[1]),
         peak_kib: f[2] as u64,
         containerd_cpu,
+        steal,
     }
+}
+
+/// The machine's steal time so far, all cores: the eighth value of /proc/stat's `cpu`
+/// line, in clock ticks (`getconf CLK_TCK`).
+fn steal_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().next().unwrap();
+    let ticks: u64 = cpu
+        .split_whitespace()
+        .nth(8)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / clock_ticks())
+}
+
+/// Clock ticks a second, as /proc counts CPU time.
+fn clock_ticks() -> u64 {
+    String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(100)
 }
 
 fn ctr_command(node: &Node, archive: &Path, zst: bool) -> Command {
@@ -1125,6 +1178,30 @@ fn crimg_import_command(node: &Node, archive: &Path) -> Command {
     cmd
 }
 
+/// `zstd -dc ARCHIVE | crimg import -`, as `ctr_command` pipes it into ctr.
+fn crimg_stdin_command(node: &Node, archive: &Path) -> Command {
+    let c = node.crimg();
+    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy());
+    let mut script = format!(
+        "zstd -dc {} | {}",
+        quote(archive.as_os_str()),
+        quote(c.get_program())
+    );
+    for a in c.get_args() {
+        script += &format!(" {}", quote(a));
+    }
+    script += " import -q -";
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
 /// A scratch directory for a bundle scenario, or `None` (said) when a tool it runs is
 /// missing.
 fn bundle_workdir(scenario: &str, tools: &[&str]) -> Option<tempfile::TempDir> {
@@ -1139,58 +1216,80 @@ fn bundle_workdir(scenario: &str, tools: &[&str]) -> Option<tempfile::TempDir> {
 /// An air-gap bundle (`docker save` of many multi-layer images, shared bases): crimg
 /// against ctr on the plain tar and on the `.tar.zst`, each run into a fresh containerd,
 /// with the CPU floor of every run; then a 1 GiB bundle's times and crimg's peak memory.
-fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
-    let Some(work) = bundle_workdir("bundle", &["/usr/bin/time", "/usr/bin/zstd"]) else {
+/// With `gzip` false (`bundle-raw`), the layers are stored uncompressed, as `docker save`
+/// itself writes them, and only the 256 MiB bundle is run.
+fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>, gzip: bool) {
+    let tag = if gzip { "bundle" } else { "raw bundle" };
+    let Some(work) = bundle_workdir(tag, &["/usr/bin/time", "/usr/bin/zstd"]) else {
         return;
     };
-    eprintln!("bench: bundle: generating a 256 MiB bundle");
-    let b = bundle(work.path(), 256, false);
-    let what = format!(
-        "{} images, {} gzip layers, {} MiB gz / {} MiB",
-        b.images,
-        b.layers,
-        b.compressed >> 20,
-        b.unpacked >> 20
-    );
-    eprintln!("bench: bundle: {what}");
+    eprintln!("bench: {tag}: generating a 256 MiB bundle");
+    let b = bundle(work.path(), 256, false, gzip);
+    let what = if gzip {
+        format!(
+            "{} images, {} gzip layers, {} MiB gz / {} MiB",
+            b.images,
+            b.layers,
+            b.compressed >> 20,
+            b.unpacked >> 20
+        )
+    } else {
+        format!(
+            "{} images, {} uncompressed layers, {} MiB",
+            b.images,
+            b.layers,
+            b.unpacked >> 20
+        )
+    };
+    eprintln!("bench: {tag}: {what}");
     rows.push(Row {
         value: Some(String::new()),
-        ..Row::new(format!("bundle: {what}"), None)
+        ..Row::new(format!("{tag}: {what}"), None)
     });
-    for zst in [false, true] {
-        let (kind, archive) = if zst {
-            (".tar.zst", &b.zst)
-        } else {
-            ("plain tar", &b.tar)
-        };
+    // The .tar.zst piped into `crimg import -` is read once, its chains found as it
+    // goes by; the file is read twice at once.
+    for (kind, stdin) in [
+        ("plain tar", false),
+        (".tar.zst", false),
+        (".tar.zst on stdin", true),
+    ] {
+        let zst = kind != "plain tar";
+        let archive = if zst { &b.zst } else { &b.tar };
         let reference = if zst {
-            format!("zstd -dc | ctr images import -, bundle {kind}")
+            format!("zstd -dc | ctr images import -, {tag} {kind}")
         } else {
-            format!("ctr images import, bundle {kind}")
+            format!("ctr images import, {tag} {kind}")
         };
-        let ours_name = format!("crimg import, bundle {kind}");
-        let floor_name = format!("  CPU floor of crimg's run, bundle {kind}");
+        let ours_name = format!("crimg import, {tag} {kind}");
+        let floor_name = format!("  CPU floor of crimg's run, {tag} {kind}");
         let mut ours = Row::new(ours_name.clone(), Some(reference.clone()));
         let mut theirs = Row::new(reference.clone(), None);
         let mut vs_floor = Row::new(
-            format!("crimg import vs its CPU floor, bundle {kind}"),
+            format!("crimg import vs its CPU floor, {tag} {kind}"),
             Some(floor_name.clone()),
         );
         let mut floor = Row::new(floor_name, None);
-        let mut cd_ours = Row::new(format!("  containerd CPU, crimg run, {kind}"), None);
-        let mut cli_ours = Row::new(format!("  crimg's own CPU, {kind}"), None);
-        let mut theirs_floor = Row::new(format!("  CPU floor of ctr's run, bundle {kind}"), None);
-        let mut cd_theirs = Row::new(format!("  containerd CPU, ctr run, {kind}"), None);
-        let mut cli_theirs = Row::new(format!("  ctr's (and zstd's) own CPU, {kind}"), None);
+        let mut cd_ours = Row::new(format!("  containerd CPU, crimg run, {tag} {kind}"), None);
+        let mut cli_ours = Row::new(format!("  crimg's own CPU, {tag} {kind}"), None);
+        let mut steal_ours = Row::new(format!("  steal time, crimg run, {tag} {kind}"), None);
+        let mut theirs_floor = Row::new(format!("  CPU floor of ctr's run, {tag} {kind}"), None);
+        let mut cd_theirs = Row::new(format!("  containerd CPU, ctr run, {tag} {kind}"), None);
+        let mut cli_theirs = Row::new(format!("  ctr's (and zstd's) own CPU, {tag} {kind}"), None);
         for run in 0..opts.runs {
-            eprintln!("bench: bundle {kind} run {}/{}", run + 1, opts.runs);
+            eprintln!("bench: {tag} {kind} run {}/{}", run + 1, opts.runs);
             // Interleaved, and which goes first alternates.
             for first_ours in [run % 2 == 0, run % 2 != 0] {
                 let node = Node::start();
                 if first_ours {
-                    let m = measured(&node, &crimg_import_command(&node, archive));
+                    let cmd = if stdin {
+                        crimg_stdin_command(&node, archive)
+                    } else {
+                        crimg_import_command(&node, archive)
+                    };
+                    let m = measured(&node, &cmd);
                     ours.samples.push(m.wall);
                     vs_floor.samples.push(m.wall);
+                    steal_ours.samples.push(m.steal);
                     floor.samples.push(m.floor());
                     cd_ours.samples.push(m.containerd_cpu);
                     cli_ours.samples.push(m.client_cpu);
@@ -1210,6 +1309,7 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
             floor,
             cd_ours,
             cli_ours,
+            steal_ours,
             theirs_floor,
             cd_theirs,
             cli_theirs,
@@ -1217,9 +1317,12 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>) {
     }
     std::fs::remove_file(&b.tar).ok();
     std::fs::remove_file(&b.zst).ok();
+    if !gzip {
+        return;
+    }
 
     eprintln!("bench: bundle: generating a 1 GiB bundle");
-    let b = bundle(work.path(), 1024, false);
+    let b = bundle(work.path(), 1024, false, true);
     eprintln!(
         "bench: bundle: {} images, {} gzip layers, {} MiB gz / {} MiB",
         b.images,
@@ -1261,7 +1364,7 @@ fn bundle_dir_scenario(opts: &Options, rows: &mut Vec<Row>) {
         return;
     };
     eprintln!("bench: bundle-dir: generating a 256 MiB bundle, one archive per image");
-    let b = bundle(work.path(), 256, true);
+    let b = bundle(work.path(), 256, true, true);
     std::fs::remove_file(&b.tar).ok();
     std::fs::remove_file(&b.zst).ok();
     let dir = b.split.expect("split bundle");
