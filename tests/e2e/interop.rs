@@ -33,7 +33,11 @@ struct ImportedImage {
 fn import(node: &Node, args: &[&str]) -> Vec<(String, String)> {
     let mut all = vec!["import", "-o", "json"];
     all.extend_from_slice(args);
-    let r: ImportResult = crimg(node.crimg(), &all).expect_code(0).json();
+    images_of(crimg(node.crimg(), &all).expect_code(0).json())
+}
+
+/// (name, id) of every image an import's JSON result names, sorted.
+fn images_of(r: ImportResult) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = r
         .imported
         .into_iter()
@@ -717,13 +721,7 @@ fn interop_streamed_archives_are_unpacked_before_their_index() {
             )),
             "{case}: {stderr}"
         );
-        let r: ImportResult = serde_json::from_slice(&out.stdout).expect("JSON result");
-        let mut got: Vec<(String, String)> = r
-            .imported
-            .into_iter()
-            .flat_map(|f| f.images.into_iter().map(|i| (i.name, i.id)))
-            .collect();
-        got.sort();
+        let got = images_of(serde_json::from_slice(&out.stdout).expect("JSON result"));
         let mut want = want;
         want.sort();
         assert_eq!(got, want, "{case}");
