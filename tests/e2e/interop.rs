@@ -589,7 +589,7 @@ fn interop_docker_archive_links_resolve_in_any_order() {
 /// manifests), all of them before the rest is sent.
 #[test]
 fn interop_streamed_archives_are_unpacked_before_their_index() {
-    use std::io::Write as _;
+    use std::io::{Read as _, Write as _};
     use std::process::Stdio;
 
     use crate::support::archives::{self, Compress};
@@ -674,6 +674,16 @@ fn interop_streamed_archives_are_unpacked_before_their_index() {
             .spawn()
             .expect("run crimg import -");
         let before = committed();
+        // Its output is read as it comes: a full pipe would stop it.
+        let drain = |r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = vec![];
+                let mut r = r;
+                r.read_to_end(&mut buf).map(|_| buf)
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
         // Two gzip members, one stream: the first is decompressed whole on its own. The
         // rest waits for `go`, written by a thread so that a reader that stops fails the
         // wait below instead of blocking the test.
@@ -691,30 +701,57 @@ fn interop_streamed_archives_are_unpacked_before_their_index() {
             }
             Ok(())
         });
+        let said = |child: &mut std::process::Child, stderr: std::thread::JoinHandle<_>| {
+            child.kill().ok();
+            child.wait().ok();
+            let bytes: std::io::Result<Vec<u8>> = stderr.join().expect("stderr reader");
+            String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while committed() < before + layers {
             if std::time::Instant::now() > deadline {
                 let listing = node.ctr_ok(&["snapshots", "ls"]);
                 let now = committed() - before;
-                child.kill().ok();
                 drop(go);
-                let out = child.wait_with_output().expect("wait for crimg");
                 panic!(
                     "{case}: {now} of {layers} layer(s) unpacked from the stream before its \
                      index: {listing}\ncrimg said: {}",
-                    String::from_utf8_lossy(&out.stderr)
+                    said(&mut child, stderr)
                 );
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        go.send(()).expect("the writer waits");
-        writer
-            .join()
-            .expect("writer thread")
-            .expect("write the archive");
-        let out = child.wait_with_output().expect("wait for crimg");
+        let early = node.ctr_ok(&["snapshots", "ls"]);
+        // The writer has stopped only if crimg did: its exit says why, below.
+        go.send(()).ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for crimg") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "{case}: crimg still running 120 s after its input ended: {}",
+                    said(&mut child, stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let wrote = writer.join().expect("writer thread");
+        let out = std::process::Output {
+            status,
+            stdout: stdout.join().expect("stdout reader").expect("read stdout"),
+            stderr: stderr.join().expect("stderr reader").expect("read stderr"),
+        };
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{case}: {stderr}");
+        wrote.unwrap_or_else(|e| panic!("{case}: writing the archive: {e}: {stderr}"));
+        // What was unpacked early was what the import needed: nothing more came after.
+        assert_eq!(
+            node.ctr_ok(&["snapshots", "ls"]),
+            early,
+            "{case}: snapshots made after the index"
+        );
         assert!(
             stderr.contains(&format!(
                 ": {layers} layer(s) unpacked before the archive's end"

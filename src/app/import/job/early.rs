@@ -35,9 +35,9 @@ use super::Job;
 use crate::archive::source::MemArchive;
 use crate::model::Descriptor;
 use crate::oci::doc::{Config, Manifest};
-use crate::oci::{blob_path, is_layer};
+use crate::oci::{blob_path, is_digest, is_layer};
 use crate::plan::import::{PlanOptions, chain_ids, parse_docker_manifest, plan_oci};
-use crate::plan::platform::Platform;
+use crate::plan::platform::{Platform, PlatformChoice};
 
 /// What the main pass has read of a streamed archive, by member path.
 #[derive(Debug, Default)]
@@ -116,12 +116,16 @@ impl Wanted {
 /// At most this many chains are found in one stream (a K3s bundle has a few dozen): each
 /// waits for its layers, and a stream of nothing but tiny configs must not make a crowd.
 const MAX_FOUND: usize = 1024;
+/// A config of more layers than this is left to the plan (overlayfs stacks at most 128):
+/// what a chain holds must not grow past what its document weighs.
+const MAX_LAYERS: usize = 256;
 
 /// Finds chains in a stream's documents as they are read, whatever their order: a
 /// manifest waits for its config, a config seen first waits for its manifest.
-#[derive(Default)]
-struct Finder {
-    /// OCI configs seen: diff IDs by digest, `None` when the host does not run it.
+struct Finder<'a> {
+    /// The platforms the import was asked for.
+    choice: &'a PlatformChoice,
+    /// OCI configs seen: diff IDs by digest, `None` when not wanted (see [`Finder::diff_ids`]).
     configs: HashMap<String, Option<Vec<String>>>,
     /// Manifests' layer digests by the config they wait for.
     waiting: HashMap<String, Vec<Vec<String>>>,
@@ -129,7 +133,31 @@ struct Finder {
     seen: HashSet<Vec<String>>,
 }
 
-impl Finder {
+impl<'a> Finder<'a> {
+    fn new(choice: &'a PlatformChoice) -> Finder<'a> {
+        Finder {
+            choice,
+            configs: HashMap::new(),
+            waiting: HashMap::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// A config's diff IDs, if its image would be unpacked: a platform the import chose
+    /// that this host runs (or none given), at most [`MAX_LAYERS`] layers, each a
+    /// sha256 digest.
+    fn diff_ids(&self, config: Config) -> Option<Vec<String>> {
+        let platform = config.platform();
+        let chosen = !self
+            .choice
+            .select(std::slice::from_ref(&platform))
+            .is_empty();
+        let runs = platform.is_none_or(|p| Platform::host().runs(&p));
+        let ids = config.rootfs.diff_ids;
+        let sane = !ids.is_empty() && ids.len() <= MAX_LAYERS && ids.iter().all(|d| is_digest(d));
+        (chosen && runs && sane).then_some(ids)
+    }
+
     /// The chains `doc` completes. Anything unreadable is left to the plan.
     fn add(&mut self, doc: &Doc) -> Vec<EarlyChain> {
         let mut found = vec![];
@@ -141,7 +169,7 @@ impl Finder {
                 .layers
                 .iter()
                 .all(|l| l.media_type.is_empty() || is_layer(&l.media_type));
-            if !doc.blob || m.layers.is_empty() || !layers_only {
+            if !doc.blob || m.layers.is_empty() || m.layers.len() > MAX_LAYERS || !layers_only {
                 return found;
             }
             let layers = m.layers.into_iter().map(|l| l.digest).collect();
@@ -159,9 +187,7 @@ impl Finder {
         let Ok(config) = serde_json::from_slice::<Config>(&doc.bytes) else {
             return found;
         };
-        let runs = config.platform().is_none_or(|p| Platform::host().runs(&p));
-        let diff_ids =
-            (runs && !config.rootfs.diff_ids.is_empty()).then_some(config.rootfs.diff_ids);
+        let diff_ids = self.diff_ids(config);
         if !doc.blob {
             // A `docker save` config: its layers are stored uncompressed.
             if let Some(ids) = diff_ids {
@@ -271,7 +297,8 @@ impl Job<'_> {
         let documents = tokio::select! {
             d = documents => d,
             // Read whole (or failed) before the first pass was done: nothing to gain.
-            _ = arrivals.wait_for(|a| a.done) => {
+            r = arrivals.wait_for(|a| a.done) => {
+                drop(r);
                 stop.0.store(true, Ordering::Relaxed);
                 return true;
             }
@@ -312,7 +339,7 @@ impl Job<'_> {
     /// arrive, until the main pass has read the archive and the chains found are done.
     pub(super) async fn found_unpack(&self) {
         let mut arrivals = self.arrived.subscribe();
-        let mut finder = Finder::default();
+        let mut finder = Finder::new(&self.imp.opts.platforms);
         let before_end = AtomicUsize::new(0);
         let mut running = FuturesUnordered::new();
         let mut read = false;
@@ -377,8 +404,12 @@ impl Job<'_> {
                         .map_err(|_| anyhow!("the import ended"))?,
                 )
                 .cloned();
+            // Once the archive is read whole, the plan's unpack does the rest: a chain
+            // the index did not confirm must not take its cores.
+            if self.arrived.borrow().done {
+                return Ok(());
+            }
             let layer = match arrived {
-                // Read whole without it: the plan's unpack does the rest.
                 None => return Ok(()),
                 Some(Arrived::Stored(d)) => d,
                 Some(Arrived::Small(desc, bytes)) => {
@@ -548,7 +579,10 @@ mod tests {
             blob,
         };
         let config = |arch: &str, ids: &[&str]| {
-            let ids: Vec<String> = ids.iter().map(|i| format!("\"sha256:{i}\"")).collect();
+            let ids: Vec<String> = ids
+                .iter()
+                .map(|i| format!("\"sha256:{}\"", i.repeat(64)))
+                .collect();
             format!(
                 r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
                 ids.join(",")
@@ -575,10 +609,14 @@ mod tests {
                 .iter()
                 .map(|&c| Wanted::Path(format!("blobs/sha256/{}", hex(c))))
                 .collect(),
-            diff_ids: ids.iter().map(|i| format!("sha256:{i}")).collect(),
+            diff_ids: ids
+                .iter()
+                .map(|i| format!("sha256:{}", i.repeat(64)))
+                .collect(),
         };
         let host_arch = host.architecture.as_str();
-        let mut f = Finder::default();
+        let choice = PlatformChoice::from_args(&[], false);
+        let mut f = Finder::new(&choice);
         // A manifest first: it waits for its config.
         assert!(
             f.add(&doc("sha256:m1", manifest("sha256:c1", &['a', 'b']), true))
@@ -624,12 +662,10 @@ mod tests {
                 .is_empty()
         );
         // A docker save config (a member, not a blob): its layers by digest, once.
+        let d = |c: &str| format!("sha256:{}", c.repeat(64));
         let docker = EarlyChain {
-            layers: vec![
-                Wanted::Digest("sha256:6".into()),
-                Wanted::Digest("sha256:7".into()),
-            ],
-            diff_ids: vec!["sha256:6".into(), "sha256:7".into()],
+            layers: vec![Wanted::Digest(d("6")), Wanted::Digest(d("7"))],
+            diff_ids: vec![d("6"), d("7")],
         };
         assert_eq!(
             f.add(&doc("sha256:x", config(host_arch, &["6", "7"]), false)),
@@ -637,6 +673,32 @@ mod tests {
         );
         assert!(
             f.add(&doc("sha256:y", config(host_arch, &["6", "7"]), false))
+                .is_empty()
+        );
+        // Diff IDs that are not sha256 digests; more layers than an image has.
+        let bad = r#"{"rootfs":{"type":"layers","diff_ids":["sha256:8","../x"]}}"#;
+        assert!(f.add(&doc("sha256:b", bad.into(), false)).is_empty());
+        let many: Vec<String> = (0..=MAX_LAYERS)
+            .map(|i| format!("\"sha256:{i:064x}\""))
+            .collect();
+        let many = format!(
+            r#"{{"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            many.join(",")
+        );
+        assert!(f.add(&doc("sha256:t", many, false)).is_empty());
+        // Asked for another platform only: the host's image is not unpacked.
+        let elsewhere = PlatformChoice::from_args(&[Platform::new("linux", other, None)], false);
+        let mut f = Finder::new(&elsewhere);
+        assert!(
+            f.add(&doc("sha256:x", config(host_arch, &["6", "7"]), false))
+                .is_empty()
+        );
+        assert!(
+            f.add(&doc("sha256:c1", config(host_arch, &["1", "2"]), true))
+                .is_empty()
+        );
+        assert!(
+            f.add(&doc("sha256:m1", manifest("sha256:c1", &['a', 'b']), true))
                 .is_empty()
         );
         // A legacy layer's `json`, `repositories`, not JSON at all.
@@ -653,11 +715,12 @@ mod tests {
     /// A stream of nothing but configs finds at most [`MAX_FOUND`] chains.
     #[test]
     fn found_chains_are_capped() {
-        let mut f = Finder::default();
+        let choice = PlatformChoice::from_args(&[], false);
+        let mut f = Finder::new(&choice);
         let found: usize = (0..MAX_FOUND + 10)
             .map(|i| {
                 let config =
-                    format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{i}"]}}}}"#);
+                    format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{i:064x}"]}}}}"#);
                 f.add(&Doc {
                     digest: format!("sha256:c{i}"),
                     bytes: Bytes::from(config),

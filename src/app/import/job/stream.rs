@@ -43,6 +43,13 @@ impl Job<'_> {
                     crate::archive::read::read_documents(&p, &flag)
                 });
                 if self.early_unpack(first, &stop).await {
+                    // The first pass found the chains: the stream's documents are not
+                    // looked at, nor kept for it.
+                    self.arrived.send_if_modified(|a| {
+                        a.docs = vec![];
+                        a.docs_total = DOCS_TOTAL;
+                        false
+                    });
                     return;
                 }
             }
