@@ -5,7 +5,7 @@
 //! `cargo bench --bench bench -- [prune] [list] [import] [export] [memory] [inspect] [bundle]
 //!  [bundle-raw] [bundle-dir] [--runs N] [--images N] [--mib N] [--json FILE]`
 //!
-//! `cargo bench --bench bench -- bundle-files --out DIR` only writes the bundle scenario's
+//! `cargo bench --bench bench -- bundle-files --out DIR [--raw]` only writes the bundle scenario's
 //! archives (`bundle-MIB.tar`, `bundle-MIB.tar.zst`) for other tools, such as
 //! `scripts/profile-containerd.sh`.
 //!
@@ -35,6 +35,8 @@ struct Options {
     json: Option<String>,
     /// Where `bundle-files` writes the bundle.
     out: Option<std::path::PathBuf>,
+    /// `bundle-files` writes `bundle-raw`'s uncompressed layers.
+    raw: bool,
 }
 
 fn options() -> Options {
@@ -45,10 +47,12 @@ fn options() -> Options {
         mib: 256,
         json: None,
         out: None,
+        raw: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--raw" => o.raw = true,
             "--runs" => o.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--images" => {
                 o.images = args
@@ -128,7 +132,7 @@ fn main() {
             "bundle-files" => {
                 let dir = opts.out.as_deref().expect("bundle-files needs --out DIR");
                 std::fs::create_dir_all(dir).expect("create --out DIR");
-                let b = bundle(dir, opts.mib, true, true);
+                let b = bundle(dir, opts.mib, true, !opts.raw);
                 let split = b.split.as_deref().unwrap_or(dir);
                 println!(
                     "{}\n{}\n{}",
