@@ -265,10 +265,11 @@ impl<R: Read> Read for Stoppable<R> {
     }
 }
 
-/// Members of at most this size are kept by [`read_documents`] (a config, manifest.json).
-const DOCUMENT_MAX: u64 = 512 << 10;
-/// And at most this much of them in all.
-const DOCUMENTS_TOTAL: u64 = 16 << 20;
+/// JSON documents (a config, a manifest) of at most this size are kept by
+/// [`read_documents`] and looked at by an import's streamed pass...
+pub(crate) const DOCUMENT_MAX: u64 = 512 << 10;
+/// ...and at most this much of them in all.
+pub(crate) const DOCUMENTS_TOTAL: u64 = 16 << 20;
 
 /// Reads a zstd- or lz4-compressed archive file once, front to back, keeping only its
 /// JSON documents and links, as a streaming pass keeps small members ([`MemArchive`]): a

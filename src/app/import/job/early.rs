@@ -47,7 +47,8 @@ pub(crate) struct Arrivals {
     pub(crate) paths: HashMap<String, String>,
     /// Small JSON documents read and not yet looked at by the [`Finder`].
     pub(crate) docs: Vec<Doc>,
-    /// Bytes of all documents ever put in `docs`: at most [`DOCS_TOTAL`].
+    /// Bytes of all documents ever put in `docs`: at most
+    /// [`DOCUMENTS_TOTAL`](crate::archive::read::DOCUMENTS_TOTAL).
     pub(crate) docs_total: u64,
     /// The main pass has read the whole archive: nothing more arrives.
     pub(crate) done: bool,
@@ -70,12 +71,6 @@ pub(crate) struct Doc {
     /// Read as an OCI blob (`blobs/sha256/<hex>`), not as a `docker save` member.
     pub(crate) blob: bool,
 }
-
-/// Documents larger than this are not looked at for chains (manifests and configs are a
-/// few KiB)...
-pub(crate) const DOC_MAX: u64 = 512 << 10;
-/// ...nor any once this much has been.
-pub(crate) const DOCS_TOTAL: u64 = 16 << 20;
 
 /// Tells the first pass to stop when the import is over, however it ends.
 #[derive(Default)]
@@ -303,19 +298,12 @@ impl Job<'_> {
                 return true;
             }
         };
-        let docs = match documents {
+        let docs = match documents.map_err(|e| anyhow!("reading task: {e}")) {
             Ok(Ok(Some(d))) => d,
             Ok(Ok(None)) => return false,
-            Ok(Err(e)) => {
+            Ok(Err(e)) | Err(e) => {
                 self.imp.settings.debug(format_args!(
                     "{}: the first pass failed, chains are found as read: {e:#}",
-                    self.file
-                ));
-                return false;
-            }
-            Err(e) => {
-                self.imp.settings.debug(format_args!(
-                    "{}: the first pass failed, chains are found as read: {e}",
                     self.file
                 ));
                 return false;

@@ -83,7 +83,7 @@ impl Job<'_> {
             }) => {
                 // A compressed file may be read twice at once (see `early`).
                 let file = match input {
-                    Input::File(p) if self.imp.snapshotter.is_some() => Some(p.as_path()),
+                    Input::File(p) => Some(p.as_path()),
                     _ => None,
                 };
                 self.imp.settings.debug(format_args!(

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use super::super::importer::ImportedImage;
 use super::super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
 use super::super::streamed::{self, Body, MemberSink};
-use super::early::{Arrived, DOC_MAX, DOCS_TOTAL, Doc, StopOnDrop};
-use crate::archive::read::{Event, HEAD_LEN};
+use super::early::{Arrived, Doc, StopOnDrop};
+use crate::archive::read::{DOCUMENT_MAX, DOCUMENTS_TOTAL, Event, HEAD_LEN};
 use crate::model::Descriptor;
 use crate::plan::import::layer_media_type;
 use crate::runtime::content::sha256_digest;
@@ -47,7 +47,7 @@ impl Job<'_> {
                     // looked at, nor kept for it.
                     self.arrived.send_if_modified(|a| {
                         a.docs = vec![];
-                        a.docs_total = DOCS_TOTAL;
+                        a.docs_total = DOCUMENTS_TOTAL;
                         false
                     });
                     return;
@@ -211,11 +211,11 @@ impl Job<'_> {
     /// stream may start with it. `blob`: read as an OCI blob.
     fn document(&self, digest: &str, bytes: &Bytes, blob: bool) {
         let size = bytes.len() as u64;
-        if self.imp.snapshotter.is_none() || size > DOC_MAX || bytes.first() != Some(&b'{') {
+        if self.imp.snapshotter.is_none() || size > DOCUMENT_MAX || bytes.first() != Some(&b'{') {
             return;
         }
         self.arrived.send_if_modified(|a| {
-            if a.docs_total + size > DOCS_TOTAL {
+            if a.docs_total + size > DOCUMENTS_TOTAL {
                 return false;
             }
             a.docs_total += size;
