@@ -1094,12 +1094,7 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
         .args(cmd.get_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
+    copy_env(cmd, &mut wrapped);
     let pid = node.containerd_pid().expect("containerd running");
     let before = proc_cpu(pid);
     let steal_before = steal_time();
@@ -1185,25 +1180,34 @@ fn crimg_import_command(node: &Node, archive: &Path) -> Command {
 /// `zstd -dc ARCHIVE | crimg import -`, as `ctr_command` pipes it into ctr.
 fn crimg_stdin_command(node: &Node, archive: &Path) -> Command {
     let c = node.crimg();
-    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy());
-    let mut script = format!(
-        "zstd -dc {} | {}",
-        quote(archive.as_os_str()),
-        quote(c.get_program())
+    let script = format!(
+        "zstd -dc '{}' | {} import -q -",
+        archive.display(),
+        shell_words(&c)
     );
-    for a in c.get_args() {
-        script += &format!(" {}", quote(a));
-    }
-    script += " import -q -";
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &script]);
-    for (k, v) in c.get_envs() {
+    copy_env(&c, &mut cmd);
+    cmd
+}
+
+/// `cmd`'s program and arguments, each single-quoted, for a shell script.
+fn shell_words(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Gives `to` the environment changes `from` makes (set and removed variables).
+fn copy_env(from: &Command, to: &mut Command) {
+    for (k, v) in from.get_envs() {
         match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
+            Some(v) => to.env(k, v),
+            None => to.env_remove(k),
         };
     }
-    cmd
 }
 
 /// A scratch directory for a bundle scenario, or `None` (said) when a tool it runs is
@@ -1428,18 +1432,8 @@ fn bundle_dir_scenario(opts: &Options, rows: &mut Vec<Row>) {
                 }
                 1 => {
                     let crimg = node.crimg();
-                    let mut client = format!("'{}'", crimg.get_program().to_string_lossy());
-                    for a in crimg.get_args() {
-                        client.push_str(&format!(" '{}'", a.to_string_lossy()));
-                    }
-                    client.push_str(" import -q");
-                    let mut cmd = one_by_one(&client);
-                    for (k, v) in crimg.get_envs() {
-                        match v {
-                            Some(v) => cmd.env(k, v),
-                            None => cmd.env_remove(k),
-                        };
-                    }
+                    let mut cmd = one_by_one(&format!("{} import -q", shell_words(&crimg)));
+                    copy_env(&crimg, &mut cmd);
                     let m = measured(&node, &cmd);
                     serial.samples.push(m.wall);
                     serial_floor.samples.push(m.floor());
