@@ -1,12 +1,41 @@
 # bash completion for crimg: crimg itself answers (CRIMG_COMPLETE=bash crimg -- WORDS...)
+# Splits $1 into the caller's `words` as the shell will: blanks outside quotes end a
+# word, quotes and backslashes are removed, an unclosed quote runs to the end, and the
+# last word is the one the cursor is in (empty after a blank).
+_crimg_split() {
+    local s=$1 w= q= c i
+    local -i in=0
+    words=()
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        if [[ $q == "'" ]]; then
+            if [[ $c == "'" ]]; then q=; else w+=$c; fi
+        elif [[ $q == '"' ]]; then
+            if [[ $c == '"' ]]; then
+                q=
+            elif [[ $c == '\' && ${s:i+1:1} == [\"\\\$\`] ]]; then
+                w+=${s:i+1:1}
+                ((i += 1))
+            else
+                w+=$c
+            fi
+        elif [[ $c == [[:blank:]] ]]; then
+            ((in)) && words+=("$w")
+            w= in=0
+        else
+            in=1
+            case $c in
+                "'" | '"') q=$c ;;
+                '\') w+=${s:i+1:1}; ((i += 1)) ;;
+                *) w+=$c ;;
+            esac
+        fi
+    done
+    words+=("$w")
+}
 _crimg_complete() {
-    local line=${COMP_LINE:0:COMP_POINT}
     local -a words
-    local IFS=$' \t\n'
-    read -r -a words <<< "$line"
-    if [[ -z $line || $line == *[[:blank:]] ]]; then
-        words+=("")
-    fi
+    _crimg_split "${COMP_LINE:0:COMP_POINT}"
     local cur=${words[${#words[@]}-1]}
     local keep=
     [[ $cur == *"$2" ]] && keep=${cur%"$2"}

@@ -1,1 +1,1 @@
-complete --keep-order --exclusive --command crimg --arguments "(CRIMG_COMPLETE=fish crimg -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token))"
+complete --keep-order --exclusive --command crimg --arguments "(CRIMG_COMPLETE=fish crimg -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token | string unescape))"

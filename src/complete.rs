@@ -37,8 +37,8 @@ fn deadline_of(value: Option<&str>) -> Duration {
         .unwrap_or(DEADLINE)
 }
 
-/// The shells crimg completes for; bash and zsh with crimg's own scripts (see
-/// [`bash_script`], [`zsh_script`]).
+/// The shells crimg completes for; bash, zsh and fish with crimg's own scripts (see
+/// [`bash_script`], [`zsh_script`], [`fish_script`]).
 const SHELLS: Shells<'static> = Shells(&[
     &OwnScript {
         shell: &clap_complete::env::Bash,
@@ -48,7 +48,10 @@ const SHELLS: Shells<'static> = Shells(&[
         shell: &clap_complete::env::Zsh,
         script: zsh_script,
     },
-    &Fish,
+    &OwnScript {
+        shell: &Fish,
+        script: fish_script,
+    },
     &Elvish,
     &Powershell,
 ]);
@@ -203,9 +206,12 @@ impl EnvCompleter for OwnScript {
 
 /// Bash, by crimg's own script rather than clap_complete's: bash splits the words it
 /// hands a completion function at `:` and `=` (`COMP_WORDBREAKS`), which cuts every image
-/// reference with a tag in two. This script splits the line up to the cursor at blanks
-/// only, asks crimg with the words whole, and gives bash back each reply without what
-/// precedes bash's own word (its second argument, `$2`), whatever `COMP_WORDBREAKS` holds.
+/// reference with a tag in two; and its words keep their quotes, so `'web:` would be asked
+/// for as is. This script splits the line up to the cursor as the shell will run it (at
+/// blanks outside quotes, quotes removed), asks crimg with the words whole, and gives bash
+/// back each reply without what precedes bash's own word (its second argument, `$2`),
+/// whatever `COMP_WORDBREAKS` holds. Inside an open quote, bash's word starts after the
+/// quote, and bash closes the quote itself.
 fn bash_script(
     var: &str,
     name: &str,
@@ -214,14 +220,43 @@ fn bash_script(
     buf: &mut dyn Write,
 ) -> std::io::Result<()> {
     let script = r#"# bash completion for BIN: BIN itself answers (VAR=bash BIN -- WORDS...)
+# Splits $1 into the caller's `words` as the shell will: blanks outside quotes end a
+# word, quotes and backslashes are removed, an unclosed quote runs to the end, and the
+# last word is the one the cursor is in (empty after a blank).
+_NAME_split() {
+    local s=$1 w= q= c i
+    local -i in=0
+    words=()
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        if [[ $q == "'" ]]; then
+            if [[ $c == "'" ]]; then q=; else w+=$c; fi
+        elif [[ $q == '"' ]]; then
+            if [[ $c == '"' ]]; then
+                q=
+            elif [[ $c == '\' && ${s:i+1:1} == [\"\\\$\`] ]]; then
+                w+=${s:i+1:1}
+                ((i += 1))
+            else
+                w+=$c
+            fi
+        elif [[ $c == [[:blank:]] ]]; then
+            ((in)) && words+=("$w")
+            w= in=0
+        else
+            in=1
+            case $c in
+                "'" | '"') q=$c ;;
+                '\') w+=${s:i+1:1}; ((i += 1)) ;;
+                *) w+=$c ;;
+            esac
+        fi
+    done
+    words+=("$w")
+}
 _NAME_complete() {
-    local line=${COMP_LINE:0:COMP_POINT}
     local -a words
-    local IFS=$' \t\n'
-    read -r -a words <<< "$line"
-    if [[ -z $line || $line == *[[:blank:]] ]]; then
-        words+=("")
-    fi
+    _NAME_split "${COMP_LINE:0:COMP_POINT}"
     local cur=${words[${#words[@]}-1]}
     local keep=
     [[ $cur == *"$2" ]] && keep=${cur%"$2"}
@@ -250,10 +285,25 @@ complete -o nospace -o bashdefault -F _NAME_complete BIN
     buf.write_all(script.as_bytes())
 }
 
-/// Zsh, by clap_complete's script with another last line. Installed on `fpath` as `_crimg`,
-/// the file is autoloaded as the body of `_crimg` at the first completion; clap's script
-/// only registers its function there (`compdef`), so that first Tab offered nothing. Run
-/// as `_crimg`, it now completes at once; sourced, it registers as before.
+/// `script` with `from` replaced by `to`, or an error naming the shell when clap_complete's
+/// script no longer holds `from`.
+fn patched(shell: &str, script: &str, from: &str, to: &str) -> std::io::Result<String> {
+    if !script.contains(from) {
+        return Err(std::io::Error::other(format!(
+            "clap_complete's {shell} script no longer holds `{from}`"
+        )));
+    }
+    Ok(script.replacen(from, to, 1))
+}
+
+/// Zsh, by clap_complete's script with two changes.
+/// - Its words are passed dequoted: zsh's `words` keep the quotes as typed, so `'js` was
+///   asked for as is. Inside an open quote, the word is zsh's `PREFIX` and `SUFFIX` (what
+///   follows the quote); zsh closes the quote itself.
+/// - Another last line. Installed on `fpath` as `_crimg`, the file is autoloaded as the
+///   body of `_crimg` at the first completion; clap's script only registers its function
+///   there (`compdef`), so that first Tab offered nothing. Run as `_crimg`, it now
+///   completes at once; sourced, it registers as before.
 fn zsh_script(
     var: &str,
     name: &str,
@@ -264,6 +314,19 @@ fn zsh_script(
     let mut script = Vec::new();
     clap_complete::env::Zsh.write_registration(var, name, bin, completer, &mut script)?;
     let script = String::from_utf8(script).map_err(std::io::Error::other)?;
+    let script = patched(
+        "zsh",
+        &script,
+        "    local _CLAP_IFS=$'\\n'\n",
+        "    local _CLAP_IFS=$'\\n'\n    local -a args=(\"${(Q)words[@]}\")\n    \
+         [[ -n $compstate[quote] ]] && args[CURRENT]=$PREFIX$SUFFIX\n",
+    )?;
+    let script = patched(
+        "zsh",
+        &script,
+        &format!("{completer} -- \"${{words[@]}}\""),
+        &format!("{completer} -- \"${{args[@]}}\""),
+    )?;
     let function = format!("_clap_dynamic_completer_{}", name.replace('-', "_"));
     let register = format!("compdef {function} {bin}");
     let Some(body) = script.trim_end().strip_suffix(&register) else {
@@ -275,6 +338,28 @@ fn zsh_script(
         buf,
         "{body}if [[ ${{funcstack[1]}} == _{bin} ]]; then\n    {function} \"$@\"\nelse\n    {register}\nfi\n"
     )
+}
+
+/// Fish, by clap_complete's script with the word being completed unquoted (`string
+/// unescape`): fish's current token keeps the quotes as typed, while the tokens before it
+/// come unquoted. Fish closes an open quote itself.
+fn fish_script(
+    var: &str,
+    name: &str,
+    bin: &str,
+    completer: &str,
+    buf: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut script = Vec::new();
+    Fish.write_registration(var, name, bin, completer, &mut script)?;
+    let script = String::from_utf8(script).map_err(std::io::Error::other)?;
+    let script = patched(
+        "fish",
+        &script,
+        "(commandline --current-token)",
+        "(commandline --current-token | string unescape)",
+    )?;
+    buf.write_all(script.as_bytes())
 }
 
 #[cfg(test)]

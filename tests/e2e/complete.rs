@@ -129,12 +129,12 @@ impl Shells {
     /// What fish offers for `line`.
     fn fish_replies(&self, line: &str) -> Vec<String> {
         let script = format!(
-            "set fish_complete_path {} $fish_complete_path; complete -C '{line}'",
+            "set fish_complete_path {} $fish_complete_path; complete -C $argv[1]",
             self.file("fishc").display()
         );
         let out = self
             .command("fish")
-            .args(["--no-config", "-c", &script])
+            .args(["--no-config", "-c", &script, line])
             .output()
             .expect("fish");
         assert!(out.status.success(), "fish for {line:?}: {out:?}");
@@ -225,6 +225,19 @@ fn bash_completes_subcommands_formats_and_the_runtimes_images() {
         shells.bash_replies("crimg export -O /tmp/x.tar docker.io/library/w"),
         [WEB_1, WEB_2]
     );
+    // Quotes are the shell's, not the word's: inside an open quote bash's word starts
+    // after the quote (bash closes it); after a closed one, at the last word break.
+    for quote in ["'", "\""] {
+        assert_eq!(
+            shells.bash_replies_with_word(&format!("crimg pin {quote}web:"), "web:"),
+            ["web:1.0", "web:2.0"],
+            "{quote}"
+        );
+    }
+    assert_eq!(
+        shells.bash_replies_with_word("crimg pin \"web:\"1", "1"),
+        ["1.0"]
+    );
     let every = shells.bash_replies("crimg unpin ");
     // An empty word: every tag, then the options.
     assert!(every.len() > 4, "{every:?}");
@@ -291,18 +304,30 @@ fn interactive_bash_zsh_and_fish_complete_image_references() {
     );
     // The space before the mark: a whole reference ends the word.
     assert_eq!(line, format!("$ crimg pin {APP} #"), "bash");
+    let line = shells.typed_then_tab(
+        &["bash", "--noprofile", "--rcfile", rc, "-i"],
+        "crimg pin 'reg.local:5000/te",
+    );
+    assert_eq!(line, format!("$ crimg pin '{APP}' #"), "bash, quoted");
 
     let line = shells.typed_then_tab(&["zsh", "-i"], "crimg pin reg.local:5000/te");
     assert_eq!(line, format!("$ crimg pin {APP} #"), "zsh");
 
     let line = shells.typed_then_tab(&["zsh", "-i"], "crimg prune --why regis");
     assert_eq!(line, format!("$ crimg prune --why {PAUSE} #"), "zsh");
+    let line = shells.typed_then_tab(&["zsh", "-i"], "crimg pin \"reg.local:5000/te");
+    assert_eq!(line, format!("$ crimg pin \"{APP}\" #"), "zsh, quoted");
 
     assert_eq!(
         shells.fish_replies("crimg pin web:"),
         ["web:1.0", "web:2.0"]
     );
     assert_eq!(shells.fish_replies("crimg pin reg.local:5000/te"), [APP]);
+    assert_eq!(
+        shells.fish_replies("crimg pin 'web:"),
+        ["web:1.0", "web:2.0"],
+        "fish, quoted"
+    );
     let formats = shells.fish_replies("crimg unpin -o ");
     assert_eq!(formats, ["table", "json", "name"], "{formats:?}");
 }
