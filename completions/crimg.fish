@@ -1,1 +1,1 @@
-complete --keep-order --exclusive --command crimg --arguments "(CRIMG_COMPLETE=fish crimg -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token | string unescape))"
+complete --keep-order --exclusive --command crimg --arguments "(CRIMG_COMPLETE=fish crimg -- (commandline --current-process --tokenize --cut-at-cursor) (begin; commandline --current-token | string unescape; or commandline --current-token; end | string collect))"

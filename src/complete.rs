@@ -220,12 +220,14 @@ fn bash_script(
     buf: &mut dyn Write,
 ) -> std::io::Result<()> {
     let script = r#"# bash completion for BIN: BIN itself answers (VAR=bash BIN -- WORDS...)
-# Splits $1 into the caller's `words` as the shell will: blanks outside quotes end a
-# word, quotes and backslashes are removed, an unclosed quote runs to the end, and the
-# last word is the one the cursor is in (empty after a blank).
+# Splits $1 as the shell will run it, into the caller's `words`: blanks outside quotes end
+# a word, quotes and backslashes are removed, an unclosed quote runs to the end, and the
+# last word is the one the cursor is in (empty after a blank). Also sets the caller's
+# `open` (the quote that word ends inside, if any) and `raw` (that word as typed). Byte by
+# byte (LC_ALL=C): quotes and blanks are ASCII, and indexing a byte string stays cheap.
 _NAME_split() {
-    local s=$1 w= q= c i
-    local -i in=0
+    local LC_ALL=C s=$1 w= q= c
+    local -i i in=0 start=0
     words=()
     for ((i = 0; i < ${#s}; i++)); do
         c=${s:i:1}
@@ -244,6 +246,7 @@ _NAME_split() {
             ((in)) && words+=("$w")
             w= in=0
         else
+            ((in)) || start=i
             in=1
             case $c in
                 "'" | '"') q=$c ;;
@@ -253,23 +256,41 @@ _NAME_split() {
         fi
     done
     words+=("$w")
+    open=$q raw=
+    if ((in)); then raw=${s:start}; fi
+    return 0
 }
 _NAME_complete() {
     local -a words
+    local open raw
     _NAME_split "${COMP_LINE:0:COMP_POINT}"
     local cur=${words[${#words[@]}-1]}
-    local keep=
+    # What precedes bash's word ($2) in the current one. Inside an open quote, bash's word
+    # is the unquoted text after the quote and bash closes the quote itself; otherwise it
+    # is the text as typed, so each reply is quoted for the shell (printf %q).
+    local keep= rawkeep=
     [[ $cur == *"$2" ]] && keep=${cur%"$2"}
+    [[ $raw == *"$2" ]] && rawkeep=${raw%"$2"}
     local reply
     reply=$(_CLAP_IFS=$'\013' _CLAP_COMPLETE_INDEX=$((${#words[@]} - 1)) \
         _CLAP_COMPLETE_COMP_TYPE="${COMP_TYPE:-9}" _CLAP_COMPLETE_SPACE=true \
         VAR=bash COMPLETER -- "${words[@]}" 2>/dev/null) || return 0
     local -a found=()
-    IFS=$'\013' read -r -d '' -a found < <(printf '%s' "$reply")
+    IFS=$'\013' read -r -d '' -a found < <(printf '%s' "$reply") || true
     COMPREPLY=()
-    local c
+    local c quoted
     for c in "${found[@]}"; do
-        COMPREPLY+=("${c#"$keep"}")
+        if [[ -n $open ]]; then
+            COMPREPLY+=("${c#"$keep"}")
+            continue
+        fi
+        printf -v quoted %q "$c"
+        if [[ $quoted == "$rawkeep"* ]]; then
+            COMPREPLY+=("${quoted#"$rawkeep"}")
+        else
+            printf -v quoted %q "${c#"$keep"}"
+            COMPREPLY+=("$quoted")
+        fi
     done
     if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} != *[/:=] ]]; then
         compopt +o nospace 2>/dev/null
@@ -298,8 +319,9 @@ fn patched(shell: &str, script: &str, from: &str, to: &str) -> std::io::Result<S
 
 /// Zsh, by clap_complete's script with two changes.
 /// - Its words are passed dequoted: zsh's `words` keep the quotes as typed, so `'js` was
-///   asked for as is. Inside an open quote, the word is zsh's `PREFIX` and `SUFFIX` (what
-///   follows the quote); zsh closes the quote itself.
+///   asked for as is. The current word is zsh's `PREFIX` and `SUFFIX`, which leave out an
+///   open quote (also one opened mid-word, `web:'1`), dequoted unless inside single
+///   quotes; zsh closes the quote itself.
 /// - Another last line. Installed on `fpath` as `_crimg`, the file is autoloaded as the
 ///   body of `_crimg` at the first completion; clap's script only registers its function
 ///   there (`compdef`), so that first Tab offered nothing. Run as `_crimg`, it now
@@ -319,7 +341,11 @@ fn zsh_script(
         &script,
         "    local _CLAP_IFS=$'\\n'\n",
         "    local _CLAP_IFS=$'\\n'\n    local -a args=(\"${(Q)words[@]}\")\n    \
-         [[ -n $compstate[quote] ]] && args[CURRENT]=$PREFIX$SUFFIX\n",
+         if [[ $compstate[quote] == \"'\" ]]; then\n        \
+         args[CURRENT]=$PREFIX$SUFFIX\n    \
+         else\n        \
+         args[CURRENT]=${(Q)PREFIX}${(Q)SUFFIX}\n    \
+         fi\n",
     )?;
     let script = patched(
         "zsh",
@@ -341,8 +367,9 @@ fn zsh_script(
 }
 
 /// Fish, by clap_complete's script with the word being completed unquoted (`string
-/// unescape`): fish's current token keeps the quotes as typed, while the tokens before it
-/// come unquoted. Fish closes an open quote itself.
+/// unescape`; as typed when that fails, on a bad escape): fish's current token keeps the
+/// quotes as typed, while the tokens before it come unquoted. It stays one argument
+/// (`string collect`), empty or not. Fish closes an open quote itself.
 fn fish_script(
     var: &str,
     name: &str,
@@ -357,7 +384,8 @@ fn fish_script(
         "fish",
         &script,
         "(commandline --current-token)",
-        "(commandline --current-token | string unescape)",
+        "(begin; commandline --current-token | string unescape; \
+         or commandline --current-token; end | string collect)",
     )?;
     buf.write_all(script.as_bytes())
 }

@@ -235,8 +235,23 @@ fn bash_completes_subcommands_formats_and_the_runtimes_images() {
         );
     }
     assert_eq!(
-        shells.bash_replies_with_word("crimg pin \"web:\"1", "1"),
-        ["1.0"]
+        shells.bash_replies_with_word("crimg pin \"web:\"1", "\"web:\"1"),
+        ["web:1.0"]
+    );
+    // A reply goes back quoted for the shell unless bash is inside an open quote: a path
+    // with a blank stays one word.
+    let spaced = shells.file("my dir");
+    std::fs::create_dir(&spaced).unwrap();
+    std::fs::write(spaced.join("x.tar"), "").unwrap();
+    let typed = format!("{}/my\\ dir/x", shells.dir.path().display());
+    assert_eq!(
+        shells.bash_replies_with_word(&format!("crimg import {typed}"), &typed),
+        [format!("{}/my\\ dir/x.tar", shells.dir.path().display())]
+    );
+    let open = format!("{}/my d", shells.dir.path().display());
+    assert_eq!(
+        shells.bash_replies_with_word(&format!("crimg import '{open}"), &open),
+        [format!("{}/my dir/", shells.dir.path().display())]
     );
     let every = shells.bash_replies("crimg unpin ");
     // An empty word: every tag, then the options.
@@ -309,6 +324,24 @@ fn interactive_bash_zsh_and_fish_complete_image_references() {
         "crimg pin 'reg.local:5000/te",
     );
     assert_eq!(line, format!("$ crimg pin '{APP}' #"), "bash, quoted");
+    // A user's `set -e` survives a Tab.
+    let strict_rc = shells.file("bashrc-e");
+    std::fs::write(
+        &strict_rc,
+        format!("set -e\nsource {}\n", bash_rc.display()),
+    )
+    .unwrap();
+    let line = shells.typed_then_tab(
+        &[
+            "bash",
+            "--noprofile",
+            "--rcfile",
+            strict_rc.to_str().unwrap(),
+            "-i",
+        ],
+        "crimg pin reg.local:5000/te",
+    );
+    assert_eq!(line, format!("$ crimg pin {APP} #"), "bash, set -e");
 
     let line = shells.typed_then_tab(&["zsh", "-i"], "crimg pin reg.local:5000/te");
     assert_eq!(line, format!("$ crimg pin {APP} #"), "zsh");
@@ -317,6 +350,8 @@ fn interactive_bash_zsh_and_fish_complete_image_references() {
     assert_eq!(line, format!("$ crimg prune --why {PAUSE} #"), "zsh");
     let line = shells.typed_then_tab(&["zsh", "-i"], "crimg pin \"reg.local:5000/te");
     assert_eq!(line, format!("$ crimg pin \"{APP}\" #"), "zsh, quoted");
+    let line = shells.typed_then_tab(&["zsh", "-i"], "crimg pin reg.local:'5000/te");
+    assert_eq!(line, format!("$ crimg pin {APP} #"), "zsh, quoted mid-word");
 
     assert_eq!(
         shells.fish_replies("crimg pin web:"),
@@ -330,6 +365,9 @@ fn interactive_bash_zsh_and_fish_complete_image_references() {
     );
     let formats = shells.fish_replies("crimg unpin -o ");
     assert_eq!(formats, ["table", "json", "name"], "{formats:?}");
+    // A token fish cannot unescape is asked for as typed, still as the word after -o.
+    let bad = shells.fish_replies("crimg unpin -o \\");
+    assert!(bad.is_empty(), "{bad:?}");
 }
 
 /// Without a runtime, completion offers no image and prints nothing: no error may land in
