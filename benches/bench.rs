@@ -1072,6 +1072,10 @@ struct Measured {
     /// cores, `steal` of /proc/stat): on a shared host the floor is that much less
     /// reachable.
     steal: Duration,
+    /// CPU the machine spent on anything else meanwhile (all cores' busy time less the
+    /// client's and containerd's): another process or the kernel taking a core the floor
+    /// counts as the import's.
+    other: Duration,
 }
 
 impl Measured {
@@ -1097,7 +1101,7 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
     copy_env(cmd, &mut wrapped);
     let pid = node.containerd_pid().expect("containerd running");
     let before = proc_cpu(pid);
-    let steal_before = steal_time();
+    let cpu_before = machine_cpu();
     let start = Instant::now();
     let out = wrapped.output().expect("run /usr/bin/time");
     let wall = start.elapsed();
@@ -1107,7 +1111,9 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
         String::from_utf8_lossy(&out.stderr)
     );
     let containerd_cpu = proc_cpu(pid) - before;
-    let steal = steal_time().saturating_sub(steal_before);
+    let cpu_after = machine_cpu();
+    let steal = cpu_after.steal.saturating_sub(cpu_before.steal);
+    let busy = cpu_after.busy.saturating_sub(cpu_before.busy);
     let text = std::fs::read_to_string(&report).unwrap();
     let f: Vec<f64> = text
         .lines()
@@ -1116,26 +1122,40 @@ fn measured(node: &Node, cmd: &Command) -> Measured {
         .split_whitespace()
         .map(|v| v.parse().unwrap())
         .collect();
+    let client_cpu = Duration::from_secs_f64(f[0] + f[1]);
     Measured {
         wall,
-        client_cpu: Duration::from_secs_f64(f[0] + f[1]),
+        client_cpu,
         peak_kib: f[2] as u64,
         containerd_cpu,
         steal,
+        other: busy.saturating_sub(client_cpu + containerd_cpu),
     }
 }
 
-/// The machine's steal time so far, all cores: the eighth value of /proc/stat's `cpu`
-/// line, in clock ticks (`getconf CLK_TCK`).
-fn steal_time() -> Duration {
+/// The machine's CPU time so far, all cores, from /proc/stat's `cpu` line (clock ticks,
+/// `getconf CLK_TCK`).
+struct MachineCpu {
+    /// user, nice, system, irq and softirq.
+    busy: Duration,
+    /// steal: time the hypervisor gave to others.
+    steal: Duration,
+}
+
+fn machine_cpu() -> MachineCpu {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let cpu = stat.lines().next().unwrap();
-    let ticks: u64 = cpu
+    let ticks: Vec<u64> = cpu
         .split_whitespace()
-        .nth(8)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 1000 / clock_ticks())
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    let time = |t: u64| Duration::from_millis(t * 1000 / clock_ticks());
+    MachineCpu {
+        busy: time(at(0) + at(1) + at(2) + at(5) + at(6)),
+        steal: time(at(7)),
+    }
 }
 
 /// Clock ticks a second, as /proc counts CPU time.
@@ -1280,6 +1300,7 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>, gzip: bool) {
         let mut cd_ours = Row::new(format!("  containerd CPU, crimg run, {tag} {kind}"), None);
         let mut cli_ours = Row::new(format!("  crimg's own CPU, {tag} {kind}"), None);
         let mut steal_ours = Row::new(format!("  steal time, crimg run, {tag} {kind}"), None);
+        let mut other_ours = Row::new(format!("  other CPU, crimg run, {tag} {kind}"), None);
         let mut theirs_floor = Row::new(format!("  CPU floor of ctr's run, {tag} {kind}"), None);
         let mut cd_theirs = Row::new(format!("  containerd CPU, ctr run, {tag} {kind}"), None);
         let mut cli_theirs = Row::new(format!("  ctr's (and zstd's) own CPU, {tag} {kind}"), None);
@@ -1298,6 +1319,7 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>, gzip: bool) {
                     ours.samples.push(m.wall);
                     vs_floor.samples.push(m.wall);
                     steal_ours.samples.push(m.steal);
+                    other_ours.samples.push(m.other);
                     floor.samples.push(m.floor());
                     cd_ours.samples.push(m.containerd_cpu);
                     cli_ours.samples.push(m.client_cpu);
@@ -1318,6 +1340,7 @@ fn bundle_scenario(opts: &Options, rows: &mut Vec<Row>, gzip: bool) {
             cd_ours,
             cli_ours,
             steal_ours,
+            other_ours,
             theirs_floor,
             cd_theirs,
             cli_theirs,
