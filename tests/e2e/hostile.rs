@@ -606,6 +606,79 @@ fn assert_import_undone(
     assert_eq!((&images, &snapshots), (&before.0, &before.2));
 }
 
+/// `crimg import -` interrupted while its stream is still coming in, after the chain it
+/// found in the stream was unpacked ahead of the archive's index: the undo takes those
+/// snapshots too.
+#[test]
+fn sigint_during_a_streamed_import_undoes_its_early_snapshots() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let node = Node::start();
+    let layers: Vec<Vec<u8>> = (0..3)
+        .map(|i| archives::noise_layer(0x5eed_0071 + i, 8, &format!("l{i}")))
+        .collect();
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let name = "docker.io/library/streamed:1";
+    let (members, _) = archives::docker_legacy_layered(name, "/l0", &refs);
+    let plain = archives::tar(&members);
+    // Everything before manifest.json (the index, last): the layers and the config.
+    let cut = archives::find(&plain, b"manifest.json");
+    assert_eq!(cut % 512, 0, "manifest.json's header is not at {cut}");
+    let before = node_state(&node);
+    let committed = || {
+        node.ctr_ok(&["snapshots", "ls"])
+            .lines()
+            .filter(|l| l.contains("Committed"))
+            .count()
+    };
+    let committed_before = committed();
+
+    let mut child = node
+        .crimg()
+        .args(["import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crimg");
+    let mut stdin = child.stdin.take().unwrap();
+    let head = plain[..cut].to_vec();
+    // Written on a thread (a pipe holds 64 KiB); the pipe stays open after it.
+    let writer = std::thread::spawn(move || stdin.write_all(&head).map(|()| stdin));
+    let unpacked = wait_until(Duration::from_secs(30), || {
+        committed() >= committed_before + layers.len()
+    });
+    assert!(
+        unpacked,
+        "the chain was not unpacked from the stream: {}",
+        node.ctr_ok(&["snapshots", "ls"])
+    );
+    let stdin = writer.join().unwrap().expect("write the archive's head");
+    assert!(child.try_wait().unwrap().is_none(), "crimg ended early");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -INT failed");
+    let status = crate::support::sys::wait_bounded(&mut child, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("crimg did not exit within 5 s of SIGINT"));
+    drop(stdin);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_import_undone(
+        &node,
+        ("INT", 130),
+        (status.code().unwrap_or(-1), stderr),
+        name,
+        &before,
+    );
+}
+
 #[test]
 fn sigint_during_export_leaves_no_file() {
     export_interrupted_by("INT", 130);
