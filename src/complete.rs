@@ -306,6 +306,19 @@ complete -o nospace -o bashdefault -F _NAME_complete BIN
     buf.write_all(script.as_bytes())
 }
 
+/// clap_complete's registration script for `shell`, as text to patch.
+fn clap_script(
+    shell: &dyn EnvCompleter,
+    var: &str,
+    name: &str,
+    bin: &str,
+    completer: &str,
+) -> std::io::Result<String> {
+    let mut script = Vec::new();
+    shell.write_registration(var, name, bin, completer, &mut script)?;
+    String::from_utf8(script).map_err(std::io::Error::other)
+}
+
 /// `script` with `from` replaced by `to`, or an error naming the shell when clap_complete's
 /// script no longer holds `from`.
 fn patched(shell: &str, script: &str, from: &str, to: &str) -> std::io::Result<String> {
@@ -333,9 +346,7 @@ fn zsh_script(
     completer: &str,
     buf: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let mut script = Vec::new();
-    clap_complete::env::Zsh.write_registration(var, name, bin, completer, &mut script)?;
-    let script = String::from_utf8(script).map_err(std::io::Error::other)?;
+    let script = clap_script(&clap_complete::env::Zsh, var, name, bin, completer)?;
     let script = patched(
         "zsh",
         &script,
@@ -377,9 +388,7 @@ fn fish_script(
     completer: &str,
     buf: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let mut script = Vec::new();
-    Fish.write_registration(var, name, bin, completer, &mut script)?;
-    let script = String::from_utf8(script).map_err(std::io::Error::other)?;
+    let script = clap_script(&Fish, var, name, bin, completer)?;
     let script = patched(
         "fish",
         &script,

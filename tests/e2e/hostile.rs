@@ -517,9 +517,8 @@ fn interrupt(
     args: &[&str],
     started: impl FnMut() -> bool,
 ) -> (i32, String) {
-    use std::io::Read;
     use std::process::Stdio;
-    let mut child = node
+    let child = node
         .crimg()
         .args(args)
         .stdout(Stdio::null())
@@ -528,6 +527,13 @@ fn interrupt(
         .expect("start crimg");
     let underway = wait_until(Duration::from_secs(10), started);
     assert!(underway, "crimg never got underway: {args:?}");
+    signal_and_wait(child, sig)
+}
+
+/// Sends a running crimg `sig` (`INT`, `TERM`) with kill(1) and waits (bounded) for it to
+/// exit. Returns its exit code and stderr (piped).
+fn signal_and_wait(mut child: std::process::Child, sig: &str) -> (i32, String) {
+    use std::io::Read;
     assert!(
         child.try_wait().unwrap().is_none(),
         "crimg finished before it could be interrupted; make its work larger"
@@ -611,7 +617,7 @@ fn assert_import_undone(
 /// snapshots too.
 #[test]
 fn sigint_during_a_streamed_import_undoes_its_early_snapshots() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::process::Stdio;
     let node = Node::start();
     let layers: Vec<Vec<u8>> = (0..3)
@@ -653,30 +659,11 @@ fn sigint_during_a_streamed_import_undoes_its_early_snapshots() {
         "the chain was not unpacked from the stream: {}",
         node.ctr_ok(&["snapshots", "ls"])
     );
+    // The stream stays open until crimg has exited: its end would fail the import.
     let stdin = writer.join().unwrap().expect("write the archive's head");
-    assert!(child.try_wait().unwrap().is_none(), "crimg ended early");
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "kill -INT failed");
-    let status = crate::support::sys::wait_bounded(&mut child, Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("crimg did not exit within 5 s of SIGINT"));
+    let ended = signal_and_wait(child, "INT");
     drop(stdin);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_import_undone(
-        &node,
-        ("INT", 130),
-        (status.code().unwrap_or(-1), stderr),
-        name,
-        &before,
-    );
+    assert_import_undone(&node, ("INT", 130), ended, name, &before);
 }
 
 #[test]
