@@ -1159,18 +1159,22 @@ fn machine_cpu() -> MachineCpu {
 }
 
 /// Clock ticks a second, as /proc counts CPU time.
+/// Asked once: a `getconf` run between two samples would count as other CPU.
 fn clock_ticks() -> u64 {
-    String::from_utf8(
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap_or(100)
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        String::from_utf8(
+            Command::new("getconf")
+                .arg("CLK_TCK")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or(100)
+    })
 }
 
 fn ctr_command(node: &Node, archive: &Path, zst: bool) -> Command {
