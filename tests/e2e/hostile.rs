@@ -631,13 +631,7 @@ fn sigint_during_a_streamed_import_undoes_its_early_snapshots() {
     let cut = archives::find(&plain, b"manifest.json");
     assert_eq!(cut % 512, 0, "manifest.json's header is not at {cut}");
     let before = node_state(&node);
-    let committed = || {
-        node.ctr_ok(&["snapshots", "ls"])
-            .lines()
-            .filter(|l| l.contains("Committed"))
-            .count()
-    };
-    let committed_before = committed();
+    let committed_before = node.committed_snapshots();
 
     let mut child = node
         .crimg()
@@ -652,7 +646,7 @@ fn sigint_during_a_streamed_import_undoes_its_early_snapshots() {
     // Written on a thread (a pipe holds 64 KiB); the pipe stays open after it.
     let writer = std::thread::spawn(move || stdin.write_all(&head).map(|()| stdin));
     let unpacked = wait_until(Duration::from_secs(30), || {
-        committed() >= committed_before + layers.len()
+        node.committed_snapshots() >= committed_before + layers.len()
     });
     assert!(
         unpacked,

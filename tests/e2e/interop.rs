@@ -660,12 +660,6 @@ fn interop_streamed_archives_are_unpacked_before_their_index() {
             "{case}: {} bytes after the index: layers come after it",
             plain.len() - cut
         );
-        let committed = || {
-            node.ctr_ok(&["snapshots", "ls"])
-                .lines()
-                .filter(|l| l.split_whitespace().last() == Some("Committed"))
-                .count()
-        };
         let mut child = node
             .crimg()
             .args(["import", "-v", "-o", "json", "-"])
@@ -674,7 +668,7 @@ fn interop_streamed_archives_are_unpacked_before_their_index() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run crimg import -");
-        let before = committed();
+        let before = node.committed_snapshots();
         // Its output is read as it comes: a full pipe would stop it.
         let drain = |r: Box<dyn std::io::Read + Send>| {
             std::thread::spawn(move || {
@@ -709,10 +703,10 @@ fn interop_streamed_archives_are_unpacked_before_their_index() {
             String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while committed() < before + layers {
+        while node.committed_snapshots() < before + layers {
             if std::time::Instant::now() > deadline {
                 let listing = node.ctr_ok(&["snapshots", "ls"]);
-                let now = committed() - before;
+                let now = node.committed_snapshots() - before;
                 drop(go);
                 panic!(
                     "{case}: {now} of {layers} layer(s) unpacked from the stream before its \

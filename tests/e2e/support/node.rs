@@ -229,6 +229,14 @@ impl Node {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// How many committed snapshots containerd has (`ctr snapshots ls`, KIND column).
+    pub fn committed_snapshots(&self) -> usize {
+        self.ctr_ok(&["snapshots", "ls"])
+            .lines()
+            .filter(|l| l.split_whitespace().last() == Some("Committed"))
+            .count()
+    }
+
     /// Imports a fixture with `ctr images import` (unpacked into overlayfs, as a pull
     /// would) and waits until CRI lists it under its name.
     pub fn import(&self, image: &FixtureImage) {
