@@ -1,7 +1,7 @@
 //! containerd's images service: the image records CRI keeps, read, created, pointed
 //! elsewhere, relabelled and deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result, anyhow};
 use tonic::transport::Channel;
@@ -46,30 +46,43 @@ impl Containerd {
         Ok(resp.images.into_iter().map(record).collect())
     }
 
-    /// Sets and removes labels of one image record, leaving its other labels alone.
+    /// Sets and removes labels of one image record, leaving its other labels and its
+    /// target alone.
+    ///
+    /// The request carries the record's current target although the field paths name only
+    /// labels: containerd 1.7 and 2.x convert the whole image before applying the mask and
+    /// dereference a missing target (a nil pointer that takes the daemon down).
     pub(crate) async fn update_labels(
         &self,
         name: &str,
         set: &[(String, String)],
         remove: &[String],
     ) -> Result<()> {
-        let paths = set
-            .iter()
-            .map(|(k, _)| format!("labels.{k}"))
-            .chain(remove.iter().map(|k| format!("labels.{k}")))
-            .collect();
-        let image = images::Image {
-            name: name.to_string(),
-            labels: set.iter().cloned().collect(),
-            ..Default::default()
-        };
-        self.update_image(image, paths)
+        let current = self
+            .get_image(name)
+            .await?
+            .ok_or_else(|| anyhow!("image record {name} not found (removed meanwhile?)"))?;
+        let labels = set.iter().cloned().collect();
+        self.update_image(name, &current.target, labels, label_paths(set, remove))
             .await
             .with_context(|| format!("updating labels of image record {name}"))
     }
 
-    /// Images.Update of the fields `paths` names.
-    async fn update_image(&self, image: images::Image, paths: Vec<String>) -> Result<()> {
+    /// Images.Update of the fields `paths` names. The image always carries a target, even
+    /// where `paths` leaves it alone (see [`Containerd::update_labels`]).
+    async fn update_image(
+        &self,
+        name: &str,
+        target: &Descriptor,
+        labels: HashMap<String, String>,
+        paths: Vec<String>,
+    ) -> Result<()> {
+        let image = images::Image {
+            name: name.to_string(),
+            labels,
+            target: Some(to_proto(target)),
+            ..Default::default()
+        };
         self.images()
             .update(self.req(images::UpdateImageRequest {
                 image: Some(image),
@@ -148,7 +161,7 @@ impl Containerd {
                     .ok_or_else(|| anyhow!("image record {name} vanished while being replaced"))?;
                 let mut paths = vec!["target".to_string()];
                 paths.extend(labels.keys().map(|k| format!("labels.{k}")));
-                self.update_image(image, paths)
+                self.update_image(name, target, image.labels, paths)
                     .await
                     .with_context(|| format!("updating image record {name}"))?;
                 Ok(RecordChange::Replaced(before))
@@ -168,18 +181,24 @@ impl Containerd {
                 self.delete_image(&record, false).await
             }
             RecordChange::Replaced(before) => {
-                let image = images::Image {
-                    name: name.to_string(),
-                    labels: before.labels.clone().into_iter().collect(),
-                    target: Some(to_proto(&before.target)),
-                    ..Default::default()
-                };
-                self.update_image(image, vec!["target".into(), "labels".into()])
+                let labels = before.labels.clone().into_iter().collect();
+                let paths = vec!["target".into(), "labels".into()];
+                self.update_image(name, &before.target, labels, paths)
                     .await
                     .with_context(|| format!("restoring image record {name}"))
             }
         }
     }
+}
+
+/// The update mask that sets `set` and removes `remove`, one field path per label, so no
+/// other label of the record is touched.
+fn label_paths(set: &[(String, String)], remove: &[String]) -> Vec<String> {
+    set.iter()
+        .map(|(k, _)| k)
+        .chain(remove)
+        .map(|k| format!("labels.{k}"))
+        .collect()
 }
 
 /// An image record's target as containerd's API carries it.

@@ -49,6 +49,9 @@ fn pin_labels_every_record_and_survives_a_k3s_restart() {
         node.set_label(name, K3S_LABEL, Some("pinned"));
     }
 
+    // A label of someone else's, which pinning must leave as it is.
+    node.set_label(&app.name, "io.crimg.test/other", Some("kept"));
+
     // Dry run: reported, nothing changed.
     let dry: PinResult = crimg(node.crimg(), &["pin", "--dry-run", "-o", "json", "app:1.0"])
         .expect_code(0)
@@ -65,6 +68,15 @@ fn pin_labels_every_record_and_survives_a_k3s_restart() {
     .json();
     assert_eq!(res.changed, ["app:1.0", airgap.name.as_str()]);
     assert!(res.unchanged.is_empty() && res.not_found.is_empty());
+    // containerd 1.7 and 2.x crash on an Images.Update whose image has no target.
+    assert!(node.containerd_running(), "containerd died: {}", node.log());
+    assert_eq!(
+        node.image_labels(&app.name)
+            .get("io.crimg.test/other")
+            .map(String::as_str),
+        Some("kept"),
+        "pin touched another label"
+    );
     let records = records_of(&node, &app, &[&app.name, &app_alias.name]);
     assert!(records.len() >= 2, "{records:?}");
     for r in &records {
