@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::json::{OciIndex, OciManifest};
 use crate::run::crimg;
-use crate::support::registry::{Registry, TokenMirror, cri_mirror_toml, free_port};
+use crate::support::registry::{Registry, TokenMirror, free_port};
 use crate::support::{FixtureImage, Node, NodeOptions};
 
 /// `-o json` of an export to a file, strict.
@@ -500,9 +500,9 @@ pub(crate) fn discarded_image() -> (Node, Registry, FixtureImage) {
     let port = free_port();
     let node = Node::start_with(NodeOptions {
         discard_unpacked_layers: true,
-        extra_toml: cri_mirror_toml(port),
         ..NodeOptions::default()
     });
+    node.add_registry_host(port);
     let registry = Registry::start(node.dir(), port);
     let img = FixtureImage::new(&format!("127.0.0.1:{port}/team/app:v1"));
     registry.push(&img, "team/app");

@@ -555,8 +555,14 @@ fn signal_and_wait(mut child: std::process::Child, sig: &str) -> (i32, String) {
     (status.code().unwrap_or(-1), stderr)
 }
 
+/// crimg's leases (`crimg-<purpose>-…`), one per line. containerd 2.x's CRI holds a lease
+/// of its own for every container it creates, which is not crimg's to release.
 pub(crate) fn leases(node: &Node) -> String {
     node.ctr_ok(&["leases", "ls", "-q"])
+        .lines()
+        .filter(|l| l.starts_with("crimg-"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use crate::json::ImportResult;
 use crate::run::crimg;
-use crate::support::registry::{Registry, cri_mirror_toml, free_port};
-use crate::support::{FixtureImage, Node, NodeOptions};
+use crate::support::registry::{Registry, free_port};
+use crate::support::{FixtureImage, Node};
 
 /// A list naming an image only a registry has: crimg pulls it through CRI (the registry
 /// serves its manifest and blobs), CRI then lists it, and a second run finds it present
@@ -11,10 +11,8 @@ use crate::support::{FixtureImage, Node, NodeOptions};
 #[test]
 fn reference_list_pulls_from_a_registry() {
     let port = free_port();
-    let node = Node::start_with(NodeOptions {
-        extra_toml: cri_mirror_toml(port),
-        ..NodeOptions::default()
-    });
+    let node = Node::start();
+    node.add_registry_host(port);
     let registry = Registry::start(node.dir(), port);
     let img = FixtureImage::new(&format!("127.0.0.1:{port}/team/listed:v1"));
     registry.push(&img, "team/listed");

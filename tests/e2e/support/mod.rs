@@ -11,9 +11,10 @@ mod node;
 pub mod prerequisites;
 pub mod proxy;
 pub mod registry;
+pub mod runtime;
 pub mod sys;
 pub mod terminal;
 pub mod tools;
 
 pub use fixtures::{FixtureImage, digest, host_arch, pause_binary};
-pub use node::{Node, NodeOptions};
+pub use node::{Node, NodeOptions, shim_socket};

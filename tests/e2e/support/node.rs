@@ -175,6 +175,19 @@ impl Node {
         self.containerd.as_ref().map(Child::id)
     }
 
+    /// Whether the node's containerd process still runs (not gone, not a zombie): a
+    /// request that crashes the daemon shows here.
+    pub fn containerd_running(&self) -> bool {
+        let Some(pid) = self.containerd_pid() else {
+            return false;
+        };
+        // /proc/<pid>/stat: "pid (comm) STATE ..."; comm may hold spaces, not ')'.
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()))
+            .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+    }
+
     /// `unix://<socket>`, as crimg's `--runtime-endpoint` takes it.
     pub fn endpoint(&self) -> String {
         format!("unix://{}", self.socket.display())
@@ -325,13 +338,15 @@ impl Node {
         } = &self.opts;
         // Everything that defaults to a host-wide path is moved under the temp dir, so
         // parallel nodes and the host's own containerd never meet. Plugins that are not
-        // needed and would touch host paths (opt: /opt/containerd) are disabled.
-        format!(
-            r#"version = 2
-root = "{d}/root"
+        // needed and would touch host paths (opt: /opt/containerd; NRI, on by default in
+        // 2.x: /var/run/nri) are disabled. Registries are found through hosts files under
+        // `certs.d` (the only way 2.x keeps; [`Node::add_registry_host`] writes them).
+        let common = format!(
+            r#"root = "{d}/root"
 state = "{d}/state"
 disabled_plugins = [
   "io.containerd.internal.v1.opt",
+  "io.containerd.nri.v1.nri",
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -346,7 +361,46 @@ disabled_plugins = [
   address = ""
 [metrics]
   address = ""
+"#
+        );
+        let cri = if super::runtime::containerd().is_v2() {
+            // Version 3, as K3s and RKE2 write it for containerd 2.x: images and runtime
+            // are plugins of their own. 2.1 discards unpacked layers only with local pulls.
+            format!(
+                r#"version = 3
+{common}
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  discard_unpacked_layers = {discard_unpacked_layers}
+  use_local_image_pull = {discard_unpacked_layers}
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "{sandbox_image}"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "{d}/certs.d"
 
+[plugins.'io.containerd.cri.v1.runtime']
+  # Without these two, runc fails in this VM ("can't get final child's PID from pipe").
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    conf_dir = "{d}/cni/net.d"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+      # runc's state defaults to /run/containerd/runc, shared by every containerd.
+      Root = "{d}/runc"
+
+[plugins.'io.containerd.grpc.v1.cri']
+  # A random loopback port per node, so parallel nodes do not collide.
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+"#
+            )
+        } else {
+            format!(
+                r#"version = 2
+{common}
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
   # Without these two, runc fails in this VM ("can't get final child's PID from pipe").
@@ -358,6 +412,8 @@ disabled_plugins = [
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     conf_dir = "{d}/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{d}/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     discard_unpacked_layers = {discard_unpacked_layers}
@@ -367,10 +423,23 @@ disabled_plugins = [
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         # runc's state defaults to /run/containerd/runc, shared by every containerd.
         Root = "{d}/runc"
-
-{extra_toml}
 "#
+            )
+        };
+        format!("{cri}\n{extra_toml}\n")
+    }
+
+    /// Lets CRI pull from the plain-HTTP registry at `127.0.0.1:<port>`: a hosts file
+    /// under the node's `certs.d` (read at each pull, so it may come after the start).
+    pub fn add_registry_host(&self, port: u16) {
+        let host = format!("127.0.0.1:{port}");
+        let dir = self.dir.join("certs.d").join(&host);
+        fs::create_dir_all(&dir).expect("create certs.d host dir");
+        fs::write(
+            dir.join("hosts.toml"),
+            format!("server = \"http://{host}\"\n\n[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
         )
+        .expect("write hosts.toml");
     }
 
     /// Waits until CRI answers `Version` (CRI refuses calls until it has initialised).
@@ -450,10 +519,7 @@ fn force_cleanup(dir: &Path) {
                 pids.push(pid);
             }
             // Shims listen on /run/containerd/s/<hash>, outside our dir.
-            if let Ok(addr) = fs::read_to_string(bundle.join("address")) {
-                let addr = addr.trim();
-                shim_sockets.push(PathBuf::from(addr.strip_prefix("unix://").unwrap_or(addr)));
-            }
+            shim_sockets.extend(shim_socket(&bundle));
         }
     }
     // Tasks before shims: a live shim reaps its containers at once, while orphans wait
@@ -475,6 +541,20 @@ fn force_cleanup(dir: &Path) {
     if sys::mounts_under(dir).is_empty() {
         let _ = fs::remove_dir_all(dir);
     }
+}
+
+/// The socket a task's shim listens on, from its bundle directory: the `address` file
+/// (containerd 1.x) or `bootstrap.json`'s `address` (2.x).
+pub fn shim_socket(bundle: &Path) -> Option<PathBuf> {
+    let addr = match fs::read_to_string(bundle.join("address")) {
+        Ok(addr) => addr.trim().to_string(),
+        Err(_) => {
+            let text = fs::read_to_string(bundle.join("bootstrap.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["address"].as_str()?.to_string()
+        }
+    };
+    Some(PathBuf::from(addr.strip_prefix("unix://").unwrap_or(&addr)))
 }
 
 /// Cleans up node dirs left by test processes that died without running `Drop` (killed

@@ -23,16 +23,6 @@ pub fn free_port() -> u16 {
         .expect("bind a free loopback port")
 }
 
-/// containerd's CRI mirror entry that makes it pull from `127.0.0.1:<port>` over plain
-/// HTTP, for `NodeOptions::extra_toml`.
-pub fn cri_mirror_toml(port: u16) -> String {
-    format!(
-        r#"[plugins."io.containerd.grpc.v1.cri".registry.mirrors."127.0.0.1:{port}"]
-  endpoint = ["http://127.0.0.1:{port}"]
-"#
-    )
-}
-
 /// A running `docker-registry serve`; dropping it stops it.
 pub struct Registry {
     child: Child,
