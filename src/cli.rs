@@ -89,6 +89,19 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) config: Option<PathBuf>,
 
+    /// containerd's configuration file, for what CRI does not report on every version (the
+    /// sandbox image on 2.x, discard_unpacked_layers, the registry hosts directory)
+    /// [default: the --config the serving containerd was started with, else
+    /// /etc/containerd/config.toml, K3s's, RKE2's]
+    #[arg(
+        help_heading = "Global: runtime connection",
+        long,
+        env = "CRIMG_CONTAINERD_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
+    pub(crate) containerd_config: Option<PathBuf>,
+
     /// Deadline for each short call (2s, 1m; from 100ms to 24h); transfers are not cut by it
     /// [default: 10s]
     #[arg(help_heading = "Global: runtime connection", long, value_name = "DURATION", value_parser = parse_timeout, global = true)]
@@ -510,13 +523,9 @@ pub struct ExportArgs {
     #[arg(long)]
     pub(crate) force: bool,
     /// containerd's registry hosts directory (hosts.toml files), for --fetch-missing
-    #[arg(
-        help_heading = "Fetching missing blobs",
-        long,
-        value_name = "DIR",
-        default_value = "/etc/containerd/certs.d"
-    )]
-    pub(crate) registry_config_dir: PathBuf,
+    /// [default: containerd's registry config_path, else /etc/containerd/certs.d]
+    #[arg(help_heading = "Fetching missing blobs", long, value_name = "DIR")]
+    pub(crate) registry_config_dir: Option<PathBuf>,
     /// K3s's registries.yaml, for --fetch-missing
     #[arg(
         help_heading = "Fetching missing blobs",
@@ -546,13 +555,9 @@ pub struct CheckArgs {
     #[arg(value_name = "REF", add = clap_complete::engine::ArgValueCompleter::new(crate::complete::image_refs))]
     pub refs: Vec<String>,
     /// containerd's registry hosts directory, for where --fetch-missing would fetch from
-    #[arg(
-        help_heading = "Fetching missing blobs",
-        long,
-        value_name = "DIR",
-        default_value = "/etc/containerd/certs.d"
-    )]
-    pub registry_config_dir: PathBuf,
+    /// [default: containerd's registry config_path, else /etc/containerd/certs.d]
+    #[arg(help_heading = "Fetching missing blobs", long, value_name = "DIR")]
+    pub registry_config_dir: Option<PathBuf>,
     /// K3s's registries.yaml, for where --fetch-missing would fetch from
     #[arg(
         help_heading = "Fetching missing blobs",

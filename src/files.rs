@@ -51,6 +51,34 @@ pub(crate) fn open_regular(path: &Path) -> std::io::Result<Result<File, &'static
     Ok(Ok(file))
 }
 
+/// Reads a configuration file as text through [`open_regular`]: `Ok(None)` when it does not
+/// exist; an error naming it when it is not a regular file, is larger than `cap` bytes (a
+/// device such as `/dev/zero` never reaches the read) or is not UTF-8.
+pub(crate) fn read_text(path: &Path, cap: u64) -> anyhow::Result<Option<String>> {
+    use std::io::Read;
+    let file = match open_regular(path) {
+        Ok(Ok(file)) => file,
+        Ok(Err(kind)) => anyhow::bail!("{} is {kind}, not a regular file", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("cannot open {}: {e}", path.display()),
+    };
+    let mut bytes = Vec::new();
+    // One byte over the cap tells a file that grew past it from one exactly at it.
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > cap {
+        anyhow::bail!(
+            "{} is larger than {} bytes: not a configuration file",
+            path.display(),
+            cap
+        );
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -82,5 +110,27 @@ pub(crate) mod tests {
         assert_eq!(open_regular(&socket).unwrap().err(), Some("a socket"));
         let missing = open_regular(&dir.path().join("none")).unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn read_text_is_capped_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "0123456789").unwrap();
+        assert_eq!(read_text(&file, 10).unwrap().as_deref(), Some("0123456789"));
+        let e = read_text(&file, 9).unwrap_err().to_string();
+        assert!(
+            e.contains("c.toml") && e.contains("larger than 9 bytes"),
+            "{e}"
+        );
+        assert_eq!(read_text(&dir.path().join("none"), 10).unwrap(), None);
+        let e = read_text(Path::new("/dev/zero"), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/zero is a character device"), "{e}");
+        let pipe = dir.path().join("p");
+        fifo(&pipe);
+        let e = read_text(&pipe, 10).unwrap_err().to_string();
+        assert!(e.contains("is a FIFO"), "{e}");
     }
 }

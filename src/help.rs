@@ -217,8 +217,17 @@ pub(crate) fn files() -> Vec<File> {
         File {
             path: "/etc/containerd/certs.d",
             what: "containerd's registry hosts files (mirrors) for export --fetch-missing and \
-                   check (--registry-config-dir)",
+                   check, unless containerd's configuration sets another registry config_path \
+                   (--registry-config-dir)",
             commands: &["export", "check"],
+        },
+        File {
+            path: "/etc/containerd/config.toml",
+            what: "containerd's configuration (version 1 to 3, with its imports): the sandbox \
+                   image where CRI does not report it (containerd 2.x), the registry \
+                   config_path; the file the serving containerd was started with comes \
+                   first, K3s's and RKE2's are tried after it (--containerd-config)",
+            commands: &["list", "prune", "check", "export"],
         },
         File {
             path: "/etc/rancher/k3s/registries.yaml",

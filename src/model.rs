@@ -73,6 +73,9 @@ pub(crate) struct ContainerInfo {
     /// The image ID or digest reference (`Container.image_ref`).
     pub(crate) image_ref: String,
     pub(crate) state: String,
+    /// Images mounted into it as volumes (`ContainerStatus` mounts' `image`, Kubernetes'
+    /// ImageVolume), as the runtime names them.
+    pub(crate) image_volumes: Vec<String>,
 }
 
 /// A pod sandbox as CRI lists it, any state, with the image its sandbox runs when the
@@ -129,15 +132,19 @@ pub(crate) struct Image {
     pub(crate) containers: Vec<String>,
     /// Pod sandboxes (any state) running it.
     pub(crate) sandboxes: Vec<String>,
+    /// The runtime's configured sandbox image names it.
+    pub(crate) sandbox_image: bool,
 }
 
 impl Image {
-    /// Who pins this image: CRI's own flag, and the labels of any of its records.
+    /// Who pins this image: the labels of any of its records, else CRI's own flag.
+    ///
+    /// containerd 1.7 and later report `pinned` through CRI for the very label a user's or
+    /// K3s's pin sets, so a flag that a label explains is that label's pin, not the
+    /// runtime's: the same image reads the same on every version. The runtime's own pin
+    /// on its sandbox image (containerd 1.7 and 2.x label it when CRI pulls it) is the
+    /// runtime's, never the user's.
     pub(crate) fn pinned_by(&self) -> Vec<PinSource> {
-        let mut by = Vec::new();
-        if self.pinned_cri {
-            by.push(PinSource::Cri);
-        }
         let has = |key: &str| {
             self.records
                 .iter()
@@ -145,12 +152,18 @@ impl Image {
         };
         let k3s = has(LABEL_K3S_PINNED);
         // K3s sets both labels; the CRI label alone is a user's pin that K3s will not strip.
-        let user = self.records.iter().any(|r| {
+        let cri_label = self.records.iter().any(|r| {
             r.labels
                 .get(LABEL_CRI_PINNED)
                 .is_some_and(|v| v == PINNED_VALUE)
                 && !r.labels.contains_key(LABEL_K3S_PINNED)
         });
+        let runtime = cri_label && self.sandbox_image;
+        let user = cri_label && !self.sandbox_image;
+        let mut by = Vec::new();
+        if runtime || (self.pinned_cri && !user && !k3s) {
+            by.push(PinSource::Cri);
+        }
         if user {
             by.push(PinSource::User);
         }

@@ -34,6 +34,10 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
         }),
         timed(settings, "containerd Images.List", records),
     )?;
+    let sandbox_image = match sandbox_image {
+        Some(s) => Some(s),
+        None => configured_sandbox_image(session)?,
+    };
     let mut facts = Facts {
         images,
         records,
@@ -51,6 +55,31 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
         containerd: facts.records.is_some(),
         warnings,
     })
+}
+
+/// The sandbox image where CRI `Status` does not name it (containerd 2.x): containerd's
+/// configuration (`pinned_images.sandbox`), else that version's built-in default.
+fn configured_sandbox_image(session: &Session) -> Result<Option<String>> {
+    if let Some(image) = session.containerd_config()?.and_then(|c| c.sandbox_image) {
+        return Ok(Some(image));
+    }
+    if session.runtime.runtime_name != "containerd" {
+        return Ok(None);
+    }
+    Ok(default_sandbox_image(&session.runtime.runtime_version).map(str::to_string))
+}
+
+/// The sandbox image containerd uses when its configuration names none, for the versions
+/// whose CRI `Status` no longer reports it.
+fn default_sandbox_image(version: &str) -> Option<&'static str> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-', '~', '+']);
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    match (major, minor) {
+        (0..=1, _) => None,
+        (2, 0..=1) => Some("registry.k8s.io/pause:3.10"),
+        _ => Some("registry.k8s.io/pause:3.10.1"),
+    }
 }
 
 /// Runs a call and, with --verbose, says how long it took.
@@ -74,4 +103,22 @@ async fn resolve_unknown_refs(session: &Session, facts: &Facts) -> HashMap<Strin
         .filter_map(|x| async move { x })
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_sandbox_image_by_version() {
+        let cases = [
+            ("1.6.20~ds1", None),
+            ("v1.7.24", None),
+            ("2.0.0", Some("registry.k8s.io/pause:3.10")),
+            ("2.1.9+unknown", Some("registry.k8s.io/pause:3.10")),
+            ("v2.2.0", Some("registry.k8s.io/pause:3.10.1")),
+            ("garbage", None),
+        ];
+        for (version, want) in cases {
+            assert_eq!(super::default_sandbox_image(version), want, "{version}");
+        }
+    }
 }

@@ -12,11 +12,13 @@ pub(crate) mod state;
 pub(crate) mod unattended;
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat, ProgressMode};
 use crate::error::CrimgError;
+use crate::runtime::config::{self, ContainerdConfig};
 use crate::runtime::connect::{self, EndpointArgs, Resolved};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::cri::Cri;
@@ -38,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) quiet: bool,
     pub(crate) progress: bool,
     pub(crate) verbose: bool,
+    /// `--containerd-config`: the file the user named.
+    pub(crate) containerd_config: Option<PathBuf>,
 }
 
 impl Settings {
@@ -54,6 +58,7 @@ impl Settings {
             quiet: g.quiet,
             progress,
             verbose: g.verbose && !g.quiet,
+            containerd_config: g.containerd_config.clone(),
         }
     }
 
@@ -155,6 +160,61 @@ impl Session {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+impl Session {
+    /// containerd's configuration: the file `--containerd-config` names (an error when it
+    /// cannot be read), else the one [`config::locate`] finds for the runtime's socket (a
+    /// warning when it cannot be read). `None` when the runtime is not containerd or no
+    /// file is found.
+    pub(crate) fn containerd_config(&self) -> Result<Option<ContainerdConfig>> {
+        if let Some(path) = &self.settings.containerd_config {
+            return match config::load(path) {
+                Ok(Some(c)) => Ok(Some(c)),
+                Ok(None) => Err(CrimgError::Usage(format!(
+                    "--containerd-config {}: no such file",
+                    path.display()
+                ))
+                .into()),
+                Err(e) => Err(CrimgError::Usage(format!("--containerd-config: {e:#}")).into()),
+            };
+        }
+        if self.runtime.runtime_name != "containerd" {
+            return Ok(None);
+        }
+        let Ok(socket) = crate::runtime::transport::socket_path(&self.cri.runtime_endpoint) else {
+            return Ok(None);
+        };
+        let Some(path) = config::locate(&socket) else {
+            self.settings
+                .debug(format_args!("no containerd configuration file found"));
+            return Ok(None);
+        };
+        match config::load(&path) {
+            Ok(c) => {
+                self.settings
+                    .debug(format_args!("containerd configuration {}", path.display()));
+                Ok(c)
+            }
+            Err(e) => {
+                self.settings
+                    .warn(format_args!("ignoring containerd's configuration: {e:#}"));
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Session {
+    /// The registry hosts directory: the one the user named, else the `config_path` of
+    /// containerd's configuration (K3s and RKE2 set their own), else containerd's default.
+    pub(crate) fn registry_hosts_dir(&self, given: Option<&Path>) -> Result<PathBuf> {
+        if let Some(dir) = given {
+            return Ok(dir.to_path_buf());
+        }
+        let configured = self.containerd_config()?.and_then(|c| c.hosts_dir());
+        Ok(configured.unwrap_or_else(|| PathBuf::from(config::DEFAULT_HOSTS_DIR)))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::model::{ContainerInfo, CriImage, Image, ImageRecord, SandboxInfo};
+use crate::plan::protect::names;
 use crate::reference::normalize;
 
 /// The raw facts gathered from the runtime, before joining.
@@ -64,6 +65,19 @@ pub(crate) fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
                 }
             )),
         }
+        // An image mounted as a volume is used by the container as much as its own.
+        for volume in &c.image_volumes {
+            match index.find(volume) {
+                Some(i) => {
+                    container_users[i].insert(c.id.clone());
+                }
+                None => warnings.push(format!(
+                    "container {} ({}) mounts image {volume:?} which the runtime does not list",
+                    crate::model::short_id(&c.id),
+                    c.name,
+                )),
+            }
+        }
     }
     let mut sandbox_users: Vec<BTreeSet<String>> = vec![BTreeSet::new(); images.len()];
     for s in &facts.sandboxes {
@@ -83,6 +97,10 @@ pub(crate) fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
         }
     }
     for (i, image) in images.iter_mut().enumerate() {
+        image.sandbox_image = facts
+            .sandbox_image
+            .as_deref()
+            .is_some_and(|s| names(image, s));
         image.containers = std::mem::take(&mut container_users[i])
             .into_iter()
             .collect();
@@ -99,13 +117,19 @@ pub(crate) fn unresolved_container_refs(facts: &Facts) -> Vec<String> {
     facts
         .containers
         .iter()
-        .filter(|c| {
-            index
+        .flat_map(|c| {
+            let own = index
                 .find(&c.image_ref)
                 .or_else(|| index.find(&c.image))
                 .is_none()
+                .then(|| [c.image_ref.clone(), c.image.clone()]);
+            let volumes = c
+                .image_volumes
+                .iter()
+                .filter(|v| index.find(v).is_none())
+                .cloned();
+            own.into_iter().flatten().chain(volumes)
         })
-        .flat_map(|c| [c.image_ref.clone(), c.image.clone()])
         .filter(|r| !r.is_empty())
         .collect()
 }
@@ -220,16 +244,23 @@ mod tests {
                 "sha256:ccc".to_string(),
             )]),
         };
+        let mut facts = facts;
+        // c2 also mounts redis (by tag) and an image the runtime does not list.
+        facts.containers[1].image_volumes =
+            vec!["docker.io/library/redis:7".into(), "sha256:yyy".into()];
         let (images, warnings) = join(&facts);
         let by_id = |id: &str| images.iter().find(|i| i.id == id).unwrap();
         assert_eq!(by_id("sha256:aaa").containers, ["c1", "c2"]);
+        assert!(by_id("sha256:bbb").sandbox_image);
+        assert!(!by_id("sha256:aaa").sandbox_image);
         assert_eq!(by_id("sha256:aaa").records.len(), 2);
         assert_eq!(by_id("sha256:bbb").sandboxes, ["s1", "s2"]);
         assert!(by_id("sha256:bbb").containers.is_empty());
-        assert_eq!(by_id("sha256:ccc").containers, ["c4"]);
+        assert_eq!(by_id("sha256:ccc").containers, ["c2", "c4"]);
         assert_eq!(by_id("sha256:ddd").containers, ["c3"]);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("sha256:zzz"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("mounts image \"sha256:yyy\""));
+        assert!(warnings[1].contains("sha256:zzz"));
     }
 
     #[test]

@@ -109,14 +109,12 @@ impl Protection {
             )
             .chain(image.pinned_by().into_iter().map(Reason::Pinned))
             .collect();
-        if let Some(sandbox) = &self.sandbox_image {
-            let named = image.id == *sandbox
-                || image
-                    .references()
-                    .any(|r| r == sandbox || normalize(r).is_ok_and(|n| n == *sandbox));
-            if named {
-                reasons.push(Reason::SandboxImage);
-            }
+        if self
+            .sandbox_image
+            .as_deref()
+            .is_some_and(|s| names(image, s))
+        {
+            reasons.push(Reason::SandboxImage);
         }
         reasons.extend(
             self.builtin
@@ -126,6 +124,16 @@ impl Protection {
         );
         reasons
     }
+}
+
+/// Whether `reference` names `image`: its ID, a tag or a digest reference, compared in
+/// normalised form.
+pub(crate) fn names(image: &Image, reference: &str) -> bool {
+    let reference = normalize(reference).unwrap_or_else(|_| reference.to_string());
+    image.id == reference
+        || image
+            .references()
+            .any(|r| r == reference || normalize(r).is_ok_and(|n| n == reference))
 }
 
 #[cfg(test)]
@@ -161,6 +169,24 @@ mod tests {
         used.sandboxes = vec!["s1".into()];
         let mut cri_pinned = image(&["docker.io/library/app:2"]);
         cri_pinned.pinned_cri = true;
+        // containerd 1.7 and later report the user's label through CRI as well.
+        let mut user_pin_cri_reports = labelled(
+            &["docker.io/library/app:1"],
+            &[(LABEL_CRI_PINNED, "pinned")],
+        );
+        user_pin_cri_reports.pinned_cri = true;
+        let mut k3s_pin_cri_reports = labelled(
+            &["docker.io/library/app:1"],
+            &[(LABEL_CRI_PINNED, "pinned"), (LABEL_K3S_PINNED, "pinned")],
+        );
+        k3s_pin_cri_reports.pinned_cri = true;
+        // The label CRI puts on the sandbox image it pulls.
+        let mut runtime_pinned_sandbox = labelled(
+            &["registry.k8s.io/pause:3.9"],
+            &[(LABEL_CRI_PINNED, "pinned")],
+        );
+        runtime_pinned_sandbox.sandbox_image = true;
+        runtime_pinned_sandbox.pinned_cri = true;
 
         let cases: Vec<(&str, Image, bool, Vec<&str>)> = vec![
             ("plain", image(&["docker.io/library/app:1"]), true, vec![]),
@@ -179,6 +205,24 @@ mod tests {
                 ),
                 true,
                 vec!["pinned:user"],
+            ),
+            (
+                "user pin CRI reports",
+                user_pin_cri_reports,
+                true,
+                vec!["pinned:user"],
+            ),
+            (
+                "k3s pin CRI reports",
+                k3s_pin_cri_reports,
+                true,
+                vec!["pinned:k3s"],
+            ),
+            (
+                "runtime's pin on its sandbox image",
+                runtime_pinned_sandbox,
+                false,
+                vec!["pinned:cri", "allowlist:sandbox-image"],
             ),
             (
                 "k3s pin",

@@ -118,7 +118,7 @@ impl Cri {
             .map_err(|s| self.rpc(s))
             .context("CRI ListContainers")?
             .into_inner();
-        Ok(resp
+        let mut containers: Vec<ContainerInfo> = resp
             .containers
             .into_iter()
             .map(|c| ContainerInfo {
@@ -130,8 +130,45 @@ impl Cri {
                     .unwrap_or_else(|_| c.state.to_string()),
                 pod_sandbox_id: c.pod_sandbox_id,
                 id: c.id,
+                image_volumes: Vec::new(),
             })
-            .collect())
+            .collect();
+        // `ListContainers` does not carry mounts: one status call per container, a bounded
+        // number at a time, for the images it mounts as volumes.
+        use futures::stream::{self, StreamExt};
+        let volumes: Vec<Vec<String>> =
+            stream::iter(containers.iter().map(|c| self.image_volumes(&c.id)))
+                .buffered(16)
+                .collect()
+                .await;
+        for (c, v) in containers.iter_mut().zip(volumes) {
+            c.image_volumes = v;
+        }
+        Ok(containers)
+    }
+
+    /// The images a container mounts as volumes (`ContainerStatus` mounts that carry an
+    /// image). Empty when the runtime has none or the container is gone.
+    async fn image_volumes(&self, id: &str) -> Vec<String> {
+        let Ok(resp) = self
+            .runtime
+            .clone()
+            .container_status(self.req(cri::ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: false,
+            }))
+            .await
+        else {
+            return Vec::new();
+        };
+        resp.into_inner()
+            .status
+            .map(|s| s.mounts)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.image.map(|i| i.image))
+            .filter(|i| !i.is_empty())
+            .collect()
     }
 
     /// Every pod sandbox in any state, with the image each runs when the runtime says.

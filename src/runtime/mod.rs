@@ -1,6 +1,7 @@
 //! Transport and clients for CRI and containerd. Clients return domain types from
 //! `crate::model`; generated protobuf types stay inside this module.
 
+pub(crate) mod config;
 pub mod connect;
 pub(crate) mod containerd;
 pub mod content;

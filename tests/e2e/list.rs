@@ -3,7 +3,7 @@
 use crate::json::ImageList;
 use crate::run::crimg;
 use crate::support::terminal::Terminal;
-use crate::support::{FixtureImage, Node};
+use crate::support::{FixtureImage, Node, runtime};
 
 const PAUSE: &str = "registry.k8s.io/pause:3.9";
 const RUNNING: &str = "docker.io/library/app-running:1.0";
@@ -56,14 +56,9 @@ fn list_json_joins_users_pins_and_protections() {
         "the sandbox keeps its pause image"
     );
     assert!(pause.in_use.containers.is_empty());
-    assert_eq!(
-        pause.protected,
-        [
-            format!("in-use:sandbox:{pod}"),
-            "allowlist:sandbox-image".into(),
-            "allowlist:builtin:**/pause".into()
-        ]
-    );
+    let mut want = runtime::containerd().sandbox_image_reasons(&pod);
+    want.push("allowlist:builtin:**/pause".into());
+    assert_eq!(pause.protected, want);
 
     let r = list.by_tag(RUNNING);
     assert_eq!(r.in_use.containers, [running.as_str()]);
@@ -155,7 +150,11 @@ fn list_filters_patterns_and_formats() {
     };
     plain(names(&["--unused", "--unprotected"]));
     assert_eq!(names(&["--in-use"]), [EXITED, RUNNING, PAUSE]);
-    assert_eq!(names(&["--pinned"]), [USER_PINNED, K3S_PINNED]);
+    if runtime::containerd().pins_sandbox_image() {
+        assert_eq!(names(&["--pinned"]), [USER_PINNED, K3S_PINNED, PAUSE]);
+    } else {
+        assert_eq!(names(&["--pinned"]), [USER_PINNED, K3S_PINNED]);
+    }
     plain(names(&["--unpinned", "--unused"]));
     assert_eq!(
         names(&["--protected"]),
@@ -213,10 +212,11 @@ fn list_filters_patterns_and_formats() {
     );
     let pause = rows[6];
     assert!(
-        pause.contains(&format!(
-            "in-use:sandbox:{}, allowlist:sandbox-image",
-            &pod[..12]
-        )),
+        pause.contains(
+            &runtime::containerd()
+                .sandbox_image_reasons(&pod[..12])
+                .join(", ")
+        ),
         "every reason on the line: {pause}"
     );
     let wide = crimg(node.crimg(), &["list", "-o", "wide"])
@@ -323,10 +323,11 @@ fn list_fits_a_real_terminal_at_80_120_and_200_columns() {
             .unwrap();
         if width >= 200 {
             assert!(
-                pause.contains(&format!(
-                    "in-use:sandbox:{}, allowlist:sandbox-image",
-                    &pod[..12]
-                )),
+                pause.contains(
+                    &runtime::containerd()
+                        .sandbox_image_reasons(&pod[..12])
+                        .join(", ")
+                ),
                 "in full at {width}: {pause}"
             );
         } else {

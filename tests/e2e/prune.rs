@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::json::{ImageList, PruneResult, PruneWhy};
 use crate::run::{Run, crimg};
-use crate::support::{FixtureImage, Node, NodeOptions, archives};
+use crate::support::{FixtureImage, Node, NodeOptions, archives, runtime};
 
 const PAUSE: &str = "registry.k8s.io/pause:3.9";
 const RUNNING: &str = "docker.io/library/web:1.0";
@@ -77,11 +77,9 @@ impl Scenario {
 
     /// Why the running pod's pause image stays, in order: one spelling for every output.
     fn pause_reasons(&self) -> Vec<String> {
-        vec![
-            format!("in-use:sandbox:{}", self.pod),
-            "allowlist:sandbox-image".into(),
-            "allowlist:builtin:**/pause".into(),
-        ]
+        let mut reasons = runtime::containerd().sandbox_image_reasons(&self.pod);
+        reasons.push("allowlist:builtin:**/pause".into());
+        reasons
     }
 
     fn listed_tags(&self) -> Vec<String> {
@@ -319,10 +317,7 @@ fn why_policy_options_eraser_json_and_state() {
     assert!(r.removed_tags().contains(&SYSTEM.to_string()));
     assert_eq!(
         r.reasons_of(PAUSE),
-        [
-            format!("in-use:sandbox:{}", s.pod),
-            "allowlist:sandbox-image".into()
-        ]
+        runtime::containerd().sandbox_image_reasons(&s.pod)
     );
     // Everything here was created seconds ago.
     let r = dry(&["--older-than", "1h"]);

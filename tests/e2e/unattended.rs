@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::json::{ImageList, PruneResult};
 use crate::run::crimg;
 use crate::support::archives::{self, Compress};
-use crate::support::{FixtureImage, Node};
+use crate::support::{FixtureImage, Node, runtime};
 
 const PAUSE: &str = "registry.k8s.io/pause:3.9";
 const USED: &str = "docker.io/library/web:1.0";
@@ -166,7 +166,11 @@ fn prune_metrics_file_holds_what_the_run_did() {
         ("crimg_prune_images_kept{reason=\"in-use\"}", "2".into()),
         ("crimg_prune_images_kept{reason=\"allowlist\"}", "1".into()),
         ("crimg_prune_images_kept{reason=\"excluded\"}", "1".into()),
-        ("crimg_prune_images_kept{reason=\"pinned\"}", "0".into()),
+        // containerd 1.7 and 2.x pin the sandbox image themselves.
+        (
+            "crimg_prune_images_kept{reason=\"pinned\"}",
+            u8::from(runtime::containerd().pins_sandbox_image()).to_string(),
+        ),
         ("crimg_prune_images_kept{reason=\"high-usage\"}", "0".into()),
         (
             "crimg_image_fs_size_bytes",

@@ -97,7 +97,10 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
     } else {
         resolve_targets(&inv.images, &records, &args.refs)?
     };
-    let config = RegistryConfig::load(&args.registry_config_dir, &args.registries_yaml)?;
+    let config = RegistryConfig::load(
+        &session.registry_hosts_dir(args.registry_config_dir.as_deref())?,
+        &args.registries_yaml,
+    )?;
     let (plans, labels) = walk_images(&c, wanted, &PlatformChoice::All, None).await?;
     let snap_label = gc::snapshot_ref(&snapshotter);
     let mut images = Vec::new();

@@ -78,7 +78,10 @@ async fn export(
     let choice = PlatformChoice::from_args(&args.platform, args.all_platforms);
 
     let mut fetch = if args.fetch_missing {
-        let config = RegistryConfig::load(&args.registry_config_dir, &args.registries_yaml)?;
+        let config = RegistryConfig::load(
+            &session.registry_hosts_dir(args.registry_config_dir.as_deref())?,
+            &args.registries_yaml,
+        )?;
         let warn_settings = settings.clone();
         let debug_settings = settings.clone();
         let fetcher = Fetcher::new(

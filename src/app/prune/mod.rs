@@ -26,6 +26,8 @@ use remove::remove;
 
 /// How long to wait for CRI's image list to catch up with deleted records.
 const CRI_CATCH_UP: Duration = Duration::from_secs(15);
+/// How long CRI may take to drop a removed image by itself before crimg asks it to.
+const CRI_GRACE: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(settings: Settings, args: PruneArgs) -> Result<Outcome> {
     schedule::check_marks(args.high_usage, args.target_usage).map_err(CrimgError::Usage)?;

@@ -13,7 +13,7 @@ use crate::model::{Image, Inventory};
 use crate::plan::prune::{Decision, Plan};
 use crate::render::{self};
 
-use super::CRI_CATCH_UP;
+use super::{CRI_CATCH_UP, CRI_GRACE};
 
 /// Removes the planned images. Returns those that failed, with the error, and when
 /// some failed because the connection to the runtime was lost, the socket and why.
@@ -153,31 +153,49 @@ pub(super) async fn cri_remove<'a>(
 }
 
 /// Waits until CRI no longer lists the removed images, so the next command sees the
-/// node as it now is.
+/// node as it now is. CRI follows containerd's deleted records by their events, and misses
+/// some: a record named without a registry (`app/x:1.0`, as `ctr import` names an OCI
+/// archive's image) is one CRI keeps under another name, so it lists the image on. What
+/// CRI still lists after [`CRI_GRACE`] is removed through CRI `RemoveImage` (harmless when
+/// CRI was only slow), once, and then waited for.
 pub(super) async fn wait_for_cri(session: &Session, removed: &[&str]) {
     if removed.is_empty() {
         return;
     }
     let start = Instant::now();
+    let mut asked = false;
     loop {
-        match session.cri.list_images().await {
-            Ok(images) => {
-                let left = images
-                    .iter()
-                    .filter(|i| removed.contains(&i.id.as_str()))
-                    .count();
-                if left == 0 {
-                    return;
-                }
-                if start.elapsed() > CRI_CATCH_UP {
-                    session.settings.warn(format_args!(
-                        "{left} removed image(s) still listed by the runtime after {}s",
-                        CRI_CATCH_UP.as_secs()
-                    ));
-                    return;
+        let Ok(images) = session.cri.list_images().await else {
+            return;
+        };
+        let left: Vec<&str> = images
+            .iter()
+            .map(|i| i.id.as_str())
+            .filter(|id| removed.contains(id))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        if !asked && start.elapsed() > CRI_GRACE {
+            asked = true;
+            session.settings.debug(format_args!(
+                "CRI still lists {} removed image(s); removing them through CRI",
+                left.len()
+            ));
+            for id in &left {
+                if let Err(e) = session.cri.remove_image(id).await {
+                    session.settings.debug(format_args!("{}", status_text(&e)));
                 }
             }
-            Err(_) => return,
+            continue;
+        }
+        if start.elapsed() > CRI_CATCH_UP {
+            session.settings.warn(format_args!(
+                "{} removed image(s) still listed by the runtime after {}s",
+                left.len(),
+                CRI_CATCH_UP.as_secs()
+            ));
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
