@@ -96,6 +96,11 @@ pub(crate) struct Session {
 impl Session {
     /// Connects to CRI (required for every image command) and asks its version.
     pub(crate) async fn connect(settings: Settings) -> Result<Session> {
+        // A file the user named is checked before anything else, whether or not this
+        // run comes to need it.
+        if let Some(path) = &settings.containerd_config {
+            load_named_config(path)?;
+        }
         let resolved = connect::resolve(&settings.endpoints)?;
         let cri = connect::connect_cri(&resolved).await?;
         let runtime = cri.version().await.map_err(|e| CrimgError::Unreachable {
@@ -170,15 +175,7 @@ impl Session {
     /// file is found.
     pub(crate) fn containerd_config(&self) -> Result<Option<ContainerdConfig>> {
         if let Some(path) = &self.settings.containerd_config {
-            return match config::load(path) {
-                Ok(Some(c)) => Ok(Some(c)),
-                Ok(None) => Err(CrimgError::Usage(format!(
-                    "--containerd-config {}: no such file",
-                    path.display()
-                ))
-                .into()),
-                Err(e) => Err(CrimgError::Usage(format!("--containerd-config: {e:#}")).into()),
-            };
+            return load_named_config(path).map(Some);
         }
         if self.runtime.runtime_name != "containerd" {
             return Ok(None);
@@ -203,6 +200,20 @@ impl Session {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The containerd configuration the user named: a usage error naming it when it is
+/// missing or unreadable.
+fn load_named_config(path: &Path) -> Result<ContainerdConfig> {
+    match config::load(path) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(CrimgError::Usage(format!(
+            "--containerd-config {}: no such file",
+            path.display()
+        ))
+        .into()),
+        Err(e) => Err(CrimgError::Usage(format!("--containerd-config: {e:#}")).into()),
     }
 }
 

@@ -109,6 +109,24 @@ pub(crate) fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
     (images, warnings)
 }
 
+/// The names CRI keeps for records whose own name is not in normalised form (`app/x:1.0`,
+/// which CRI lists as `docker.io/app/x:1.0`), paired with the record; names that another
+/// record already has are left out. ID and digest records are kept by CRI as they are.
+pub(crate) fn cri_aliases(records: &[ImageRecord]) -> Vec<(String, &ImageRecord)> {
+    let mut out: Vec<(String, &ImageRecord)> = Vec::new();
+    for r in records {
+        if r.name.starts_with("sha256:") {
+            continue;
+        }
+        let Ok(n) = normalize(&r.name) else { continue };
+        if n != r.name && !records.iter().any(|o| o.name == n) && !out.iter().any(|(a, _)| *a == n)
+        {
+            out.push((n, r));
+        }
+    }
+    out
+}
+
 /// The image names of containers that no listed ID, tag or digest matches: the ones to
 /// ask the runtime about (`ImageStatus`) before joining.
 pub(crate) fn unresolved_container_refs(facts: &Facts) -> Vec<String> {
@@ -261,6 +279,29 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("mounts image \"sha256:yyy\""));
         assert!(warnings[1].contains("sha256:zzz"));
+    }
+
+    #[test]
+    fn cri_aliases_are_the_normalised_names_no_record_has() {
+        let records = [
+            record("app/x:1.0"),
+            record("nginx"),
+            record("docker.io/library/nginx:latest"),
+            record("docker.io/library/redis:7"),
+            record("sha256:aaa"),
+            record(
+                "reg.local:5000/team/app@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+            ),
+            record("Not A Reference"),
+        ];
+        let got: Vec<(String, String)> = cri_aliases(&records)
+            .into_iter()
+            .map(|(a, r)| (a, r.name.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [("docker.io/app/x:1.0".to_string(), "app/x:1.0".to_string())]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context, Result, anyhow};
 use tonic::transport::Channel;
 
-use crate::model::{Descriptor, ImageRecord};
+use crate::model::{Descriptor, ImageRecord, LABEL_CRI_MANAGED};
 use crate::proto::containerd::services::images::v1 as images;
 use crate::proto::containerd::types;
 use crate::runtime::containerd::{Containerd, time};
@@ -113,6 +113,56 @@ impl Containerd {
             Ok(_) => Ok(()),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
             Err(s) => Err(self.rpc(s).context(format!("deleting image record {name}"))),
+        }
+    }
+
+    /// Creates the record `alias` for `record`'s image without CRI's mark, and waits up to
+    /// `wait` for CRI to take it in (CRI marks the records it keeps
+    /// `io.cri-containerd.image=managed`). Deleting that record afterwards is what makes
+    /// CRI drop a name it keeps in normalised form (`docker.io/app/x:1.0`) while
+    /// containerd's record has another (`app/x:1.0`): deleting only the latter leaves the
+    /// image in CRI's list on 1.6, 1.7 and 2.x alike. Whether CRI marked it in time is
+    /// returned; an alias that already exists is left as it is.
+    pub(crate) async fn alias_for_cri(
+        &self,
+        record: &ImageRecord,
+        alias: &str,
+        wait: std::time::Duration,
+    ) -> Result<bool> {
+        let mut labels = record.labels.clone();
+        labels.remove(LABEL_CRI_MANAGED);
+        let image = images::Image {
+            name: alias.to_string(),
+            labels: labels.into_iter().collect(),
+            target: Some(to_proto(&record.target)),
+            ..Default::default()
+        };
+        let created = self
+            .images()
+            .create(self.req(images::CreateImageRequest {
+                image: Some(image),
+                ..Default::default()
+            }))
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::AlreadyExists => return Ok(true),
+            Err(s) => {
+                return Err(self
+                    .rpc(s)
+                    .context(format!("creating image record {alias}")));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let marked = self
+                .get_image(alias)
+                .await?
+                .is_some_and(|r| r.labels.contains_key(LABEL_CRI_MANAGED));
+            if marked || tokio::time::Instant::now() >= deadline {
+                return Ok(marked);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 

@@ -438,8 +438,7 @@ fn completion_gives_up_on_a_runtime_that_never_answers() {
 fn completion_gives_up_on_a_config_file_that_never_reads() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("crictl.yaml");
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
-    assert!(made.success(), "mkfifo {}", fifo.display());
+    crate::support::sys::mkfifo(&fifo);
     let shells = Shells::new("");
     let mut ask = shells.ask_crimg(&["crimg", "pin", "w"]);
     ask.env_remove("CONTAINER_RUNTIME_ENDPOINT")

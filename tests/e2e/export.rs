@@ -833,13 +833,7 @@ fn special_targets_are_refused_even_with_force() {
         .unwrap();
     assert!(made.success(), "mknod (tests run as root)");
     let fifo = dir.join("fifo.tar");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::sys::mkfifo(&fifo);
     let socket = dir.join("sock.tar");
     let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     type IsKind = fn(&fs::FileType) -> bool;

@@ -24,6 +24,7 @@ mod pull;
 mod references;
 mod registry_security;
 mod run;
+mod runtimes;
 mod schema;
 mod tour;
 mod unattended;

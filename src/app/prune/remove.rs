@@ -9,9 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::{Session, Settings, status_text};
 use crate::error::ConnectionLost;
-use crate::model::{Image, Inventory};
+use crate::model::{Image, ImageRecord, Inventory};
+use crate::plan::inventory::cri_aliases;
 use crate::plan::prune::{Decision, Plan};
 use crate::render::{self};
+use crate::runtime::containerd::Containerd;
 
 use super::{CRI_CATCH_UP, CRI_GRACE};
 
@@ -39,18 +41,20 @@ pub(super) async fn remove(
         None
     };
     let stop = Stop::default();
+    let settings = session.settings.clone();
     let results: Vec<(Image, Result<()>)> = match &containerd {
         Some(c) => {
             let with_records = removals.iter().filter(|d| !d.image.records.is_empty());
             let out: Vec<(Image, Result<()>)> = stream::iter(with_records)
                 .map(|d| {
-                    let (bar, stop) = (&bar, &stop);
+                    let (bar, stop, settings) = (&bar, &stop, &settings);
                     async move {
                         if let Some(e) = stop.not_attempted() {
                             return (d.image.clone(), Err(e));
                         }
                         let mut result = Ok(());
-                        for r in &d.image.records {
+                        let records = with_cri_aliases(c, &d.image.records, settings).await;
+                        for r in &records {
                             if let Err(e) = c.delete_image(r, false).await {
                                 stop.check(&e);
                                 result = Err(e);
@@ -102,8 +106,35 @@ pub(super) async fn remove(
     (failed, lost)
 }
 
+/// An image's records, and before them the records made for names CRI keeps in another
+/// form than containerd's ([`cri_aliases`]): deleting those is what takes the image off
+/// CRI's list too (see [`Containerd::alias_for_cri`]).
+async fn with_cri_aliases(
+    c: &Containerd,
+    records: &[ImageRecord],
+    settings: &Settings,
+) -> Vec<ImageRecord> {
+    let mut out = Vec::new();
+    for (alias, r) in cri_aliases(records) {
+        match c.alias_for_cri(r, &alias, CRI_GRACE).await {
+            Ok(marked) => {
+                if !marked {
+                    settings.debug(format_args!("CRI did not take in {alias} in time"));
+                }
+                out.push(ImageRecord {
+                    name: alias,
+                    ..r.clone()
+                });
+            }
+            Err(e) => settings.debug(format_args!("{}", status_text(&e))),
+        }
+    }
+    out.extend(records.iter().cloned());
+    out
+}
+
 /// Runs containerd's garbage collection and waits for it.
-pub(super) async fn collect_garbage(c: &crate::runtime::containerd::Containerd) -> Result<()> {
+pub(super) async fn collect_garbage(c: &Containerd) -> Result<()> {
     let lease = c.create_lease("prune-gc", Duration::from_secs(60)).await?;
     c.delete_lease(&lease, true).await
 }

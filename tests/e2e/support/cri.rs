@@ -174,9 +174,54 @@ impl Node {
         image: &str,
         args: &[&str],
     ) -> String {
+        let config = self.container_config(image, args);
+        self.call(
+            &format!("CRI CreateContainer {image}"),
+            self.create_container_from(pod, pod_name, config),
+        )
+        .container_id
+    }
+
+    /// Creates a container of `image` that mounts `volume` (an image, Kubernetes'
+    /// ImageVolume) read-only at `/volume`; CRI's answer as it is, refusal included.
+    pub fn create_container_mounting(
+        &self,
+        pod: &str,
+        pod_name: &str,
+        image: &str,
+        volume: &str,
+    ) -> Result<String, tonic::Status> {
+        let mut config = self.container_config(image, &[]);
+        config.mounts.push(cri::Mount {
+            container_path: "/volume".into(),
+            readonly: true,
+            image: Some(image_spec(volume)),
+            ..Default::default()
+        });
+        let fut = self.create_container_from(pod, pod_name, config);
+        self.block_on(fut).map(|r| r.into_inner().container_id)
+    }
+
+    fn create_container_from(
+        &self,
+        pod: &str,
+        pod_name: &str,
+        config: cri::ContainerConfig,
+    ) -> impl Future<Output = Result<tonic::Response<cri::CreateContainerResponse>, tonic::Status>> + use<>
+    {
+        let mut c = self.runtime_client();
+        let req = cri::CreateContainerRequest {
+            pod_sandbox_id: pod.to_owned(),
+            config: Some(config),
+            sandbox_config: Some(self.pod_config(pod_name)),
+        };
+        async move { c.create_container(req).await }
+    }
+
+    fn container_config(&self, image: &str, args: &[&str]) -> cri::ContainerConfig {
         // CRI rejects a second container of the same name in a pod.
         let name = format!("c{}", self.next_container.fetch_add(1, Ordering::Relaxed));
-        let config = cri::ContainerConfig {
+        cri::ContainerConfig {
             metadata: Some(cri::ContainerMetadata {
                 name: name.clone(),
                 attempt: 0,
@@ -193,18 +238,7 @@ impl Node {
                 ..Default::default()
             }),
             ..Default::default()
-        };
-        let mut c = self.runtime_client();
-        let req = cri::CreateContainerRequest {
-            pod_sandbox_id: pod.to_owned(),
-            config: Some(config),
-            sandbox_config: Some(self.pod_config(pod_name)),
-        };
-        self.call(
-            &format!("CRI CreateContainer {image}"),
-            c.create_container(req),
-        )
-        .container_id
+        }
     }
 
     pub fn start_container(&self, id: &str) {

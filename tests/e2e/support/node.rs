@@ -178,14 +178,7 @@ impl Node {
     /// Whether the node's containerd process still runs (not gone, not a zombie): a
     /// request that crashes the daemon shows here.
     pub fn containerd_running(&self) -> bool {
-        let Some(pid) = self.containerd_pid() else {
-            return false;
-        };
-        // /proc/<pid>/stat: "pid (comm) STATE ..."; comm may hold spaces, not ')'.
-        fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()))
-            .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+        self.containerd_pid().is_some_and(sys::is_alive)
     }
 
     /// `unix://<socket>`, as crimg's `--runtime-endpoint` takes it.

@@ -52,6 +52,15 @@ pub fn processes_mentioning(needle: &str) -> Vec<Process> {
         .collect()
 }
 
+/// Makes a FIFO at `path` (`mkfifo`); a blocking open of it waits for a writer forever.
+pub fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 /// True while the pid exists and is not a zombie (a zombie holds no mounts or cgroup).
 pub fn is_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
