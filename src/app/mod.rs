@@ -203,6 +203,25 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The snapshotter CRI unpacks into: what CRI `Status` says (1.x), else containerd's
+    /// configuration (2.x keeps it in its images plugin), else containerd's default.
+    pub(crate) async fn snapshotter(&self) -> Result<String> {
+        match self.cri.snapshotter().await {
+            Ok(Some(s)) => return Ok(s),
+            Ok(None) => {}
+            Err(e) => self.settings.debug(format_args!(
+                "runtime status does not say its snapshotter ({e:#})"
+            )),
+        }
+        let configured = self.containerd_config()?.and_then(|c| c.snapshotter);
+        Ok(configured.unwrap_or_else(|| DEFAULT_SNAPSHOTTER.to_string()))
+    }
+}
+
+/// containerd's snapshotter when nothing names another.
+const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+
 /// The containerd configuration the user named: a usage error naming it when it is
 /// missing or unreadable.
 fn load_named_config(path: &Path) -> Result<ContainerdConfig> {

@@ -28,6 +28,19 @@ impl FsUsage {
     }
 }
 
+/// Which of the image filesystems CRI `ImageFsInfo` reports holds the images: the one of
+/// `snapshotter` (containerd names them `<root>/io.containerd.snapshotter.v1.<name>`,
+/// one per snapshotter on 2.x), else the first that names a mount point.
+pub(crate) fn image_filesystem(mountpoints: &[&str], snapshotter: Option<&str>) -> Option<usize> {
+    let named = snapshotter.and_then(|s| {
+        let suffix = format!("io.containerd.snapshotter.v1.{s}");
+        mountpoints
+            .iter()
+            .position(|m| m.trim_end_matches('/').ends_with(&suffix))
+    });
+    named.or_else(|| mountpoints.iter().position(|m| !m.is_empty()))
+}
+
 /// What one run does.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum RunDecision {
@@ -172,5 +185,28 @@ mod tests {
         assert!(check_marks(Some(85.0), None).is_err());
         assert!(check_marks(Some(70.0), Some(70.0)).is_err());
         assert!(check_marks(Some(60.0), Some(70.0)).is_err());
+    }
+
+    #[test]
+    fn the_image_filesystem_is_the_snapshotters() {
+        let two = [
+            "/var/lib/containerd/io.containerd.snapshotter.v1.native",
+            "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/",
+        ];
+        let cases: [(&[&str], Option<&str>, Option<usize>); 6] = [
+            (&two, Some("overlayfs"), Some(1)),
+            (&two, Some("native"), Some(0)),
+            (&two, Some("zfs"), Some(0)),
+            (&two, None, Some(0)),
+            (&["", "/x"], None, Some(1)),
+            (&[], Some("overlayfs"), None),
+        ];
+        for (mounts, snapshotter, want) in cases {
+            assert_eq!(
+                image_filesystem(mounts, snapshotter),
+                want,
+                "{mounts:?} {snapshotter:?}"
+            );
+        }
     }
 }

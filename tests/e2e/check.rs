@@ -7,12 +7,26 @@ use serde::Deserialize;
 
 use crate::export::{discarded_image, pulled_layer};
 use crate::run::crimg;
-use crate::support::{FixtureImage, Node};
+use crate::support::{FixtureImage, Node, runtime};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Checked {
+    runtime: Runtime,
     images: Vec<Image>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Runtime {
+    name: String,
+    version: String,
+    api_version: String,
+    config: Option<String>,
+    sandbox_image: Option<String>,
+    snapshotter: String,
+    discard_unpacked_layers: Option<bool>,
+    registry_hosts_dir: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +91,8 @@ fn check_names_discarded_layers_and_passes_after_fetch_missing() {
     let registry_log_before = registry.log();
 
     let out = check(4);
+    // Read from the configuration on every version, 2.x's version 3 included.
+    assert_eq!(out.runtime.discard_unpacked_layers, Some(true), "{out:?}");
     assert_eq!(out.images.len(), 1);
     let i = &out.images[0];
     assert_eq!(i.names, vec![img.name.clone()]);
@@ -147,6 +163,36 @@ fn check_of_imported_images_is_complete() {
     let out: Checked = crimg(node.crimg(), &["-o", "json", "check", &image.name])
         .expect_code(0)
         .json();
+    // What runs the node, found without being told: the version CRI reports, the file
+    // the serving containerd was started with, and what that file says.
+    let r = &out.runtime;
+    assert_eq!(r.name, "containerd");
+    assert_eq!(r.version, runtime::containerd().text, "{r:?}");
+    assert_eq!(r.api_version, "v1");
+    let dir = node.dir();
+    assert_eq!(
+        r.config.as_deref(),
+        dir.join("config.toml").to_str(),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.sandbox_image.as_deref(),
+        Some("registry.k8s.io/pause:3.9")
+    );
+    assert_eq!(r.snapshotter, "overlayfs");
+    assert_eq!(r.discard_unpacked_layers, Some(false));
+    assert_eq!(
+        Some(r.registry_hosts_dir.as_str()),
+        dir.join("certs.d").to_str()
+    );
+    let table = crimg(node.crimg(), &["check", &image.name]).expect_code(0);
+    let said = format!(
+        "crimg: runtime containerd {} (CRI v1), configuration {}",
+        r.version,
+        dir.join("config.toml").display()
+    );
+    assert!(table.stderr.contains(&said), "{}", table.stderr);
+
     let i = &out.images[0];
     assert!(i.complete, "{i:?}");
     assert_eq!(i.platforms[0].config, image.config_digest());

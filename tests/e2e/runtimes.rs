@@ -168,3 +168,27 @@ fn prune_leaves_cri_agreeing_with_containerd() {
     assert!(!r.stderr.contains("still listed"), "{}", r.stderr);
     assert!(node.image_names().is_empty(), "{:?}", node.image_names());
 }
+
+/// The watermark reads the filesystem that holds the images and says which: the one of
+/// the snapshotter CRI unpacks into. (containerd 2.x reports one filesystem per snapshotter
+/// it has measured, its default first; the choice among several is unit-tested in
+/// `plan::schedule`.)
+#[test]
+fn the_watermark_reads_the_snapshotters_filesystem() {
+    let node = Node::start();
+    node.import(&FixtureImage::new(WEB));
+    let overlay = node
+        .dir()
+        .join("root/io.containerd.snapshotter.v1.overlayfs");
+    let r = crimg(
+        node.crimg(),
+        &["-v", "prune", "--dry-run", "--target-usage", "99"],
+    )
+    .expect_code(0);
+    assert!(
+        r.stderr
+            .contains(&format!("image filesystem {}:", overlay.display())),
+        "{}",
+        r.stderr
+    );
+}

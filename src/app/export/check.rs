@@ -20,7 +20,25 @@ use crate::render;
 
 #[derive(Serialize)]
 struct JsonCheck<'a> {
+    runtime: &'a JsonRuntime,
     images: &'a [JsonImage],
+}
+
+/// What runs the node, and the settings of it that decide what an export can find.
+#[derive(Serialize)]
+struct JsonRuntime {
+    /// CRI `Version`: `containerd`, its version and CRI API version.
+    name: String,
+    version: String,
+    api_version: String,
+    /// containerd's configuration file read, when one was found.
+    config: Option<String>,
+    sandbox_image: Option<String>,
+    snapshotter: String,
+    /// As the configuration sets it; `null` when it does not say.
+    discard_unpacked_layers: Option<bool>,
+    /// Where mirrors are read from (`hosts.toml` files).
+    registry_hosts_dir: String,
 }
 
 #[derive(Serialize)]
@@ -63,6 +81,24 @@ struct JsonEndpoint {
     origin: String,
 }
 
+/// One line for the operator: `runtime containerd 2.1.9 (CRI v1), configuration FILE,
+/// sandbox image REF, snapshotter overlayfs, discard_unpacked_layers = true`.
+fn describe_runtime(r: &JsonRuntime) -> String {
+    let mut line = format!("runtime {} {} (CRI {})", r.name, r.version, r.api_version);
+    match &r.config {
+        Some(c) => line.push_str(&format!(", configuration {c}")),
+        None => line.push_str(", no configuration file found"),
+    }
+    if let Some(s) = &r.sandbox_image {
+        line.push_str(&format!(", sandbox image {s}"));
+    }
+    line.push_str(&format!(", snapshotter {}", r.snapshotter));
+    if let Some(d) = r.discard_unpacked_layers {
+        line.push_str(&format!(", discard_unpacked_layers = {d}"));
+    }
+    line
+}
+
 /// Every image record, grouped by target (names first, the ID record only when alone).
 fn all_targets(records: &[crate::model::ImageRecord]) -> Vec<(Vec<String>, Descriptor)> {
     let mut out: Vec<(Vec<String>, Descriptor)> = Vec::new();
@@ -85,11 +121,24 @@ fn all_targets(records: &[crate::model::ImageRecord]) -> Vec<(Vec<String>, Descr
 pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> {
     let mut session = Session::connect(settings).await?;
     let c = session.containerd().await?.clone();
-    let snapshotter = match session.cri.snapshotter().await {
-        Ok(Some(s)) => s,
-        _ => "overlayfs".to_string(),
-    };
+    let snapshotter = session.snapshotter().await?;
     let inv = inventory::gather(&mut session).await?;
+    let hosts_dir = session.registry_hosts_dir(args.registry_config_dir.as_deref())?;
+    let containerd_config = session.containerd_config()?;
+    let runtime = JsonRuntime {
+        name: session.runtime.runtime_name.clone(),
+        version: session.runtime.runtime_version.clone(),
+        api_version: session.runtime.runtime_api_version.clone(),
+        config: containerd_config
+            .as_ref()
+            .map(|c| c.path.display().to_string()),
+        sandbox_image: inv.sandbox_image.clone(),
+        snapshotter: snapshotter.clone(),
+        discard_unpacked_layers: containerd_config
+            .as_ref()
+            .and_then(|c| c.discard_unpacked_layers),
+        registry_hosts_dir: hosts_dir.display().to_string(),
+    };
     let settings = session.settings.clone();
     let records = c.list_images().await?;
     let wanted = if args.refs.is_empty() {
@@ -97,10 +146,7 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
     } else {
         resolve_targets(&inv.images, &records, &args.refs)?
     };
-    let config = RegistryConfig::load(
-        &session.registry_hosts_dir(args.registry_config_dir.as_deref())?,
-        &args.registries_yaml,
-    )?;
+    let config = RegistryConfig::load(&hosts_dir, &args.registries_yaml)?;
     let (plans, labels) = walk_images(&c, wanted, &PlatformChoice::All, None).await?;
     let snap_label = gc::snapshot_ref(&snapshotter);
     let mut images = Vec::new();
@@ -166,7 +212,7 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
         });
     }
     if !settings.quiet {
-        render_check(&settings, &images)?;
+        render_check(&settings, &runtime, &images)?;
     }
     Ok(if images.iter().all(|i| i.complete) {
         Outcome::Done
@@ -175,13 +221,14 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
     })
 }
 
-fn render_check(settings: &Settings, images: &[JsonImage]) -> Result<()> {
+fn render_check(settings: &Settings, runtime: &JsonRuntime, images: &[JsonImage]) -> Result<()> {
     match settings.output {
-        OutputFormat::Json => render::print_json(&JsonCheck { images })?,
+        OutputFormat::Json => render::print_json(&JsonCheck { runtime, images })?,
         OutputFormat::Name => {
             render::print_lines(images.iter().filter(|i| !i.complete).flat_map(|i| &i.names))?
         }
         OutputFormat::Table | OutputFormat::Wide => {
+            settings.info(describe_runtime(runtime));
             let mut t = render::table(&[
                 "NAME",
                 "PLATFORM",

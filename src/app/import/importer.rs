@@ -89,16 +89,7 @@ impl Importer {
         } else if let Some(s) = &args.snapshotter {
             Some(s.clone())
         } else {
-            match session.cri.snapshotter().await {
-                Ok(Some(s)) => Some(s),
-                Ok(None) => Some("overlayfs".into()),
-                Err(e) => {
-                    session.settings.debug(format_args!(
-                        "runtime status does not say its snapshotter ({e:#}); using overlayfs"
-                    ));
-                    Some("overlayfs".into())
-                }
-            }
+            Some(session.snapshotter().await?)
         };
         if let Some(s) = &snapshotter {
             session.settings.debug(format_args!("unpacking into {s}"));

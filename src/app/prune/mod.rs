@@ -275,13 +275,25 @@ fn report(
 /// The image filesystem's size and use, from the mount point CRI `ImageFsInfo` reports.
 async fn image_fs(session: &Session) -> Result<FsUsage> {
     let filesystems = session.cri.image_fs_info().await?;
-    let fs = filesystems
-        .iter()
-        .find(|f| !f.mountpoint.is_empty())
+    // containerd 2.x reports one filesystem per snapshotter: the one CRI unpacks into
+    // holds the images.
+    let snapshotter = session.snapshotter().await.ok();
+    let mounts: Vec<&str> = filesystems.iter().map(|f| f.mountpoint.as_str()).collect();
+    let fs = schedule::image_filesystem(&mounts, snapshotter.as_deref())
+        .map(|i| &filesystems[i])
         .context(
             "the runtime reports no image filesystem (CRI ImageFsInfo); --target-usage and \
              --high-usage cannot work",
         )?;
+    if mounts.len() > 1 {
+        session.settings.debug(format_args!(
+            "CRI reports {} image filesystems ({}); using {} (snapshotter {})",
+            mounts.len(),
+            mounts.join(", "),
+            fs.mountpoint,
+            snapshotter.as_deref().unwrap_or("unknown")
+        ));
+    }
     let st = rustix::fs::statvfs(fs.mountpoint.as_str()).with_context(|| {
         format!(
             "reading the size of the image filesystem at {} (in a container, mount it at \
