@@ -86,7 +86,21 @@ pub(crate) struct SandboxInfo {
     pub(crate) name: String,
     pub(crate) namespace: String,
     pub(crate) state: String,
+    /// The image by the name the sandbox was made from; the name may have moved since.
     pub(crate) image: Option<String>,
+    /// The sandbox's root filesystem snapshot (containerd: `info.snapshotter` and
+    /// `info.snapshotKey`), whose parent is the image's top layer.
+    pub(crate) root: Option<SnapshotRef>,
+    /// The image IDs whose unpacked layers that snapshot was made from, whatever they are
+    /// named now; empty when not known.
+    pub(crate) image_ids: Vec<String>,
+}
+
+/// A snapshot, by snapshotter and key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SnapshotRef {
+    pub(crate) snapshotter: String,
+    pub(crate) key: String,
 }
 
 /// Who pinned an image.

@@ -6,8 +6,10 @@ use anyhow::Result;
 use futures::stream::{self, StreamExt};
 
 use crate::app::Session;
-use crate::model::{Inventory, User};
+use crate::model::{Inventory, SandboxInfo, User};
+use crate::oci::gc;
 use crate::plan::inventory::{Facts, join, unresolved_container_refs};
+use crate::runtime::containerd::Containerd;
 
 /// Lists images, containers, sandboxes, the sandbox image and (when reachable) containerd's
 /// records at once, then joins them.
@@ -34,6 +36,15 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
         }),
         timed(settings, "containerd Images.List", records),
     )?;
+    let mut sandboxes = sandboxes;
+    if let Some(c) = &containerd {
+        timed(
+            settings,
+            "sandbox root snapshots",
+            sandbox_images(c, &mut sandboxes),
+        )
+        .await;
+    }
     let sandbox_image = match sandbox_image {
         Some(s) => Some(s),
         None => configured_sandbox_image(session)?,
@@ -55,6 +66,30 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
         containerd: facts.records.is_some(),
         warnings,
     })
+}
+
+/// The images each sandbox's root filesystem was made from, found through its snapshot:
+/// the snapshot's parent is the chain ID of the image's top layer, and the image's config
+/// blob carries it in its snapshot GC label. By content, not by name, so a sandbox keeps
+/// its image when the tag it was made from moves to another build.
+async fn sandbox_images(c: &Containerd, sandboxes: &mut [SandboxInfo]) {
+    let found: Vec<Vec<String>> = stream::iter(sandboxes.iter().map(|s| async move {
+        let Some(root) = &s.root else {
+            return Vec::new();
+        };
+        let Ok(Some(parent)) = c.snapshot_parent(&root.snapshotter, &root.key).await else {
+            return Vec::new();
+        };
+        c.content_labelled(&gc::snapshot_ref(&root.snapshotter), &parent)
+            .await
+            .unwrap_or_default()
+    }))
+    .buffered(16)
+    .collect()
+    .await;
+    for (s, ids) in sandboxes.iter_mut().zip(found) {
+        s.image_ids = ids;
+    }
 }
 
 /// The sandbox image where CRI `Status` does not name it (containerd 2.x): containerd's

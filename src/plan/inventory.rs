@@ -81,6 +81,15 @@ pub(crate) fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
     }
     let mut sandbox_users: Vec<BTreeSet<String>> = vec![BTreeSet::new(); images.len()];
     for s in &facts.sandboxes {
+        // The images its root filesystem was made from, when known: a name may have moved
+        // to another build since the sandbox was made.
+        let by_root: Vec<usize> = s.image_ids.iter().filter_map(|id| index.find(id)).collect();
+        if !by_root.is_empty() {
+            for i in by_root {
+                sandbox_users[i].insert(s.id.clone());
+            }
+            continue;
+        }
         // Runtimes that do not say which image a sandbox runs run the configured one.
         let image = s.image.as_deref().or(facts.sandbox_image.as_deref());
         match image.and_then(|name| index.find(name)) {
@@ -255,6 +264,11 @@ mod tests {
             sandboxes: vec![
                 sandbox("s1", Some("registry.k8s.io/pause:3.9")),
                 sandbox("s2", None),
+                // Made from redis's layers under a name that now means another image.
+                SandboxInfo {
+                    image_ids: vec!["sha256:ccc".into()],
+                    ..sandbox("s3", Some("registry.k8s.io/pause:3.9"))
+                },
             ],
             sandbox_image: Some("registry.k8s.io/pause:3.9".into()),
             aliases: HashMap::from([(
@@ -273,6 +287,7 @@ mod tests {
         assert!(!by_id("sha256:aaa").sandbox_image);
         assert_eq!(by_id("sha256:aaa").records.len(), 2);
         assert_eq!(by_id("sha256:bbb").sandboxes, ["s1", "s2"]);
+        assert_eq!(by_id("sha256:ccc").sandboxes, ["s3"]);
         assert!(by_id("sha256:bbb").containers.is_empty());
         assert_eq!(by_id("sha256:ccc").containers, ["c2", "c4"]);
         assert_eq!(by_id("sha256:ddd").containers, ["c3"]);

@@ -52,6 +52,16 @@ impl RefPattern {
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("{text:?}: a pattern has no spaces"));
         }
+        // A pattern no reference could match (`KEEPME`, `keepme:`, `/keepme`,
+        // `keepme@sha256:abc`) would select nothing, silently: refuse it as a reference
+        // like it would be refused.
+        if let Err(why) = crate::reference::normalize(&glob_probe(text)) {
+            return Err(format!(
+                "{text:?} cannot match any image reference: {}",
+                why.rsplit_once(" (")
+                    .map_or(why.as_str(), |(_, w)| w.trim_end_matches(')'))
+            ));
+        }
         // A glob compiles to a small matcher here, not a regex: patterns are compiled on
         // every run (the built-in allowlist among them) and must cost next to nothing.
         let full = normalize_pattern(text);
@@ -98,6 +108,31 @@ impl RefPattern {
             Kind::Glob(g) | Kind::IdOrGlob(_, g) => glob_match(g, normalized),
         }
     }
+}
+
+/// A reference the pattern would match if any can: `**` stands for two path components,
+/// `*`, `?` and a `[...]` class for one letter each.
+fn glob_probe(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("**") {
+            out.push_str("a/a");
+            rest = r;
+        } else if c == '*' || c == '?' {
+            out.push('a');
+            rest = &rest[1..];
+        } else if c == '['
+            && let Some(end) = rest.find(']')
+        {
+            out.push('a');
+            rest = &rest[end + 1..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
 }
 
 fn glob_match(g: &Pattern, reference: &str) -> bool {
@@ -221,6 +256,45 @@ mod tests {
     fn bad_patterns() {
         for bad in ["", "sha256:xyz", "a b", "nginx:[", "sha256:", "a/**b"] {
             assert!(RefPattern::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Patterns that no normalised reference could match are refused, as `pin` refuses
+    /// them as references; globs that could match are not.
+    #[test]
+    fn patterns_that_cannot_match_are_refused() {
+        for bad in [
+            "KEEPME",
+            "KEEPME:1",
+            "docker.io/Library/keepme",
+            "keepme,plain:1",
+            "keepme!",
+            "keepme:",
+            "keepme@",
+            "keepme@sha256:abc",
+            "keepme//x",
+            "/keepme",
+            "keepme:1:2",
+            "keepme:*:2",
+            "*/Keep*",
+        ] {
+            let e = RefPattern::new(bad).expect_err(bad);
+            assert!(e.contains("cannot match any image reference"), "{bad}: {e}");
+        }
+        for good in [
+            "keepme",
+            "nginx:*",
+            "**/pause",
+            "**/pause-*",
+            "reg.local:5000/team/**",
+            "docker.io/library/*:1.?",
+            "app:v[0-9]*",
+            "*pause*",
+            "reg.local/team/app@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+            "abcdef12",
+            "app:V1",
+        ] {
+            assert!(RefPattern::new(good).is_ok(), "{good}");
         }
     }
 }

@@ -129,11 +129,12 @@ fn check_timeout(d: Duration, text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parses `10s`, `2m`, `500ms`, or bare seconds.
+/// Parses `10s`, `2m`, `500ms`, `7d`: every duration crimg takes needs its unit, so
+/// `--older-than 30` is not read as 30 seconds when 30 days were meant.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} has no unit: write {s}s, {s}m, {s}h or {s}d"));
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 10s or 2m ({e})"))
@@ -443,8 +444,13 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        let e = parse_duration("30").unwrap_err();
+        assert!(
+            e.contains("\"30\" has no unit: write 30s, 30m, 30h or 30d"),
+            "{e}"
+        );
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
     }
 
     #[test]
@@ -453,13 +459,13 @@ mod tests {
             ("10s", Ok(Duration::from_secs(10))),
             ("100ms", Ok(MIN_TIMEOUT)),
             ("24h", Ok(MAX_TIMEOUT)),
-            ("3", Ok(Duration::from_secs(3))),
+            ("3", Err("no unit")),
             ("0s", Err("too short")),
-            ("0", Err("too short")),
+            ("0", Err("no unit")),
             ("99ms", Err("too short")),
             ("25h", Err("too long")),
             ("9999999999999s", Err("too long")),
-            ("18446744073709551615", Err("too long")),
+            ("18446744073709551615", Err("no unit")),
             ("99999999999999999999999s", Err("not a duration")),
             ("-1s", Err("not a duration")),
         ];

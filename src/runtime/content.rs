@@ -88,6 +88,31 @@ impl Containerd {
         }
     }
 
+    /// The digests of the blobs labelled `key=value`.
+    pub(crate) async fn content_labelled(&self, key: &str, value: &str) -> Result<Vec<String>> {
+        // containerd's filter syntax: a key or value holding '.', '/' or ':' is quoted.
+        let filter = format!("labels.{key:?}=={value:?}");
+        let mut stream = self
+            .content()
+            .list(self.req(content::ListContentRequest {
+                filters: vec![filter.clone()],
+            }))
+            .await
+            .map_err(|s| self.rpc(s))
+            .with_context(|| format!("content List {filter}"))?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(page) = stream
+            .message()
+            .await
+            .map_err(|s| self.rpc(s))
+            .with_context(|| format!("content List {filter}"))?
+        {
+            out.extend(page.info.into_iter().map(|i| i.digest));
+        }
+        Ok(out)
+    }
+
     /// Sets and removes labels of a blob, leaving its other labels alone.
     pub async fn content_update_labels(
         &self,

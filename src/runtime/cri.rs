@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tonic::transport::Channel;
 
-use crate::model::{ContainerInfo, CriImage, RuntimeVersion, SandboxInfo};
+use crate::model::{ContainerInfo, CriImage, RuntimeVersion, SandboxInfo, SnapshotRef};
 use crate::proto::runtime::v1 as cri;
 use cri::image_service_client::ImageServiceClient;
 use cri::runtime_service_client::RuntimeServiceClient;
@@ -193,37 +193,36 @@ impl Cri {
                     id: s.id,
                     name: meta.name,
                     namespace: meta.namespace,
-                    image: None,
+                    ..SandboxInfo::default()
                 }
             })
             .collect();
         // One status call per sandbox, a bounded number at a time.
         use futures::stream::{self, StreamExt};
-        let images: Vec<Option<String>> =
-            stream::iter(sandboxes.iter().map(|s| self.sandbox_image(&s.id)))
+        let infos: Vec<HashMap<String, String>> =
+            stream::iter(sandboxes.iter().map(|s| self.sandbox_info(&s.id)))
                 .buffered(16)
                 .collect()
                 .await;
-        for (s, image) in sandboxes.iter_mut().zip(images) {
-            s.image = image;
+        for (s, info) in sandboxes.iter_mut().zip(infos) {
+            s.image = sandbox_image_from_info(&info);
+            s.root = sandbox_root_from_info(&info);
         }
         Ok(sandboxes)
     }
 
-    /// The image a sandbox runs, from `PodSandboxStatus` verbose info (containerd puts it
-    /// in `info.image`). `None` when the runtime does not say or the sandbox is gone.
-    async fn sandbox_image(&self, id: &str) -> Option<String> {
-        let resp = self
-            .runtime
+    /// A sandbox's `PodSandboxStatus` verbose info (containerd: the image it was made
+    /// from, its root snapshot). Empty when the runtime says nothing or the sandbox is gone.
+    async fn sandbox_info(&self, id: &str) -> HashMap<String, String> {
+        self.runtime
             .clone()
             .pod_sandbox_status(self.req(cri::PodSandboxStatusRequest {
                 pod_sandbox_id: id.to_string(),
                 verbose: true,
             }))
             .await
-            .ok()?
-            .into_inner();
-        sandbox_image_from_info(&resp.info)
+            .map(|r| r.into_inner().info)
+            .unwrap_or_default()
     }
 
     /// The runtime's configured sandbox image (containerd: `Status` verbose info,
@@ -309,6 +308,22 @@ pub(crate) fn sandbox_image_from_info(info: &HashMap<String, String>) -> Option<
     info.get("image").filter(|s| !s.is_empty()).cloned()
 }
 
+/// Finds a sandbox's root snapshot in verbose sandbox status info: containerd's
+/// `snapshotter` and `snapshotKey` in the JSON document under `info`.
+pub(crate) fn sandbox_root_from_info(info: &HashMap<String, String>) -> Option<SnapshotRef> {
+    let v: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    Some(SnapshotRef {
+        snapshotter: field("snapshotter")?,
+        key: field("snapshotKey")?,
+    })
+}
+
 /// Finds the configured sandbox image in verbose runtime status info.
 pub(crate) fn configured_sandbox_image_from_info(info: &HashMap<String, String>) -> Option<String> {
     let doc = info.get("config")?;
@@ -371,6 +386,18 @@ mod tests {
             Some("registry.k8s.io/pause:3.9")
         );
         assert_eq!(sandbox_image_from_info(&HashMap::new()), None);
+        assert_eq!(sandbox_root_from_info(&info), None);
+        let with_root = HashMap::from([(
+            "info".to_string(),
+            r#"{"image":"p:1","snapshotKey":"abc","snapshotter":"overlayfs"}"#.to_string(),
+        )]);
+        assert_eq!(
+            sandbox_root_from_info(&with_root),
+            Some(SnapshotRef {
+                snapshotter: "overlayfs".into(),
+                key: "abc".into()
+            })
+        );
         let status = HashMap::from([(
             "config".to_string(),
             r#"{"sandboxImage":"registry.k8s.io/pause:3.9","x":1}"#.to_string(),

@@ -11,6 +11,33 @@ impl Containerd {
         snapshots::snapshots_client::SnapshotsClient::new(self.channel())
     }
 
+    /// The parent of snapshot `key` in `snapshotter` (for a container's root: the chain ID
+    /// of its image's top layer); `None` when the snapshot is gone or has none.
+    pub(crate) async fn snapshot_parent(
+        &self,
+        snapshotter: &str,
+        key: &str,
+    ) -> Result<Option<String>> {
+        match self
+            .snapshots()
+            .stat(self.req(snapshots::StatSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            }))
+            .await
+        {
+            Ok(r) => Ok(r
+                .into_inner()
+                .info
+                .map(|i| i.parent)
+                .filter(|p| !p.is_empty())),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(self
+                .rpc(s)
+                .context(format!("snapshot Stat {key} ({snapshotter})"))),
+        }
+    }
+
     /// Whether `key` exists in `snapshotter`.
     pub(crate) async fn snapshot_exists(&self, snapshotter: &str, key: &str) -> Result<bool> {
         match self

@@ -133,6 +133,26 @@ fn check_names_discarded_layers_and_passes_after_fetch_missing() {
         "check talked to the registry"
     );
 
+    // Without --registry-config-dir, the hosts directory containerd's configuration names
+    // (version 2 or 3), where the node's hosts file for the registry is.
+    let found: Checked = crimg(node.crimg(), &["-o", "json", "check", &img.name])
+        .expect_code(4)
+        .json();
+    let hosts_toml = node
+        .dir()
+        .join(format!("certs.d/127.0.0.1:{port}/hosts.toml"));
+    assert_eq!(
+        Some(found.runtime.registry_hosts_dir.as_str()),
+        node.dir().join("certs.d").to_str()
+    );
+    assert!(
+        found.images[0]
+            .fetch_from
+            .iter()
+            .any(|e| e.origin.contains(hosts_toml.to_str().unwrap())),
+        "{found:?}"
+    );
+
     // The table says the same, and all images by default gate too.
     let mut args = vec!["check"];
     args.extend(opts);

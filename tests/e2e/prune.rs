@@ -240,6 +240,78 @@ fn malformed_exclusion_file_removes_nothing() {
     assert_eq!(s.listed_tags(), before);
 }
 
+/// An exclusion that cannot match any reference (what `pin` refuses as a reference) is a
+/// usage error, on the command line and in a file, naming the option or the file and
+/// line; nothing is removed. Before, each of these matched nothing and the image it meant
+/// to keep was removed.
+#[test]
+fn exclusions_that_cannot_match_are_usage_errors() {
+    let s = scenario();
+    let before = s.listed_tags();
+    let malformed = [
+        "KEEPME",
+        "KEEPME:1",
+        "docker.io/Library/keepme",
+        "keepme,plain:1",
+        "keepme!",
+        "keepme:",
+        "keepme@",
+        "keepme@sha256:abc",
+        "keepme//x",
+        "/keepme",
+        "keepme:1:2",
+    ];
+    let file = s.node.dir().join("bad-exclusions.conf");
+    for pattern in malformed {
+        let run = s.prune(&["--exclude", pattern]).expect_code(2);
+        assert!(
+            run.stderr.contains("--exclude") && run.stderr.contains(&format!("{pattern:?}")),
+            "{pattern}: {}",
+            run.stderr
+        );
+        std::fs::write(&file, format!("# kept\nnginx:*\n{pattern}\n")).unwrap();
+        let run = s
+            .prune(&["--exclude-file", file.to_str().unwrap()])
+            .expect_code(2);
+        assert!(
+            run.stderr.contains(&format!("{}, line 3", file.display())),
+            "{pattern}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{pattern}: {}", run.stdout);
+    }
+    assert_eq!(s.listed_tags(), before);
+}
+
+/// Every duration needs its unit: a bare number is a usage error for each option that
+/// takes one, never seconds by default.
+#[test]
+fn durations_without_a_unit_are_usage_errors() {
+    let s = scenario();
+    let before = s.listed_tags();
+    for args in [
+        &["prune", "--dry-run", "--older-than", "30"][..],
+        &["prune", "--dry-run", "--every", "30"],
+        &["--timeout", "30", "list"],
+        &[
+            "import",
+            "--watch",
+            "--recheck-interval",
+            "30",
+            "/nonexistent",
+        ],
+    ] {
+        let run = crimg(s.node.crimg(), args).expect_code(2);
+        assert!(
+            run.stderr
+                .contains("\"30\" has no unit: write 30s, 30m, 30h or 30d"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(s.listed_tags(), before);
+}
+
 #[test]
 fn why_policy_options_eraser_json_and_state() {
     let s = scenario();
@@ -682,4 +754,48 @@ fn named_exclusion_paths_must_exist_and_fifos_are_skipped() {
     )
     .expect_code(2);
     assert!(run.stderr.contains("a FIFO"), "{}", run.stderr);
+}
+
+/// A running pod's sandbox keeps the image it was made from when the pause tag moves to
+/// another build (an import of a newer `pause:3.9`): the sandbox is matched by the image
+/// its root filesystem was made from, not by the name it was made with. The old build,
+/// now untagged, stays in the dry run and in a real prune; the new build is the
+/// configured sandbox image and stays too.
+#[test]
+fn a_moved_pause_tag_keeps_the_image_the_sandbox_runs() {
+    let node = Node::start();
+    node.ensure_pause_image();
+    let old_id = FixtureImage::new(PAUSE).config_digest();
+    let pod = node.run_pod("p");
+    let rebuilt = FixtureImage::with_seed(PAUSE, "registry.k8s.io/pause:3.9 rebuilt");
+    assert_ne!(rebuilt.config_digest(), old_id);
+    node.import(&rebuilt);
+    let old = node
+        .cri_images()
+        .into_iter()
+        .find(|i| i.id == old_id)
+        .expect("the old build is still listed");
+    assert!(old.repo_tags.is_empty(), "the tag moved: {old:?}");
+
+    for args in [
+        &["prune", "--dry-run", "-o", "json"][..],
+        &["prune", "-o", "json"],
+    ] {
+        let r: PruneResult = crimg(node.crimg(), args).expect_code(0).json();
+        assert!(r.removed.is_empty(), "{args:?}: {r:#?}");
+        let kept = r
+            .kept
+            .iter()
+            .find(|k| k.id == old_id)
+            .unwrap_or_else(|| panic!("{old_id} not kept: {r:#?}"));
+        // 1.7 and 2.x labelled the old build as their sandbox image; no longer named so,
+        // that pin reads as anyone's.
+        let mut want = vec![format!("in-use:sandbox:{pod}")];
+        if runtime::containerd().pins_sandbox_image() {
+            want.push("pinned:user".into());
+        }
+        assert_eq!(kept.reasons, want, "{args:?}");
+    }
+    assert!(node.cri_image_ids().contains(&old_id));
+    assert_eq!(node.list_pods()[0].id, pod);
 }
