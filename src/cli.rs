@@ -73,6 +73,7 @@ pub(crate) struct GlobalArgs {
         long,
         env = "CONTAINERD_NAMESPACE",
         default_value = "k8s.io",
+        value_parser = parse_namespace,
         global = true
     )]
     pub(crate) namespace: String,
@@ -398,6 +399,22 @@ pub struct PruneArgs {
         env = "CRIMG_STATE_FILE"
     )]
     pub(crate) state_file: Option<PathBuf>,
+}
+
+/// A containerd namespace as containerd accepts one: letters and digits, in parts joined
+/// by one `.`, `_` or `-`.
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.split(['.', '_', '-'])
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a containerd namespace (letters and digits, parts joined by . _ or -; \
+             CRI's is k8s.io)"
+        ))
+    }
 }
 
 /// A loop interval: a duration of at least one second.

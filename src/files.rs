@@ -51,6 +51,11 @@ pub(crate) fn open_regular(path: &Path) -> std::io::Result<Result<File, &'static
     Ok(Ok(file))
 }
 
+/// The largest configuration file crimg reads (crictl's, containerd's, `registries.yaml`,
+/// `hosts.toml`): real ones are a few KiB; a device or a runaway file is refused before it
+/// can fill memory.
+pub(crate) const MAX_CONFIG_SIZE: u64 = 4 << 20;
+
 /// Reads a configuration file as text through [`open_regular`]: `Ok(None)` when it does not
 /// exist; an error naming it when it is not a regular file, is larger than `cap` bytes (a
 /// device such as `/dev/zero` never reaches the read) or is not UTF-8.

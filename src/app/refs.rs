@@ -22,18 +22,25 @@ pub(crate) fn gather(args: &[String], file: Option<&Path>) -> Result<Vec<String>
             .context("reading image names from standard input")?;
         (buf, "standard input".to_string())
     } else {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("reading image names from {}", path.display()))?;
-        if meta.is_dir() {
-            return Err(CrimgError::Usage(format!(
-                "{} is a directory; --from-file takes a file of image names",
-                path.display()
-            ))
-            .into());
-        }
-        let buf = std::fs::read(path)
-            .with_context(|| format!("reading image names from {}", path.display()))?;
-        (buf, path.display().to_string())
+        // A name a line: a list of every image a node could hold is far below this.
+        const MAX_NAMES: u64 = 64 << 20;
+        let text = match crate::files::read_text(path, MAX_NAMES) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                return Err(CrimgError::Usage(format!(
+                    "--from-file {}: no such file",
+                    path.display()
+                ))
+                .into());
+            }
+            Err(e) => {
+                return Err(CrimgError::Usage(format!(
+                    "--from-file takes a file of image names: {e:#}"
+                ))
+                .into());
+            }
+        };
+        (text.into_bytes(), path.display().to_string())
     };
     let names = parse(&text).map_err(|e| CrimgError::Usage(format!("{shown}: {e}")))?;
     if names.is_empty() {

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::sink::AtomicFile;
+use crate::error::CrimgError;
 
 /// The state directory: `CRIMG_STATE_DIR`, else `/var/lib/crimg`.
 pub(crate) fn state_dir() -> PathBuf {
@@ -26,16 +27,45 @@ struct StateFile {
 
 /// Writes a JSON state file to a temp file beside it, then renames it: never half-written.
 pub(crate) fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = state_dir_of(path);
+    if dir == state_dir() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    } else {
+        check_state_dir(path, "")?;
+    }
     let sink = AtomicFile::create(path, ".crimg-state-", 0o600)?;
     serde_json::to_writer_pretty(sink.file(), value)?;
     sink.commit(true)
         .with_context(|| format!("writing state file {}", path.display()))?;
     Ok(())
+}
+
+fn state_dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// crimg makes its own state directory; one the user named (`--state-file`) must exist,
+/// so a typo does not make directories as root. A usage error naming both otherwise;
+/// `unchanged` says what the command therefore left undone.
+fn check_state_dir(path: &Path, unchanged: &str) -> Result<()> {
+    let dir = state_dir_of(path);
+    if dir == state_dir() || dir.is_dir() {
+        return Ok(());
+    }
+    let unchanged = if unchanged.is_empty() {
+        String::new()
+    } else {
+        format!(" ({unchanged})")
+    };
+    Err(CrimgError::Usage(format!(
+        "state file {}: its directory {} does not exist; create it or name another \
+         file with --state-file{unchanged}",
+        path.display(),
+        dir.display()
+    ))
+    .into())
 }
 
 /// The largest state file read: about 100 bytes an image, so far more than any node holds.
@@ -63,6 +93,7 @@ pub(crate) fn read_state_json<T: DeserializeOwned>(
 ) -> Result<StateRead<T>> {
     use std::io::Read as _;
     let reading = || format!("reading state file {}", path.display());
+    check_state_dir(path, unchanged)?;
     let file = match crate::files::open_regular(path) {
         Ok(Ok(file)) => file,
         Ok(Err(kind)) => {
@@ -214,6 +245,10 @@ pub(crate) mod tests {
     fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/state.json");
+        // A directory the user named is not made for them.
+        let e = load_last_used(&path).unwrap_err().to_string();
+        assert!(e.contains("sub does not exist"), "{e}");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
         assert!(load_last_used(&path).unwrap().times.is_empty());
         let t = humantime::parse_rfc3339("2026-01-02T03:04:05Z").unwrap();
         let map = HashMap::from([("sha256:aa".to_string(), t)]);

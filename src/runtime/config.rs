@@ -27,8 +27,6 @@ pub(crate) const DISTRIBUTION_PATHS: [&str; 2] = [
 ];
 /// containerd's registry hosts directory when its configuration names none.
 pub(crate) const DEFAULT_HOSTS_DIR: &str = "/etc/containerd/certs.d";
-/// A configuration file is small; anything larger is not one.
-const MAX_SIZE: u64 = 4 << 20;
 /// Imports nest; this many files is more than any real configuration has.
 const MAX_FILES: usize = 64;
 
@@ -76,7 +74,7 @@ pub(crate) fn load(path: &Path) -> Result<Option<ContainerdConfig>> {
                 path.display()
             ));
         }
-        let Some(text) = crate::files::read_text(&file, MAX_SIZE)? else {
+        let Some(text) = crate::files::read_text(&file, crate::files::MAX_CONFIG_SIZE)? else {
             if file == path {
                 return Ok(None);
             }

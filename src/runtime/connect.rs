@@ -157,16 +157,24 @@ pub(crate) struct Resolved {
 pub(crate) fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
     let (config, file) = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CrimgError::Usage(format!("cannot read config file {}: {e}", path.display()))
-            })?;
+            let text = match crate::files::read_text(path, crate::files::MAX_CONFIG_SIZE) {
+                Ok(Some(text)) => text,
+                Ok(None) => {
+                    return Err(CrimgError::Usage(format!(
+                        "config file {}: no such file",
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(CrimgError::Usage(format!("config file {e:#}"))),
+            };
             (CrictlConfig::parse(&text, path)?, path.clone())
         }
         None => {
             let path = PathBuf::from(DEFAULT_CRICTL_CONFIG);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => (CrictlConfig::parse(&text, &path)?, path),
-                Err(_) => (CrictlConfig::default(), path),
+            match crate::files::read_text(&path, crate::files::MAX_CONFIG_SIZE) {
+                Ok(Some(text)) => (CrictlConfig::parse(&text, &path)?, path),
+                // Only a file the user named must be readable.
+                Ok(None) | Err(_) => (CrictlConfig::default(), path),
             }
         }
     };

@@ -1,5 +1,6 @@
 //! Options that must take effect: `--no-unpack` and `--snapshotter` on import, and
-//! `-O -` refused when standard output is a terminal.
+//! `-O -` refused when standard output is a terminal; files and values operators name,
+//! checked before use.
 
 use std::path::Path;
 use std::process::Command;
@@ -230,4 +231,92 @@ fn export_platforms() {
     assert!(!r.stderr.contains("left out"), "{}", r.stderr);
     let blobs = blob_paths(&both);
     assert!(blobs.contains(&blob(&foreign_layer)) && blobs.contains(&blob(&every.layer_digest())));
+}
+
+/// Runs crimg, killing it if it has not ended within 20 s: a hang is a failure, not a
+/// stuck suite. Returns the exit code and standard error.
+fn bounded(mut cmd: Command, args: &[&str]) -> (i32, String) {
+    use std::io::Read as _;
+    let mut child = cmd
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run crimg");
+    let status = crate::support::sys::wait_bounded(&mut child, std::time::Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("crimg {args:?} still ran after 20 s"));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+/// Every configuration file crimg reads goes through one opener: a FIFO or a device in
+/// its place is a usage error naming it at once, never read until memory runs out or
+/// waited on forever. A `--from-file` that is missing, an empty namespace and a state
+/// file in a directory that does not exist are usage errors too, and nothing is made.
+#[test]
+fn files_operators_name_are_checked_before_use() {
+    let node = Node::start();
+    let image = FixtureImage::new("docker.io/library/named:1");
+    node.import(&image);
+    let dir = node.dir();
+    let fifo = dir.join("config.fifo");
+    crate::support::sys::mkfifo(&fifo);
+    let out = dir.join("out.tar");
+    for special in [s(&fifo), "/dev/zero"] {
+        let cases: [(Vec<&str>, String); 4] = [
+            (vec!["-c", special, "list"], format!("{special} is a")),
+            (
+                vec!["check", "--registries-yaml", special],
+                format!("{special} is a"),
+            ),
+            (
+                vec![
+                    "export",
+                    "--fetch-missing",
+                    "--registries-yaml",
+                    special,
+                    "-O",
+                    s(&out),
+                    &image.name,
+                ],
+                format!("{special} is a"),
+            ),
+            (
+                vec!["--containerd-config", special, "list"],
+                format!("{special} is a"),
+            ),
+        ];
+        for (args, said) in cases {
+            let (code, stderr) = bounded(node.crimg(), &args);
+            assert_eq!(code, 2, "{args:?}: {stderr}");
+            assert!(stderr.contains(&said), "{args:?}: {stderr}");
+            assert!(!out.exists(), "{args:?} left {}", out.display());
+        }
+    }
+
+    let (code, stderr) = bounded(node.crimg(), &["pin", "--from-file", "/nonexistent/names"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/names: no such file"),
+        "{stderr}"
+    );
+    let (code, stderr) = bounded(node.crimg(), &["-n", "", "list"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a containerd namespace"), "{stderr}");
+
+    let typo = dir.join("typo/dir/state.json");
+    let (code, stderr) = bounded(
+        node.crimg(),
+        &["prune", "--dry-run", "--state-file", s(&typo)],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!dir.join("typo").exists(), "a directory was made");
+    assert!(node.cri_image_status(&image.name).is_some());
 }

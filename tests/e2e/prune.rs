@@ -798,4 +798,20 @@ fn a_moved_pause_tag_keeps_the_image_the_sandbox_runs() {
     }
     assert!(node.cri_image_ids().contains(&old_id));
     assert_eq!(node.list_pods()[0].id, pod);
+
+    // The table names the untagged build by its short ID, as `list` does, so its rows fit;
+    // `-o wide` by its full ID.
+    let short = format!("sha256:{}", &old_id["sha256:".len()..][..12]);
+    let table = crimg(node.crimg(), &["prune", "--dry-run"])
+        .expect_code(0)
+        .stdout;
+    assert!(
+        table.lines().any(|l| l.starts_with(&format!("{short} "))),
+        "{table}"
+    );
+    assert!(!table.contains(&old_id), "{table}");
+    let wide = crimg(node.crimg(), &["prune", "--dry-run", "-o", "wide"])
+        .expect_code(0)
+        .stdout;
+    assert!(wide.contains(&old_id), "{wide}");
 }

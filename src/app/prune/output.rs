@@ -157,9 +157,16 @@ pub(super) fn render_plan(
                         }
                         (Action::Remove, None) => ("removed", "unused".into(), Vec::new()),
                     };
+                // An untagged image by its short ID, as `list` shows it, unless wide.
+                let name = match d.image.display_name() {
+                    id if id == d.image.id && !(wide || no_trunc) => {
+                        format!("sha256:{}", crate::model::short_id(id))
+                    }
+                    other => other.to_string(),
+                };
                 t.row(
                     vec![
-                        d.image.display_name().to_string(),
+                        name,
                         action.to_string(),
                         render::human_size(d.image.size),
                         reason,

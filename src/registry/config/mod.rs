@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 use crate::error::CrimgError;
@@ -94,6 +94,13 @@ pub(crate) struct HostSettings {
     pub(crate) ca: Vec<PathBuf>,
 }
 
+/// A registry configuration file's text, `None` when it does not exist; one that is not a
+/// regular file of sane size (a FIFO, `/dev/zero`) is a usage error naming it, never read.
+fn read_config(path: &Path) -> Result<Option<String>> {
+    crate::files::read_text(path, crate::files::MAX_CONFIG_SIZE)
+        .map_err(|e| CrimgError::Usage(format!("{e:#}")).into())
+}
+
 /// The registry configuration of the node.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RegistryConfig {
@@ -106,20 +113,13 @@ impl RegistryConfig {
     /// files are read per registry). A file that exists but cannot be read or parsed is a
     /// usage error naming it.
     pub(crate) fn load(hosts_dir: &Path, registries_yaml: &Path) -> Result<RegistryConfig> {
-        let k3s = match std::fs::read_to_string(registries_yaml) {
-            Ok(text) => Some((
+        let k3s = match read_config(registries_yaml)? {
+            Some(text) => Some((
                 registries_yaml.to_path_buf(),
                 parse_registries_yaml(&text, registries_yaml)
                     .map_err(|e| CrimgError::Usage(format!("{e:#}")))?,
             )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(CrimgError::Usage(format!(
-                    "cannot read {}: {e}",
-                    registries_yaml.display()
-                ))
-                .into());
-            }
+            None => None,
         };
         Ok(RegistryConfig {
             hosts_dir: hosts_dir.is_dir().then(|| hosts_dir.to_path_buf()),
@@ -134,16 +134,10 @@ impl RegistryConfig {
         };
         for name in [host_dir_name(host), "_default".to_string()] {
             let path = dir.join(name).join("hosts.toml");
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    return parse_hosts_toml(&text, &path)
-                        .map(Some)
-                        .map_err(|e| CrimgError::Usage(format!("{e:#}")).into());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("reading {}", path.display()));
-                }
+            if let Some(text) = read_config(&path)? {
+                return parse_hosts_toml(&text, &path)
+                    .map(Some)
+                    .map_err(|e| CrimgError::Usage(format!("{e:#}")).into());
             }
         }
         Ok(None)

@@ -95,6 +95,7 @@ mod tests {
     fn state_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/import-watch.json");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
         let (empty, problem) = WatchState::load(&path).unwrap();
         assert!(empty.files.is_empty() && problem.is_none());
         let mut s = WatchState::default();
