@@ -238,15 +238,22 @@ pub(crate) struct ImportMetrics {
 
 impl ImportMetrics {
     /// Checks `--metrics-file` (a usage error when it cannot be one) and writes the zeros,
-    /// so the file exists from the watcher's start.
-    pub(crate) fn start(path: Option<PathBuf>) -> Result<ImportMetrics> {
+    /// so the file exists from the watcher's start. A file that cannot be written (a
+    /// read-only or full filesystem) is a warning, as at every later write: the imports
+    /// matter more than their metrics.
+    pub(crate) fn start(
+        path: Option<PathBuf>,
+        settings: &crate::app::Settings,
+    ) -> Result<ImportMetrics> {
         let m = ImportMetrics {
             path,
             ..ImportMetrics::default()
         };
         if let Some(p) = &m.path {
             check_target(p).map_err(|e| crate::error::CrimgError::Usage(format!("{e:#}")))?;
-            m.write(p)?;
+            if let Err(e) = m.write(p) {
+                settings.warn(format_args!("{e:#}"));
+            }
         }
         Ok(m)
     }
@@ -356,6 +363,10 @@ fn parent(path: &Path) -> &Path {
 /// Writes `text` to `path` through a temp file in the same directory: synced, made
 /// readable by the collector (0644), then renamed over the old file.
 pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    write_atomic_in(path, text).with_context(|| format!("metrics file {}", path.display()))
+}
+
+fn write_atomic_in(path: &Path, text: &str) -> Result<()> {
     check_target(path)?;
     let dir = parent(path);
     let mut tmp = tempfile::Builder::new()

@@ -14,6 +14,7 @@ use crate::support::{FixtureImage, Node, runtime};
 struct Checked {
     runtime: Runtime,
     images: Vec<Image>,
+    not_found: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,7 +218,17 @@ fn check_of_imported_images_is_complete() {
     assert!(i.complete, "{i:?}");
     assert_eq!(i.platforms[0].config, image.config_digest());
     assert!(i.platforms[0].unpacked, "{i:?}");
-    // An unknown reference is an error, not a pass.
-    let r = crimg(node.crimg(), &["check", "docker.io/library/nothing:1"]);
-    assert_ne!(r.code, 0, "{}", r.stderr);
+    // An unknown reference is not a pass: it is named, the others are still checked,
+    // exit 4 (as `pin` does).
+    let r = crimg(
+        node.crimg(),
+        &["-o", "json", "check", "nothing:1", &image.name],
+    )
+    .expect_code(4);
+    let out: Checked = r.json();
+    assert_eq!(out.not_found, ["nothing:1"]);
+    assert_eq!(out.images.len(), 1);
+    assert_eq!(out.images[0].names, std::slice::from_ref(&image.name));
+    assert!(r.stderr.contains("nothing:1"), "{}", r.stderr);
+    crimg(node.crimg(), &["check", "docker.io/library/nothing:1"]).expect_code(4);
 }

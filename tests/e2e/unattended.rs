@@ -439,3 +439,50 @@ fn import_watch_metrics_count_imports_and_failures() {
     let t = number(&m, "crimg_import_last_success_timestamp_seconds");
     assert!(before <= t && t <= now(), "{t}");
 }
+
+/// A metrics file on a read-only filesystem is a warning naming it, at the watcher's
+/// start as at every later write; the watcher runs and imports.
+#[test]
+fn import_watch_with_an_unwritable_metrics_file_warns_and_imports() {
+    let node = Node::start();
+    let dir = node.dir().join("watched");
+    fs::create_dir_all(&dir).unwrap();
+    let ro = node.dir().join("ro");
+    fs::create_dir_all(&ro).unwrap();
+    // Unmounted by the node's teardown with everything else under its dir.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&ro)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a read-only tmpfs");
+    let metrics = ro.join("import.prom");
+    let mut cmd = node.crimg();
+    cmd.args([
+        "import",
+        "--watch",
+        dir.to_str().unwrap(),
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ]);
+    let mut bg = Background::start(cmd);
+    bg.wait_lines(1, Duration::from_secs(10), |l| l.contains("watching"));
+    let a = FixtureImage::new("docker.io/library/one:1");
+    let tmp = node.dir().join("one.tar.tmp");
+    a.write_oci_tar(&tmp);
+    fs::rename(&tmp, dir.join("one.tar")).unwrap();
+    bg.wait_lines(1, Duration::from_secs(30), |l| {
+        l.contains("imported 1 image(s)")
+    });
+    let (code, said, _) = bg.stop(Duration::from_secs(10));
+    assert_eq!(code, 0, "{}", said.join("\n"));
+    let warned = said
+        .iter()
+        .filter(|l| l.contains("warning") && l.contains(metrics.to_str().unwrap()))
+        .count();
+    assert!(
+        warned >= 2,
+        "a warning at the start and at the import: {said:#?}"
+    );
+    assert!(node.cri_image_status(&a.name).is_some());
+}

@@ -11,6 +11,7 @@ use super::store::walk_images;
 use super::targets::resolve_targets;
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::cli::{CheckArgs, OutputFormat};
+use crate::error::CrimgError;
 use crate::model::Descriptor;
 use crate::oci::gc;
 use crate::plan::platform::PlatformChoice;
@@ -22,6 +23,8 @@ use crate::render;
 struct JsonCheck<'a> {
     runtime: &'a JsonRuntime,
     images: &'a [JsonImage],
+    /// The names given that name no image, as given.
+    not_found: &'a [String],
 }
 
 /// What runs the node, and the settings of it that decide what an export can find.
@@ -141,10 +144,26 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
     };
     let settings = session.settings.clone();
     let records = c.list_images().await?;
+    // Every name is looked up on its own: those not found are reported beside what was
+    // checked (exit 4), as `pin` reports them, rather than ending the check.
+    let mut not_found = Vec::new();
     let wanted = if args.refs.is_empty() {
         all_targets(&records)
     } else {
-        resolve_targets(&inv.images, &records, &args.refs)?
+        let mut found = Vec::new();
+        for r in &args.refs {
+            match resolve_targets(&inv.images, &records, std::slice::from_ref(r)) {
+                Ok(_) => found.push(r.clone()),
+                Err(e) => match e.downcast_ref::<CrimgError>() {
+                    Some(CrimgError::NotFound(why)) => {
+                        settings.warn(format_args!("{why}"));
+                        not_found.push(r.clone());
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+        resolve_targets(&inv.images, &records, &found)?
     };
     let config = RegistryConfig::load(&hosts_dir, &args.registries_yaml)?;
     let (plans, labels) = walk_images(&c, wanted, &PlatformChoice::All, None).await?;
@@ -212,18 +231,29 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
         });
     }
     if !settings.quiet {
-        render_check(&settings, &runtime, &images)?;
+        render_check(&settings, &runtime, &images, &not_found)?;
     }
-    Ok(if images.iter().all(|i| i.complete) {
-        Outcome::Done
-    } else {
-        Outcome::Partial
-    })
+    Ok(
+        if images.iter().all(|i| i.complete) && not_found.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::Partial
+        },
+    )
 }
 
-fn render_check(settings: &Settings, runtime: &JsonRuntime, images: &[JsonImage]) -> Result<()> {
+fn render_check(
+    settings: &Settings,
+    runtime: &JsonRuntime,
+    images: &[JsonImage],
+    not_found: &[String],
+) -> Result<()> {
     match settings.output {
-        OutputFormat::Json => render::print_json(&JsonCheck { runtime, images })?,
+        OutputFormat::Json => render::print_json(&JsonCheck {
+            runtime,
+            images,
+            not_found,
+        })?,
         OutputFormat::Name => {
             render::print_lines(images.iter().filter(|i| !i.complete).flat_map(|i| &i.names))?
         }
