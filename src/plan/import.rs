@@ -413,6 +413,7 @@ fn collect_leaves<'a, S: Source>(
             return Ok(());
         }
         let bytes = source.blob(&index.digest).await?;
+        check_size(&bytes, index, "index")?;
         let doc: Index = parse(&bytes, &format!("index {}", index.digest))?;
         for (i, child) in doc.manifests.iter().enumerate() {
             if !is_digest(&child.digest) {
@@ -527,12 +528,29 @@ async fn plan_index<S: Source>(
     })
 }
 
+/// A document must be as long as the descriptor that names it says: a descriptor whose
+/// size lies would be written into an image record (and break `export` of it later), even
+/// when the blob itself is already in the content store and so is not read from the
+/// archive.
+fn check_size(bytes: &[u8], desc: &Desc, what: &str) -> Result<()> {
+    if bytes.len() as i64 != desc.size {
+        bail!(
+            "{what} {}: its descriptor says {} bytes, the blob has {}",
+            desc.digest,
+            desc.size,
+            bytes.len()
+        );
+    }
+    Ok(())
+}
+
 async fn plan_manifest<S: Source>(
     desc: &Desc,
     source: &S,
     plan: &mut Plan,
 ) -> Result<PlannedManifest> {
     let bytes = source.blob(&desc.digest).await?;
+    check_size(&bytes, desc, "manifest")?;
     let doc: Manifest = parse(&bytes, &format!("manifest {}", desc.digest))?;
     if let Some(mt) = &doc.media_type
         && !is_manifest(mt)
@@ -547,6 +565,7 @@ async fn plan_manifest<S: Source>(
         );
     }
     let config_bytes = source.blob(&doc.config.digest).await?;
+    check_size(&config_bytes, &doc.config, "image config")?;
     let config: Config = parse(
         &config_bytes,
         &format!("image config {}", doc.config.digest),

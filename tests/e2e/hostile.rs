@@ -1188,3 +1188,47 @@ fn ten_thousand_layers_then_sigterm() {
     });
     assert_import_undone(&node, ("TERM", 143), ended, &name, &before);
 }
+
+/// An index that claims a size its manifest does not have (2^62 bytes), for a manifest
+/// already in the content store: import refuses it as inspect does, and the existing
+/// image record, size included, is left as it was, so it still exports.
+#[test]
+fn a_descriptor_that_lies_about_its_size_is_refused_and_changes_nothing() {
+    let node = Node::start();
+    let image = FixtureImage::new("docker.io/library/sized:1");
+    node.import(&image);
+    let before = node_state(&node);
+    let record_before = node.ctr_ok(&["images", "ls"]);
+
+    let members = archives::oci_layout(&[&image], false);
+    let index: serde_json::Value =
+        serde_json::from_slice(&members.iter().find(|(p, _)| p == "index.json").unwrap().1)
+            .unwrap();
+    let mut lying = index.clone();
+    lying["manifests"][0]["size"] = json!(1u64 << 62);
+    let members = replace(&members, "index.json", serde_json::to_vec(&lying).unwrap());
+    let file = node.dir().join("lying.tar");
+    archives::write(&file, &archives::tar(&members));
+
+    for cmd in ["inspect", "import"] {
+        let r = crimg(node.crimg(), &[cmd, s(&file)]).expect_code(1);
+        assert!(
+            r.stderr.contains(&image.manifest_digest()),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    // Records, snapshots and leases as before, every blob of the image still there (a
+    // blob nothing referenced, as `ctr import` leaves its index, may be collected).
+    let after = node_state(&node);
+    assert_eq!(
+        (&after.0, &after.2, &after.3),
+        (&before.0, &before.2, &before.3)
+    );
+    for d in image.blobs().keys() {
+        assert!(after.1.contains(d.as_str()), "{d} gone: {}", after.1);
+    }
+    assert_eq!(node.ctr_ok(&["images", "ls"]), record_before);
+    let out = node.dir().join("out.tar");
+    crimg(node.crimg(), &["export", "-O", s(&out), &image.name]).expect_code(0);
+}

@@ -507,8 +507,15 @@ fn index_trees_that_repeat_loop_or_nest_too_deep() {
         platform.clone(),
     );
     let fake = format!("sha256:{}", "e".repeat(64));
-    let looped = json!({"mediaType": MT_OCI_INDEX, "digest": fake, "size": 1});
-    let body = serde_json::to_vec(&json!({"manifests": [looped.clone(), m]})).unwrap();
+    // The index names itself with its own size: the one size that makes it that long.
+    let (looped, body) = (1..10_000)
+        .map(|size| {
+            let looped = json!({"mediaType": MT_OCI_INDEX, "digest": fake, "size": size});
+            let body = serde_json::to_vec(&json!({"manifests": [looped.clone(), m]})).unwrap();
+            (looped, body)
+        })
+        .find(|(l, b)| l["size"] == b.len())
+        .unwrap();
     a.small.insert(fake.clone(), Bytes::from(body));
     let index = serde_json::to_vec(&json!({"manifests": [looped]})).unwrap();
     let plan = block_on(plan_oci(&index, None, &a, &options(&[], None))).unwrap();
