@@ -486,3 +486,35 @@ fn import_watch_with_an_unwritable_metrics_file_warns_and_imports() {
     );
     assert!(node.cri_image_status(&a.name).is_some());
 }
+
+/// The watched directory removed and made again: the watcher says so both times, watches
+/// the new directory, and imports what is dropped into it, with inotify and polling.
+#[test]
+fn import_watch_follows_its_directory_removed_and_made_again() {
+    let node = Node::start();
+    for (i, poll) in [false, true].into_iter().enumerate() {
+        let dir = node.dir().join(format!("watched-{i}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut cmd = node.crimg();
+        cmd.args(["import", "--watch", dir.to_str().unwrap()]);
+        if poll {
+            cmd.arg("--poll");
+        }
+        let mut bg = Background::start(cmd);
+        bg.wait_lines(1, Duration::from_secs(10), |l| l.contains("watching"));
+        fs::remove_dir_all(&dir).unwrap();
+        bg.wait_lines(1, Duration::from_secs(30), |l| l.contains("is gone"));
+        fs::create_dir_all(&dir).unwrap();
+        bg.wait_lines(1, Duration::from_secs(30), |l| l.contains("is there again"));
+        let image = FixtureImage::new(&format!("docker.io/library/again-{i}:1"));
+        let tmp = node.dir().join(format!("again-{i}.tmp"));
+        image.write_oci_tar(&tmp);
+        fs::rename(&tmp, dir.join("again.tar")).unwrap();
+        bg.wait_lines(1, Duration::from_secs(30), |l| {
+            l.contains(&format!("imported 1 image(s) from {}", dir.display()))
+        });
+        let (code, said, _) = bg.stop(Duration::from_secs(10));
+        assert_eq!(code, 0, "{}", said.join("\n"));
+        assert!(node.cri_image_status(&image.name).is_some(), "poll={poll}");
+    }
+}

@@ -59,6 +59,44 @@ pub(super) fn watch_dirs(
     (watcher, events)
 }
 
+/// The identity (device and inode) of each watched directory, to see one removed, or
+/// removed and made again: inotify's watch ends with the directory it watched, so a new
+/// directory of the same name must be watched anew.
+pub(super) struct DirIds(Vec<Option<(u64, u64)>>);
+
+impl DirIds {
+    pub(super) fn of(dirs: &[PathBuf]) -> DirIds {
+        DirIds(dirs.iter().map(|d| identity(d)).collect())
+    }
+
+    /// The directories whose identity changed since the last look, each with whether it
+    /// is there now.
+    pub(super) fn changes(&mut self, dirs: &[PathBuf]) -> Vec<(PathBuf, bool)> {
+        let now = DirIds::of(dirs);
+        let changed = dirs
+            .iter()
+            .zip(self.0.iter().zip(&now.0))
+            .filter(|(_, (before, after))| before != after)
+            .map(|(d, (_, after))| (d.clone(), after.is_some()))
+            .collect();
+        *self = now;
+        changed
+    }
+
+    /// Whether a watched directory is missing: the loop then looks every [`POLL`].
+    pub(super) fn any_missing(&self) -> bool {
+        self.0.iter().any(Option::is_none)
+    }
+}
+
+fn identity(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
 /// With `pin`, containerd's image-delete events start a re-check at once; the interval
 /// catches the rest (a pin label removed, an event stream lost with containerd). Without
 /// it the receiver never yields.

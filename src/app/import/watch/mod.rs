@@ -116,7 +116,8 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         }
     };
 
-    let (watcher, mut events) = events::watch_dirs(&dirs, args.poll, &settings);
+    let (mut watcher, mut events) = events::watch_dirs(&dirs, args.poll, &settings);
+    let mut dir_ids = events::DirIds::of(&dirs);
     let (events_task, mut image_events) = events::image_deletes(pin, &c, &settings);
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
@@ -154,6 +155,26 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     let mut first = true;
     let mut next_check = Instant::now();
     while !stopping {
+        // A watched directory removed, or removed and made again: say so, and watch what
+        // is there now (inotify's watch went with the old directory).
+        let changed = dir_ids.changes(&dirs);
+        for (dir, present) in &changed {
+            if *present {
+                info(format!("{} is there again; watching it", dir.display()));
+            } else {
+                settings.warn(format_args!(
+                    "{} is gone; looking for it every {}s, and importing from it again once \
+                     it is back",
+                    dir.display(),
+                    POLL.as_secs()
+                ));
+            }
+        }
+        if !changed.is_empty() && watcher.is_some() {
+            let present: Vec<PathBuf> = dirs.iter().filter(|d| d.is_dir()).cloned().collect();
+            drop(watcher);
+            (watcher, events) = events::watch_dirs(&present, false, &settings);
+        }
         // At start, and with --pin every `recheck`: hold the remembered set to the runtime.
         let mut runtime: Option<Records> = None;
         if first || (pin && Instant::now() >= next_check) {
@@ -467,7 +488,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         // a re-check, or a signal.
         let mut timeout = if waiting {
             SETTLE
-        } else if watcher.is_some() {
+        } else if watcher.is_some() && !dir_ids.any_missing() {
             Duration::from_secs(3600)
         } else {
             POLL
