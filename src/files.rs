@@ -51,6 +51,27 @@ pub(crate) fn open_regular(path: &Path) -> std::io::Result<Result<File, &'static
     Ok(Ok(file))
 }
 
+/// Whether standard output was closed when crimg started. Rust's start-up code puts
+/// `/dev/null` on a closed standard descriptor before `main` (so nothing else takes the
+/// number), which makes a closed standard output look like `>/dev/null`. What tells them
+/// apart is how it was opened: Rust opens it read-write, a shell's `>` write-only.
+/// Without this, an archive written to a closed standard output would be reported
+/// exported and be nowhere.
+pub(crate) fn stdout_was_closed() -> bool {
+    use std::os::fd::AsFd;
+    let out = std::io::stdout();
+    let fd = out.as_fd();
+    let Ok(st) = rustix::fs::fstat(fd) else {
+        return true;
+    };
+    let is_null = rustix::fs::FileType::from_raw_mode(st.st_mode)
+        == rustix::fs::FileType::CharacterDevice
+        && st.st_rdev == rustix::fs::makedev(1, 3);
+    let read_write = rustix::fs::fcntl_getfl(fd)
+        .is_ok_and(|f| f & rustix::fs::OFlags::RWMODE == rustix::fs::OFlags::RDWR);
+    is_null && read_write
+}
+
 /// The largest configuration file crimg reads (crictl's, containerd's, `registries.yaml`,
 /// `hosts.toml`): real ones are a few KiB; a device or a runaway file is refused before it
 /// can fill memory.

@@ -300,6 +300,45 @@ fn files_operators_name_are_checked_before_use() {
         }
     }
 
+    // import and inspect say what a path is that is neither an archive nor a directory.
+    let looped = dir.join("loop.tar");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    for (path, said) in [
+        (s(&fifo), "a FIFO, not an archive or a directory"),
+        (
+            "/dev/zero",
+            "a character device, not an archive or a directory",
+        ),
+        (s(&looped), "a symbolic link loop"),
+    ] {
+        for cmd in ["import", "inspect"] {
+            let (code, stderr) = bounded(node.crimg(), &[cmd, path]);
+            assert_eq!(code, 1, "{cmd} {path}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{path}: {said}")),
+                "{cmd}: {stderr}"
+            );
+        }
+    }
+
+    // A pattern no reference matches means the same in list as in pin: a usage error.
+    let (code, stderr) = bounded(node.crimg(), &["list", "NAMED"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot match any image reference"),
+        "{stderr}"
+    );
+    // Standard output closed: the archive would go nowhere, a usage error.
+    let closed = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" --runtime-endpoint "$1" export -O - "$2" >&-"#)
+        .args([env!("CARGO_BIN_EXE_crimg"), &node.endpoint(), &image.name])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&closed.stderr);
+    assert_eq!(closed.status.code(), Some(2), "{said}");
+    assert!(said.contains("standard output is closed"), "{said}");
+
     let (code, stderr) = bounded(node.crimg(), &["pin", "--from-file", "/nonexistent/names"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(

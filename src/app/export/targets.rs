@@ -30,6 +30,16 @@ pub(super) fn check_target(args: &ExportArgs) -> Result<Target> {
             )
             .into());
         }
+        // Rust's standard output swallows writes to a closed descriptor as if they landed:
+        // an archive written there would be reported exported and be nowhere.
+        if crate::files::stdout_was_closed() {
+            return Err(CrimgError::Usage(
+                "standard output is closed: the archive would go nowhere; redirect it to a \
+                 file or use -O FILE"
+                    .into(),
+            )
+            .into());
+        }
         return Ok(Target::Stdout);
     }
     let path = args.output_file.clone();

@@ -109,18 +109,64 @@ pub(crate) fn expand(paths: &[PathBuf], stop: &AtomicBool) -> Result<Expanded, S
                 Item::Archive(Input::File(p.clone()))
             });
         } else {
-            out.items.push(Item::Bad(
-                p.display().to_string(),
-                "no such file or directory".into(),
-            ));
+            out.items
+                .push(Item::Bad(p.display().to_string(), what_is_there(p)));
         }
     }
     Ok(out)
 }
 
+/// Why a path named on the command line is neither an archive nor a directory, in words:
+/// missing, a FIFO or device (never read: it could block or never end), a link loop.
+fn what_is_there(p: &Path) -> String {
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        Err(e) => e.to_string(),
+        Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(p) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                "a symbolic link loop".into()
+            }
+            Err(_) => "a symbolic link to nothing".into(),
+            Ok(target) => format!(
+                "a symbolic link to {}, not an archive or a directory",
+                crate::files::kind_of(&target.file_type())
+            ),
+        },
+        Ok(m) => format!(
+            "{}, not an archive or a directory",
+            crate::files::kind_of(&m.file_type())
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_there_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        crate::files::tests::fifo(&fifo);
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("none"), &dangling).unwrap();
+        let cases = [
+            (dir.path().join("none"), "no such file or directory"),
+            (fifo, "a FIFO, not an archive or a directory"),
+            (
+                PathBuf::from("/dev/zero"),
+                "a character device, not an archive",
+            ),
+            (looped, "a symbolic link loop"),
+            (dangling, "a symbolic link to nothing"),
+        ];
+        for (p, want) in cases {
+            let got = what_is_there(&p);
+            assert!(got.starts_with(want), "{}: {got}", p.display());
+        }
+    }
 
     #[test]
     fn candidates_by_name() {
