@@ -91,6 +91,8 @@ pub(crate) struct Session {
     pub(crate) cri: Cri,
     pub(crate) runtime: crate::model::RuntimeVersion,
     containerd: Option<Result<Containerd, CrimgError>>,
+    /// containerd's configuration, read once on first use.
+    containerd_config: std::sync::OnceLock<Option<ContainerdConfig>>,
 }
 
 impl Session {
@@ -124,6 +126,7 @@ impl Session {
             cri,
             runtime,
             containerd: None,
+            containerd_config: std::sync::OnceLock::new(),
         })
     }
 
@@ -174,6 +177,14 @@ impl Session {
     /// warning when it cannot be read). `None` when the runtime is not containerd or no
     /// file is found.
     pub(crate) fn containerd_config(&self) -> Result<Option<ContainerdConfig>> {
+        if let Some(c) = self.containerd_config.get() {
+            return Ok(c.clone());
+        }
+        let found = self.find_containerd_config()?;
+        Ok(self.containerd_config.get_or_init(|| found).clone())
+    }
+
+    fn find_containerd_config(&self) -> Result<Option<ContainerdConfig>> {
         if let Some(path) = &self.settings.containerd_config {
             return load_named_config(path).map(Some);
         }

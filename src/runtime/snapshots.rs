@@ -18,28 +18,20 @@ impl Containerd {
         snapshotter: &str,
         key: &str,
     ) -> Result<Option<String>> {
-        match self
-            .snapshots()
-            .stat(self.req(snapshots::StatSnapshotRequest {
-                snapshotter: snapshotter.to_string(),
-                key: key.to_string(),
-            }))
-            .await
-        {
-            Ok(r) => Ok(r
-                .into_inner()
-                .info
-                .map(|i| i.parent)
-                .filter(|p| !p.is_empty())),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(self
-                .rpc(s)
-                .context(format!("snapshot Stat {key} ({snapshotter})"))),
-        }
+        Ok(self
+            .stat_snapshot(snapshotter, key)
+            .await?
+            .map(|i| i.parent)
+            .filter(|p| !p.is_empty()))
     }
 
     /// Whether `key` exists in `snapshotter`.
     pub(crate) async fn snapshot_exists(&self, snapshotter: &str, key: &str) -> Result<bool> {
+        Ok(self.stat_snapshot(snapshotter, key).await?.is_some())
+    }
+
+    /// Snapshots.Stat; `None` when there is no such snapshot.
+    async fn stat_snapshot(&self, snapshotter: &str, key: &str) -> Result<Option<snapshots::Info>> {
         match self
             .snapshots()
             .stat(self.req(snapshots::StatSnapshotRequest {
@@ -48,8 +40,8 @@ impl Containerd {
             }))
             .await
         {
-            Ok(_) => Ok(true),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
+            Ok(r) => Ok(r.into_inner().info),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(self
                 .rpc(s)
                 .context(format!("snapshot Stat {key} ({snapshotter})"))),
