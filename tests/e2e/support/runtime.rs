@@ -24,18 +24,15 @@ impl Containerd {
         self.major >= 2
     }
 
-    /// Whether this version's CRI reports `pinned` for images labelled
-    /// `io.cri-containerd.pinned=pinned` (1.6.22 and later; the host's 1.6.20 does not).
-    pub fn cri_reports_pins(&self) -> bool {
-        (self.major, self.minor) >= (1, 7)
+    /// Whether this is `major.minor` or later.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
     }
-}
 
-impl Containerd {
     /// Whether the runtime pins its own sandbox image: containerd 1.7 and 2.x label it
     /// `io.cri-containerd.pinned=pinned` as CRI sees it arrive, 1.6.20 does not.
     pub fn pins_sandbox_image(&self) -> bool {
-        (self.major, self.minor) >= (1, 7)
+        self.at_least(1, 7)
     }
 
     /// Why a pod's running sandbox image is kept, in crimg's order: the sandbox (`pod`, a
