@@ -264,6 +264,17 @@ impl Command {
     /// the subcommand, where clap cannot know the command yet).
     pub(crate) fn check_output(&self, output: OutputFormat) -> Result<(), String> {
         let name = self.name();
+        // --why explains one decision: it has a table and JSON, no list of names.
+        if let Command::Prune(p) = self
+            && p.why.is_some()
+            && output == OutputFormat::Name
+        {
+            return Err(
+                "crimg prune --why prints reasons, not names: -o name does not apply; \
+                        use -o table or -o json"
+                    .into(),
+            );
+        }
         let formats = formats_of(name);
         if formats.contains(&output) {
             return Ok(());

@@ -317,3 +317,48 @@ mod tests {
         assert_eq!(short_id("sha256:ééééééééééééé"), "éééééééééééé");
     }
 }
+
+/// A duration for people: humantime's units, with the long ones spaced as words (`1 day`,
+/// `2 weeks`, `100 years`, `1 day 2h 3m`); `30s`, `5m`, `2h` stay as an operator writes
+/// them.
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
+    let text = humantime::format_duration(d).to_string();
+    text.split(' ')
+        .map(|part| {
+            let unit_at = part
+                .find(|c: char| c.is_ascii_alphabetic())
+                .unwrap_or(part.len());
+            let (n, unit) = part.split_at(unit_at);
+            if unit.len() > 2 {
+                format!("{n} {unit}")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_words() {
+        let cases = [
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(86_400), "1 day"),
+            (Duration::from_secs(93_780), "1 day 2h 3m"),
+            (Duration::from_secs(14 * 86_400), "14 days"),
+            (Duration::from_millis(100), "100ms"),
+            (
+                Duration::from_secs(100 * 365 * 86_400 + 25 * 86_400),
+                "100 years",
+            ),
+        ];
+        for (d, want) in cases {
+            assert_eq!(super::human_duration(d), want, "{d:?}");
+        }
+    }
+}

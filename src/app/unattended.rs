@@ -45,7 +45,7 @@ pub(crate) async fn run(settings: Settings, args: PruneArgs, every: Duration) ->
         .map(|path| (path.clone(), metrics::PruneMetrics::load(path, &args)));
     settings.info(format_args!(
         "pruning every {} (plus up to {}% at random) until SIGTERM or SIGINT",
-        humantime::format_duration(every),
+        crate::model::human_duration(every),
         (schedule::JITTER * 100.0) as u32
     ));
     let mut delay = Duration::ZERO;
@@ -164,7 +164,7 @@ fn summary(
         match next {
             Some(d) => line.push_str(&format!(
                 "; next in {}",
-                humantime::format_duration(Duration::from_secs(d.as_secs()))
+                crate::model::human_duration(Duration::from_secs(d.as_secs()))
             )),
             None => line.push_str("; stopping"),
         }

@@ -117,12 +117,12 @@ fn check_timeout(d: Duration, text: &str) -> Result<Duration, String> {
     if d < MIN_TIMEOUT {
         Err(format!(
             "{text:?} is too short a timeout (at least {})",
-            humantime::format_duration(MIN_TIMEOUT)
+            crate::model::human_duration(MIN_TIMEOUT)
         ))
     } else if d > MAX_TIMEOUT {
         Err(format!(
             "{text:?} is too long a timeout (at most {})",
-            humantime::format_duration(MAX_TIMEOUT)
+            crate::model::human_duration(MAX_TIMEOUT)
         ))
     } else {
         Ok(d)

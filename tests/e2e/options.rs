@@ -339,6 +339,18 @@ fn files_operators_name_are_checked_before_use() {
     assert_eq!(closed.status.code(), Some(2), "{said}");
     assert!(said.contains("standard output is closed"), "{said}");
 
+    // --why explains; it has no list of names to print.
+    let (code, stderr) = bounded(node.crimg(), &["prune", "--why", &image.name, "-o", "name"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("-o name does not apply"), "{stderr}");
+    // Durations read as words where they are long: "1 day", not "1day".
+    let (code, stderr) = bounded(node.crimg(), &["--timeout", "25h", "list"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("too long a timeout (at most 1 day)"),
+        "{stderr}"
+    );
+
     let (code, stderr) = bounded(node.crimg(), &["pin", "--from-file", "/nonexistent/names"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(

@@ -137,7 +137,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         if pin {
             format!(
                 "; what they hold is re-checked every {}",
-                humantime::format_duration(recheck)
+                crate::model::human_duration(recheck)
             )
         } else {
             String::new()
