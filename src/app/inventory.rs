@@ -73,7 +73,7 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
 /// blob carries it in its snapshot GC label. By content, not by name, so a sandbox keeps
 /// its image when the tag it was made from moves to another build.
 async fn sandbox_images(c: &Containerd, sandboxes: &mut [SandboxInfo]) {
-    let found: Vec<Vec<String>> = stream::iter(sandboxes.iter().map(|s| async move {
+    let found = crate::runtime::per_item(sandboxes.iter().map(|s| async move {
         let Some(root) = &s.root else {
             return Vec::new();
         };
@@ -84,8 +84,6 @@ async fn sandbox_images(c: &Containerd, sandboxes: &mut [SandboxInfo]) {
             .await
             .unwrap_or_default()
     }))
-    .buffered(16)
-    .collect()
     .await;
     for (s, ids) in sandboxes.iter_mut().zip(found) {
         s.image_ids = ids;

@@ -3,7 +3,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::model::{ContainerInfo, CriImage, Image, ImageRecord, SandboxInfo};
-use crate::plan::protect::names;
 use crate::reference::normalize;
 
 /// The raw facts gathered from the runtime, before joining.
@@ -116,6 +115,16 @@ pub(crate) fn join(facts: &Facts) -> (Vec<Image>, Vec<String>) {
         image.sandboxes = std::mem::take(&mut sandbox_users[i]).into_iter().collect();
     }
     (images, warnings)
+}
+
+/// Whether `reference` names `image`: its ID, a tag or a digest reference, compared in
+/// normalised form.
+fn names(image: &Image, reference: &str) -> bool {
+    let reference = normalize(reference).unwrap_or_else(|_| reference.to_string());
+    image.id == reference
+        || image
+            .references()
+            .any(|r| r == reference || normalize(r).is_ok_and(|n| n == reference))
 }
 
 /// The names CRI keeps for records whose own name is not in normalised form (`app/x:1.0`,

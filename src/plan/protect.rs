@@ -4,7 +4,6 @@ use std::fmt;
 
 use crate::model::{Image, PinSource};
 use crate::plan::pattern::RefPattern;
-use crate::reference::normalize;
 
 /// Pause and Kubernetes/K3s system images kept unless `--no-builtin-allowlist`.
 /// Patterns without a tag cover every tag and digest of the repository.
@@ -72,15 +71,14 @@ impl fmt::Display for Reason {
 }
 
 /// The protections that hold for every image regardless of the command: use, pins, the
-/// sandbox image and the built-in allowlist.
+/// sandbox image (as the inventory's join marked it) and the built-in allowlist.
 #[derive(Debug, Clone)]
 pub(crate) struct Protection {
-    sandbox_image: Option<String>,
     builtin: Vec<RefPattern>,
 }
 
 impl Protection {
-    pub(crate) fn new(sandbox_image: Option<&str>, builtin_allowlist: bool) -> Protection {
+    pub(crate) fn new(builtin_allowlist: bool) -> Protection {
         let builtin = if builtin_allowlist {
             BUILTIN_ALLOWLIST
                 .iter()
@@ -89,10 +87,7 @@ impl Protection {
         } else {
             Vec::new()
         };
-        Protection {
-            sandbox_image: sandbox_image.map(|s| normalize(s).unwrap_or_else(|_| s.to_string())),
-            builtin,
-        }
+        Protection { builtin }
     }
 
     /// Every reason of layers 1 to 3 that holds for `image`, in the contract's order.
@@ -109,11 +104,7 @@ impl Protection {
             )
             .chain(image.pinned_by().into_iter().map(Reason::Pinned))
             .collect();
-        if self
-            .sandbox_image
-            .as_deref()
-            .is_some_and(|s| names(image, s))
-        {
+        if image.sandbox_image {
             reasons.push(Reason::SandboxImage);
         }
         reasons.extend(
@@ -126,16 +117,6 @@ impl Protection {
     }
 }
 
-/// Whether `reference` names `image`: its ID, a tag or a digest reference, compared in
-/// normalised form.
-pub(crate) fn names(image: &Image, reference: &str) -> bool {
-    let reference = normalize(reference).unwrap_or_else(|_| reference.to_string());
-    image.id == reference
-        || image
-            .references()
-            .any(|r| r == reference || normalize(r).is_ok_and(|n| n == reference))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +127,14 @@ mod tests {
             id: "sha256:1111".into(),
             repo_tags: tags.iter().map(|s| s.to_string()).collect(),
             ..Image::default()
+        }
+    }
+
+    /// The runtime's configured sandbox image, as the inventory's join marks it.
+    fn sandbox_image() -> Image {
+        Image {
+            sandbox_image: true,
+            ..image(&["registry.k8s.io/pause:3.9"])
         }
     }
 
@@ -241,13 +230,13 @@ mod tests {
             ),
             (
                 "sandbox image",
-                image(&["registry.k8s.io/pause:3.9"]),
+                sandbox_image(),
                 true,
                 vec!["allowlist:sandbox-image", "allowlist:builtin:**/pause"],
             ),
             (
                 "sandbox image without builtins",
-                image(&["registry.k8s.io/pause:3.9"]),
+                sandbox_image(),
                 false,
                 vec!["allowlist:sandbox-image"],
             ),
@@ -283,7 +272,7 @@ mod tests {
             ),
         ];
         for (name, img, builtin, want) in cases {
-            let p = Protection::new(Some("registry.k8s.io/pause:3.9"), builtin);
+            let p = Protection::new(builtin);
             let got: Vec<String> = p.reasons(&img).iter().map(ToString::to_string).collect();
             assert_eq!(got, want, "{name}");
         }

@@ -249,7 +249,7 @@ mod tests {
 
     fn policy() -> PrunePolicy {
         PrunePolicy {
-            protection: Protection::new(Some("registry.k8s.io/pause:3.9"), true),
+            protection: Protection::new(true),
             excludes: vec![],
             older_than: None,
             keep_last: None,
@@ -281,6 +281,7 @@ mod tests {
         exited.containers = vec!["c2".into()];
         let mut pause = image(3, "registry.k8s.io/pause:3.9", 100, 1);
         pause.sandboxes = vec!["s1".into()];
+        pause.sandbox_image = true;
         let mut pinned = image(4, "docker.io/library/pinned:1", 100, 10);
         pinned.records[0]
             .labels
@@ -362,7 +363,7 @@ mod tests {
     #[test]
     fn without_builtins_only_the_sandbox_image_stays_allowlisted() {
         let mut pol = policy();
-        pol.protection = Protection::new(Some("registry.k8s.io/pause:3.9"), false);
+        pol.protection = Protection::new(false);
         let mut images = node();
         images[2].sandboxes.clear();
         let p = plan(&images, &pol, now(), &HashMap::new());

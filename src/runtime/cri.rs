@@ -133,14 +133,9 @@ impl Cri {
                 image_volumes: Vec::new(),
             })
             .collect();
-        // `ListContainers` does not carry mounts: one status call per container, a bounded
-        // number at a time, for the images it mounts as volumes.
-        use futures::stream::{self, StreamExt};
-        let volumes: Vec<Vec<String>> =
-            stream::iter(containers.iter().map(|c| self.image_volumes(&c.id)))
-                .buffered(16)
-                .collect()
-                .await;
+        // `ListContainers` does not carry mounts: one status call per container for the
+        // images it mounts as volumes.
+        let volumes = super::per_item(containers.iter().map(|c| self.image_volumes(&c.id))).await;
         for (c, v) in containers.iter_mut().zip(volumes) {
             c.image_volumes = v;
         }
@@ -197,13 +192,7 @@ impl Cri {
                 }
             })
             .collect();
-        // One status call per sandbox, a bounded number at a time.
-        use futures::stream::{self, StreamExt};
-        let infos: Vec<HashMap<String, String>> =
-            stream::iter(sandboxes.iter().map(|s| self.sandbox_info(&s.id)))
-                .buffered(16)
-                .collect()
-                .await;
+        let infos = super::per_item(sandboxes.iter().map(|s| self.sandbox_info(&s.id))).await;
         for (s, info) in sandboxes.iter_mut().zip(infos) {
             s.image = sandbox_image_from_info(&info);
             s.root = sandbox_root_from_info(&info);

@@ -16,6 +16,16 @@ pub(crate) mod unpack;
 
 use std::fmt;
 
+/// How many per-item calls (a status per container or sandbox) run at once.
+const PER_ITEM_CALLS: usize = 16;
+
+/// Runs one call per item, a bounded number at a time; the answers come in the items'
+/// order, one for each.
+pub(crate) async fn per_item<F: Future>(calls: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    use futures::stream::{self, StreamExt};
+    stream::iter(calls).buffered(PER_ITEM_CALLS).collect().await
+}
+
 /// The message of a gRPC status without tonic's wrapping, found anywhere in the error's
 /// chain; any other error in full.
 pub(crate) fn status_text(e: &anyhow::Error) -> String {

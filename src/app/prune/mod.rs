@@ -135,7 +135,7 @@ pub(crate) async fn once(
         _ => None,
     };
     let policy = PrunePolicy {
-        protection: Protection::new(inv.sandbox_image.as_deref(), !args.no_builtin_allowlist),
+        protection: Protection::new(!args.no_builtin_allowlist),
         excludes,
         older_than: args
             .older_than
