@@ -29,6 +29,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments. After a missing argument clap's usage line lists every
+    /// argument it was given, those taken from the environment (`CONTAINER_RUNTIME_ENDPOINT`,
+    /// `CONTAINERD_ADDRESS`) included, so that they read as required; the error is then taken
+    /// from the same parse without environment defaults, whose usage line shows what was typed.
+    pub fn from_args() -> Result<Cli, clap::Error> {
+        use clap::CommandFactory;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let error = match Cli::try_parse_from(&args) {
+            Ok(cli) => return Ok(cli),
+            Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => e,
+            Err(e) => return Err(e),
+        };
+        match without_env(Cli::command()).try_get_matches_from(&args) {
+            Err(plain) if plain.kind() == error.kind() => Err(plain),
+            _ => Err(error),
+        }
+    }
+}
+
+fn without_env(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| arg.env(None))
+        .mut_subcommands(without_env)
+}
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalArgs {
     /// CRI runtime service: unix:///path or a bare path [default: crictl config, then the

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crimg::app;
 use crimg::cli::Cli;
 use crimg::exit::{self, ExitStatus};
@@ -11,7 +9,7 @@ use crimg::exit::{self, ExitStatus};
 fn main() -> ExitCode {
     // `CRIMG_COMPLETE=<shell> crimg -- WORDS` is a completion request: answered, then exit.
     crimg::complete::answer_if_asked();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::from_args() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout with code 0, usage errors with 2.

@@ -371,3 +371,22 @@ fn files_operators_name_are_checked_before_use() {
     assert!(!dir.join("typo").exists(), "a directory was made");
     assert!(node.cri_image_status(&image.name).is_some());
 }
+
+/// Endpoints taken from the environment are not shown as required in the usage line that
+/// follows a missing argument: the line shows what the user typed.
+#[test]
+fn usage_line_does_not_show_environment_endpoints_as_required() {
+    let run = Run::of(
+        Command::new(env!("CARGO_BIN_EXE_crimg"))
+            .env("CONTAINER_RUNTIME_ENDPOINT", "/nonexistent/cri.sock")
+            .env("CONTAINERD_ADDRESS", "/nonexistent/containerd.sock")
+            .arg("pin"),
+    )
+    .expect_code(2);
+    let usage = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line:\n{}", run.stderr));
+    assert_eq!(usage, "Usage: crimg pin <REF>...", "{}", run.stderr);
+}
