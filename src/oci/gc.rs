@@ -32,6 +32,20 @@ pub(crate) fn snapshot_ref(snapshotter: &str) -> String {
     format!("{GC_REF_SNAPSHOT}.{snapshotter}")
 }
 
+/// The snapshotters a config's labels say it is unpacked into, sorted.
+pub(crate) fn unpacked_in<'a>(labels: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let prefix = format!("{GC_REF_SNAPSHOT}.");
+    let mut out: Vec<String> = labels
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

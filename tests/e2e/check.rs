@@ -11,9 +11,9 @@ use crate::support::{FixtureImage, Node, runtime};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Checked {
+pub(crate) struct Checked {
     runtime: Runtime,
-    images: Vec<Image>,
+    pub(crate) images: Vec<Image>,
     not_found: Vec<String>,
 }
 
@@ -32,12 +32,12 @@ struct Runtime {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Image {
-    names: Vec<String>,
+pub(crate) struct Image {
+    pub(crate) names: Vec<String>,
     digest: String,
     complete: bool,
     snapshotter: String,
-    platforms: Vec<Platform>,
+    pub(crate) platforms: Vec<Platform>,
     absent_platforms: Vec<String>,
     missing: Vec<Missing>,
     fetch_from: Vec<Endpoint>,
@@ -45,12 +45,13 @@ struct Image {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Platform {
+pub(crate) struct Platform {
     platform: String,
     manifest: String,
     config: String,
     complete: bool,
-    unpacked: bool,
+    pub(crate) unpacked: bool,
+    pub(crate) unpacked_in: Vec<String>,
     layers: usize,
     missing_layers: usize,
 }

@@ -59,6 +59,113 @@ fn an_image_volume_keeps_its_image() {
     assert!(node.cri_image_status(&unused.name).is_none());
 }
 
+/// A runtime handler (a RuntimeClass) whose snapshotter is not CRI's: `native`.
+const NATIVE_HANDLER_V3: &str = r#"
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.native]
+  runtime_type = "io.containerd.runc.v2"
+  snapshotter = "native"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.native.options]
+    Root = "{dir}/runc"
+"#;
+const NATIVE_HANDLER_V2: &str = r#"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.native]
+  runtime_type = "io.containerd.runc.v2"
+  snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.native.options]
+    Root = "{dir}/runc"
+"#;
+
+/// A pod of a runtime handler with a snapshotter of its own (containerd 1.7 and later; 1.6
+/// has no per-handler snapshotter and unpacks into CRI's): containerd keeps one image record
+/// for every handler and unpacks per snapshotter, so its images are kept while any handler's
+/// pod uses them. The handler's sandbox is followed to the image it was made from in the
+/// handler's snapshotter, its pause tag moved to another build; `check` names the
+/// snapshotters an image is unpacked into.
+#[test]
+fn a_runtime_handlers_pods_keep_their_images() {
+    let version = runtime::containerd();
+    let node = Node::start_with(NodeOptions {
+        extra_toml: if version.is_v2() {
+            NATIVE_HANDLER_V3
+        } else {
+            NATIVE_HANDLER_V2
+        }
+        .into(),
+        ..NodeOptions::default()
+    });
+    let snapshotter = if version.at_least(1, 7) {
+        "native"
+    } else {
+        "overlayfs"
+    };
+    let dir = node.dir().join("archives");
+    fs::create_dir_all(&dir).unwrap();
+    let tar = |image: &FixtureImage, file: &str| {
+        let path = dir.join(file);
+        image.write_oci_tar(&path);
+        path.to_str().expect("utf-8 path").to_string()
+    };
+    // What the handler's pods run, unpacked into its snapshotter as an operator imports it.
+    node.ensure_pause_image();
+    let pause_name = NodeOptions::default().sandbox_image;
+    let pause = FixtureImage::new(&pause_name);
+    let old_id = pause.config_digest();
+    let web = FixtureImage::new(WEB);
+    crimg(
+        node.crimg(),
+        &[
+            "import",
+            "--snapshotter",
+            snapshotter,
+            &tar(&pause, "pause.tar"),
+            &tar(&web, "web.tar"),
+        ],
+    )
+    .expect_code(0);
+    let unused = FixtureImage::new("docker.io/library/unused:1");
+    node.import(&unused);
+
+    let pod = node.run_pod_on("n", "native");
+    let container = node.run_container(&pod, "n", WEB);
+
+    let checked: crate::check::Checked = crimg(node.crimg(), &["check", "-o", "json", WEB])
+        .expect_code(0)
+        .json();
+    assert_eq!(checked.images.len(), 1, "{checked:?}");
+    let platform = &checked.images[0].platforms[0];
+    assert_eq!(platform.unpacked_in, [snapshotter], "{checked:?}");
+    assert_eq!(platform.unpacked, snapshotter == "overlayfs", "{checked:?}");
+
+    // The pause tag moves to another build: the sandbox still runs the old one.
+    let rebuilt = FixtureImage::with_seed(&pause_name, "pause rebuilt for a runtime handler");
+    node.import(&rebuilt);
+    for args in [
+        &["prune", "--dry-run", "-o", "json"][..],
+        &["prune", "-o", "json"],
+    ] {
+        let r: PruneResult = crimg(node.crimg(), args).expect_code(0).json();
+        assert_eq!(
+            r.removed_tags(),
+            std::slice::from_ref(&unused.name),
+            "{args:?}"
+        );
+        assert_eq!(
+            r.reasons_of(WEB),
+            [format!("in-use:container:{container}")],
+            "{args:?}"
+        );
+        let kept = r
+            .kept
+            .iter()
+            .find(|k| k.id == old_id)
+            .unwrap_or_else(|| panic!("{old_id} not kept: {r:#?}"));
+        assert_eq!(kept.reasons[0], format!("in-use:sandbox:{pod}"), "{args:?}");
+    }
+    assert!(node.cri_image_ids().contains(&old_id));
+    assert!(node.cri_image_status(WEB).is_some());
+    assert!(node.cri_image_status(&unused.name).is_none());
+}
+
 /// The sandbox image is `allowlist:sandbox-image` on every version: from CRI `Status` on
 /// 1.x, from containerd's configuration on 2.x (found through the serving process's
 /// `--config`, or named with `--containerd-config`), with no pod running and a name no

@@ -66,6 +66,9 @@ struct JsonPlatform {
     config: String,
     complete: bool,
     unpacked: bool,
+    /// Every snapshotter the image is unpacked into: a runtime handler with a snapshotter
+    /// of its own (containerd 1.7+) unpacks there, beside CRI's default.
+    unpacked_in: Vec<String>,
     layers: usize,
     missing_layers: usize,
 }
@@ -199,6 +202,10 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
                     unpacked: labels
                         .get(&m.config)
                         .is_some_and(|l| l.contains_key(&snap_label)),
+                    unpacked_in: labels
+                        .get(&m.config)
+                        .map(|l| gc::unpacked_in(l.keys()))
+                        .unwrap_or_default(),
                     layers: m.layers.len(),
                     missing_layers,
                 }
@@ -240,6 +247,17 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
             Outcome::Partial
         },
     )
+}
+
+/// `yes` or `no` for CRI's snapshotter, followed by the other snapshotters the image is
+/// unpacked into (`yes, native`; `no, native`).
+fn unpacked_cell(p: &JsonPlatform, snapshotter: &str) -> String {
+    let mut cell = String::from(if p.unpacked { "yes" } else { "no" });
+    for other in p.unpacked_in.iter().filter(|s| *s != snapshotter) {
+        cell.push_str(", ");
+        cell.push_str(other);
+    }
+    cell
 }
 
 fn render_check(
@@ -295,7 +313,7 @@ fn render_check(
                         name.clone(),
                         p.platform.clone(),
                         if p.complete { "yes" } else { "no" }.into(),
-                        if p.unpacked { "yes" } else { "no" }.into(),
+                        unpacked_cell(p, &i.snapshotter),
                         if missing.is_empty() {
                             "-".into()
                         } else {

@@ -154,12 +154,18 @@ impl Node {
     /// Imports the sandbox image if needed and runs a host-network pod; returns its id.
     pub fn run_pod(&self, name: &str) -> String {
         self.ensure_pause_image();
+        self.run_pod_on(name, "")
+    }
+
+    /// Runs a host-network pod with a runtime handler (a RuntimeClass's), the sandbox
+    /// image already there for the handler's snapshotter; returns its id.
+    pub fn run_pod_on(&self, name: &str, runtime_handler: &str) -> String {
         let config = self.pod_config(name);
         std::fs::create_dir_all(&config.log_directory).expect("create pod log dir");
         let mut c = self.runtime_client();
         let req = cri::RunPodSandboxRequest {
             config: Some(config),
-            runtime_handler: String::new(),
+            runtime_handler: runtime_handler.to_string(),
         };
         self.call(&format!("CRI RunPodSandbox {name}"), c.run_pod_sandbox(req))
             .pod_sandbox_id

@@ -30,7 +30,7 @@ pub struct NodeOptions {
     pub discard_unpacked_layers: bool,
     /// CRI's `sandbox_image`; [`Node::ensure_pause_image`] imports a fixture under this name.
     pub sandbox_image: String,
-    /// TOML appended verbatim to the generated config.
+    /// TOML appended to the generated config, `{dir}` replaced by the node's directory.
     pub extra_toml: String,
     /// A tmpfs of this size (`mount -o size=`, e.g. `"96m"`) as containerd's root, so the
     /// image filesystem CRI's `ImageFsInfo` reports is the node's own, of a known size.
@@ -419,7 +419,8 @@ disabled_plugins = [
 "#
             )
         };
-        format!("{cri}\n{extra_toml}\n")
+        let extra = extra_toml.replace("{dir}", &d.to_string());
+        format!("{cri}\n{extra}\n")
     }
 
     /// Lets CRI pull from the plain-HTTP registry at `127.0.0.1:<port>`: a hosts file
