@@ -66,6 +66,9 @@ const NATIVE_HANDLER_V3: &str = r#"
   snapshotter = "native"
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.native.options]
     Root = "{dir}/runc"
+# 2.x's images plugin: pulls for the handler, and the image filesystems CRI measures.
+[plugins.'io.containerd.cri.v1.images'.runtime_platforms.native]
+  snapshotter = "native"
 "#;
 const NATIVE_HANDLER_V2: &str = r#"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.native]
@@ -164,6 +167,26 @@ fn a_runtime_handlers_pods_keep_their_images() {
     assert!(node.cri_image_ids().contains(&old_id));
     assert!(node.cri_image_status(WEB).is_some());
     assert!(node.cri_image_status(&unused.name).is_none());
+
+    // The watermark reads CRI's own image filesystem, overlayfs, and says so. containerd
+    // (1.7, 2.1.9, and its main branch of 2026) measures only that snapshotter: 2.x's
+    // ImageFsInfo could list one filesystem per snapshotter, but its syncer walks only the
+    // default one, so a handler's snapshotter never appears; the choice among several is
+    // unit-tested in `plan::schedule`.
+    let overlay = node
+        .dir()
+        .join("root/io.containerd.snapshotter.v1.overlayfs");
+    let r = crimg(
+        node.crimg(),
+        &["-v", "prune", "--dry-run", "--target-usage", "99"],
+    )
+    .expect_code(0);
+    assert!(
+        r.stderr
+            .contains(&format!("image filesystem {}:", overlay.display())),
+        "{}",
+        r.stderr
+    );
 }
 
 /// The sandbox image is `allowlist:sandbox-image` on every version: from CRI `Status` on
