@@ -111,7 +111,8 @@ fn default_sandbox_image(version: &str) -> Option<&'static str> {
     match (major, minor) {
         (0..=1, _) => None,
         (2, 0..=1) => Some("registry.k8s.io/pause:3.10"),
-        _ => Some("registry.k8s.io/pause:3.10.1"),
+        (2, 2) => Some("registry.k8s.io/pause:3.10.1"),
+        _ => Some("registry.k8s.io/pause:3.10.2"),
     }
 }
 
@@ -148,6 +149,8 @@ mod tests {
             ("2.0.0", Some("registry.k8s.io/pause:3.10")),
             ("2.1.9+unknown", Some("registry.k8s.io/pause:3.10")),
             ("v2.2.0", Some("registry.k8s.io/pause:3.10.1")),
+            ("2.2.7", Some("registry.k8s.io/pause:3.10.1")),
+            ("v2.3.4", Some("registry.k8s.io/pause:3.10.2")),
             ("garbage", None),
         ];
         for (version, want) in cases {
