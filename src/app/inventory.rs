@@ -6,9 +6,10 @@ use anyhow::Result;
 use futures::stream::{self, StreamExt};
 
 use crate::app::Session;
+use crate::model::CriImage;
 use crate::model::{Inventory, SandboxInfo, User};
 use crate::oci::gc;
-use crate::plan::inventory::{Facts, join, unresolved_container_refs};
+use crate::plan::inventory::{Facts, join, not_listed, unresolved_container_refs};
 use crate::runtime::containerd::Containerd;
 
 /// Lists images, containers, sandboxes, the sandbox image and (when reachable) containerd's
@@ -36,6 +37,10 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
         }),
         timed(settings, "containerd Images.List", records),
     )?;
+    let images = match &records {
+        Some(records) => catch_up(session, images, records).await?,
+        None => images,
+    };
     let mut sandboxes = sandboxes;
     if let Some(c) = &containerd {
         timed(
@@ -66,6 +71,56 @@ pub(crate) async fn gather(session: &mut Session) -> Result<Inventory> {
         containerd: facts.records.is_some(),
         warnings,
     })
+}
+
+/// How long CRI is given to list containerd's records, and how long it may list no more of
+/// them before crimg goes on without those it has not listed.
+const CATCH_UP_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+const CATCH_UP_STALL: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// CRI lists containerd's records after its event monitor has seen them: right after a
+/// bulk import it lists only part of them. While the part it has not listed shrinks, lists
+/// again; then names what it still does not list (those records are left alone: nothing
+/// is decided about an image CRI does not show).
+async fn catch_up(
+    session: &Session,
+    mut images: Vec<CriImage>,
+    records: &[crate::model::ImageRecord],
+) -> Result<Vec<CriImage>> {
+    let mut missing = not_listed(&images, records);
+    let start = std::time::Instant::now();
+    let mut progress = start;
+    while !missing.is_empty()
+        && start.elapsed() < CATCH_UP_MAX
+        && progress.elapsed() < CATCH_UP_STALL
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        images = session.cri.list_images().await?;
+        let now = not_listed(&images, records);
+        if now.len() < missing.len() {
+            progress = std::time::Instant::now();
+        }
+        missing = now;
+    }
+    if !missing.is_empty() {
+        const SHOWN: usize = 5;
+        let mut names = missing[..missing.len().min(SHOWN)].join(", ");
+        if missing.len() > SHOWN {
+            names.push_str(&format!(" and {} more", missing.len() - SHOWN));
+        }
+        session.settings.warn(format_args!(
+            "containerd holds {} image record(s) that the runtime's CRI does not list \
+             (yet): {names}; they were left alone (CRI lists a bulk import's records \
+             late; one it never lists has content it cannot read)",
+            missing.len()
+        ));
+    } else if start.elapsed() > CATCH_UP_STALL {
+        session.settings.debug(format_args!(
+            "CRI listed every containerd record after {:.1}s",
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(images)
 }
 
 /// The images each sandbox's root filesystem was made from, found through its snapshot:

@@ -1,6 +1,6 @@
 //! Joins what CRI and containerd report into one model of the node's images.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::model::{ContainerInfo, CriImage, Image, ImageRecord, SandboxInfo};
 use crate::reference::normalize;
@@ -210,6 +210,34 @@ impl<'a> NameIndex<'a> {
     }
 }
 
+/// Names of containerd's image records that CRI does not list. CRI learns of records from
+/// containerd's events, so it lists a bulk import's records late (2.1: seconds for a few
+/// hundred); a record whose content it cannot read (missing, no manifest for this
+/// platform) it never lists. ID records count by image ID; a name CRI would not take as a
+/// reference is not counted.
+pub(crate) fn not_listed(images: &[CriImage], records: &[ImageRecord]) -> Vec<String> {
+    let known: HashSet<&str> = images
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(i.id.as_str())
+                .chain(i.repo_tags.iter().map(String::as_str))
+                .chain(i.repo_digests.iter().map(String::as_str))
+        })
+        .collect();
+    let mut out: Vec<String> = records
+        .iter()
+        .filter(|r| {
+            if r.is_id_record() {
+                return !known.contains(r.name.as_str());
+            }
+            normalize(&r.name).is_ok_and(|n| !known.contains(n.as_str()))
+        })
+        .map(|r| r.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +370,40 @@ mod tests {
         assert_eq!(
             unresolved_container_refs(&facts),
             ["docker.io/library/redis@sha256:x", "redis-by-digest"]
+        );
+    }
+
+    #[test]
+    fn records_cri_does_not_list() {
+        let record = |name: &str| ImageRecord {
+            name: name.into(),
+            labels: Default::default(),
+            target: Default::default(),
+            created_at: None,
+            updated_at: None,
+        };
+        let id = format!("sha256:{}", "a".repeat(64));
+        let images = [CriImage {
+            id: id.clone(),
+            repo_tags: vec!["docker.io/app/x:1.0".into()],
+            repo_digests: vec![format!("docker.io/app/x@sha256:{}", "b".repeat(64))],
+            size: 1,
+            pinned: false,
+        }];
+        let records = [
+            record(&id),
+            record("app/x:1.0"),
+            record(&format!("docker.io/app/x@sha256:{}", "b".repeat(64))),
+            record("docker.io/library/late:1"),
+            record(&format!("sha256:{}", "c".repeat(64))),
+            record("Not A Reference"),
+        ];
+        assert_eq!(
+            not_listed(&images, &records),
+            [
+                "docker.io/library/late:1".to_string(),
+                format!("sha256:{}", "c".repeat(64)),
+            ]
         );
     }
 

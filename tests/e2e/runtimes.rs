@@ -322,3 +322,53 @@ fn the_watermark_reads_the_snapshotters_filesystem() {
         r.stderr
     );
 }
+
+/// A containerd record CRI does not list (its content is not there, so CRI cannot read it;
+/// a bulk import's records are listed late the same way) is named on stderr and left
+/// alone: `list` and prune say so, prune removes what CRI shows, and the record stays.
+#[test]
+fn records_cri_does_not_list_are_named_and_left_alone() {
+    use crimg::proto::containerd::services::images::v1 as ctrd;
+    use crimg::proto::containerd::types::Descriptor;
+    const GHOST: &str = "docker.io/library/ghost:1";
+    let node = Node::start();
+    let unused = FixtureImage::new("docker.io/library/unused:1");
+    node.import(&unused);
+    let mut c = node.images_client();
+    let req = Node::namespaced(ctrd::CreateImageRequest {
+        image: Some(ctrd::Image {
+            name: GHOST.into(),
+            target: Some(Descriptor {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: format!("sha256:{}", "0".repeat(64)),
+                size: 512,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        source_date_epoch: None,
+    });
+    node.call("containerd Images.Create", c.create(req));
+    assert!(node.image_names().iter().any(|n| n == GHOST));
+
+    let named = |stderr: &str| {
+        stderr.contains("image record(s) that the runtime's CRI does not list")
+            && stderr.contains(GHOST)
+    };
+    let list = crimg(node.crimg(), &["list"]).expect_code(0);
+    assert!(named(&list.stderr), "{}", list.stderr);
+    for args in [
+        &["prune", "--dry-run", "-o", "json"][..],
+        &["prune", "-o", "json"],
+    ] {
+        let run = crimg(node.crimg(), args).expect_code(0);
+        assert!(named(&run.stderr), "{args:?}: {}", run.stderr);
+        let r: PruneResult = run.json();
+        assert_eq!(
+            r.removed_tags(),
+            std::slice::from_ref(&unused.name),
+            "{args:?}"
+        );
+    }
+    assert!(node.image_names().iter().any(|n| n == GHOST));
+}
