@@ -4,8 +4,16 @@
 
 use std::fmt;
 
-use crate::app::Outcome;
-use crate::error::{ConnectionLost, CrimgError, Signal, render};
+use crate::error::{ConnectionLost, CrimgError, Signal, excuses_broken_pipe, render};
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    #[default]
+    Done,
+    /// Some items failed or were not found; the rest were done.
+    Partial,
+}
 
 /// The exit status of a run, the command-line contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +101,18 @@ impl ExitStatus {
     }
 }
 
+impl CrimgError {
+    /// The exit status this error stands for.
+    pub(crate) fn exit_status(&self) -> ExitStatus {
+        match self {
+            CrimgError::Unreachable { .. } | CrimgError::Lost { .. } => ExitStatus::Unreachable,
+            CrimgError::Usage(_) => ExitStatus::Usage,
+            CrimgError::NotFound(_) | CrimgError::Ambiguous { .. } => ExitStatus::Failed,
+            CrimgError::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
+        }
+    }
+}
+
 /// The statuses grouped by `text`, consecutive ones with the same text in one row.
 fn rows(text: fn(ExitStatus) -> &'static str) -> Vec<(Vec<u8>, &'static str)> {
     let mut rows: Vec<(Vec<u8>, &'static str)> = Vec::new();
@@ -151,21 +171,19 @@ pub(crate) struct Classified {
     by_lost: bool,
 }
 
-/// The one classification of an error, in one walk down its chain:
+/// The one classification of an error, down its chain:
 /// - a report piped into `head` (a broken pipe before any gRPC status) is no failure:
 ///   done; an archive cut short is (the error then carries
-///   [`WritingArchive`](crate::archive::output::WritingArchive));
+///   [`WritingArchive`](crate::error::WritingArchive));
 /// - the first typed [`CrimgError`] decides, unless it stands for a lost connection;
 /// - a connection to CRI or containerd lost under a call (refused, reset, closed
 ///   mid-stream) is "unreachable" (the call's own error, or a [`ConnectionLost`] or
 ///   [`CrimgError::Lost`] that stands for it, whichever comes first);
 /// - anything else is a failure.
 pub(crate) fn classify(err: &anyhow::Error) -> Classified {
-    use crate::runtime::{RpcError, transport_problem};
     let mut broken_pipe = false;
     let mut past_status = false;
     let mut typed: Option<&CrimgError> = None;
-    let mut lost: Option<Option<ConnectionLost>> = None;
     for e in err.chain() {
         let status = e.downcast_ref::<tonic::Status>();
         if !past_status && status.is_none() {
@@ -174,31 +192,13 @@ pub(crate) fn classify(err: &anyhow::Error) -> Classified {
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
         }
         past_status |= status.is_some();
-        let crimg = e.downcast_ref::<CrimgError>();
         if typed.is_none() {
-            typed = crimg;
-        }
-        if lost.is_none() {
-            if let Some(CrimgError::Lost { lost: l, .. }) = crimg {
-                lost = Some(Some(l.clone()));
-            } else if let Some(l) = e.downcast_ref::<ConnectionLost>() {
-                lost = Some(Some(l.clone()));
-            } else if let Some(r) = e.downcast_ref::<RpcError>() {
-                lost = Some(
-                    r.connection_problem()
-                        .map(|_| ConnectionLost::new(r.to_string())),
-                );
-            } else if let Some(s) = status {
-                lost = Some(
-                    transport_problem(s)
-                        .map(|p| ConnectionLost::new(format!("lost the connection: {p}"))),
-                );
-            }
+            typed = e.downcast_ref::<CrimgError>();
         }
     }
-    let lost = lost.flatten();
+    let lost = ConnectionLost::of(err);
     let status = match typed {
-        _ if broken_pipe && crate::archive::output::excuses_broken_pipe(err) => ExitStatus::Done,
+        _ if broken_pipe && excuses_broken_pipe(err) => ExitStatus::Done,
         Some(e) if !matches!(e, CrimgError::Lost { .. }) => e.exit_status(),
         _ if lost.is_some() => {
             return Classified {
@@ -263,7 +263,7 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::RpcError;
+    use crate::error::RpcError;
 
     fn rpc(status: tonic::Status) -> anyhow::Error {
         anyhow::Error::new(RpcError::new(status, "containerd", "unix:///run/c.sock"))
@@ -331,7 +331,7 @@ mod tests {
 
         // A deadline is no lost connection.
         let late = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
-        assert_eq!(crate::runtime::transport_problem(&late), None);
+        assert_eq!(crate::error::transport_problem(&late), None);
     }
 
     #[test]

@@ -23,14 +23,7 @@ use crate::runtime::connect::{self, EndpointArgs, Resolved};
 use crate::runtime::containerd::Containerd;
 use crate::runtime::cri::Cri;
 
-/// How a command ended when it did not fail outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Outcome {
-    #[default]
-    Done,
-    /// Some items failed or were not found; the rest were done.
-    Partial,
-}
+pub use crate::exit::Outcome;
 
 /// Validated global settings.
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
-//! Where an archive is written: what may stand at the target path, and how a failure to
-//! write it is named.
+//! Where an archive is written: what may stand at the target path (the context that names
+//! a failure to write it is [`crate::error::WritingArchive`]).
 
-use std::fmt;
 use std::fs::FileType;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -49,25 +48,6 @@ fn classify(t: &FileType) -> Existing {
     }
 }
 
-/// The context of every failure to write an archive, naming where it was going
-/// ("writing standard output", "writing FILE"). An archive cut short is useless, so a
-/// broken pipe under this context is a failure, unlike a report whose reader stopped
-/// early (`crimg list | head`); see [`excuses_broken_pipe`].
-#[derive(Debug, Clone)]
-pub(crate) struct WritingArchive(pub String);
-
-impl fmt::Display for WritingArchive {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "writing {}", self.0)
-    }
-}
-
-/// Whether a broken pipe in this error may end the run successfully: only when the output
-/// was a report, not an archive.
-pub(crate) fn excuses_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<WritingArchive>().is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,23 +75,5 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(existing(path).unwrap(), *want, "{}", path.display());
         }
-    }
-
-    #[test]
-    fn broken_pipes_end_reports_not_archives() {
-        let pipe = || anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe));
-        assert!(excuses_broken_pipe(&pipe().context("printing the table")));
-        let archive = pipe()
-            .context("blob sha256:ab")
-            .context(WritingArchive("standard output".into()));
-        assert!(!excuses_broken_pipe(&archive));
-        assert!(!excuses_broken_pipe(&archive.context("exporting")));
-        assert_eq!(
-            format!(
-                "{:#}",
-                pipe().context(WritingArchive("standard output".into()))
-            ),
-            "writing standard output: broken pipe"
-        );
     }
 }

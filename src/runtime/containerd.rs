@@ -45,7 +45,7 @@ impl Containerd {
 
     /// A failed call as an error that names this socket when the connection failed.
     pub(crate) fn rpc(&self, status: tonic::Status) -> anyhow::Error {
-        anyhow::Error::new(crate::runtime::RpcError::new(
+        anyhow::Error::new(crate::error::RpcError::new(
             status,
             "containerd",
             &self.address,

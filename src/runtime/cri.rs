@@ -54,7 +54,7 @@ impl Cri {
         } else {
             format!("{} or {}", self.runtime_endpoint, self.image_endpoint)
         };
-        anyhow::Error::new(crate::runtime::RpcError::new(status, "CRI", &socket))
+        anyhow::Error::new(crate::error::RpcError::new(status, "CRI", &socket))
     }
 
     fn req<T>(&self, msg: T) -> tonic::Request<T> {

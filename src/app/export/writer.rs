@@ -9,10 +9,11 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::output::{self, Existing, WritingArchive};
+use crate::archive::output::{self, Existing};
 use crate::archive::sink::{AtomicFile, TargetAppeared};
 use crate::archive::write::{Compressor, Counting, TarWriter};
 use crate::error::CrimgError;
+use crate::error::WritingArchive;
 use crate::model::Descriptor;
 use crate::oci::{Compression, blob_path};
 use crate::runtime::containerd::Containerd;
