@@ -11,8 +11,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::archive::read::RandomAccess;
 use crate::oci::blob_path;
+use crate::oci::sha256_digest;
 use crate::plan::import::{MemberInfo, Source};
-use crate::runtime::content::sha256_digest;
 
 /// Planning's view of a seekable archive: small blobs read and verified on demand, and
 /// kept, so they are written from memory later.

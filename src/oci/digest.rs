@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use sha2::{Digest as _, Sha256};
+
 /// A string that is not a `sha256:<64 lowercase hex>` digest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a sha256 digest (sha256:<64 lowercase hex>)")]
@@ -53,6 +55,17 @@ pub(crate) fn is_digest(s: &str) -> bool {
 /// manifests, which must not choose paths).
 pub(crate) fn blob_path(digest: &str) -> Result<String, BadDigest> {
     Digest::parse(digest).map(|d| d.blob_path())
+}
+
+/// `sha256:<hex>` of a finished hasher.
+pub(crate) fn sha256_digest(hasher: Sha256) -> String {
+    let out = hasher.finalize();
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in out {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 #[cfg(test)]

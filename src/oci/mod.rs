@@ -6,7 +6,7 @@ pub(crate) mod digest;
 pub(crate) mod doc;
 pub(crate) mod gc;
 
-pub(crate) use digest::{blob_path, is_digest, is_sha256_hex};
+pub(crate) use digest::{blob_path, is_digest, is_sha256_hex, sha256_digest};
 
 pub(crate) const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub(crate) const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

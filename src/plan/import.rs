@@ -13,12 +13,12 @@ use sha2::{Digest as _, Sha256};
 use crate::model::Descriptor;
 use crate::oci::doc::{Config, Desc, DockerEntry, Index, Manifest, PlatformDoc};
 use crate::oci::gc::{self, LABEL_UNCOMPRESSED};
+use crate::oci::sha256_digest;
 use crate::oci::{
     ANNOTATION_DOCKER_REFERENCE_TYPE, ANNOTATION_NAME, ANNOTATION_REF_NAME, Role, is_config,
     is_digest, is_index, is_layer, is_manifest,
 };
 use crate::plan::platform::{Platform, PlatformChoice};
-use crate::runtime::content::sha256_digest;
 
 pub(crate) use crate::oci::doc::parse_docker_manifest;
 

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tonic::transport::Channel;
 
 use crate::model::Descriptor;
+use crate::oci::sha256_digest;
 use crate::proto::containerd::services::content::v1 as content;
 use crate::runtime::containerd::{Containerd, time};
 
@@ -53,17 +54,6 @@ pub enum VerifyError {
     },
     #[error("blob content has digest {actual}, its descriptor says {expected}")]
     Digest { expected: String, actual: String },
-}
-
-/// `sha256:<hex>` of a finished hasher.
-pub(crate) fn sha256_digest(hasher: Sha256) -> String {
-    let out = hasher.finalize();
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in out {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 impl Containerd {

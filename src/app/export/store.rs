@@ -11,12 +11,12 @@ use super::run::progress;
 use crate::app::Settings;
 use crate::model::Descriptor;
 use crate::oci::MAX_JSON;
+use crate::oci::sha256_digest;
 use crate::plan::export::{self as write_plan, ImagePlan, Store, gc_labels, missing_report};
 use crate::plan::platform::PlatformChoice;
 use crate::registry::fetch::Fetcher;
 use crate::registry::{self, Source};
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::sha256_digest;
 use crate::runtime::leases::HeldLeases;
 
 pub(super) struct FetchState {

@@ -15,9 +15,9 @@ use crate::archive::write::{Compressor, Counting, TarWriter};
 use crate::error::CrimgError;
 use crate::error::WritingArchive;
 use crate::model::Descriptor;
+use crate::oci::sha256_digest;
 use crate::oci::{Compression, blob_path};
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::sha256_digest;
 
 /// Messages to the writer thread, which owns the tar stream.
 enum Msg {

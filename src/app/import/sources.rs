@@ -12,9 +12,9 @@ use crate::archive::paths::{self, Member};
 use crate::archive::read::{Extent, HEAD_LEN, RandomAccess};
 use crate::archive::source::MemArchive;
 use crate::oci::MAX_JSON;
+use crate::oci::sha256_digest;
 use crate::plan::import::{MemberInfo, Source};
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::sha256_digest;
 
 /// What a streaming pass learnt.
 #[derive(Default)]

@@ -13,7 +13,7 @@ struct MapStore {
 
 impl MapStore {
     fn put(&mut self, bytes: Vec<u8>) -> String {
-        let d = crate::runtime::content::sha256_digest({
+        let d = crate::oci::sha256_digest({
             use sha2::Digest as _;
             let mut h = sha2::Sha256::new();
             h.update(&bytes);

@@ -12,11 +12,11 @@ use super::{
 use crate::archive::compression;
 use crate::model::Descriptor;
 use crate::oci::doc::Config;
+use crate::oci::sha256_digest;
 use crate::oci::{
     Compression, MT_DOCKER_CONFIG, MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_DOCKER_MANIFEST,
     MT_OCI_LAYER_ZSTD,
 };
-use crate::runtime::content::sha256_digest;
 
 /// The media type of a `docker save` layer, from its first bytes; an error (to follow the
 /// layer's name) for what containerd cannot apply.

@@ -21,9 +21,9 @@ use super::Source;
 
 use super::config::{Endpoint, EndpointKind, RegistryConfig};
 use crate::model::Descriptor;
+use crate::oci::sha256_digest;
 use crate::oci::{MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST};
 use crate::runtime::containerd::Containerd;
-use crate::runtime::content::sha256_digest;
 
 pub(crate) use pace::lease_for;
 use pace::{at_least_min_rate, read_bounded};

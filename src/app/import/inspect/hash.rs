@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::compression;
 use crate::archive::read::CHUNK;
-use crate::runtime::content::sha256_digest;
+use crate::oci::sha256_digest;
 
 /// What hashing a blob found: its digest and, when it decompresses to something, the
 /// digest and length of what it decompresses to.

@@ -420,7 +420,7 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::content::sha256_digest;
+    use crate::oci::sha256_digest;
     use sha2::Digest as _;
 
     fn docs(files: &[(&str, &str)], links: &[(&str, &str)]) -> MemArchive {

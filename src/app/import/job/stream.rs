@@ -16,8 +16,8 @@ use super::super::streamed::{self, Body, MemberSink};
 use super::early::{Arrived, Doc, StopOnDrop};
 use crate::archive::read::{DOCUMENT_MAX, DOCUMENTS_TOTAL, Event, HEAD_LEN};
 use crate::model::Descriptor;
+use crate::oci::sha256_digest;
 use crate::plan::import::layer_media_type;
-use crate::runtime::content::sha256_digest;
 
 use super::{Job, SMALL_BLOB, SMALL_TOTAL, describe};
 

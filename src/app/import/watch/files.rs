@@ -10,7 +10,7 @@ use sha2::Digest as _;
 use super::SETTLE;
 use super::state_file::Seen;
 use crate::app::import::ImportedImage;
-use crate::runtime::content::sha256_digest;
+use crate::oci::sha256_digest;
 
 /// A file's size and mtime, as compared between looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
