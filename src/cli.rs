@@ -508,7 +508,7 @@ pub struct ImportArgs {
     pub(crate) pin: bool,
     /// Import this platform (os/arch[/variant]; repeatable) [default: the host's]
     #[arg(help_heading = "Platforms", long, value_name = "PLATFORM")]
-    pub(crate) platform: Vec<crate::plan::platform::Platform>,
+    pub(crate) platform: Vec<crate::oci::Platform>,
     /// Import every platform of multi-platform images
     #[arg(help_heading = "Platforms", long, conflicts_with = "platform")]
     pub(crate) all_platforms: bool,
@@ -562,7 +562,7 @@ pub struct ExportArgs {
     pub(crate) from_file: Option<PathBuf>,
     /// Export this platform (os/arch[/variant]; repeatable) [default: the host's]
     #[arg(help_heading = "Selection", long, value_name = "PLATFORM")]
-    pub(crate) platform: Vec<crate::plan::platform::Platform>,
+    pub(crate) platform: Vec<crate::oci::Platform>,
     /// Export every platform the content store holds
     #[arg(help_heading = "Selection", long, conflicts_with = "platform")]
     pub(crate) all_platforms: bool,

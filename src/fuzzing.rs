@@ -29,10 +29,11 @@ use crate::archive::source::{MemArchive, TarSource};
 use crate::archive::write;
 use crate::model::Image;
 use crate::oci::Compression;
+use crate::oci::Platform;
 use crate::plan::exclude;
 use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions, Source};
 use crate::plan::pattern::RefPattern;
-use crate::plan::platform::{Platform, PlatformChoice};
+use crate::plan::platform::PlatformChoice;
 
 /// The most bytes a target decompresses from one input.
 pub(crate) const MAX_DECOMPRESSED: u64 = 256 << 10;

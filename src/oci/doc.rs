@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Descriptor;
-use crate::plan::platform::Platform;
+use crate::oci::Platform;
 
 /// How deep arrays and objects nest in `bytes` (outside strings), counting only as far
 /// as `limit + 1`. Not a validator: the parser that follows finds what else is wrong.

@@ -1,12 +1,14 @@
 //! The image formats crimg reads and writes: media types, annotation keys, digests and
-//! blob paths, the JSON documents of OCI layouts and `docker save`, compression kinds and
-//! containerd's garbage-collection labels. Import and export both speak through these.
+//! blob paths, platforms, the JSON documents of OCI layouts and `docker save`,
+//! compression kinds and containerd's garbage-collection labels. Import and export both speak through these.
 
 pub(crate) mod digest;
 pub(crate) mod doc;
 pub(crate) mod gc;
+pub(crate) mod platform;
 
 pub(crate) use digest::{blob_path, is_digest, is_sha256_hex, sha256_digest};
+pub(crate) use platform::Platform;
 
 pub(crate) const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub(crate) const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -13,9 +13,10 @@ use anyhow::{Result, bail};
 
 use crate::archive::write::{DockerImage, docker_repo_tag};
 use crate::model::Descriptor;
+use crate::oci::Platform;
 use crate::oci::doc::{Desc, Index, Manifest};
 use crate::oci::{MAX_JSON, Role, gc, is_index, is_manifest, is_non_distributable, json_size_ok};
-use crate::plan::platform::{Platform, PlatformChoice};
+use crate::plan::platform::PlatformChoice;
 
 /// Where the walk gets its facts.
 #[allow(async_fn_in_trait)] // used with concrete types only, never boxed or sent

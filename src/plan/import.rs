@@ -11,6 +11,7 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
 use crate::model::Descriptor;
+use crate::oci::Platform;
 use crate::oci::doc::{Config, Desc, DockerEntry, Index, Manifest, PlatformDoc};
 use crate::oci::gc::{self, LABEL_UNCOMPRESSED};
 use crate::oci::sha256_digest;
@@ -18,7 +19,7 @@ use crate::oci::{
     ANNOTATION_DOCKER_REFERENCE_TYPE, ANNOTATION_NAME, ANNOTATION_REF_NAME, Role, is_config,
     is_digest, is_index, is_layer, is_manifest,
 };
-use crate::plan::platform::{Platform, PlatformChoice};
+use crate::plan::platform::PlatformChoice;
 
 pub(crate) use crate::oci::doc::parse_docker_manifest;
 

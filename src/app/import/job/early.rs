@@ -34,10 +34,11 @@ use futures::stream::FuturesUnordered;
 use super::Job;
 use crate::archive::source::MemArchive;
 use crate::model::Descriptor;
+use crate::oci::Platform;
 use crate::oci::doc::{Config, Manifest};
 use crate::oci::{blob_path, is_digest, is_layer};
 use crate::plan::import::{PlanOptions, chain_ids, parse_docker_manifest, plan_oci};
-use crate::plan::platform::{Platform, PlatformChoice};
+use crate::plan::platform::PlatformChoice;
 
 /// What the main pass has read of a streamed archive, by member path.
 #[derive(Debug, Default)]
@@ -476,7 +477,8 @@ mod tests {
     /// known ahead, its layers by blob path.
     #[tokio::test]
     async fn oci_chains_are_the_plans() {
-        use crate::plan::platform::{Platform, PlatformChoice};
+        use crate::oci::Platform;
+        use crate::plan::platform::PlatformChoice;
         let digest = |b: &str| sha256_digest(sha2::Sha256::new_with_prefix(b.as_bytes()));
         let host = Platform::host();
         let other = if host.architecture == "amd64" {
@@ -554,7 +556,7 @@ mod tests {
     /// documents of no kind.
     #[test]
     fn chains_are_found_as_documents_go_by() {
-        use crate::plan::platform::Platform;
+        use crate::oci::Platform;
         let host = Platform::host();
         let other = if host.architecture == "amd64" {
             "arm64"

@@ -373,7 +373,7 @@ impl Job<'_> {
                     changes.push((name.clone(), change));
                 }
                 let replaced = self.replaced(image, &changes[first..]).await?;
-                let host = crate::plan::platform::Platform::host();
+                let host = crate::oci::Platform::host();
                 let runs_here = image
                     .manifests
                     .iter()
