@@ -32,8 +32,8 @@ use crate::oci::Compression;
 use crate::oci::Platform;
 use crate::plan::exclude;
 use crate::plan::import::{self as import_plan, MemberInfo, Plan, PlanOptions, Source};
-use crate::plan::pattern::RefPattern;
 use crate::plan::platform::PlatformChoice;
+use crate::reference::pattern::RefPattern;
 
 /// The most bytes a target decompresses from one input.
 pub(crate) const MAX_DECOMPRESSED: u64 = 256 << 10;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::Image;
 use crate::plan::lines;
-use crate::plan::pattern::RefPattern;
 use crate::plan::protect::Reason;
+use crate::reference::pattern::RefPattern;
 
 /// Exclusion files read by default: every `*.conf` here.
 pub(crate) const DEFAULT_EXCLUDE_DIR: &str = "/etc/crimg/exclude.d";

@@ -5,7 +5,6 @@ pub(crate) mod export;
 pub(crate) mod import;
 pub(crate) mod inventory;
 pub(crate) mod lines;
-pub(crate) mod pattern;
 pub(crate) mod pin;
 pub(crate) mod platform;
 pub(crate) mod protect;

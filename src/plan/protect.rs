@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::model::{Image, PinSource};
-use crate::plan::pattern::RefPattern;
+use crate::reference::pattern::RefPattern;
 
 /// Pause and Kubernetes/K3s system images kept unless `--no-builtin-allowlist`.
 /// Patterns without a tag cover every tag and digest of the repository.

@@ -12,7 +12,7 @@ use crate::cli::ExportArgs;
 use crate::error::CrimgError;
 use crate::model::{Descriptor, Image, ImageRecord};
 use crate::oci::Compression;
-use crate::plan::pattern::RefPattern;
+use crate::reference::pattern::RefPattern;
 use crate::reference::{id_prefix, is_glob, normalize, not_found, resolve};
 
 /// Where the archive goes.

@@ -1,9 +1,12 @@
-//! Image references as users type them: normalisation (Docker's rules) and resolution
-//! against the node's images (tags, digests, IDs and ID prefixes).
+//! Image references as users type them: normalisation (Docker's rules), the patterns that
+//! select images ([`pattern`]), and resolution against the node's images (tags, digests,
+//! IDs and ID prefixes).
+
+pub(crate) mod pattern;
 
 use crate::error::CrimgError;
 use crate::model::Image;
-use crate::plan::pattern::RefPattern;
+use pattern::RefPattern;
 
 /// The shortest ID prefix accepted, as the contract says.
 pub(crate) const MIN_ID_PREFIX: usize = 6;
@@ -332,7 +335,7 @@ fn shown_form(input: &str, as_pattern: bool) -> Option<String> {
         return None;
     }
     if as_pattern || is_glob(input) {
-        return Some(crate::plan::pattern::normalize_pattern(input));
+        return Some(pattern::normalize_pattern(input));
     }
     normalize(input).ok()
 }

@@ -3,8 +3,8 @@
 
 use glob::{MatchOptions, Pattern};
 
+use super::{expand_name, repository_of};
 use crate::model::Image;
-use crate::reference::{expand_name, repository_of};
 
 /// One compiled pattern and the text it came from.
 #[derive(Debug, Clone)]
