@@ -26,7 +26,6 @@ use crate::archive::compression;
 use crate::archive::paths;
 use crate::archive::read::{self, Event};
 use crate::archive::source::{MemArchive, TarSource};
-use crate::archive::write;
 use crate::model::Image;
 use crate::oci::Compression;
 use crate::oci::Platform;
@@ -356,14 +355,14 @@ pub fn reference(data: &[u8]) {
             Some(&n),
             &format!("sha256:{}", "0".repeat(64)),
         ));
-        let _ = write::oci_ref_name(&n);
-        let _ = write::docker_repo_tag(&n);
+        let _ = crate::reference::oci_ref_name(&n);
+        let _ = crate::reference::docker_repo_tag(&n);
     }
     let _ = crate::reference::repository_of(s);
     let _ = crate::reference::tag_of(s);
     let _ = crate::reference::id_prefix(s);
-    let _ = write::oci_ref_name(s);
-    let _ = write::docker_repo_tag(s);
+    let _ = crate::reference::oci_ref_name(s);
+    let _ = crate::reference::docker_repo_tag(s);
     check(crate::reference::resolve(&images, s));
     let annotations = [
         (crate::oci::ANNOTATION_NAME, s),

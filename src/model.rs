@@ -318,6 +318,26 @@ mod tests {
     }
 }
 
+/// Bytes in decimal units, as crictl prints them (`12.3MB`).
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else if value < 10.0 {
+        format!("{value:.2}{}", UNITS[unit])
+    } else if value < 100.0 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
 /// A duration for people: humantime's units, with the long ones spaced as words (`1 day`,
 /// `2 weeks`, `100 years`, `1 day 2h 3m`); `30s`, `5m`, `2h` stay as an operator writes
 /// them.
@@ -340,7 +360,7 @@ pub(crate) fn human_duration(d: std::time::Duration) -> String {
 }
 
 #[cfg(test)]
-mod duration_tests {
+mod human_tests {
     use std::time::Duration;
 
     #[test]
@@ -359,6 +379,21 @@ mod duration_tests {
         ];
         for (d, want) in cases {
             assert_eq!(super::human_duration(d), want, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let cases = [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1.00kB"),
+            (12_345_678, "12.3MB"),
+            (123_456_789, "123MB"),
+            (5_000_000_000, "5.00GB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(super::human_size(n), want);
         }
     }
 }

@@ -196,7 +196,7 @@ fn table(rows: &[Row], wide: bool, users: &BTreeMap<String, User>) -> Grid {
                 repo.to_string(),
                 tag.to_string(),
                 short_id(&i.id).to_string(),
-                render::human_size(i.size),
+                crate::model::human_size(i.size),
                 pinned.clone(),
                 in_use.clone(),
                 protected.clone(),

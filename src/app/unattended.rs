@@ -14,7 +14,7 @@ use crate::app::prune::{self, RunReport};
 use crate::app::{Outcome, Settings};
 use crate::cli::{OutputFormat, PruneArgs};
 use crate::plan::schedule;
-use crate::render::{self, json, metrics};
+use crate::render::{json, metrics};
 
 /// Set by SIGTERM or SIGINT; tells a run whether it may still be abandoned.
 #[derive(Default)]
@@ -149,7 +149,7 @@ fn summary(
                 line.push_str(&format!(
                     "{verb} {} image(s), {} reclaimed; kept {}",
                     r.removed,
-                    render::human_size(r.reclaimed_bytes),
+                    crate::model::human_size(r.reclaimed_bytes),
                     r.kept
                 ));
                 if r.failed > 0 {

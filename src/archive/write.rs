@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 use crate::model::Descriptor;
-use crate::oci::doc::{Desc, DockerEntry, Index, Layout};
+use crate::oci::doc::{Desc, DockerEntry, DockerImage, Index, Layout};
 use crate::oci::{ANNOTATION_NAME, ANNOTATION_REF_NAME, Compression, MT_OCI_INDEX, blob_path};
+use crate::reference::oci_ref_name;
 
 const BLOCK: usize = 512;
 const ZEROES: [u8; BLOCK] = [0; BLOCK];
@@ -233,14 +234,6 @@ pub(crate) struct NamedTarget {
     pub(crate) target: Descriptor,
 }
 
-/// One image for Docker's `manifest.json`: a single platform's config and layers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DockerImage {
-    pub(crate) config: String,
-    pub(crate) repo_tags: Vec<String>,
-    pub(crate) layers: Vec<String>,
-}
-
 /// The `oci-layout` file.
 pub(crate) fn oci_layout_json() -> Vec<u8> {
     serde_json::to_vec(&Layout {
@@ -296,23 +289,6 @@ pub(crate) fn docker_manifest_json(images: &[DockerImage]) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&entries)?)
 }
 
-/// The tag of a tagged name, as containerd's exporter writes `ref.name`; none for a
-/// digest reference.
-pub(crate) fn oci_ref_name(name: &str) -> Option<String> {
-    if name.contains('@') {
-        return None;
-    }
-    crate::reference::tag_of(name).map(str::to_string)
-}
-
-/// A name Docker accepts in `RepoTags` (`repo:tag`); digest references have none.
-pub(crate) fn docker_repo_tag(name: &str) -> Option<String> {
-    if name.contains('@') {
-        return None;
-    }
-    crate::reference::tag_of(name).map(|_| name.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,28 +304,6 @@ mod tests {
 
     fn d(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
-    }
-
-    #[test]
-    fn names_in_index_and_docker_manifest() {
-        let cases = [
-            (
-                "docker.io/library/nginx:1.25",
-                Some("1.25"),
-                Some("docker.io/library/nginx:1.25"),
-            ),
-            (
-                "127.0.0.1:5000/team/app:v1",
-                Some("v1"),
-                Some("127.0.0.1:5000/team/app:v1"),
-            ),
-            ("127.0.0.1:5000/team/app@sha256:abc", None, None),
-            ("127.0.0.1:5000/team/app", None, None),
-        ];
-        for (name, tag, repo_tag) in cases {
-            assert_eq!(oci_ref_name(name).as_deref(), tag, "{name}");
-            assert_eq!(docker_repo_tag(name).as_deref(), repo_tag, "{name}");
-        }
     }
 
     #[test]

@@ -170,6 +170,15 @@ pub(crate) struct DockerEntry {
     pub(crate) layers: Vec<String>,
 }
 
+/// One image for Docker's `manifest.json` as an export plans it: a single platform's
+/// config and layers by digest (the archive's writer turns them into member paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DockerImage {
+    pub(crate) config: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) layers: Vec<String>,
+}
+
 /// Parses docker save's manifest.json: at least one image.
 pub(crate) fn parse_docker_manifest(bytes: &[u8]) -> anyhow::Result<Vec<DockerEntry>> {
     use anyhow::Context as _;

@@ -11,12 +11,12 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 
-use crate::archive::write::{DockerImage, docker_repo_tag};
 use crate::model::Descriptor;
 use crate::oci::Platform;
-use crate::oci::doc::{Desc, Index, Manifest};
+use crate::oci::doc::{Desc, DockerImage, Index, Manifest};
 use crate::oci::{MAX_JSON, Role, gc, is_index, is_manifest, is_non_distributable, json_size_ok};
 use crate::plan::platform::PlatformChoice;
+use crate::reference::docker_repo_tag;
 
 /// Where the walk gets its facts.
 #[allow(async_fn_in_trait)] // used with concrete types only, never boxed or sent
@@ -384,7 +384,7 @@ pub(crate) fn missing_report(plans: &[ImagePlan]) -> Option<String> {
                     body,
                     "    {} ({}): {}",
                     b.desc.digest,
-                    crate::render::human_size(b.desc.size.max(0) as u64),
+                    crate::model::human_size(b.desc.size.max(0) as u64),
                     b.describe()
                 );
             }

@@ -398,6 +398,23 @@ fn same_reference(known: &str, wanted: &str) -> bool {
     known == wanted || normalize(known).is_ok_and(|k| k == wanted)
 }
 
+/// The tag of a tagged name, as containerd's exporter writes `ref.name`; none for a
+/// digest reference.
+pub(crate) fn oci_ref_name(name: &str) -> Option<String> {
+    if name.contains('@') {
+        return None;
+    }
+    tag_of(name).map(str::to_string)
+}
+
+/// A name Docker accepts in `RepoTags` (`repo:tag`); digest references have none.
+pub(crate) fn docker_repo_tag(name: &str) -> Option<String> {
+    if name.contains('@') {
+        return None;
+    }
+    tag_of(name).map(|_| name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,5 +629,27 @@ mod tests {
             resolve(&images, "Bad:Ref:x"),
             Err(CrimgError::Usage(_))
         ));
+    }
+
+    #[test]
+    fn names_in_index_and_docker_manifest() {
+        let cases = [
+            (
+                "docker.io/library/nginx:1.25",
+                Some("1.25"),
+                Some("docker.io/library/nginx:1.25"),
+            ),
+            (
+                "127.0.0.1:5000/team/app:v1",
+                Some("v1"),
+                Some("127.0.0.1:5000/team/app:v1"),
+            ),
+            ("127.0.0.1:5000/team/app@sha256:abc", None, None),
+            ("127.0.0.1:5000/team/app", None, None),
+        ];
+        for (name, tag, repo_tag) in cases {
+            assert_eq!(oci_ref_name(name).as_deref(), tag, "{name}");
+            assert_eq!(docker_repo_tag(name).as_deref(), repo_tag, "{name}");
+        }
     }
 }

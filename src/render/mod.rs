@@ -94,26 +94,6 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> 
     writeln!(out)
 }
 
-/// Bytes in decimal units, as crictl prints them (`12.3MB`).
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else if value < 10.0 {
-        format!("{value:.2}{}", UNITS[unit])
-    } else if value < 100.0 {
-        format!("{value:.1}{}", UNITS[unit])
-    } else {
-        format!("{value:.0}{}", UNITS[unit])
-    }
-}
-
 /// A protection reason as tables show it: container and sandbox IDs shortened to 12 hex,
 /// as every ID in a table is; `full` keeps the whole ID and names the pod, the container
 /// and its state (`-o wide`, `prune --why`).
@@ -160,21 +140,6 @@ pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        let cases = [
-            (0, "0B"),
-            (999, "999B"),
-            (1000, "1.00kB"),
-            (12_345_678, "12.3MB"),
-            (123_456_789, "123MB"),
-            (5_000_000_000, "5.00GB"),
-        ];
-        for (n, want) in cases {
-            assert_eq!(human_size(n), want);
-        }
-    }
 
     #[test]
     fn reasons_compact_and_in_full() {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::human_size;
+use crate::model::human_size;
 
 /// `crimg: {what} in 1.2s`.
 pub(crate) fn line(what: &str, elapsed: Duration) -> String {

@@ -175,7 +175,7 @@ async fn export(
         "exported {} image(s), {} blob(s), {} to {shown}{}",
         image_names.len(),
         blobs.len(),
-        crate::render::human_size(bytes),
+        crate::model::human_size(bytes),
         if fetched.is_empty() {
             String::new()
         } else {

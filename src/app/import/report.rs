@@ -124,7 +124,7 @@ impl Report {
                             if i.size == 0 {
                                 "-".into()
                             } else {
-                                render::human_size(i.size)
+                                crate::model::human_size(i.size)
                             },
                             match name_status(i, name) {
                                 (status, Some(was)) if wide => format!("{status} (was {was})"),
@@ -145,7 +145,7 @@ impl Report {
             let mut what = format!(
                 "imported {images} image(s) from {} item(s), {} written",
                 self.imported.len(),
-                render::human_size(self.written),
+                crate::model::human_size(self.written),
             );
             if !self.failed.is_empty() {
                 what.push_str(&format!("; {} failed", self.failed.len()));

@@ -309,8 +309,8 @@ async fn image_fs(session: &Session) -> Result<FsUsage> {
     session.settings.debug(format_args!(
         "image filesystem {}: {} of {} used ({:.1}%)",
         fs.mountpoint,
-        render::human_size(usage.used),
-        render::human_size(usage.capacity),
+        crate::model::human_size(usage.used),
+        crate::model::human_size(usage.capacity),
         usage.percent()
     ));
     Ok(usage)

@@ -168,7 +168,7 @@ pub(super) fn render_plan(
                     vec![
                         name,
                         action.to_string(),
-                        render::human_size(d.image.size),
+                        crate::model::human_size(d.image.size),
                         reason,
                     ],
                     compact,

@@ -135,7 +135,7 @@ pub(super) fn render(
     archives: &[JsonArchive],
     failed: &[JsonFailure],
 ) -> Result<()> {
-    let size = |n: Option<u64>| n.map_or("-".to_string(), render::human_size);
+    let size = |n: Option<u64>| n.map_or("-".to_string(), crate::model::human_size);
     match settings.output {
         OutputFormat::Json => render::print_json(&JsonResult { archives, failed })?,
         OutputFormat::Name => render::print_lines(
@@ -188,7 +188,7 @@ pub(super) fn render(
                         i.id.clone(),
                         platforms.join(","),
                         layers.to_string(),
-                        render::human_size(i.size),
+                        crate::model::human_size(i.size),
                         size(unpacked),
                     ]);
                 }
@@ -216,7 +216,7 @@ pub(super) fn render(
                                 p.manifest.clone(),
                                 p.id.clone(),
                                 l.digest.clone(),
-                                render::human_size(l.size),
+                                crate::model::human_size(l.size),
                                 size(l.unpacked_size),
                             ]);
                         }
@@ -237,7 +237,7 @@ pub(super) fn render(
                 a.file,
                 a.format,
                 a.compression,
-                render::human_size(a.size),
+                crate::model::human_size(a.size),
                 if a.verified {
                     ", verified"
                 } else {
