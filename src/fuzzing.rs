@@ -257,7 +257,7 @@ pub fn tar_walk(data: &[u8]) {
             }
         });
     }
-    if compression::detect(data) == Ok(Compression::None) {
+    if crate::oci::compression::detect(data) == Ok(Compression::None) {
         stream(data.to_vec());
     }
 }
@@ -291,8 +291,8 @@ pub fn oci_json(data: &[u8]) {
 /// Compression detection, then at most [`MAX_DECOMPRESSED`] bytes of decompression; what
 /// comes out is walked as a tar, and the input streamed when it decompresses whole.
 pub fn compression(data: &[u8]) {
-    let head = &data[..data.len().min(compression::MAGIC_LEN)];
-    let Some(c) = check(compression::detect(head)) else {
+    let head = &data[..data.len().min(crate::oci::compression::MAGIC_LEN)];
+    let Some(c) = check(crate::oci::compression::detect(head)) else {
         return;
     };
     let _ = c.name();

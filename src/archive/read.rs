@@ -131,11 +131,12 @@ fn open_tar(
     count: Arc<AtomicU64>,
 ) -> Result<(Compression, Box<dyn Read + Send>)> {
     let mut raw = BufReader::with_capacity(CHUNK, Counting { inner: raw, count });
-    let head = read_head(&mut raw, compression::MAGIC_LEN).context("reading the archive")?;
+    let head =
+        read_head(&mut raw, crate::oci::compression::MAGIC_LEN).context("reading the archive")?;
     if head.is_empty() {
         bail!("the archive is empty");
     }
-    let c = compression::detect(&head)?;
+    let c = crate::oci::compression::detect(&head)?;
     let raw = BufReader::with_capacity(CHUNK, Read::chain(io::Cursor::new(head), raw));
     let mut tar = compression::decoder(c, raw)
         .with_context(|| format!("starting {} decompression", c.name()))?;
@@ -518,7 +519,7 @@ pub(crate) fn index_tar<R: Read + Seek>(mut f: R, file: &Path) -> Result<Option<
     if head.is_empty() {
         bail!("the archive is empty");
     }
-    if compression::detect(&head)? != Compression::None {
+    if crate::oci::compression::detect(&head)? != Compression::None {
         return Ok(None);
     }
     if !compression::is_tar_header(&head) {

@@ -2,6 +2,7 @@
 //! blob paths, platforms, the JSON documents of OCI layouts and `docker save`,
 //! compression kinds and containerd's garbage-collection labels. Import and export both speak through these.
 
+pub(crate) mod compression;
 pub(crate) mod digest;
 pub(crate) mod doc;
 pub(crate) mod gc;

@@ -9,7 +9,6 @@ use super::{
     Plan, PlanOptions, PlannedImage, PlannedManifest, Source, digest_reference, parse,
     parse_docker_manifest,
 };
-use crate::archive::compression;
 use crate::model::Descriptor;
 use crate::oci::doc::Config;
 use crate::oci::sha256_digest;
@@ -21,7 +20,7 @@ use crate::oci::{
 /// The media type of a `docker save` layer, from its first bytes; an error (to follow the
 /// layer's name) for what containerd cannot apply.
 pub(crate) fn layer_media_type(head: &[u8]) -> Result<&'static str, String> {
-    match compression::detect(head) {
+    match crate::oci::compression::detect(head) {
         Ok(Compression::None) => Ok(MT_DOCKER_LAYER),
         Ok(Compression::Gzip) => Ok(MT_DOCKER_LAYER_GZIP),
         Ok(Compression::Zstd) => Ok(MT_OCI_LAYER_ZSTD),

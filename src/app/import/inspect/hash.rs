@@ -8,7 +8,6 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-use crate::archive::compression;
 use crate::archive::read::CHUNK;
 use crate::oci::sha256_digest;
 
@@ -55,9 +54,9 @@ pub(super) fn hash_blob(r: impl Read + Send) -> io::Result<BlobFacts> {
         },
     );
     let head = br.fill_buf()?.to_vec();
-    let layer = match compression::detect(&head) {
+    let layer = match crate::oci::compression::detect(&head) {
         Err(e) => Err(e.to_string()),
-        Ok(c) => match compression::decoder(c, &mut br) {
+        Ok(c) => match crate::archive::compression::decoder(c, &mut br) {
             Err(e) => Err(e.to_string()),
             Ok(mut d) => {
                 let mut h = Hashing {
