@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::archive::compression;
 use crate::archive::paths::{self, Member};
-use crate::archive::source::MemArchive;
 use crate::oci::{Compression, MAX_JSON, blob_path};
+use crate::plan::import::mem::MemArchive;
 
 /// Bytes per chunk handed from the reading thread to the writer.
 pub(crate) const CHUNK: usize = 1 << 20;

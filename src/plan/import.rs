@@ -610,6 +610,7 @@ async fn plan_manifest<S: Source>(
 }
 
 mod docker;
+pub(crate) mod mem;
 #[cfg(test)]
 mod tests;
 

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{Extent, HEAD_LEN, RandomAccess};
-use crate::archive::source::MemArchive;
 use crate::oci::MAX_JSON;
 use crate::oci::sha256_digest;
+use crate::plan::import::mem::MemArchive;
 use crate::plan::import::{MemberInfo, Source};
 use crate::runtime::containerd::Containerd;
 

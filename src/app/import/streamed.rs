@@ -15,8 +15,8 @@ use super::job::describe;
 use super::sources::{Streamed, collect};
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{self, Event, Input, RandomAccess};
-use crate::archive::source::MemArchive;
 use crate::oci::MAX_JSON;
+use crate::plan::import::mem::MemArchive;
 use crate::plan::import::{self as import_plan, Plan, PlanOptions, PlannedBlob, Source};
 
 /// A member's body as the reader sends it.

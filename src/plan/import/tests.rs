@@ -3,11 +3,11 @@
 use serde_json::json;
 
 use super::*;
-use crate::archive::source::MemArchive;
 use crate::oci::{
     MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER_GZIP,
     MT_OCI_MANIFEST, blob_path,
 };
+use crate::plan::import::mem::MemArchive;
 
 const GZIP_HEAD: &[u8] = &[0x1f, 0x8b, 8, 0, 0, 0];
 const BZIP2_HEAD: &[u8] = b"BZh91AY";

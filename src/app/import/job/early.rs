@@ -32,11 +32,11 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
 use super::Job;
-use crate::archive::source::MemArchive;
 use crate::model::Descriptor;
 use crate::oci::Platform;
 use crate::oci::doc::{Config, Manifest};
 use crate::oci::{blob_path, is_digest, is_layer};
+use crate::plan::import::mem::MemArchive;
 use crate::plan::import::{PlanOptions, chain_ids, parse_docker_manifest, plan_oci};
 use crate::plan::platform::PlatformChoice;
 
