@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use crate::app::exclude;
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::cli::{ListArgs, OutputFormat};
 use crate::error::CrimgError;
 use crate::model::{Image, User, short_id};
-use crate::plan::exclude;
 use crate::plan::protect::{Protection, Reason};
 use crate::reference::pattern::RefPattern;
 use crate::reference::{no_match_message, repository_of, tag_of};

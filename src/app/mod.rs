@@ -1,6 +1,7 @@
 //! One module per subcommand: gather, plan, apply, render. This module turns raw
 //! arguments into settings and holds the connections a command needs.
 
+pub(crate) mod exclude;
 pub(crate) mod export;
 pub(crate) mod import;
 pub(crate) mod inventory;

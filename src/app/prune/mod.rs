@@ -6,12 +6,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
+use crate::app::exclude;
 use crate::app::unattended::LoopStop;
 use crate::app::{Outcome, Session, Settings, inventory, state};
 use crate::cli::PruneArgs;
 use crate::error::CrimgError;
 use crate::model::Image;
-use crate::plan::exclude;
 use crate::plan::protect::Protection;
 use crate::plan::prune::{Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck};
 use crate::plan::schedule::{self, FsUsage};
