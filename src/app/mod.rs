@@ -6,6 +6,7 @@ pub(crate) mod export;
 pub(crate) mod import;
 pub(crate) mod inventory;
 pub(crate) mod list;
+pub(crate) mod metrics;
 pub(crate) mod pin;
 pub(crate) mod prune;
 pub(crate) mod refs;

@@ -10,11 +10,12 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::metrics;
 use crate::app::prune::{self, RunReport};
 use crate::app::{Outcome, Settings};
 use crate::cli::{OutputFormat, PruneArgs};
 use crate::plan::schedule;
-use crate::render::{json, metrics};
+use crate::render::json;
 
 /// Set by SIGTERM or SIGINT; tells a run whether it may still be abandoned.
 #[derive(Default)]

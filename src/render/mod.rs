@@ -2,7 +2,6 @@
 //! apart from internal types so renaming internals cannot break scripts.
 
 pub(crate) mod json;
-pub(crate) mod metrics;
 pub(crate) mod progress;
 pub(crate) mod summary;
 pub(crate) mod table;

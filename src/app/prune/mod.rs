@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use crate::app::exclude;
+use crate::app::metrics;
 use crate::app::unattended::LoopStop;
 use crate::app::{Outcome, Session, Settings, inventory, state};
 use crate::cli::PruneArgs;
@@ -16,7 +17,7 @@ use crate::plan::protect::Protection;
 use crate::plan::prune::{Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck};
 use crate::plan::schedule::{self, FsUsage};
 use crate::reference::select;
-use crate::render::{self, metrics};
+use crate::render;
 
 mod output;
 mod remove;

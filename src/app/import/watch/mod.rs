@@ -91,7 +91,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
     let (mut remembered, problem) = WatchState::load(&state_file)?;
     let mut metrics =
-        crate::render::metrics::ImportMetrics::start(args.metrics_file.clone(), &settings)?;
+        crate::app::metrics::ImportMetrics::start(args.metrics_file.clone(), &settings)?;
     let mut session = Session::connect(settings).await?;
     let importer = Importer::new(&mut session, &args).await?;
     let settings = importer.settings.clone();
