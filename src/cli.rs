@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::model::parse_duration;
 use crate::oci::Compression;
-use crate::runtime::connect::{parse_duration, parse_timeout};
+use crate::runtime::connect::{EndpointArgs, parse_timeout};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -165,6 +166,19 @@ impl GlobalArgs {
         use clap::FromArgMatches as _;
         let cmd = GlobalArgs::augment_args(clap::Command::new("crimg"));
         GlobalArgs::from_arg_matches(&cmd.try_get_matches_from(["crimg"])?)
+    }
+}
+
+impl From<&GlobalArgs> for EndpointArgs {
+    fn from(g: &GlobalArgs) -> EndpointArgs {
+        EndpointArgs {
+            runtime_endpoint: g.runtime_endpoint.clone(),
+            image_endpoint: g.image_endpoint.clone(),
+            address: g.address.clone(),
+            namespace: g.namespace.clone(),
+            config: g.config.clone(),
+            timeout: g.timeout,
+        }
     }
 }
 

@@ -338,6 +338,17 @@ pub(crate) fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Parses `10s`, `2m`, `500ms`, `7d`: every duration crimg takes needs its unit, so
+/// `--older-than 30` is not read as 30 seconds when 30 days were meant.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} has no unit: write {s}s, {s}m, {s}h or {s}d"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 10s or 2m ({e})"))
+}
+
 /// A duration for people: humantime's units, with the long ones spaced as words (`1 day`,
 /// `2 weeks`, `100 years`, `1 day 2h 3m`); `30s`, `5m`, `2h` stay as an operator writes
 /// them.
@@ -395,5 +406,21 @@ mod human_tests {
         for (n, want) in cases {
             assert_eq!(super::human_size(n), want);
         }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(
+            super::parse_duration("1m").unwrap(),
+            Duration::from_secs(60)
+        );
+        let e = super::parse_duration("30").unwrap_err();
+        assert!(
+            e.contains("\"30\" has no unit: write 30s, 30m, 30h or 30d"),
+            "{e}"
+        );
+        assert!(super::parse_duration("soon").is_err());
+        assert!(super::parse_duration("").is_err());
     }
 }

@@ -42,19 +42,6 @@ pub(crate) struct EndpointArgs {
     pub(crate) timeout: Option<Duration>,
 }
 
-impl From<&crate::cli::GlobalArgs> for EndpointArgs {
-    fn from(g: &crate::cli::GlobalArgs) -> EndpointArgs {
-        EndpointArgs {
-            runtime_endpoint: g.runtime_endpoint.clone(),
-            image_endpoint: g.image_endpoint.clone(),
-            address: g.address.clone(),
-            namespace: g.namespace.clone(),
-            config: g.config.clone(),
-            timeout: g.timeout,
-        }
-    }
-}
-
 /// crictl's YAML config: the keys crimg honours.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
@@ -110,7 +97,7 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a timeout (`--timeout`, crictl's `timeout`) and checks its range.
 pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
-    check_timeout(parse_duration(s)?, s.trim())
+    check_timeout(crate::model::parse_duration(s)?, s.trim())
 }
 
 fn check_timeout(d: Duration, text: &str) -> Result<Duration, String> {
@@ -127,17 +114,6 @@ fn check_timeout(d: Duration, text: &str) -> Result<Duration, String> {
     } else {
         Ok(d)
     }
-}
-
-/// Parses `10s`, `2m`, `500ms`, `7d`: every duration crimg takes needs its unit, so
-/// `--older-than 30` is not read as 30 seconds when 30 days were meant.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} has no unit: write {s}s, {s}m, {s}h or {s}d"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration like 10s or 2m ({e})"))
 }
 
 /// The endpoints to use once flags, environment and the config file are merged.
@@ -446,19 +422,6 @@ mod tests {
             containerd_candidates(&with, "unix:///tmp/x.sock", "containerd"),
             ["/a.sock"]
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        let e = parse_duration("30").unwrap_err();
-        assert!(
-            e.contains("\"30\" has no unit: write 30s, 30m, 30h or 30d"),
-            "{e}"
-        );
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("").is_err());
     }
 
     #[test]
