@@ -147,6 +147,16 @@ pub(crate) fn render(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// The failed call to CRI or containerd behind `e` ([`RpcError`]) without the context
+/// above it, for a caller that names what was called itself; `e` whole when no call
+/// failed. Its kind, a lost connection say, stays for [`crate::exit::classify`].
+pub(crate) fn call_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<RpcError>() {
+        Ok(call) => anyhow::Error::new(call),
+        Err(e) => e,
+    }
+}
+
 /// A failed call to CRI or containerd. Shown as the status code and message, or, when the
 /// connection failed under the call (refused, reset, closed mid-stream), as that, naming
 /// the socket: tonic's own rendering dumps its transport internals.

@@ -301,7 +301,7 @@ mod tests {
                 "connection reset",
             ))))
         };
-        let line = crate::runtime::call_error(reset()).context("line 2: a:1");
+        let line = crate::error::call_error(reset()).context("line 2: a:1");
         let (msg, status) = report(&line.context("x.txt"));
         assert_eq!(status, ExitStatus::Unreachable, "{msg}");
         assert_eq!(
@@ -324,7 +324,7 @@ mod tests {
             )
         );
         // Under an item, a server's answer stays a failure.
-        let answer = crate::runtime::call_error(rpc(tonic::Status::not_found("blob gone")));
+        let answer = crate::error::call_error(rpc(tonic::Status::not_found("blob gone")));
         let (msg, status) = report(&answer.context("line 4: c:1"));
         assert_eq!(status, ExitStatus::Failed);
         assert_eq!(msg, "line 4: c:1: NotFound: blob gone");

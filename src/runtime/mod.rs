@@ -37,13 +37,3 @@ pub(crate) fn status_text(e: &anyhow::Error) -> String {
         None => format!("{e:#}"),
     }
 }
-
-/// The failed call to CRI or containerd behind `e` ([`RpcError`]) without the context
-/// above it, for a caller that names what was called itself; `e` whole when no call
-/// failed. Its kind, a lost connection say, stays for [`crate::exit::classify`].
-pub(crate) fn call_error(e: anyhow::Error) -> anyhow::Error {
-    match e.downcast::<RpcError>() {
-        Ok(call) => anyhow::Error::new(call),
-        Err(e) => e,
-    }
-}

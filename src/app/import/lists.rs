@@ -49,7 +49,7 @@ impl Importer {
                 let pulled = session.cri.pull_image(&name).await;
                 bar.finish_and_clear();
                 // The line names the reference: the call's own error says the rest.
-                let id = pulled.map_err(crate::runtime::call_error)?;
+                let id = pulled.map_err(crate::error::call_error)?;
                 Ok(listed(name, id, "pulled"))
             }
             .await;
