@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use bytes::Bytes;
 
+use crate::app::import::sources::TarSource;
 use crate::archive::compression;
 use crate::archive::paths;
 use crate::archive::read::{self, Event};
-use crate::archive::source::TarSource;
 use crate::model::Image;
 use crate::oci::Compression;
 use crate::oci::Platform;

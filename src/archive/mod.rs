@@ -5,5 +5,4 @@ pub(crate) mod output;
 pub(crate) mod paths;
 pub(crate) mod read;
 pub(crate) mod sink;
-pub(crate) mod source;
 pub(crate) mod write;

@@ -15,7 +15,7 @@ mod lists;
 mod many;
 mod report;
 mod run;
-mod sources;
+pub(crate) mod sources;
 mod streamed;
 mod walk;
 mod watch;

@@ -1,17 +1,18 @@
-//! Planning's views of an archive (streamed, or read at will) and the helpers that
-//! read member bodies.
+//! Planning's views of an archive (streamed, or read at will: [`TarSource`]) and the
+//! helpers that read member bodies. The fuzz targets use [`TarSource`] too.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
-use sha2::Digest as _;
+use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use crate::archive::paths::{self, Member};
 use crate::archive::read::{Extent, HEAD_LEN, RandomAccess};
-use crate::oci::MAX_JSON;
 use crate::oci::sha256_digest;
+use crate::oci::{MAX_JSON, blob_path};
 use crate::plan::import::mem::MemArchive;
 use crate::plan::import::{MemberInfo, Source};
 use crate::runtime::containerd::Containerd;
@@ -126,11 +127,63 @@ async fn read_back(c: &Containerd, digest: &str) -> Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
+/// Planning's view of a seekable archive: small blobs read and verified on demand, and
+/// kept, so they are written from memory later.
+pub(crate) struct TarSource {
+    ra: Arc<RandomAccess>,
+    cache: Mutex<HashMap<String, Bytes>>,
+}
+
+impl TarSource {
+    pub(crate) fn new(ra: Arc<RandomAccess>) -> TarSource {
+        TarSource {
+            ra,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The verified blobs read while planning, by digest.
+    pub(crate) fn into_cache(self) -> HashMap<String, Bytes> {
+        self.cache.into_inner().unwrap_or_default()
+    }
+}
+
+impl Source for TarSource {
+    async fn blob(&self, digest: &str) -> Result<Bytes> {
+        if let Some(b) = self.cache.lock().ok().and_then(|c| c.get(digest).cloned()) {
+            return Ok(b);
+        }
+        let path = blob_path(digest)?;
+        let bytes = self.ra.read(&path).await?;
+        let actual = sha256_digest(Sha256::new_with_prefix(&bytes));
+        if actual != digest {
+            bail!("{path}: content has digest {actual} (corrupt archive?)");
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(digest.to_string(), bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    fn member(&self, path: &str) -> Option<MemberInfo> {
+        let (digest, size) = self.ra.blob_member(path)?;
+        Some(MemberInfo {
+            digest,
+            size,
+            head: vec![],
+        })
+    }
+
+    async fn small_file(&self, path: &str) -> Result<Bytes> {
+        self.ra.read(path).await
+    }
+}
+
 /// Planning's view of a seekable `docker save` archive: the members manifest.json names
 /// are known by the digest of their bytes (hashed here first: their paths do not say
 /// it); everything else is read on demand.
 pub(super) struct HashedSource {
-    pub(super) tar: crate::archive::source::TarSource,
+    pub(super) tar: TarSource,
     /// By the path manifest.json gives (links followed): digest, size and first bytes.
     pub(super) members: HashMap<String, MemberInfo>,
 }
