@@ -244,6 +244,13 @@ pub(crate) fn id_prefix(input: &str) -> Option<&str> {
 /// Order: a full or prefixed image ID (ambiguous prefixes are an error listing the
 /// candidates), then the normalised reference against tags and digest references.
 pub(crate) fn resolve<'a>(images: &'a [Image], input: &str) -> Result<&'a Image, CrimgError> {
+    // `sha256:` names an image ID; anything but an ID or ID prefix after it can name nothing.
+    if input.starts_with("sha256:") && id_prefix(input).is_none() {
+        return Err(CrimgError::Usage(format!(
+            "{input:?} is not an image ID or ID prefix: sha256: is followed by \
+             {MIN_ID_PREFIX} to 64 lowercase hex characters"
+        )));
+    }
     if let Some(hex) = id_prefix(input) {
         let hits: Vec<&Image> = images
             .iter()
@@ -629,6 +636,14 @@ mod tests {
             resolve(&images, "Bad:Ref:x"),
             Err(CrimgError::Usage(_))
         ));
+        // After sha256: only an ID or ID prefix; anything else is a usage error, as the
+        // same text is as a pattern.
+        for input in ["sha256:", "sha256:zz", "sha256:abc", "sha256:ABCDEF01"] {
+            assert!(
+                matches!(resolve(&images, input), Err(CrimgError::Usage(_))),
+                "{input}"
+            );
+        }
     }
 
     #[test]

@@ -209,3 +209,30 @@ fn export_compresses_as_the_file_name_says_and_takes_globs() {
     assert!(run.stderr.contains("disagrees"), "{}", run.stderr);
     assert!(!path.exists());
 }
+
+/// Text after `sha256:` that is no image ID or ID prefix can name nothing: a usage error in
+/// every command that takes an image argument, as it is in a pattern.
+#[test]
+fn a_bad_id_is_a_usage_error_in_every_command() {
+    let node = Node::start();
+    let web = FixtureImage::new("docker.io/library/web:1.0");
+    node.import(&web);
+    let out = node.dir().join("out.tar");
+    let out = out.to_str().expect("utf-8 path");
+    for bad in ["sha256:zz", "sha256:", "sha256:0123-x"] {
+        let commands: [Vec<&str>; 7] = [
+            vec!["list", bad],
+            vec!["pin", bad],
+            vec!["unpin", bad],
+            vec!["check", bad],
+            vec!["export", "-O", out, bad],
+            vec!["prune", "--why", bad],
+            vec!["prune", "--dry-run", "--exclude", bad],
+        ];
+        for args in commands {
+            let run = crimg(node.crimg(), &args).expect_code(2);
+            assert!(run.stderr.contains(bad), "{args:?}: {}", run.stderr);
+        }
+    }
+    assert!(!std::path::Path::new(out).exists());
+}
