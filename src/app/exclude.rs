@@ -9,11 +9,11 @@ use crate::plan::lines;
 /// The exclusion files to read: the named ones, then every regular `*.conf` in the
 /// directory in name order. `dir` is `None` for the default directory, which may be
 /// absent; a directory the user named must exist. Anything else named `*.conf` (a FIFO, a
-/// socket, a device, a directory) is skipped with a warning: opening a FIFO would block.
+/// socket, a device, a directory, a dangling link) is an error naming it: its exclusions
+/// cannot be known, so nothing may be removed (and opening a FIFO would block).
 pub(crate) fn files_to_read(
     named: &[PathBuf],
     dir: Option<&Path>,
-    warn: &mut dyn FnMut(String),
 ) -> Result<Vec<PathBuf>, ExcludeError> {
     let mut files = named.to_vec();
     let (dir, dir_named) = match dir {
@@ -29,20 +29,26 @@ pub(crate) fn files_to_read(
                 .collect();
             confs.sort();
             for conf in confs {
-                match std::fs::metadata(&conf) {
-                    Ok(m) if m.is_file() => files.push(conf),
-                    Ok(m) => warn(format!(
-                        "exclusion directory {}: skipping {}: {}, not a regular file",
-                        dir.display(),
-                        conf.display(),
+                let what = match std::fs::metadata(&conf) {
+                    Ok(m) if m.is_file() => {
+                        files.push(conf);
+                        continue;
+                    }
+                    Ok(m) => format!(
+                        "{}, not a regular file",
                         crate::files::kind_of(&m.file_type())
-                    )),
-                    Err(e) => warn(format!(
-                        "exclusion directory {}: skipping {}: {e}",
-                        dir.display(),
-                        conf.display()
-                    )),
-                }
+                    ),
+                    Err(e) => format!("cannot read it: {e}"),
+                };
+                return Err(ExcludeError {
+                    file: Some(conf.display().to_string()),
+                    line: None,
+                    message: format!(
+                        "{what}; every *.conf in the exclusion directory {} is read: make \
+                         it a regular file or rename it",
+                        dir.display()
+                    ),
+                });
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir_named => {}
@@ -76,10 +82,9 @@ pub(crate) fn load(
     named: &[PathBuf],
     dir: Option<&Path>,
     cli: &[String],
-    warn: &mut dyn FnMut(String),
 ) -> Result<Vec<ExcludeRule>, ExcludeError> {
     let mut rules = Vec::new();
-    for file in files_to_read(named, dir, warn)? {
+    for file in files_to_read(named, dir)? {
         let name = file.display().to_string();
         let text = read_regular(&file).map_err(|message| ExcludeError {
             file: Some(name.clone()),
@@ -102,9 +107,7 @@ mod tests {
         std::fs::write(dir.path().join("b.conf"), "redis\n").unwrap();
         std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
         std::fs::write(dir.path().join("ignored.txt"), "bad pattern\n").unwrap();
-        let mut warnings = Vec::new();
-        let mut warn = |w: String| warnings.push(w);
-        let rules = load(&[], Some(dir.path()), &[], &mut warn).unwrap();
+        let rules = load(&[], Some(dir.path()), &[]).unwrap();
         let reasons: Vec<String> = rules.iter().map(|r| r.reason().to_string()).collect();
         assert!(
             reasons[0].ends_with("a.conf:1") && reasons[1].ends_with("b.conf:1"),
@@ -112,57 +115,47 @@ mod tests {
         );
         // A directory the user named must exist.
         let absent = dir.path().join("absent");
-        let e = load(&[], Some(&absent), &[], &mut warn).unwrap_err();
+        let e = load(&[], Some(&absent), &[]).unwrap_err();
         assert!(
             e.to_string().contains(absent.to_str().unwrap())
                 && e.to_string().contains("--exclude-dir"),
             "{e}"
         );
         let missing = dir.path().join("missing.conf");
-        let e = load(
-            std::slice::from_ref(&missing),
-            Some(dir.path()),
-            &[],
-            &mut warn,
-        )
-        .unwrap_err();
+        let e = load(std::slice::from_ref(&missing), Some(dir.path()), &[]).unwrap_err();
         assert_eq!(e.file.as_deref(), Some(missing.to_str().unwrap()));
         // A named file that is not a regular file is refused without opening it for good.
-        let e = load(
-            &[dir.path().to_path_buf()],
-            Some(dir.path()),
-            &[],
-            &mut warn,
-        )
-        .unwrap_err();
+        let e = load(&[dir.path().to_path_buf()], Some(dir.path()), &[]).unwrap_err();
         assert!(
             e.to_string().contains("a directory, not a regular file"),
             "{e}"
         );
-        assert!(warnings.is_empty(), "{warnings:?}");
+        // A `*.conf` in the directory that is not a regular file stops everything.
+        std::fs::create_dir(dir.path().join("sub.conf")).unwrap();
+        let e = load(&[], Some(dir.path()), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("sub.conf")
+                && e.to_string().contains("a directory, not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]
-    fn special_files_in_the_directory_are_skipped_with_a_warning() {
+    fn special_files_in_the_directory_stop_everything() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.conf"), "nginx\n").unwrap();
         crate::files::tests::fifo(&dir.path().join("fifo.conf"));
-        std::fs::create_dir(dir.path().join("sub.conf")).unwrap();
-        let mut warnings = Vec::new();
-        let rules = load(&[], Some(dir.path()), &[], &mut |w| warnings.push(w)).unwrap();
-        assert_eq!(rules.len(), 1);
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        // Found in the directory, the FIFO is an error naming it, never opened.
+        let e = load(&[], Some(dir.path()), &[]).unwrap_err();
         assert!(
-            warnings[0].contains("fifo.conf: a FIFO, not a regular file"),
-            "{warnings:?}"
+            e.to_string()
+                .contains("fifo.conf: a FIFO, not a regular file"),
+            "{e}"
         );
-        assert!(
-            warnings[1].contains("sub.conf: a directory"),
-            "{warnings:?}"
-        );
-        // Named directly, the FIFO is an error, and reading it does not block.
+        // Named directly, it is an error too, and reading it does not block.
         let fifo = dir.path().join("fifo.conf");
-        let e = load(&[fifo], Some(dir.path()), &[], &mut |_| {}).unwrap_err();
+        let empty = tempfile::tempdir().unwrap();
+        let e = load(&[fifo], Some(empty.path()), &[]).unwrap_err();
         assert!(e.to_string().contains("a FIFO, not a regular file"), "{e}");
     }
 }

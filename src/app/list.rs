@@ -39,7 +39,7 @@ pub(crate) async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
     // PROTECTED says what a default prune would keep: layers 1-3 plus the exclusion
     // directory. A broken exclusion file must not hide the list; prune will refuse it.
     let protection = Protection::new(true);
-    let excludes = exclude::load(&[], None, &[], &mut |w| settings.warn(w)).unwrap_or_else(|e| {
+    let excludes = exclude::load(&[], None, &[]).unwrap_or_else(|e| {
         settings.warn(format_args!("{e}; PROTECTED ignores exclusion files"));
         Vec::new()
     });

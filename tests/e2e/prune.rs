@@ -694,10 +694,10 @@ fn exclusions_normalise_like_references() {
 }
 
 /// A named exclusion directory or file that is missing is a usage error naming it, and
-/// nothing is removed; a FIFO among the `*.conf` files is skipped with a warning instead
-/// of hanging prune.
+/// nothing is removed; so is a FIFO among the directory's `*.conf` files (its exclusions
+/// cannot be known), at once rather than hanging prune.
 #[test]
-fn named_exclusion_paths_must_exist_and_fifos_are_skipped() {
+fn named_exclusion_paths_must_exist_and_fifos_are_refused() {
     let node = Node::start();
     let keep = "docker.io/library/keepme:1";
     node.import(&FixtureImage::new(keep));
@@ -731,6 +731,19 @@ fn named_exclusion_paths_must_exist_and_fifos_are_skipped() {
     crate::support::sys::mkfifo(&fifo);
     let run = crimg(
         node.crimg(),
+        &["prune", "--exclude-dir", dir.to_str().unwrap()],
+    )
+    .expect_code(2);
+    assert!(
+        run.stderr.contains("pipe.conf: a FIFO, not a regular file")
+            && run.stderr.contains("nothing was removed"),
+        "{}",
+        run.stderr
+    );
+    assert!(node.cri_image_status(keep).is_some());
+    std::fs::remove_file(&fifo).unwrap();
+    let done: PruneResult = crimg(
+        node.crimg(),
         &[
             "prune",
             "--exclude-dir",
@@ -739,15 +752,11 @@ fn named_exclusion_paths_must_exist_and_fifos_are_skipped() {
             "json",
         ],
     )
-    .expect_code(0);
-    assert!(
-        run.stderr.contains("pipe.conf: a FIFO, not a regular file"),
-        "{}",
-        run.stderr
-    );
-    let done: PruneResult = run.json();
+    .expect_code(0)
+    .json();
     assert!(done.removed.is_empty());
     assert_eq!(done.reasons_of(keep).len(), 1);
+    crate::support::sys::mkfifo(&fifo);
     let run = crimg(
         node.crimg(),
         &["prune", "--exclude-file", fifo.to_str().unwrap()],

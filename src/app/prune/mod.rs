@@ -77,17 +77,12 @@ pub(crate) async fn once(
 ) -> Result<RunReport> {
     let started = Instant::now();
     // Bad exclusion input stops everything before the runtime is even asked.
-    let mut warnings = Vec::new();
     let excludes = exclude::load(
         &args.exclude_file,
         args.exclude_dir.as_deref(),
         &args.exclude,
-        &mut |w| warnings.push(w),
     )
     .map_err(|e| CrimgError::Usage(format!("{e}; nothing was removed")))?;
-    for w in &warnings {
-        settings.warn(w);
-    }
     let state_file = args
         .state_file
         .clone()
