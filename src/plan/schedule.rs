@@ -104,7 +104,7 @@ pub(crate) fn check_marks(high: Option<f64>, low: Option<f64>) -> Result<(), Str
             Err("--high-usage needs --target-usage (the low mark a run prunes down to)".into())
         }
         (Some(h), Some(l)) if h <= l => Err(format!(
-            "--high-usage {h}% must be above --target-usage {l}%"
+            "--high-usage {h}% must be above --target-usage (--low-usage) {l}%"
         )),
         _ => Ok(()),
     }

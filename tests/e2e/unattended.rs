@@ -234,7 +234,7 @@ fn prune_metrics_file_holds_what_the_run_did() {
     .expect_code(2);
     assert!(
         r.stderr
-            .contains("--high-usage 50% must be above --target-usage 60%"),
+            .contains("--high-usage 50% must be above --target-usage (--low-usage) 60%"),
         "{}",
         r.stderr
     );
