@@ -38,11 +38,11 @@ pub(crate) async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
     }
     // PROTECTED says what a default prune would keep: layers 1-3 plus the exclusion
     // directory. A broken exclusion file must not hide the list; prune will refuse it.
-    let protection = Protection::new(true);
     let excludes = exclude::load(&[], None, &[]).unwrap_or_else(|e| {
         settings.warn(format_args!("{e}; PROTECTED ignores exclusion files"));
         Vec::new()
     });
+    let protection = Protection::new(true, excludes);
     // A pattern that selects nothing says so, with the names nearest to it; the list is
     // still what the other patterns select.
     for p in &patterns {
@@ -54,15 +54,9 @@ pub(crate) async fn run(settings: Settings, args: ListArgs) -> Result<Outcome> {
         .images
         .iter()
         .filter(|i| patterns.is_empty() || patterns.iter().any(|p| p.matches(i)))
-        .map(|image| {
-            let mut reasons = protection.reasons(image);
-            reasons.extend(
-                excludes
-                    .iter()
-                    .filter(|r| r.matches(image))
-                    .map(|r| r.reason()),
-            );
-            Row { image, reasons }
+        .map(|image| Row {
+            image,
+            reasons: protection.reasons(image),
         })
         .filter(|r| keep(&args, r))
         .collect();

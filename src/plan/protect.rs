@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::model::{Image, PinSource};
+use crate::plan::exclude::ExcludeRule;
 use crate::reference::pattern::RefPattern;
 
 /// Pause and Kubernetes/K3s system images kept unless `--no-builtin-allowlist`.
@@ -70,15 +71,17 @@ impl fmt::Display for Reason {
     }
 }
 
-/// The protections that hold for every image regardless of the command: use, pins, the
-/// sandbox image (as the inventory's join marked it) and the built-in allowlist.
+/// The protections that hold for every image whichever command asks (`list`'s PROTECTED,
+/// prune and `--why`): use, pins, the sandbox image (as the inventory's join marked it),
+/// the built-in allowlist and the operator's exclusions.
 #[derive(Debug, Clone)]
 pub(crate) struct Protection {
     builtin: Vec<RefPattern>,
+    excludes: Vec<ExcludeRule>,
 }
 
 impl Protection {
-    pub(crate) fn new(builtin_allowlist: bool) -> Protection {
+    pub(crate) fn new(builtin_allowlist: bool, excludes: Vec<ExcludeRule>) -> Protection {
         let builtin = if builtin_allowlist {
             BUILTIN_ALLOWLIST
                 .iter()
@@ -87,10 +90,10 @@ impl Protection {
         } else {
             Vec::new()
         };
-        Protection { builtin }
+        Protection { builtin, excludes }
     }
 
-    /// Every reason of layers 1 to 3 that holds for `image`, in the contract's order.
+    /// Every reason of layers 1 to 4 that holds for `image`, in the contract's order.
     pub(crate) fn reasons(&self, image: &Image) -> Vec<Reason> {
         let mut reasons: Vec<Reason> = image
             .containers
@@ -112,6 +115,12 @@ impl Protection {
                 .iter()
                 .filter(|p| p.matches(image))
                 .map(|p| Reason::Builtin(p.text.clone())),
+        );
+        reasons.extend(
+            self.excludes
+                .iter()
+                .filter(|r| r.matches(image))
+                .map(ExcludeRule::reason),
         );
         reasons
     }
@@ -272,7 +281,7 @@ mod tests {
             ),
         ];
         for (name, img, builtin, want) in cases {
-            let p = Protection::new(builtin);
+            let p = Protection::new(builtin, Vec::new());
             let got: Vec<String> = p.reasons(&img).iter().map(ToString::to_string).collect();
             assert_eq!(got, want, "{name}");
         }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::Image;
-use crate::plan::exclude::ExcludeRule;
 use crate::plan::protect::{Protection, Reason};
 use crate::reference::repository_of;
 
@@ -30,8 +29,8 @@ impl TargetUsage {
 
 #[derive(Debug, Clone)]
 pub(crate) struct PrunePolicy {
+    /// Layers 1 to 4, exclusions included: the reasons `list` shows too.
     pub(crate) protection: Protection,
-    pub(crate) excludes: Vec<ExcludeRule>,
     /// `--older-than`, with the text the user gave.
     pub(crate) older_than: Option<(Duration, String)>,
     pub(crate) keep_last: Option<usize>,
@@ -88,13 +87,6 @@ pub(crate) fn plan(
         .iter()
         .map(|image| {
             let mut reasons = policy.protection.reasons(image);
-            reasons.extend(
-                policy
-                    .excludes
-                    .iter()
-                    .filter(|r| r.matches(image))
-                    .map(ExcludeRule::reason),
-            );
             if let Some((min_age, label)) = &policy.older_than {
                 // Unknown age (no containerd record) counts as new: never remove on a guess.
                 let young = image
@@ -249,8 +241,7 @@ mod tests {
 
     fn policy() -> PrunePolicy {
         PrunePolicy {
-            protection: Protection::new(true),
-            excludes: vec![],
+            protection: Protection::new(true, Vec::new()),
             older_than: None,
             keep_last: None,
             target: None,
@@ -302,9 +293,9 @@ mod tests {
     #[test]
     fn every_layer_gives_its_reason() {
         let mut pol = policy();
-        pol.excludes = parse_file("/etc/crimg/exclude.d/a.conf", "# x\nexcluded:*\n").unwrap();
-        pol.excludes
-            .extend(parse_cli(&["cli-excluded".into()]).unwrap());
+        let mut excludes = parse_file("/etc/crimg/exclude.d/a.conf", "# x\nexcluded:*\n").unwrap();
+        excludes.extend(parse_cli(&["cli-excluded".into()]).unwrap());
+        pol.protection = Protection::new(true, excludes);
         let p = plan(&node(), &pol, now(), &HashMap::new());
         let want: Vec<(&str, &str, Vec<&str>)> = vec![
             (
@@ -363,7 +354,7 @@ mod tests {
     #[test]
     fn without_builtins_only_the_sandbox_image_stays_allowlisted() {
         let mut pol = policy();
-        pol.protection = Protection::new(false);
+        pol.protection = Protection::new(false, Vec::new());
         let mut images = node();
         images[2].sandboxes.clear();
         let p = plan(&images, &pol, now(), &HashMap::new());

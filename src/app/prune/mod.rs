@@ -1,6 +1,7 @@
-//! `crimg prune`: gather, plan, re-check, remove, report.
+//! `crimg prune`: gather, decide, apply (re-check, remove), show.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,8 +12,8 @@ use crate::app::metrics;
 use crate::app::unattended::LoopStop;
 use crate::app::{Outcome, Session, Settings, inventory, state};
 use crate::cli::PruneArgs;
-use crate::error::CrimgError;
-use crate::model::Image;
+use crate::error::{ConnectionLost, CrimgError};
+use crate::model::{Image, Inventory};
 use crate::plan::protect::Protection;
 use crate::plan::prune::{Decision, Plan, PrunePolicy, TargetUsage, mark_used, plan, recheck};
 use crate::plan::schedule::{self, FsUsage};
@@ -66,9 +67,9 @@ pub(crate) struct RunReport {
     pub(crate) image_fs: Option<FsUsage>,
 }
 
-/// One prune. `show` prints the table (or JSON) as a single `crimg prune` does; the
-/// loop prints its own summary line instead.
-/// Under `--every`, `stop` says whether a signal came: a run not yet removing gives up.
+/// One prune: gather, decide, apply, show. `show` prints the table (or JSON) as a single
+/// `crimg prune` does; the loop prints its own summary line instead. Under `--every`,
+/// `stop` says whether a signal came: a run not yet removing gives up.
 pub(crate) async fn once(
     settings: &Settings,
     args: &PruneArgs,
@@ -76,6 +77,60 @@ pub(crate) async fn once(
     stop: Option<&LoopStop>,
 ) -> Result<RunReport> {
     let started = Instant::now();
+    let mut g = gather(settings, args).await?;
+    let now = SystemTime::now();
+    let (mut plan, decision) = decide(args, &g, now);
+
+    if let Some(reference) = &args.why {
+        for image in select(&g.inv.images, reference)? {
+            let decision = plan
+                .decisions
+                .iter()
+                .find(|d| d.image.id == image.id)
+                .expect("every image has a decision");
+            render_why(&g.session.settings, decision, &g.inv.users)?;
+        }
+        return Ok(RunReport::default());
+    }
+
+    let (failed, lost) = apply(args, &mut g, &mut plan, now, stop).await?;
+    if show {
+        show_run(args, &g, &plan, &failed, decision, started)?;
+    }
+    // Removals that failed because the runtime went away are no partial success: the
+    // runtime is unreachable (exit 3), and the table above says what was done.
+    if let Some(lost) = lost {
+        let planned = plan.removals().count();
+        return Err(CrimgError::Lost {
+            shown: format!(
+                "{} of {planned} removal(s) failed or were not attempted, {lost}; the others \
+                 were done",
+                failed.len()
+            ),
+            lost,
+        }
+        .into());
+    }
+    let image_fs = if plan.removals().next().is_some() && !args.dry_run {
+        optional_image_fs(&g.session).await
+    } else {
+        g.fs_before
+    };
+    Ok(report(&plan, &failed, decision, image_fs))
+}
+
+/// What one run starts from: the operator's exclusions, the last-use state, the node's
+/// images and users, and its image filesystem when a mark or the metrics need it.
+struct Gathered {
+    session: Session,
+    inv: Inventory,
+    protection: Protection,
+    state_file: PathBuf,
+    last_used: state::LastUsed,
+    fs_before: Option<FsUsage>,
+}
+
+async fn gather(settings: &Settings, args: &PruneArgs) -> Result<Gathered> {
     // Bad exclusion input stops everything before the runtime is even asked.
     let excludes = exclude::load(
         &args.exclude_file,
@@ -87,11 +142,8 @@ pub(crate) async fn once(
         .state_file
         .clone()
         .unwrap_or_else(|| state::state_dir().join("state.json"));
-    let state::LastUsed {
-        times: mut last_used,
-        unusable,
-    } = state::load_last_used(&state_file)?;
-    if let Some(why) = &unusable {
+    let last_used = state::load_last_used(&state_file)?;
+    if let Some(why) = &last_used.unusable {
         settings.warn(format_args!(
             "state file {} is not usable ({why}); last-use times start afresh{}",
             state_file.display(),
@@ -117,9 +169,21 @@ pub(crate) async fn once(
     } else {
         None
     };
-    let decision = schedule::decide(fs_before, args.high_usage);
-    // Below the high mark the run removes nothing, and says so as the reason.
-    let target = match (args.target_usage, fs_before) {
+    Ok(Gathered {
+        session,
+        inv,
+        protection: Protection::new(!args.no_builtin_allowlist, excludes),
+        state_file,
+        last_used,
+        fs_before,
+    })
+}
+
+/// The plan for every image, and whether the marks let this run remove anything: below
+/// the high mark the run removes nothing, and says so as the reason.
+fn decide(args: &PruneArgs, g: &Gathered, now: SystemTime) -> (Plan, schedule::RunDecision) {
+    let decision = schedule::decide(g.fs_before, args.high_usage);
+    let target = match (args.target_usage, g.fs_before) {
         (Some(percent), Some(fs)) if decision == schedule::RunDecision::Prune => {
             Some(TargetUsage {
                 label: format!("{percent}%"),
@@ -131,8 +195,7 @@ pub(crate) async fn once(
         _ => None,
     };
     let policy = PrunePolicy {
-        protection: Protection::new(!args.no_builtin_allowlist),
-        excludes,
+        protection: g.protection.clone(),
         older_than: args
             .older_than
             .as_ref()
@@ -140,94 +203,83 @@ pub(crate) async fn once(
         keep_last: args.keep_last,
         target,
     };
-    let now = SystemTime::now();
-    let mut plan = plan(&inv.images, &policy, now, &last_used);
+    let mut plan = plan(&g.inv.images, &policy, now, &g.last_used.times);
     schedule::hold(&mut plan, decision);
+    (plan, decision)
+}
 
-    if let Some(reference) = &args.why {
-        for image in select(&inv.images, reference)? {
-            let decision = plan
-                .decisions
-                .iter()
-                .find(|d| d.image.id == image.id)
-                .expect("every image has a decision");
-            render_why(&session.settings, decision, &inv.users)?;
-        }
-        return Ok(RunReport::default());
+/// Remembers what is in use, then removes what the plan says, after listing the node's
+/// users once more (anything that started using an image since keeps it). A dry run
+/// changes nothing, the state file included.
+async fn apply(
+    args: &PruneArgs,
+    g: &mut Gathered,
+    plan: &mut Plan,
+    now: SystemTime,
+    stop: Option<&LoopStop>,
+) -> Result<(Vec<(Image, String)>, Option<ConnectionLost>)> {
+    if args.dry_run {
+        return Ok((Vec::new(), None));
     }
+    // Remember what is in use now, for --target-usage on later runs.
+    let mut times = std::mem::take(&mut g.last_used.times);
+    mark_used(&mut times, &g.inv.images, now);
+    match state::save_last_used(&g.state_file, &times, g.last_used.unusable.is_some()) {
+        Ok(Some(aside)) => g.session.settings.warn(format_args!(
+            "moved the unusable state file to {}",
+            aside.display()
+        )),
+        Ok(None) => {}
+        Err(e) => g.session.settings.warn(format_args!("{e:#}")),
+    }
+    g.last_used.times = times;
+    if plan.removals().next().is_none() {
+        return Ok((Vec::new(), None));
+    }
+    if let Some(stop) = stop {
+        // Checked and set with nothing awaited in between: either the loop abandons this
+        // run now, or it lets the removals finish.
+        if stop.signalled.is_cancelled() {
+            std::future::pending::<()>().await;
+        }
+        stop.removing.store(true, Ordering::SeqCst);
+    }
+    let fresh = inventory::gather(&mut g.session).await?;
+    let newly_used = recheck(plan, &fresh.images);
+    if newly_used > 0 {
+        g.session.settings.warn(format_args!(
+            "{newly_used} image(s) became used while planning; kept"
+        ));
+    }
+    Ok(remove(&mut g.session, &g.inv, plan, args.parallel as usize).await)
+}
 
-    // Remember what is in use now, for --target-usage on later runs. Not on a dry run:
-    // a dry run changes nothing, the state file included.
-    if !args.dry_run {
-        mark_used(&mut last_used, &inv.images, now);
-        match state::save_last_used(&state_file, &last_used, unusable.is_some()) {
-            Ok(Some(aside)) => session.settings.warn(format_args!(
-                "moved the unusable state file to {}",
-                aside.display()
-            )),
-            Ok(None) => {}
-            Err(e) => session.settings.warn(format_args!("{e:#}")),
-        }
+/// The table (or JSON) and the summary line of a single run.
+fn show_run(
+    args: &PruneArgs,
+    g: &Gathered,
+    plan: &Plan,
+    failed: &[(Image, String)],
+    decision: schedule::RunDecision,
+    started: Instant,
+) -> Result<()> {
+    let settings = &g.session.settings;
+    if let schedule::RunDecision::BelowHigh { percent, high } = decision {
+        settings.info(format_args!(
+            "image filesystem {percent:.1}% used, not above --high-usage {high}%: nothing \
+             to remove"
+        ));
     }
-
-    let mut failed: Vec<(Image, String)> = Vec::new();
-    let mut lost = None;
-    if !args.dry_run && plan.removals().next().is_some() {
-        if let Some(stop) = stop {
-            // Checked and set with nothing awaited in between: either the loop abandons
-            // this run now, or it lets the removals finish.
-            if stop.signalled.is_cancelled() {
-                std::future::pending::<()>().await;
-            }
-            stop.removing.store(true, Ordering::SeqCst);
-        }
-        // Anything that started using an image since the plan was made keeps it.
-        let fresh = inventory::gather(&mut session).await?;
-        let newly_used = recheck(&mut plan, &fresh.images);
-        if newly_used > 0 {
-            session.settings.warn(format_args!(
-                "{newly_used} image(s) became used while planning; kept"
-            ));
-        }
-        (failed, lost) = remove(&mut session, &inv, &plan, args.parallel as usize).await;
-    }
-    if show {
-        if let schedule::RunDecision::BelowHigh { percent, high } = decision {
-            session.settings.info(format_args!(
-                "image filesystem {percent:.1}% used, not above --high-usage {high}%: nothing \
-                 to remove"
-            ));
-        }
-        let summary = render_plan(
-            &session.settings,
-            &plan,
-            &failed,
-            args.dry_run,
-            args.no_trunc,
-            &inv.users,
-        )?;
-        render::summary::print(session.settings.quiet, &summary.what(), started.elapsed());
-    }
-    // Removals that failed because the runtime went away are no partial success: the
-    // runtime is unreachable (exit 3), and the table above says what was done.
-    if let Some(lost) = lost {
-        let planned = plan.removals().count();
-        return Err(CrimgError::Lost {
-            shown: format!(
-                "{} of {planned} removal(s) failed or were not attempted, {lost}; the others \
-                 were done",
-                failed.len()
-            ),
-            lost,
-        }
-        .into());
-    }
-    let image_fs = if plan.removals().next().is_some() && !args.dry_run {
-        optional_image_fs(&session).await
-    } else {
-        fs_before
-    };
-    Ok(report(&plan, &failed, decision, image_fs))
+    let summary = render_plan(
+        settings,
+        plan,
+        failed,
+        args.dry_run,
+        args.no_trunc,
+        &g.inv.users,
+    )?;
+    render::summary::print(settings.quiet, &summary.what(), started.elapsed());
+    Ok(())
 }
 
 /// Counts what a run did.
