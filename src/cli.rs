@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::parse_duration;
 use crate::oci::Compression;
-use crate::runtime::connect::{EndpointArgs, parse_timeout};
+use crate::runtime::connect::{self, EndpointArgs, parse_timeout};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,7 +64,7 @@ pub(crate) struct GlobalArgs {
         help_heading = "Global: runtime connection",
         short = 'r',
         long,
-        env = "CONTAINER_RUNTIME_ENDPOINT",
+        env = connect::ENV_RUNTIME_ENDPOINT,
         value_name = "URI",
         global = true
     )]
@@ -75,7 +75,7 @@ pub(crate) struct GlobalArgs {
         help_heading = "Global: runtime connection",
         short = 'i',
         long,
-        env = "IMAGE_SERVICE_ENDPOINT",
+        env = connect::ENV_IMAGE_ENDPOINT,
         value_name = "URI",
         global = true
     )]
@@ -87,7 +87,7 @@ pub(crate) struct GlobalArgs {
         help_heading = "Global: runtime connection",
         short = 'a',
         long,
-        env = "CONTAINERD_ADDRESS",
+        env = connect::ENV_CONTAINERD_ADDRESS,
         value_name = "PATH",
         global = true
     )]
@@ -111,7 +111,7 @@ pub(crate) struct GlobalArgs {
         help_heading = "Global: runtime connection",
         short = 'c',
         long,
-        env = "CRI_CONFIG_FILE",
+        env = connect::ENV_CRI_CONFIG,
         value_name = "FILE",
         global = true
     )]

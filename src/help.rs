@@ -185,7 +185,7 @@ pub(crate) fn files() -> Vec<File> {
     const RUNTIME: &[&str] = &["list", "pin", "unpin", "prune", "import", "export", "check"];
     vec![
         File {
-            path: "/etc/crictl.yaml",
+            path: crate::runtime::connect::DEFAULT_CRICTL_CONFIG,
             what: "crictl's configuration (runtime-endpoint, image-endpoint, timeout); \
                    another with --config or CRI_CONFIG_FILE",
             commands: RUNTIME,

@@ -29,6 +29,13 @@ pub(crate) const DEFAULT_CONTAINERD_ADDRESSES: &[&str] = &[
 /// crictl's config file when none is named.
 pub(crate) const DEFAULT_CRICTL_CONFIG: &str = "/etc/crictl.yaml";
 
+/// The environment variables that name the runtime, as crictl and ctr read them: declared
+/// once for the options, their help and the hints of connection errors.
+pub(crate) const ENV_RUNTIME_ENDPOINT: &str = "CONTAINER_RUNTIME_ENDPOINT";
+pub(crate) const ENV_IMAGE_ENDPOINT: &str = "IMAGE_SERVICE_ENDPOINT";
+pub(crate) const ENV_CONTAINERD_ADDRESS: &str = "CONTAINERD_ADDRESS";
+pub(crate) const ENV_CRI_CONFIG: &str = "CRI_CONFIG_FILE";
+
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to connect, as the user asked (flags and environment, already merged by clap).
@@ -186,8 +193,12 @@ pub(crate) fn resolve(args: &EndpointArgs) -> Result<Resolved, CrimgError> {
     })
 }
 
-const RUNTIME_HINT: &str = "is the container runtime running? Name its socket with \
-     --runtime-endpoint (or CONTAINER_RUNTIME_ENDPOINT, or runtime-endpoint in /etc/crictl.yaml)";
+fn runtime_hint() -> String {
+    format!(
+        "is the container runtime running? Name its socket with --runtime-endpoint (or \
+         {ENV_RUNTIME_ENDPOINT}, or runtime-endpoint in {DEFAULT_CRICTL_CONFIG})"
+    )
+}
 
 const PERMISSION_HINT: &str = "the socket admits only its owner and group: run crimg as \
      root (e.g. with sudo), or as a member of the socket's group";
@@ -250,14 +261,15 @@ pub(crate) async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
             hint: if denied {
                 PERMISSION_HINT.into()
             } else {
-                RUNTIME_HINT.into()
+                runtime_hint()
             },
         });
     };
-    let (image_ep, image_ch) = match &r.image_endpoint {
-        Some(ep) if ep != &runtime_ep => {
-            let path = socket_path(ep).map_err(CrimgError::Usage)?;
-            let ch = connect_unix(&path, r.timeout).await.map_err(|e| CrimgError::Unreachable {
+    let (image_ep, image_ch) =
+        match &r.image_endpoint {
+            Some(ep) if ep != &runtime_ep => {
+                let path = socket_path(ep).map_err(CrimgError::Usage)?;
+                let ch = connect_unix(&path, r.timeout).await.map_err(|e| CrimgError::Unreachable {
                 what: "CRI image service",
                 tried: vec![Tried {
                     endpoint: ep.clone(),
@@ -266,13 +278,16 @@ pub(crate) async fn connect_cri(r: &Resolved) -> Result<Cri, CrimgError> {
                 hint: if e.kind() == std::io::ErrorKind::PermissionDenied {
                     PERMISSION_HINT.into()
                 } else {
-                    "check --image-endpoint (or IMAGE_SERVICE_ENDPOINT, or image-endpoint in the config file)".into()
+                    format!(
+                        "check --image-endpoint (or {ENV_IMAGE_ENDPOINT}, or image-endpoint in \
+                         the config file)"
+                    )
                 },
             })?;
-            (ep.clone(), ch)
-        }
-        _ => (runtime_ep.clone(), runtime_ch.clone()),
-    };
+                (ep.clone(), ch)
+            }
+            _ => (runtime_ep.clone(), runtime_ch.clone()),
+        };
     Ok(Cri::new(
         runtime_ch, image_ch, r.timeout, runtime_ep, image_ep,
     ))
@@ -342,7 +357,10 @@ pub async fn connect_containerd(
         hint: if denied {
             PERMISSION_HINT.into()
         } else {
-            "this command needs containerd's own API; name its socket with --address (or CONTAINERD_ADDRESS)".into()
+            format!(
+                "this command needs containerd's own API; name its socket with --address (or \
+                 {ENV_CONTAINERD_ADDRESS})"
+            )
         },
     })
 }
