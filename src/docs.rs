@@ -1,6 +1,7 @@
-//! Shell completions and man pages generated from the clap definition, and the README's
-//! exit-code table generated from [`crate::exit::ExitStatus`]. The committed copies in
-//! `completions/`, `man/` and `README.md` are checked against these by a test.
+//! Shell completions and man pages generated from the clap definition, and the exit-code
+//! table of `docs/output.md` generated from [`crate::exit::ExitStatus`]. The committed
+//! copies in `completions/`, `man/` and `docs/output.md` are checked against these by a
+//! test.
 
 use std::io::Write;
 
@@ -148,16 +149,20 @@ fn man_page(top: &clap::Command, sub: Option<&str>, subs: &[String]) -> std::io:
     Ok(out)
 }
 
-/// `readme` with the table under its "## Exit codes" heading replaced by the one
+/// The page that holds the exit-code table, from the repository's root.
+#[cfg(test)]
+pub(crate) const EXIT_CODES_PAGE: &str = "docs/output.md";
+
+/// `page` with the table under its "## Exit codes" heading replaced by the one
 /// generated from [`crate::exit::ExitStatus`]; `None` when it has no such section.
 #[cfg(test)]
-pub(crate) fn readme_with_exit_codes(readme: &str) -> Option<String> {
+pub(crate) fn page_with_exit_codes(page: &str) -> Option<String> {
     const HEADING: &str = "\n## Exit codes\n\n";
-    let start = readme.find(HEADING)? + HEADING.len();
-    let end = start + readme[start..].find("\n\n")?;
-    let mut out = readme[..start].to_string();
+    let start = page.find(HEADING)? + HEADING.len();
+    let end = start + page[start..].find("\n\n")?;
+    let mut out = page[..start].to_string();
     out.push_str(crate::exit::markdown_table().trim_end());
-    out.push_str(&readme[end..]);
+    out.push_str(&page[end..]);
     Some(out)
 }
 
@@ -277,10 +282,11 @@ mod tests {
         for (file, buf) in man_pages().unwrap() {
             expected.push((root.join("man").join(file), buf));
         }
-        let readme = root.join("README.md");
-        let text = std::fs::read_to_string(&readme).unwrap();
-        let fresh = readme_with_exit_codes(&text).expect("README.md has an Exit codes section");
-        expected.push((readme, fresh.into_bytes()));
+        let page = root.join(EXIT_CODES_PAGE);
+        let text = std::fs::read_to_string(&page).unwrap();
+        let fresh = page_with_exit_codes(&text)
+            .unwrap_or_else(|| panic!("{EXIT_CODES_PAGE} has no Exit codes section"));
+        expected.push((page, fresh.into_bytes()));
         let update = std::env::var_os("CRIMG_UPDATE_GENERATED").is_some();
         let mut stale = Vec::new();
         for (path, want) in &expected {

@@ -1,6 +1,6 @@
 //! How a run ends: every exit status crimg has, what each means (the help text and the
-//! README's table are generated from [`ExitStatus`]), the one classification of a
-//! command's result into a status, and the one place errors are printed.
+//! table in `docs/output.md` are generated from [`ExitStatus`]), the one classification
+//! of a command's result into a status, and the one place errors are printed.
 
 use std::fmt;
 
@@ -34,7 +34,7 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// Every status, in the order the help and the README list them.
+    /// Every status, in the order the help and `docs/output.md` list them.
     pub(crate) const ALL: [ExitStatus; 7] = [
         ExitStatus::Done,
         ExitStatus::Failed,
@@ -70,7 +70,7 @@ impl ExitStatus {
         }
     }
 
-    /// What it means, in full (the README's table).
+    /// What it means, in full (the table in `docs/output.md`).
     #[cfg(test)]
     fn meaning(self) -> &'static str {
         match self {
@@ -142,7 +142,7 @@ pub(crate) fn help_paragraph() -> String {
     format!("Exit codes: {}.", rows.join(", "))
 }
 
-/// The table under the README's "Exit codes" heading.
+/// The table under the "Exit codes" heading of `docs/output.md`.
 #[cfg(test)]
 pub(crate) fn markdown_table() -> String {
     let mut out = String::from("| code | meaning |\n|---|---|\n");

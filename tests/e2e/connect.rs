@@ -139,7 +139,7 @@ fn default_search_exits_3_naming_every_socket_tried() {
         .1
         .split("; ")
         .collect();
-    // The README's list, in its order.
+    // The list in docs/connecting.md, in its order.
     let want: Vec<String> = [
         "/run/containerd/containerd.sock",
         "/run/k3s/containerd/containerd.sock",

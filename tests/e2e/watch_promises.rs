@@ -1,6 +1,6 @@
-//! What the README promises of `import --watch` beyond importing new files: a file is read
-//! only once it has held still for 2 s, a touched file with the same bytes is skipped by
-//! digest, and a failed archive is retried only when it changes.
+//! What `docs/importing.md` promises of `import --watch` beyond importing new files: a
+//! file is read only once it has held still for 2 s, a touched file with the same bytes is
+//! skipped by digest, and a failed archive is retried only when it changes.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::support::archives;
 use crate::support::{FixtureImage, Node};
 
-/// How long a file must hold still before the watcher reads it (the README's 2 s).
+/// How long a file must hold still before the watcher reads it (`docs/importing.md`'s 2 s).
 const SETTLE: Duration = Duration::from_secs(2);
 
 /// A `crimg import --watch -v DIR` child whose stderr lines are collected with the time

@@ -1,5 +1,5 @@
-//! What `crimg inspect` prints: the stable JSON schema (documented in the README) and
-//! the table.
+//! What `crimg inspect` prints: the stable JSON schema (documented in `docs/inspecting.md`)
+//! and the table.
 
 use anyhow::Result;
 use serde::Serialize;
