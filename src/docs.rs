@@ -1,31 +1,23 @@
-//! Shell completions and man pages generated from the clap definition, and the exit-code
-//! table of `docs/output.md` generated from [`crate::exit::ExitStatus`]. The committed
-//! copies in `completions/`, `man/` and `docs/output.md` are checked against these by a
-//! test.
+//! The committed generated files, checked by a test (compiled only for tests): shell
+//! completions and man pages generated from the clap definition, and the exit-code table
+//! of `docs/output.md` generated from [`crate::exit::ExitStatus`]. The committed copies in
+//! `completions/`, `man/` and `docs/output.md` are checked against these.
 
 use std::io::Write;
 
-#[cfg(test)]
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-#[cfg(test)]
 use crate::cli::Cli;
 
 /// The shells whose completions are committed, with their file names.
-#[cfg(test)]
 pub(crate) const COMPLETION_FILES: &[(Shell, &str)] = &[
     (Shell::Bash, "crimg.bash"),
     (Shell::Zsh, "_crimg"),
     (Shell::Fish, "crimg.fish"),
 ];
 
-pub(crate) fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
-    crate::complete::write_registration(shell, out)
-}
-
 /// Every man page: `crimg.1` and one `crimg-<sub>.1` per subcommand.
-#[cfg(test)]
 pub(crate) fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     // `crimg help` is `--help` by another name: it gets no page, so no page names it.
     let cmd = Cli::command().disable_help_subcommand(true);
@@ -43,7 +35,6 @@ pub(crate) fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
 /// The page of `crimg` (`sub` `None`) or of one subcommand: clap's sections, then
 /// EXAMPLES, EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO, each generated from the one
 /// place that defines it.
-#[cfg(test)]
 fn man_page(top: &clap::Command, sub: Option<&str>, subs: &[String]) -> std::io::Result<Vec<u8>> {
     use roff::{Roff, bold, italic, roman};
 
@@ -150,12 +141,10 @@ fn man_page(top: &clap::Command, sub: Option<&str>, subs: &[String]) -> std::io:
 }
 
 /// The page that holds the exit-code table, from the repository's root.
-#[cfg(test)]
 pub(crate) const EXIT_CODES_PAGE: &str = "docs/output.md";
 
 /// `page` with the table under its "## Exit codes" heading replaced by the one
 /// generated from [`crate::exit::ExitStatus`]; `None` when it has no such section.
-#[cfg(test)]
 pub(crate) fn page_with_exit_codes(page: &str) -> Option<String> {
     const HEADING: &str = "\n## Exit codes\n\n";
     let start = page.find(HEADING)? + HEADING.len();
@@ -276,7 +265,7 @@ mod tests {
         let mut expected: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
         for (shell, file) in COMPLETION_FILES {
             let mut buf = Vec::new();
-            write_completions(*shell, &mut buf).unwrap();
+            crate::complete::write_registration(*shell, &mut buf).unwrap();
             expected.push((root.join("completions").join(file), buf));
         }
         for (file, buf) in man_pages().unwrap() {

@@ -8,6 +8,7 @@ pub mod app;
 pub(crate) mod archive;
 pub mod cli;
 pub mod complete;
+#[cfg(test)]
 pub(crate) mod docs;
 pub(crate) mod error;
 pub mod exit;

@@ -11,7 +11,8 @@
 //! 2. `plan`: pure decisions, data in and plan out; no I/O, no clap.
 //! 3. I/O: `archive`, `runtime`, `registry`, which may use one another.
 //! 4. `render`: tables and JSON for what the layers below hold.
-//! 5. the command line: `cli`, `complete`, `help`, `docs`, which may use one another.
+//! 5. the command line: `cli`, `complete`, `help`, `docs` (tests only: the committed
+//!    generated files), which may use one another.
 //! 6. `app`: one module per command, gathering, planning, applying and rendering.
 //! 7. the top: `lib.rs`, `main.rs` (which names `crimg::`, not `crate::`) and `fuzzing`
 //!    (the fuzz targets' bodies).

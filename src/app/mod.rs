@@ -265,7 +265,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     crate::render::set_quiet(settings.quiet);
     match cli.command {
         Command::Completions(args) => {
-            crate::docs::write_completions(args.shell, &mut std::io::stdout())?;
+            crate::complete::write_registration(args.shell, &mut std::io::stdout())?;
             Ok(Outcome::Done)
         }
         Command::List(args) => list::run(settings, args).await,
