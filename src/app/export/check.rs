@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::store::walk_images;
+use super::store::{Labels, walk_images};
 use super::targets::resolve_targets;
 use crate::app::{Outcome, Session, Settings, inventory};
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::error::CrimgError;
 use crate::model::Descriptor;
 use crate::oci::gc;
+use crate::plan::export::ImagePlan;
 use crate::plan::platform::PlatformChoice;
 use crate::registry;
 use crate::registry::config::RegistryConfig;
@@ -105,8 +106,11 @@ fn describe_runtime(r: &JsonRuntime) -> String {
     line
 }
 
+/// Images to walk: their names and the target their records share.
+type Targets = Vec<(Vec<String>, Descriptor)>;
+
 /// Every image record, grouped by target (names first, the ID record only when alone).
-fn all_targets(records: &[crate::model::ImageRecord]) -> Vec<(Vec<String>, Descriptor)> {
+fn all_targets(records: &[crate::model::ImageRecord]) -> Targets {
     let mut out: Vec<(Vec<String>, Descriptor)> = Vec::new();
     for rec in records.iter().filter(|r| !r.target.digest.is_empty()) {
         match out.iter_mut().find(|(_, t)| t.digest == rec.target.digest) {
@@ -147,96 +151,13 @@ pub(crate) async fn run(settings: Settings, args: CheckArgs) -> Result<Outcome> 
     };
     let settings = session.settings.clone();
     let records = c.list_images().await?;
-    // Every name is looked up on its own: those not found are reported beside what was
-    // checked (exit 4), as `pin` reports them, rather than ending the check.
-    let mut not_found = Vec::new();
-    let wanted = if args.refs.is_empty() {
-        all_targets(&records)
-    } else {
-        let mut found = Vec::new();
-        for r in &args.refs {
-            match resolve_targets(&inv.images, &records, std::slice::from_ref(r)) {
-                Ok(_) => found.push(r.clone()),
-                Err(e) => match e.downcast_ref::<CrimgError>() {
-                    Some(CrimgError::NotFound(why)) => {
-                        settings.warn(format_args!("{why}"));
-                        not_found.push(r.clone());
-                    }
-                    _ => return Err(e),
-                },
-            }
-        }
-        resolve_targets(&inv.images, &records, &found)?
-    };
+    let (wanted, not_found) = wanted(&settings, &inv.images, &records, &args.refs)?;
     let config = RegistryConfig::load(&hosts_dir, &args.registries_yaml)?;
     let (plans, labels) = walk_images(&c, wanted, &PlatformChoice::All, None).await?;
-    let snap_label = gc::snapshot_ref(&snapshotter);
-    let mut images = Vec::new();
-    for p in &plans {
-        let missing: Vec<JsonMissing> = p
-            .missing()
-            .map(|b| JsonMissing {
-                digest: b.desc.digest.clone(),
-                what: b.describe(),
-                size: b.desc.size,
-            })
-            .collect();
-        let platforms = p
-            .manifests
-            .iter()
-            .map(|m| {
-                let absent = |d: &str| {
-                    p.blobs
-                        .iter()
-                        .any(|b| b.desc.digest == d && b.required && !b.present)
-                };
-                let missing_layers = m.layers.iter().filter(|l| absent(l)).count();
-                JsonPlatform {
-                    platform: m
-                        .platform
-                        .as_ref()
-                        .map_or("unknown".into(), ToString::to_string),
-                    manifest: m.digest.clone(),
-                    config: m.config.clone(),
-                    complete: missing_layers == 0 && !absent(&m.config) && !absent(&m.digest),
-                    unpacked: labels
-                        .get(&m.config)
-                        .is_some_and(|l| l.contains_key(&snap_label)),
-                    unpacked_in: labels
-                        .get(&m.config)
-                        .map(|l| gc::unpacked_in(l.keys()))
-                        .unwrap_or_default(),
-                    layers: m.layers.len(),
-                    missing_layers,
-                }
-            })
-            .collect();
-        let mut fetch_from = Vec::new();
-        if !missing.is_empty() {
-            let digests: Vec<&String> = p.blobs.iter().map(|b| &b.desc.digest).collect();
-            let label_sets: Vec<&BTreeMap<String, String>> =
-                digests.iter().filter_map(|d| labels.get(*d)).collect();
-            for source in registry::sources(&label_sets, &p.names) {
-                for e in config.endpoints(&source.host)? {
-                    fetch_from.push(JsonEndpoint {
-                        repository: source.repository.clone(),
-                        endpoint: crate::registry::config::redact(&e.base),
-                        origin: e.origin.clone(),
-                    });
-                }
-            }
-        }
-        images.push(JsonImage {
-            names: p.names.clone(),
-            digest: p.target.digest.clone(),
-            complete: missing.is_empty(),
-            snapshotter: snapshotter.clone(),
-            platforms,
-            absent_platforms: p.skipped_platforms.clone(),
-            missing,
-            fetch_from,
-        });
-    }
+    let images = plans
+        .iter()
+        .map(|p| checked(p, &labels, &snapshotter, &config))
+        .collect::<Result<Vec<_>>>()?;
     if !settings.quiet {
         render_check(&settings, &runtime, &images, &not_found)?;
     }
@@ -258,6 +179,108 @@ fn unpacked_cell(p: &JsonPlatform, snapshotter: &str) -> String {
         cell.push_str(other);
     }
     cell
+}
+
+/// The images to check: every record's target, or those the names select. Every name is
+/// looked up on its own: those not found are reported beside what was checked (exit 4),
+/// as `pin` reports them, rather than ending the check.
+fn wanted(
+    settings: &Settings,
+    images: &[crate::model::Image],
+    records: &[crate::model::ImageRecord],
+    refs: &[String],
+) -> Result<(Targets, Vec<String>)> {
+    if refs.is_empty() {
+        return Ok((all_targets(records), Vec::new()));
+    }
+    let mut found = Vec::new();
+    let mut not_found = Vec::new();
+    for r in refs {
+        match resolve_targets(images, records, std::slice::from_ref(r)) {
+            Ok(_) => found.push(r.clone()),
+            Err(e) => match e.downcast_ref::<CrimgError>() {
+                Some(CrimgError::NotFound(why)) => {
+                    settings.warn(format_args!("{why}"));
+                    not_found.push(r.clone());
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    Ok((resolve_targets(images, records, &found)?, not_found))
+}
+
+/// What one image holds and lacks, per platform, and where its missing blobs would come from.
+fn checked(
+    p: &ImagePlan,
+    labels: &Labels,
+    snapshotter: &str,
+    config: &RegistryConfig,
+) -> Result<JsonImage> {
+    let snap_label = gc::snapshot_ref(snapshotter);
+    let missing: Vec<JsonMissing> = p
+        .missing()
+        .map(|b| JsonMissing {
+            digest: b.desc.digest.clone(),
+            what: b.describe(),
+            size: b.desc.size,
+        })
+        .collect();
+    let platforms = p
+        .manifests
+        .iter()
+        .map(|m| {
+            let absent = |d: &str| {
+                p.blobs
+                    .iter()
+                    .any(|b| b.desc.digest == d && b.required && !b.present)
+            };
+            let missing_layers = m.layers.iter().filter(|l| absent(l)).count();
+            JsonPlatform {
+                platform: m
+                    .platform
+                    .as_ref()
+                    .map_or("unknown".into(), ToString::to_string),
+                manifest: m.digest.clone(),
+                config: m.config.clone(),
+                complete: missing_layers == 0 && !absent(&m.config) && !absent(&m.digest),
+                unpacked: labels
+                    .get(&m.config)
+                    .is_some_and(|l| l.contains_key(&snap_label)),
+                unpacked_in: labels
+                    .get(&m.config)
+                    .map(|l| gc::unpacked_in(l.keys()))
+                    .unwrap_or_default(),
+                layers: m.layers.len(),
+                missing_layers,
+            }
+        })
+        .collect();
+    let mut fetch_from = Vec::new();
+    if !missing.is_empty() {
+        let digests: Vec<&String> = p.blobs.iter().map(|b| &b.desc.digest).collect();
+        let label_sets: Vec<&BTreeMap<String, String>> =
+            digests.iter().filter_map(|d| labels.get(*d)).collect();
+        for source in registry::sources(&label_sets, &p.names) {
+            for e in config.endpoints(&source.host)? {
+                fetch_from.push(JsonEndpoint {
+                    repository: source.repository.clone(),
+                    endpoint: crate::registry::config::redact(&e.base),
+                    origin: e.origin.clone(),
+                });
+            }
+        }
+    }
+    Ok(JsonImage {
+        names: p.names.clone(),
+        digest: p.target.digest.clone(),
+        complete: missing.is_empty(),
+        snapshotter: snapshotter.to_string(),
+        platforms,
+        absent_platforms: p.skipped_platforms.clone(),
+        missing,
+        fetch_from,
+    })
 }
 
 fn render_check(

@@ -14,11 +14,13 @@ use crate::archive::write::{NamedTarget, docker_manifest_json, index_json, oci_l
 use crate::cli::{ExportArgs, OutputFormat};
 use crate::error::CrimgError;
 use crate::error::WritingArchive;
+use crate::model::Descriptor;
 use crate::oci::Compression;
 use crate::plan::export::{docker_images, unique_blobs};
 use crate::plan::platform::PlatformChoice;
 use crate::registry::config::RegistryConfig;
 use crate::registry::fetch::Fetcher;
+use crate::runtime::containerd::Containerd;
 use crate::runtime::leases::HeldLeases;
 
 /// What `-o json` prints after writing a file.
@@ -77,36 +79,7 @@ async fn export(
     let wanted = resolve_targets(&inv.images, &records, &args.refs)?;
     let choice = PlatformChoice::from_args(&args.platform, args.all_platforms);
 
-    let mut fetch = if args.fetch_missing {
-        let config = RegistryConfig::load(
-            &session.registry_hosts_dir(args.registry_config_dir.as_deref())?,
-            &args.registries_yaml,
-        )?;
-        let warn_settings = settings.clone();
-        let debug_settings = settings.clone();
-        let fetcher = Fetcher::new(
-            config,
-            Box::new(move |m| warn_settings.warn(m)),
-            Box::new(move |m| debug_settings.debug(m)),
-        );
-        // Fetched content is held by this lease until the GC labels of its parents hold
-        // it; a crash leaves a lease that expires by itself, or that the next import or
-        // export releases. Those earlier runs left go first.
-        crate::app::release_stale_leases(&containerd, &settings).await;
-        let lease = containerd
-            .create_held_lease(&held, "export", std::time::Duration::from_secs(3600))
-            .await?;
-        let leased = containerd.with_lease(&lease)?;
-        Some(FetchState {
-            fetcher,
-            lease,
-            leased,
-            fetched: Vec::new(),
-            held: held.clone(),
-        })
-    } else {
-        None
-    };
+    let mut fetch = start_fetch(&session, &containerd, &args, &held).await?;
 
     let result = gather_and_fetch(&containerd, &settings, wanted, &choice, fetch.as_mut()).await;
     // The fetch's lease, and one a failed renewal left, go now.
@@ -148,26 +121,8 @@ async fn export(
 
     let total: u64 = blobs.iter().map(|b| b.size.max(0) as u64).sum();
     let bar = progress(&settings, total, "writing");
-    let (bytes, shown) = match &target {
-        Target::Stdout => {
-            let (_, bytes) = write_archive(
-                &containerd,
-                std::io::stdout(),
-                compression,
-                &files,
-                &blobs,
-                &bar,
-            )
-            .await
-            .context(WritingArchive("standard output".into()))?;
-            (bytes, "standard output".to_string())
-        }
-        Target::File { path, force } => {
-            let bytes =
-                write_file(&containerd, path, *force, compression, &files, &blobs, &bar).await?;
-            (bytes, path.display().to_string())
-        }
-    };
+    let (bytes, shown) =
+        write_target(&containerd, &target, compression, &files, &blobs, &bar).await?;
     bar.finish_and_clear();
 
     let image_names: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
@@ -197,6 +152,76 @@ async fn export(
         })?;
     }
     Ok(Outcome::Done)
+}
+
+/// With `--fetch-missing`: the fetcher over the node's registry configuration, and the
+/// lease that holds what it fetches. Fetched content is held by this lease until the GC
+/// labels of its parents hold it; a crash leaves a lease that expires by itself, or that
+/// the next import or export releases. Those earlier runs left go first.
+async fn start_fetch(
+    session: &Session,
+    containerd: &Containerd,
+    args: &ExportArgs,
+    held: &HeldLeases,
+) -> Result<Option<FetchState>> {
+    if !args.fetch_missing {
+        return Ok(None);
+    }
+    let settings = &session.settings;
+    let config = RegistryConfig::load(
+        &session.registry_hosts_dir(args.registry_config_dir.as_deref())?,
+        &args.registries_yaml,
+    )?;
+    let warn_settings = settings.clone();
+    let debug_settings = settings.clone();
+    let fetcher = Fetcher::new(
+        config,
+        Box::new(move |m| warn_settings.warn(m)),
+        Box::new(move |m| debug_settings.debug(m)),
+    );
+    crate::app::release_stale_leases(containerd, settings).await;
+    let lease = containerd
+        .create_held_lease(held, "export", std::time::Duration::from_secs(3600))
+        .await?;
+    let leased = containerd.with_lease(&lease)?;
+    Ok(Some(FetchState {
+        fetcher,
+        lease,
+        leased,
+        fetched: Vec::new(),
+        held: held.clone(),
+    }))
+}
+
+/// Writes the archive to its target; returns the bytes written and the target's name.
+async fn write_target(
+    containerd: &Containerd,
+    target: &Target,
+    compression: Compression,
+    files: &[(String, Vec<u8>)],
+    blobs: &[Descriptor],
+    bar: &ProgressBar,
+) -> Result<(u64, String)> {
+    Ok(match target {
+        Target::Stdout => {
+            let (_, bytes) = write_archive(
+                containerd,
+                std::io::stdout(),
+                compression,
+                files,
+                blobs,
+                bar,
+            )
+            .await
+            .context(WritingArchive("standard output".into()))?;
+            (bytes, "standard output".to_string())
+        }
+        Target::File { path, force } => {
+            let bytes =
+                write_file(containerd, path, *force, compression, files, blobs, bar).await?;
+            (bytes, path.display().to_string())
+        }
+    })
 }
 
 pub(super) fn progress(settings: &Settings, total: u64, what: &str) -> ProgressBar {
