@@ -2,10 +2,38 @@
 //! a watched directory declares a set of images, and the runtime is held to it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ImageRecord, LABEL_CRI_PINNED, LABEL_K3S_PINNED, PINNED_VALUE};
+
+/// How long a file's size and mtime must hold still before it is imported; also the
+/// debounce after a burst of filesystem events.
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
+/// Rescan period when inotify is not available.
+pub(crate) const POLL: Duration = Duration::from_secs(5);
+/// How long the watch sleeps when inotify watches every directory and nothing waits: an
+/// event wakes it sooner.
+pub(crate) const IDLE: Duration = Duration::from_secs(3600);
+
+/// How long the watch sleeps unless something wakes it: [`SETTLE`] while a file waits to
+/// hold still, [`IDLE`] while inotify watches every directory, [`POLL`] otherwise (no
+/// inotify, or a watched directory missing); never past the next re-check, `until_check`
+/// (with `--pin`).
+pub(crate) fn sleep_for(waiting: bool, inotify: bool, until_check: Option<Duration>) -> Duration {
+    let timeout = if waiting {
+        SETTLE
+    } else if inotify {
+        IDLE
+    } else {
+        POLL
+    };
+    match until_check {
+        Some(until) => timeout.min(until),
+        None => timeout,
+    }
+}
 
 /// One containerd image record an archive brought.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +178,24 @@ mod tests {
 
     const PIN: (&str, &str) = (LABEL_CRI_PINNED, PINNED_VALUE);
     const K3S: (&str, &str) = (LABEL_K3S_PINNED, PINNED_VALUE);
+
+    #[test]
+    fn sleep_table() {
+        let s = Duration::from_secs;
+        // (case, a file waiting, inotify watching every directory, until the re-check, sleep)
+        let cases = [
+            ("a file waits to settle", true, true, None, SETTLE),
+            ("waiting while polling", true, false, None, SETTLE),
+            ("inotify wakes it", false, true, None, IDLE),
+            ("polling", false, false, None, POLL),
+            ("the re-check comes first", false, true, Some(s(60)), s(60)),
+            ("the re-check is due", true, true, Some(s(0)), s(0)),
+            ("the re-check is later", false, false, Some(s(60)), POLL),
+        ];
+        for (name, waiting, inotify, until, want) in cases {
+            assert_eq!(sleep_for(waiting, inotify, until), want, "{name}");
+        }
+    }
 
     #[test]
     fn verdict_table() {

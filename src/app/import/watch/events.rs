@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use notify::Watcher as _;
 use tokio::sync::mpsc;
 
-use super::POLL;
 use crate::app::Settings;
+use crate::plan::watch::POLL;
 use crate::runtime::containerd::Containerd;
 
 /// Watches `dirs` with inotify. Events only wake the loop; the scan decides. A full

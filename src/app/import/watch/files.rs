@@ -7,10 +7,10 @@ use std::time::{Instant, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use sha2::Digest as _;
 
-use super::SETTLE;
 use super::state_file::Seen;
 use crate::app::import::ImportedImage;
 use crate::oci::sha256_digest;
+use crate::plan::watch::SETTLE;
 
 /// A file's size and mtime, as compared between looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

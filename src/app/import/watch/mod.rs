@@ -36,14 +36,11 @@ use crate::archive::read::Input;
 use crate::cli::ImportArgs;
 use crate::error::CrimgError;
 use crate::model::{LABEL_CRI_PINNED, PINNED_VALUE};
-use crate::plan::watch::{Records, Verdict, brought, unpin_removed, verdict};
+use crate::plan::watch::{
+    POLL, Records, SETTLE, Verdict, brought, sleep_for, unpin_removed, verdict,
+};
 use crate::runtime::containerd::Containerd;
 
-/// How long a file's size and mtime must hold still before it is imported; also the
-/// debounce after a burst of filesystem events.
-const SETTLE: Duration = Duration::from_secs(2);
-/// Rescan period when inotify is not available.
-const POLL: Duration = Duration::from_secs(5);
 /// How long after a containerd image event the set is checked.
 const EVENT_SETTLE: Duration = Duration::from_millis(500);
 
@@ -486,16 +483,9 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
         }
         // Sleep until something changes, a waiting file may have settled, the set is due
         // a re-check, or a signal.
-        let mut timeout = if waiting {
-            SETTLE
-        } else if watcher.is_some() && !dir_ids.any_missing() {
-            Duration::from_secs(3600)
-        } else {
-            POLL
-        };
-        if pin {
-            timeout = timeout.min(next_check.saturating_duration_since(Instant::now()));
-        }
+        let inotify = watcher.is_some() && !dir_ids.any_missing();
+        let until_check = pin.then(|| next_check.saturating_duration_since(Instant::now()));
+        let timeout = sleep_for(waiting, inotify, until_check);
         tokio::select! {
             // Without a watcher the channel is closed: polling sleeps below instead.
             Some(()) = events.recv() => {
