@@ -12,33 +12,46 @@
 //! prune is not fought). An archive that leaves the
 //! directory leaves its images as they are, unless `--unpin-removed`. Without inotify
 //! (limits reached, unsupported filesystem) or with `--poll` it polls.
+//!
+//! [`run`] sets up a [`Watcher`] and turns its loop; each step of the loop is one of its
+//! methods, in the order they run:
+//!
+//! 1. [`Watcher::follow_dirs`]: a watched directory removed or made again is watched anew.
+//! 2. [`Watcher::records_if_due`]: at start, and with `--pin` every `--recheck-interval`,
+//!    the runtime's image records, to hold the remembered set to (`forget.rs`, `scan.rs`).
+//! 3. [`Watcher::forget_gone`]: what left the directories is forgotten (`forget.rs`).
+//! 4. [`walk_all`] and [`Watcher::look_at`]: what the directories hold is looked at, file
+//!    by file: waited for, skipped, re-pinned, or queued to import (`scan.rs`).
+//! 5. [`Watcher::import`]: the queued files are imported at once (`imports.rs`).
+//! 6. [`Watcher::wait`]: sleep until something may have changed.
+//!
+//! A signal ends the loop between steps, or during the walk, the import or the sleep.
 
 mod events;
 mod files;
+mod forget;
+mod imports;
+mod scan;
 mod state_file;
 
-use files::{Decision, Stat, created_records, decide, file_digest, is_gone, stat};
-use state_file::{Seen, WatchState};
+use files::Stat;
+use scan::walk_all;
+use state_file::WatchState;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
 
-use crate::app::import::walk::walk;
-use crate::app::import::{Importer, Item, Report, import_many};
+use crate::app::import::{Importer, Item, Report};
+use crate::app::metrics::ImportMetrics;
 use crate::app::{Outcome, Session, Settings, state};
-use crate::archive::read::Input;
 use crate::cli::ImportArgs;
 use crate::error::CrimgError;
-use crate::model::{LABEL_CRI_PINNED, PINNED_VALUE};
-use crate::plan::watch::{
-    POLL, Records, SETTLE, Verdict, brought, sleep_for, unpin_removed, verdict,
-};
+use crate::plan::watch::{POLL, Records, SETTLE, sleep_for};
 use crate::runtime::containerd::Containerd;
 
 /// How long after a containerd image event the set is checked.
@@ -63,6 +76,71 @@ async fn records(c: &Containerd) -> Result<Records> {
 }
 
 pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome> {
+    let dirs = watched_dirs(&args)?;
+    if args.recheck_interval.is_zero() {
+        return Err(CrimgError::Usage("--recheck-interval must be more than 0".into()).into());
+    }
+    let state_file = args
+        .state_file
+        .clone()
+        .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
+    let (remembered, problem) = WatchState::load(&state_file)?;
+    let metrics = ImportMetrics::start(args.metrics_file.clone(), &settings)?;
+    let mut session = Session::connect(settings).await?;
+    let importer = Importer::new(&mut session, &args).await?;
+    let settings = &importer.settings;
+    // An unusable state file is kept aside, as prune keeps its own, never written over.
+    if let Some(p) = problem {
+        settings.warn(p);
+        match state::set_aside(&state_file) {
+            Ok(aside) => settings.warn(format_args!(
+                "moved the unusable state file to {}",
+                aside.display()
+            )),
+            Err(e) => settings.warn(format_args!("{e:#}")),
+        }
+    }
+
+    let mut w = Watcher::new(
+        &importer, &session, &args, dirs, state_file, remembered, metrics,
+    );
+    let mut signals = Signals::install()?;
+    w.announce(args.poll);
+
+    let start = Instant::now();
+    loop {
+        w.follow_dirs();
+        let runtime = w.records_if_due().await;
+        w.forget_gone(runtime.as_ref()).await;
+        // A signal stops the walk at its next entry, however large the tree.
+        let walked = tokio::select! {
+            r = walk_all(w.dirs.clone()) => r?,
+            () = signals.recv() => break,
+        };
+        let files = w.found(walked);
+        let scan = w.look_at(files, runtime.as_ref()).await?;
+        if !scan.queued.is_empty() {
+            let before = w.records_before().await;
+            // Archives imported before a signal stay, recorded; those in progress go.
+            let done = tokio::select! {
+                () = w.import(&scan.queued, &before) => true,
+                () = signals.recv() => false,
+            };
+            if !done {
+                importer.abandon().await;
+                break;
+            }
+        }
+        tokio::select! {
+            () = w.wait(scan.waiting) => {}
+            () = signals.recv() => break,
+        }
+    }
+    w.finish(start)
+}
+
+/// The directories `--watch` names, canonical; anything else named is a usage error.
+fn watched_dirs(args: &ImportArgs) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for p in &args.paths {
         if !p.is_dir() {
@@ -77,89 +155,173 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
                 .with_context(|| format!("resolving {}", p.display()))?,
         );
     }
-    if args.recheck_interval.is_zero() {
-        return Err(CrimgError::Usage("--recheck-interval must be more than 0".into()).into());
-    }
-    let pin = args.pin;
-    let recheck = args.recheck_interval;
-    let state_file = args
-        .state_file
-        .clone()
-        .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
-    let (mut remembered, problem) = WatchState::load(&state_file)?;
-    let mut metrics =
-        crate::app::metrics::ImportMetrics::start(args.metrics_file.clone(), &settings)?;
-    let mut session = Session::connect(settings).await?;
-    let importer = Importer::new(&mut session, &args).await?;
-    let settings = importer.settings.clone();
-    // An unusable state file is kept aside, as prune keeps its own, never written over.
-    if let Some(p) = problem {
-        settings.warn(p);
-        match state::set_aside(&state_file) {
-            Ok(aside) => settings.warn(format_args!(
-                "moved the unusable state file to {}",
-                aside.display()
-            )),
-            Err(e) => settings.warn(format_args!("{e:#}")),
-        }
-    }
-    let c = importer.c.clone();
-    let info = |msg: String| settings.info(msg);
-    // The state is a cache of what was checked: failing to write it costs a re-check
-    // at the next start, never the watch.
-    let save = |s: &WatchState| {
-        if let Err(e) = s.save(&state_file) {
-            settings.warn(format_args!("{e:#}"));
-        }
-    };
+    Ok(dirs)
+}
 
-    let (mut watcher, mut events) = events::watch_dirs(&dirs, args.poll, &settings);
-    let mut dir_ids = events::DirIds::of(&dirs);
-    let (events_task, mut image_events) = events::image_deletes(pin, &c, &settings);
-    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    if args.poll {
-        info(format!(
-            "polling every {}s (--poll), not waiting for inotify",
-            POLL.as_secs()
+/// SIGTERM and SIGINT, either of which stops the watch.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+        let int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        Ok(Signals { term, int })
+    }
+
+    /// Waits for either signal.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// One `import --watch`: what it watches, what it remembers of each file, what wakes it,
+/// and what it has done. Its methods are the steps of [`run`]'s loop.
+struct Watcher<'a> {
+    settings: Settings,
+    /// The watched directories, canonical.
+    dirs: Vec<PathBuf>,
+    /// `--pin`: imports pin, and the set is held to the runtime every `recheck` and soon
+    /// after containerd reports an image deleted.
+    pin: bool,
+    /// `--recheck-interval`.
+    recheck: Duration,
+    /// `--unpin-removed`.
+    unpin_removed: bool,
+
+    importer: &'a Importer,
+    session: &'a Session,
+    c: Containerd,
+
+    /// Where [`Watcher::remembered`] is saved after every change to it.
+    state_file: PathBuf,
+    /// What was imported from each file, and the records it brought.
+    remembered: WatchState,
+    /// Files not yet settled: their size and mtime at the last look, and when that was.
+    looks: HashMap<PathBuf, (Stat, Instant)>,
+    /// Files whose skip was logged, with the size and mtime it was logged for.
+    told_skipped: HashMap<PathBuf, Stat>,
+    /// Files whose import failed, with that size and mtime: not tried again until they
+    /// change.
+    failed: HashMap<PathBuf, Stat>,
+    /// What a scan passed over, warned about once.
+    warned: HashSet<PathBuf>,
+
+    /// inotify's watch of the directories; `None` when polling.
+    inotify: Option<notify::RecommendedWatcher>,
+    /// Woken by inotify; closed when polling.
+    fs_events: mpsc::Receiver<()>,
+    /// The watched directories' identities, to see one removed or made again.
+    dir_ids: events::DirIds,
+    /// The task that follows containerd's image-delete events (with `--pin`).
+    events_task: Option<tokio::task::JoinHandle<()>>,
+    /// Woken by containerd's image-delete events; never yields without `--pin`.
+    image_events: mpsc::Receiver<()>,
+    /// The first turn of the loop checks the runtime whatever `next_check` says.
+    first: bool,
+    /// When the remembered set is next held to the runtime (with `--pin`).
+    next_check: Instant,
+
+    report: Report,
+    metrics: ImportMetrics,
+}
+
+impl<'a> Watcher<'a> {
+    /// Starts watching `dirs` (inotify, or polling) and, with `--pin`, following
+    /// containerd's image-delete events.
+    fn new(
+        importer: &'a Importer,
+        session: &'a Session,
+        args: &ImportArgs,
+        dirs: Vec<PathBuf>,
+        state_file: PathBuf,
+        remembered: WatchState,
+        metrics: ImportMetrics,
+    ) -> Watcher<'a> {
+        let settings = importer.settings.clone();
+        let c = importer.c.clone();
+        let (inotify, fs_events) = events::watch_dirs(&dirs, args.poll, &settings);
+        let dir_ids = events::DirIds::of(&dirs);
+        let (events_task, image_events) = events::image_deletes(args.pin, &c, &settings);
+        Watcher {
+            settings,
+            dirs,
+            pin: args.pin,
+            recheck: args.recheck_interval,
+            unpin_removed: args.unpin_removed,
+            importer,
+            session,
+            c,
+            state_file,
+            remembered,
+            looks: HashMap::new(),
+            told_skipped: HashMap::new(),
+            failed: HashMap::new(),
+            warned: HashSet::new(),
+            inotify,
+            fs_events,
+            dir_ids,
+            events_task,
+            image_events,
+            first: true,
+            next_check: Instant::now(),
+            report: Report::default(),
+            metrics,
+        }
+    }
+
+    /// Says what is watched, and how.
+    fn announce(&self, poll: bool) {
+        if poll {
+            self.settings.info(format_args!(
+                "polling every {}s (--poll), not waiting for inotify",
+                POLL.as_secs()
+            ));
+        }
+        self.settings.info(format_args!(
+            "watching {} (state in {}{})",
+            self.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.state_file.display(),
+            if self.pin {
+                format!(
+                    "; what they hold is re-checked every {}",
+                    crate::model::human_duration(self.recheck)
+                )
+            } else {
+                String::new()
+            }
         ));
     }
-    info(format!(
-        "watching {} (state in {}{})",
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        state_file.display(),
-        if pin {
-            format!(
-                "; what they hold is re-checked every {}",
-                crate::model::human_duration(recheck)
-            )
-        } else {
-            String::new()
-        }
-    ));
 
-    let start = Instant::now();
-    let mut report = Report::default();
-    let mut looks: HashMap<PathBuf, (Stat, Instant)> = HashMap::new();
-    let mut told_skipped: HashMap<PathBuf, Stat> = HashMap::new();
-    let mut failed: HashMap<PathBuf, Stat> = HashMap::new();
-    let mut stopping = false;
-    // What a scan passed over, warned about once.
-    let mut warned: HashSet<PathBuf> = HashSet::new();
-    let mut first = true;
-    let mut next_check = Instant::now();
-    while !stopping {
-        // A watched directory removed, or removed and made again: say so, and watch what
-        // is there now (inotify's watch went with the old directory).
-        let changed = dir_ids.changes(&dirs);
+    /// Writes the state file. The state is a cache of what was checked: failing to write
+    /// it costs a re-check at the next start, never the watch.
+    fn save(&self) {
+        if let Err(e) = self.remembered.save(&self.state_file) {
+            self.settings.warn(format_args!("{e:#}"));
+        }
+    }
+
+    /// A watched directory removed, or removed and made again: says so, and watches what
+    /// is there now (inotify's watch went with the old directory).
+    fn follow_dirs(&mut self) {
+        let changed = self.dir_ids.changes(&self.dirs);
         for (dir, present) in &changed {
             if *present {
-                info(format!("{} is there again; watching it", dir.display()));
+                self.settings.info(format_args!(
+                    "{} is there again; watching it",
+                    dir.display()
+                ));
             } else {
-                settings.warn(format_args!(
+                self.settings.warn(format_args!(
                     "{} is gone; looking for it every {}s, and importing from it again once \
                      it is back",
                     dir.display(),
@@ -167,352 +329,66 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
                 ));
             }
         }
-        if !changed.is_empty() && watcher.is_some() {
-            let present: Vec<PathBuf> = dirs.iter().filter(|d| d.is_dir()).cloned().collect();
-            drop(watcher);
-            (watcher, events) = events::watch_dirs(&present, false, &settings);
+        if !changed.is_empty() && self.inotify.is_some() {
+            let present: Vec<PathBuf> = self.dirs.iter().filter(|d| d.is_dir()).cloned().collect();
+            self.inotify = None;
+            (self.inotify, self.fs_events) = events::watch_dirs(&present, false, &self.settings);
         }
-        // At start, and with --pin every `recheck`: hold the remembered set to the runtime.
-        let mut runtime: Option<Records> = None;
-        if first || (pin && Instant::now() >= next_check) {
-            match records(&c).await {
+    }
+
+    /// At start, and with `--pin` every `--recheck-interval`: the runtime's records, to
+    /// hold the remembered set to. `None` when no check is due, or the runtime cannot be
+    /// listed (warned).
+    async fn records_if_due(&mut self) -> Option<Records> {
+        let mut runtime = None;
+        if self.first || (self.pin && Instant::now() >= self.next_check) {
+            match records(&self.c).await {
                 Ok(r) => runtime = Some(r),
-                Err(e) => settings.warn(format_args!(
+                Err(e) => self.settings.warn(format_args!(
                     "cannot check the watched images against the runtime: {e:#}"
                 )),
             }
-            next_check = Instant::now() + recheck;
+            self.next_check = Instant::now() + self.recheck;
         }
-        first = false;
+        self.first = false;
+        runtime
+    }
 
-        // Archives that left the directories.
-        let gone: Vec<String> = remembered
-            .files
-            .keys()
-            .filter(|k| is_gone(k, &dirs))
-            .cloned()
-            .collect();
-        for key in gone {
-            let Some(seen) = remembered.files.get(&key).cloned() else {
-                continue;
-            };
-            if args.unpin_removed {
-                let rt = match &runtime {
-                    Some(r) => Ok(r.clone()),
-                    None => records(&c).await,
-                };
-                let still = remembered
-                    .files
-                    .iter()
-                    .filter(|(k, _)| **k != key)
-                    .flat_map(|(_, s)| &s.images);
-                let result = match rt {
-                    Ok(rt) => {
-                        let names = unpin_removed(&seen.images, still, &rt);
-                        let mut r = Ok(names.clone());
-                        for name in &names {
-                            if let Err(e) = c
-                                .update_labels(name, &[], &[LABEL_CRI_PINNED.to_string()])
-                                .await
-                            {
-                                r = Err(e);
-                                break;
-                            }
-                        }
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(names) if names.is_empty() => info(format!(
-                        "forgot {key}: no longer in the directory; no pin of crimg's to drop"
-                    )),
-                    Ok(names) => info(format!(
-                        "unpinned {} of {key}: no longer in the directory",
-                        names.join(", ")
-                    )),
-                    Err(e) => {
-                        // Kept in the state: tried again at the next scan.
-                        settings.warn(format_args!("{key} left the directory: {e:#}"));
-                        continue;
-                    }
-                }
-            } else {
-                info(format!(
-                    "forgot {key}: no longer in the directory; its images are left as they are"
-                ));
-            }
-            remembered.files.remove(&key);
-            save(&remembered);
-            let path = PathBuf::from(&key);
-            told_skipped.remove(&path);
-            failed.remove(&path);
-        }
-
-        // The walk runs on its own thread and checks `stop` at every entry, so a signal
-        // ends even a scan of a huge tree at once.
-        let stop = Arc::new(AtomicBool::new(false));
-        let scan = tokio::task::spawn_blocking({
-            let (dirs, stop) = (dirs.clone(), stop.clone());
-            move || {
-                dirs.iter()
-                    .map(|d| walk(d, false, &stop))
-                    .collect::<Vec<_>>()
-            }
-        });
-        let scanned = tokio::select! {
-            r = scan => r.map_err(|e| anyhow::anyhow!("scanning task: {e}"))?,
-            _ = term.recv() => { stop.store(true, Ordering::Relaxed); break }
-            _ = int.recv() => { stop.store(true, Ordering::Relaxed); break }
-        };
-        let mut files = Vec::new();
-        for (d, found) in dirs.iter().zip(scanned) {
-            match found {
-                Ok(found) => {
-                    for (p, why) in found.skipped {
-                        if warned.insert(p.clone()) {
-                            settings.warn(format_args!("skipped {}: {why}", p.display()));
-                        }
-                    }
-                    files.extend(found.paths);
-                }
-                Err(e) => {
-                    if warned.insert(d.clone()) {
-                        settings.warn(format_args!("{}: {e}; not scanned", d.display()));
-                    }
-                }
-            }
-        }
-        files.sort();
-        let now = Instant::now();
-        let mut waiting = false;
-        // Files to import, all at once after the scan.
-        let mut queued: Vec<Queued> = Vec::new();
-        for path in files {
-            let Some(st) = stat(&path) else { continue };
-            let key = path.display().to_string();
-            if failed.get(&path) == Some(&st) {
-                continue;
-            }
-            // `Some(why)`: unchanged since it was imported, for this reason.
-            let mut unchanged: Option<&str> = None;
-            // `Some(digest)`: import the file.
-            let mut import: Option<String> = None;
-            match decide(
-                st,
-                remembered.files.get(&key),
-                looks.get(&path).copied(),
-                now,
-            ) {
-                Decision::Skip => unchanged = Some("imported before (same size and mtime)"),
-                Decision::Wait => {
-                    looks.insert(path.clone(), (st, now));
-                    waiting = true;
-                }
-                Decision::Import => {
-                    looks.remove(&path);
-                    let p2 = path.clone();
-                    let digest = tokio::task::spawn_blocking(move || file_digest(&p2))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("hashing task: {e}"))?;
-                    let digest = match digest {
-                        Ok(d) => d,
-                        Err(e) => {
-                            settings.warn(format_args!("{e:#}"));
-                            continue;
-                        }
-                    };
-                    if let Some(seen) = remembered.files.get_mut(&key)
-                        && seen.digest == digest
-                    {
-                        // Touched or copied again, same bytes: nothing new to import.
-                        seen.size = st.size;
-                        seen.mtime_ns = st.mtime_ns;
-                        save(&remembered);
-                        unchanged = Some("same content as imported before");
-                    } else {
-                        import = Some(digest);
-                    }
-                }
-            }
-            let mut why = None;
-            if let Some(unchanged) = unchanged {
-                let Some(seen) = remembered.files.get(&key).cloned() else {
-                    continue;
-                };
-                let v = match &runtime {
-                    Some(rt) => verdict(&seen.images, rt, pin),
-                    None => Verdict::Keep,
-                };
-                match v {
-                    Verdict::Keep => {
-                        if told_skipped.insert(path.clone(), st) != Some(st) {
-                            let checked = if runtime.is_some() {
-                                ", its images are present"
-                            } else {
-                                ""
-                            };
-                            info(format!("skipped {key}: {unchanged}{checked}"));
-                        }
-                        continue;
-                    }
-                    Verdict::Repin { records } => {
-                        let set = [(LABEL_CRI_PINNED.to_string(), PINNED_VALUE.to_string())];
-                        let mut result = Ok(());
-                        for r in &records {
-                            result = c.update_labels(r, &set, &[]).await;
-                            if result.is_err() {
-                                break;
-                            }
-                        }
-                        match result {
-                            Ok(()) => {
-                                info(format!(
-                                    "re-pinned {} from {key}: pin removed (the archive was not read again)",
-                                    records.join(", ")
-                                ));
-                                if let Some(seen) = remembered.files.get_mut(&key) {
-                                    for b in &mut seen.images {
-                                        b.pinned_by_crimg |= records.contains(&b.name);
-                                    }
-                                }
-                                save(&remembered);
-                            }
-                            Err(e) => settings.warn(format_args!("re-pinning {key}: {e:#}")),
-                        }
-                        continue;
-                    }
-                    Verdict::Reimport { reasons } => {
-                        why = Some(reasons.join("; "));
-                        import = Some(seen.digest.clone());
-                    }
-                }
-            }
-            let Some(digest) = import else { continue };
-            if let Some(why) = &why {
-                info(format!("importing {key} again: {why}"));
-            }
-            queued.push(Queued {
-                item: if path.extension().is_some_and(|e| e == "txt") {
-                    Item::List(path.clone())
-                } else {
-                    Item::Archive(Input::File(path.clone()))
-                },
-                path,
-                key,
-                st,
-                digest,
-            });
-        }
-        if !queued.is_empty() {
-            // Who pinned what before, so --unpin-removed drops only the pins crimg set.
-            let before = if pin {
-                records(&c).await.unwrap_or_else(|e| {
-                    settings.debug(format_args!("listing images before the import: {e:#}"));
-                    Records::new()
-                })
-            } else {
-                Records::new()
-            };
-            let items: Vec<Item> = queued.iter().map(|q| q.item.clone()).collect();
-            // Archives imported before a signal stay, recorded; those in progress go.
-            let done = tokio::select! {
-                _ = import_many(&importer, &session, &items, |i, result| {
-                    let Queued { path, key, st, digest, .. } = &queued[i];
-                    let (path, key, st) = (path.clone(), key.clone(), *st);
-                    match result {
-                        Ok(res) => {
-                            let names: Vec<String> =
-                                res.images.iter().flat_map(|i| i.names.clone()).collect();
-                            info(format!(
-                                "imported {} image(s) from {key}: {}",
-                                res.images.len(),
-                                names.join(", ")
-                            ));
-                            for f in res.failures {
-                                crate::exit::print_error(format_args!("{key}: {f:#}"));
-                                report.failed.push((key.clone(), f));
-                            }
-                            report.written += res.written;
-                            let previous = remembered
-                                .files
-                                .get(&key)
-                                .map(|s| s.images.clone())
-                                .unwrap_or_default();
-                            remembered.files.insert(
-                                key.clone(),
-                                Seen {
-                                    size: st.size,
-                                    mtime_ns: st.mtime_ns,
-                                    digest: digest.clone(),
-                                    images: brought(
-                                        &created_records(&res.images),
-                                        &before,
-                                        &previous,
-                                        pin,
-                                    ),
-                                },
-                            );
-                            save(&remembered);
-                            told_skipped.insert(path, st);
-                            metrics.record(Some(res.images.len()), &settings);
-                            report.imported.push((key, res.images));
-                        }
-                        Err(e) => {
-                            crate::exit::print_error(format_args!("{key}: {e:#}"));
-                            // A lost runtime says nothing about the file: try it again
-                            // next time.
-                            if crate::error::ConnectionLost::of(&e).is_none() {
-                                failed.insert(path, st);
-                            }
-                            metrics.record(None, &settings);
-                            report.failed.push((key, e));
-                        }
-                    }
-                }) => true,
-                _ = term.recv() => false,
-                _ = int.recv() => false,
-            };
-            if !done {
-                importer.abandon().await;
-                stopping = true;
-            }
-        }
-        if stopping {
-            break;
-        }
-        // Sleep until something changes, a waiting file may have settled, the set is due
-        // a re-check, or a signal.
-        let inotify = watcher.is_some() && !dir_ids.any_missing();
-        let until_check = pin.then(|| next_check.saturating_duration_since(Instant::now()));
+    /// Sleeps until something changes, a `waiting` file may have settled, the set is due
+    /// a re-check, or (in [`run`]) a signal.
+    async fn wait(&mut self, waiting: bool) {
+        let inotify = self.inotify.is_some() && !self.dir_ids.any_missing();
+        let until_check = self
+            .pin
+            .then(|| self.next_check.saturating_duration_since(Instant::now()));
         let timeout = sleep_for(waiting, inotify, until_check);
         tokio::select! {
             // Without a watcher the channel is closed: polling sleeps below instead.
-            Some(()) = events.recv() => {
+            Some(()) = self.fs_events.recv() => {
                 // Debounce: let a burst of events (a copy in progress) pass.
                 loop {
                     tokio::select! {
-                        e = events.recv() => if e.is_none() { break },
+                        e = self.fs_events.recv() => if e.is_none() { break },
                         _ = tokio::time::sleep(SETTLE) => break,
-                        _ = term.recv() => { stopping = true; break }
-                        _ = int.recv() => { stopping = true; break }
                     }
                 }
             }
-            Some(()) = image_events.recv() => {
+            Some(()) = self.image_events.recv() => {
                 // A few records go at once (tags and ID): look once they have.
-                next_check = next_check.min(Instant::now() + EVENT_SETTLE);
+                self.next_check = self.next_check.min(Instant::now() + EVENT_SETTLE);
             }
             _ = tokio::time::sleep(timeout) => {}
-            _ = term.recv() => stopping = true,
-            _ = int.recv() => stopping = true,
         }
     }
-    if let Some(t) = events_task {
-        t.abort();
+
+    /// Stops following events and reports what the watch did since `start`.
+    fn finish(self, start: Instant) -> Result<Outcome> {
+        if let Some(t) = self.events_task {
+            t.abort();
+        }
+        drop(self.inotify);
+        self.settings.info("stopping");
+        self.report.render(&self.settings, start.elapsed())?;
+        Ok(Outcome::Done)
     }
-    drop(watcher);
-    info("stopping".into());
-    report.render(&settings, start.elapsed())?;
-    Ok(Outcome::Done)
 }
