@@ -609,6 +609,7 @@ async fn plan_manifest<S: Source>(
     })
 }
 
+pub(crate) mod chains;
 mod docker;
 pub(crate) mod mem;
 #[cfg(test)]

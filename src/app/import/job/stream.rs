@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use super::super::importer::ImportedImage;
 use super::super::sources::{StreamSource, Streamed, collect, first_bytes, with_head};
 use super::super::streamed::{self, Body, MemberSink};
-use super::early::{Arrived, Doc, StopOnDrop};
+use super::early::{Arrived, StopOnDrop};
 use crate::archive::read::{DOCUMENT_MAX, DOCUMENTS_TOTAL, Event, HEAD_LEN};
 use crate::model::Descriptor;
 use crate::oci::sha256_digest;
+use crate::plan::import::chains::Doc;
 use crate::plan::import::layer_media_type;
 
 use super::{Job, SMALL_BLOB, SMALL_TOTAL, describe};
