@@ -2,7 +2,7 @@
 //! report on every version (the sandbox image, `discard_unpacked_layers`, the registry
 //! hosts directory, the snapshotter), read where each config version keeps them.
 //!
-//! | setting | version 1 and 2 (`plugins."io.containerd.grpc.v1.cri"`, 1: `plugins.cri`) | version 3 (containerd 2.x) |
+//! | setting | version 1 and 2 (`plugins."io.containerd.grpc.v1.cri"`, 1: `plugins.cri`) | version 3 and 4 (containerd 2.x) |
 //! |---|---|---|
 //! | sandbox image | `sandbox_image` | `plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox` |
 //! | discard | `containerd.discard_unpacked_layers` | `plugins.'io.containerd.cri.v1.images'.discard_unpacked_layers` |
@@ -285,6 +285,15 @@ mod tests {
                     Some("/etc/containerd/certs.d:/other"),
                     Some("overlayfs"),
                 ),
+            ),
+            (
+                "version 4 (containerd 2.3: the CRI plugins as in version 3)",
+                r#"version = 4
+[plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10.2"
+"#,
+                (Some("registry.k8s.io/pause:3.10.2"), None, None, None),
             ),
             (
                 "version 2 (1.6, 1.7)",
