@@ -26,48 +26,44 @@ use sha2::{Digest, Sha256};
 use crimg::proto::runtime::v1 as cri;
 use support::Node;
 
+/// The benchmark's options (`cargo bench --bench bench -- [SCENARIO…] [OPTIONS]`).
+#[derive(clap::Parser)]
+#[command(
+    name = "bench",
+    about = "times crimg beside the reference way on identical data"
+)]
 struct Options {
+    /// Scenarios to run [default: import export list prune memory inspect bundle bundle-raw]
+    #[arg(value_parser = [
+        "import", "export", "list", "prune", "memory", "inspect", "bundle", "bundle-raw",
+        "bundle-dir", "bundle-files",
+    ])]
     scenarios: Vec<String>,
+    /// Runs of each row: the median is shown, with min and max
+    #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Images for list and prune
+    #[arg(long, default_value_t = 500)]
     images: usize,
-    /// Layer size for import/export, MiB.
+    /// Layer size for import and export, and the bundle's size, MiB
+    #[arg(long, default_value_t = 256)]
     mib: u64,
+    /// Also write the rows to this JSON file
+    #[arg(long)]
     json: Option<String>,
-    /// Where `bundle-files` writes the bundle.
+    /// Where `bundle-files` writes the bundle
+    #[arg(long)]
     out: Option<std::path::PathBuf>,
-    /// `bundle-files` writes `bundle-raw`'s uncompressed layers.
+    /// `bundle-files` writes `bundle-raw`'s uncompressed layers
+    #[arg(long)]
     raw: bool,
+    /// What `cargo bench` passes
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        scenarios: vec![],
-        runs: 3,
-        images: 500,
-        mib: 256,
-        json: None,
-        out: None,
-        raw: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--raw" => o.raw = true,
-            "--runs" => o.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-            "--images" => {
-                o.images = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--images N")
-            }
-            "--json" => o.json = args.next(),
-            "--out" => o.out = args.next().map(Into::into),
-            "--mib" => o.mib = args.next().and_then(|v| v.parse().ok()).expect("--mib N"),
-            "--bench" => {} // cargo passes this
-            s if s.starts_with('-') => {}
-            s => o.scenarios.push(s.to_string()),
-        }
-    }
+    let mut o = <Options as clap::Parser>::parse();
     if o.scenarios.is_empty() {
         o.scenarios = [
             "import",

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::hostile::{big_archive, leases, wait_until};
+use crate::hostile::{big_archive, leases};
 use crate::json::{ImportResult, PruneResult};
 use crate::run::{Run, crimg};
 use crate::support::archives;
 use crate::support::proxy::FaultProxy;
+use crate::support::sys::wait_until;
 use crate::support::{FixtureImage, Node};
 
 fn s(p: &Path) -> &str {

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::run::crimg;
 use crate::support::archives::{self, Compress, Members};
+use crate::support::sys::wait_until;
 use crate::support::{FixtureImage, Node, digest};
 
 fn s(p: &Path) -> &str {
@@ -492,20 +493,6 @@ pub(crate) fn big_archive(path: &Path) -> String {
     let name = "docker.io/library/big:1";
     crate::support::archives::write_layered_oci(path, name, "/big", &[&layer]);
     name.to_string()
-}
-
-/// Waits (bounded) until `cond` holds; false if it never did.
-pub(crate) fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Starts crimg with these arguments, waits (bounded) until `started` holds, sends it

@@ -307,13 +307,9 @@ impl Node {
     }
 
     /// Polls `cond` every 20 ms for up to 10 s; fails the test with `what` otherwise.
-    pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !cond() {
-            if Instant::now() > deadline {
-                self.fail(&format!("timed out waiting for {what}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    pub fn wait_for(&self, what: &str, cond: impl FnMut() -> bool) {
+        if !super::sys::wait_until(Duration::from_secs(10), cond) {
+            self.fail(&format!("timed out waiting for {what}"));
         }
     }
 
