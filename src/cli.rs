@@ -599,7 +599,7 @@ pub struct ExportArgs {
         help_heading = "Fetching missing blobs",
         long,
         value_name = "FILE",
-        default_value = "/etc/rancher/k3s/registries.yaml"
+        default_value = crate::registry::config::DEFAULT_REGISTRIES_YAML
     )]
     pub(crate) registries_yaml: PathBuf,
 }
@@ -631,7 +631,7 @@ pub struct CheckArgs {
         help_heading = "Fetching missing blobs",
         long,
         value_name = "FILE",
-        default_value = "/etc/rancher/k3s/registries.yaml"
+        default_value = crate::registry::config::DEFAULT_REGISTRIES_YAML
     )]
     pub registries_yaml: PathBuf,
 }

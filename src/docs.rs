@@ -117,7 +117,7 @@ fn man_page(top: &clap::Command, sub: Option<&str>, subs: &[String]) -> std::io:
         roff.control("SH", ["FILES"]);
         for f in files {
             roff.control("TP", [])
-                .text([italic(f.path)])
+                .text([italic(f.path.as_str())])
                 .text([roman(f.what)]);
         }
     }

@@ -72,6 +72,17 @@ pub(crate) fn stdout_was_closed() -> bool {
     is_null && read_write
 }
 
+/// The directory of crimg's state files, unless [`ENV_STATE_DIR`] names another.
+pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/crimg";
+pub(crate) const ENV_STATE_DIR: &str = "CRIMG_STATE_DIR";
+/// prune's last-use times, in the state directory.
+pub(crate) const PRUNE_STATE_FILE: &str = "state.json";
+/// What `import --watch` imported, in the state directory.
+pub(crate) const WATCH_STATE_FILE: &str = "import-watch.json";
+/// K3s's air-gap images directory, unless [`ENV_K3S_IMAGES_DIR`] names another.
+pub(crate) const K3S_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
+pub(crate) const ENV_K3S_IMAGES_DIR: &str = "CRIMG_K3S_IMAGES_DIR";
+
 /// The largest configuration file crimg reads (crictl's, containerd's, `registries.yaml`,
 /// `hosts.toml`): real ones are a few KiB; a device or a runaway file is refused before it
 /// can fill memory.

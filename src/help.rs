@@ -2,6 +2,12 @@
 //! the files crimg reads and writes, and the environment it honours. `--help` shows the
 //! examples; the man pages (see [`crate::docs`]) render all of it.
 
+#[cfg(test)]
+use crate::files::{
+    DEFAULT_STATE_DIR, ENV_K3S_IMAGES_DIR, ENV_STATE_DIR, K3S_IMAGES_DIR, PRUNE_STATE_FILE,
+    WATCH_STATE_FILE,
+};
+
 /// One example: the command line and what it does.
 pub(crate) struct Example {
     pub(crate) line: &'static str,
@@ -174,7 +180,7 @@ pub(crate) fn examples_help(command: Option<&str>) -> String {
 /// A file crimg reads or writes, and the commands concerned.
 #[cfg(test)]
 pub(crate) struct File {
-    pub(crate) path: &'static str,
+    pub(crate) path: String,
     pub(crate) what: &'static str,
     pub(crate) commands: &'static [&'static str],
 }
@@ -185,44 +191,47 @@ pub(crate) fn files() -> Vec<File> {
     const RUNTIME: &[&str] = &["list", "pin", "unpin", "prune", "import", "export", "check"];
     vec![
         File {
-            path: crate::runtime::connect::DEFAULT_CRICTL_CONFIG,
+            path: crate::runtime::connect::DEFAULT_CRICTL_CONFIG.into(),
             what: "crictl's configuration (runtime-endpoint, image-endpoint, timeout); \
                    another with --config or CRI_CONFIG_FILE",
             commands: RUNTIME,
         },
         File {
-            path: "/run/containerd/containerd.sock, /run/k3s/containerd/containerd.sock, \
-                   /var/run/crio/crio.sock, /var/run/cri-dockerd.sock",
+            path: crate::runtime::connect::DEFAULT_RUNTIME_ENDPOINTS
+                .iter()
+                .map(|e| e.trim_start_matches("unix://"))
+                .collect::<Vec<_>>()
+                .join(", "),
             what: "the runtime sockets tried, in this order, when no endpoint is given",
             commands: RUNTIME,
         },
         File {
-            path: crate::plan::exclude::DEFAULT_EXCLUDE_DIR,
+            path: crate::plan::exclude::DEFAULT_EXCLUDE_DIR.into(),
             what: "every *.conf file in it is an exclusion file for prune (one pattern per \
                    line, # comments); another directory with --exclude-dir",
             commands: &["prune"],
         },
         File {
-            path: "/var/lib/crimg/state.json",
+            path: format!("{DEFAULT_STATE_DIR}/{PRUNE_STATE_FILE}"),
             what: "when prune last saw each image in use, for --target-usage (the directory \
                    is $CRIMG_STATE_DIR when set; the file --state-file)",
             commands: &["prune"],
         },
         File {
-            path: "/var/lib/crimg/import-watch.json",
+            path: format!("{DEFAULT_STATE_DIR}/{WATCH_STATE_FILE}"),
             what: "what import --watch imported, by path, size, mtime and digest (the \
                    directory is $CRIMG_STATE_DIR when set; the file --state-file)",
             commands: &["import"],
         },
         File {
-            path: "/etc/containerd/certs.d",
+            path: crate::runtime::config::DEFAULT_HOSTS_DIR.into(),
             what: "containerd's registry hosts files (mirrors) for export --fetch-missing and \
                    check, unless containerd's configuration sets another registry config_path \
                    (--registry-config-dir)",
             commands: &["export", "check"],
         },
         File {
-            path: "/etc/containerd/config.toml",
+            path: crate::runtime::config::DEFAULT_PATH.into(),
             what: "containerd's configuration (version 1 to 3, with its imports): the sandbox \
                    image where CRI does not report it (containerd 2.x), the registry \
                    config_path; the file the serving containerd was started with comes \
@@ -230,13 +239,13 @@ pub(crate) fn files() -> Vec<File> {
             commands: &["list", "prune", "check", "export"],
         },
         File {
-            path: "/etc/rancher/k3s/registries.yaml",
+            path: crate::registry::config::DEFAULT_REGISTRIES_YAML.into(),
             what: "K3s's registry mirrors, for export --fetch-missing and check \
                    (--registries-yaml)",
             commands: &["export", "check"],
         },
         File {
-            path: "/var/lib/rancher/k3s/agent/images",
+            path: K3S_IMAGES_DIR.into(),
             what: "K3s's air-gap images directory: unpin warns when an archive there will pin \
                    the image again at K3s's next start ($CRIMG_K3S_IMAGES_DIR overrides it)",
             commands: &["unpin"],
@@ -247,23 +256,25 @@ pub(crate) fn files() -> Vec<File> {
 /// Environment variables crimg reads that no option stands for (those of options are
 /// taken from the command-line definition), and the commands concerned.
 #[cfg(test)]
-pub(crate) fn environment() -> Vec<(&'static str, &'static str, &'static [&'static str])> {
+pub(crate) fn environment() -> Vec<(&'static str, String, &'static [&'static str])> {
     vec![
         (
-            "CRIMG_STATE_DIR",
-            "the directory of crimg's state files [default: /var/lib/crimg]",
+            ENV_STATE_DIR,
+            format!("the directory of crimg's state files [default: {DEFAULT_STATE_DIR}]"),
             &["prune", "import"],
         ),
         (
-            "CRIMG_K3S_IMAGES_DIR",
-            "K3s's air-gap images directory, for unpin's warning \
-             [default: /var/lib/rancher/k3s/agent/images]",
+            ENV_K3S_IMAGES_DIR,
+            format!(
+                "K3s's air-gap images directory, for unpin's warning [default: {K3S_IMAGES_DIR}]"
+            ),
             &["unpin"],
         ),
         (
             crate::complete::TIMEOUT_VAR,
             "how long shell completion waits for the runtime's images, as --timeout \
-             takes it (3s, 500ms) [default: 1500ms]",
+             takes it (3s, 500ms) [default: 1500ms]"
+                .into(),
             &["completions"],
         ),
     ]

@@ -12,9 +12,6 @@ use crate::model::short_id;
 use crate::plan::pin::{LabelEdit, PinAction, PinItem, PinOutcome, plan};
 use crate::render::{self, json};
 
-/// K3s's air-gap images directory; `CRIMG_K3S_IMAGES_DIR` overrides it.
-pub(crate) const K3S_IMAGES_DIR: &str = "/var/lib/rancher/k3s/agent/images";
-
 pub(crate) async fn run(settings: Settings, args: PinArgs, action: PinAction) -> Result<Outcome> {
     let refs = crate::app::refs::gather(&args.refs, args.from_file.as_deref())?;
     let mut session = Session::connect(settings).await?;
@@ -134,9 +131,9 @@ pub(crate) async fn run(settings: Settings, args: PinArgs, action: PinAction) ->
 
 /// K3s re-pins, at its next start, every image its air-gap directory still holds.
 fn warn_k3s_repin(settings: &Settings, input: &str) {
-    let dir = std::env::var_os("CRIMG_K3S_IMAGES_DIR")
+    let dir = std::env::var_os(crate::files::ENV_K3S_IMAGES_DIR)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(K3S_IMAGES_DIR));
+        .unwrap_or_else(|| PathBuf::from(crate::files::K3S_IMAGES_DIR));
     if has_archives(&dir) {
         settings.warn(format_args!(
             "{input} was pinned by K3s; if an archive in {} still holds it, K3s will pin it again at its next start (remove it from that directory to keep it unpinned)",

@@ -13,9 +13,9 @@ use crate::error::CrimgError;
 
 /// The state directory: `CRIMG_STATE_DIR`, else `/var/lib/crimg`.
 pub(crate) fn state_dir() -> PathBuf {
-    std::env::var_os("CRIMG_STATE_DIR")
+    std::env::var_os(crate::files::ENV_STATE_DIR)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/crimg"))
+        .unwrap_or_else(|| PathBuf::from(crate::files::DEFAULT_STATE_DIR))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -141,7 +141,7 @@ async fn gather(settings: &Settings, args: &PruneArgs) -> Result<Gathered> {
     let state_file = args
         .state_file
         .clone()
-        .unwrap_or_else(|| state::state_dir().join("state.json"));
+        .unwrap_or_else(|| state::state_dir().join(crate::files::PRUNE_STATE_FILE));
     let last_used = state::load_last_used(&state_file)?;
     if let Some(why) = &last_used.unusable {
         settings.warn(format_args!(

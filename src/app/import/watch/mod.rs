@@ -83,7 +83,7 @@ pub(crate) async fn run(settings: Settings, args: ImportArgs) -> Result<Outcome>
     let state_file = args
         .state_file
         .clone()
-        .unwrap_or_else(|| state::state_dir().join("import-watch.json"));
+        .unwrap_or_else(|| state::state_dir().join(crate::files::WATCH_STATE_FILE));
     let (remembered, problem) = WatchState::load(&state_file)?;
     let metrics = ImportMetrics::start(args.metrics_file.clone(), &settings)?;
     let mut session = Session::connect(settings).await?;
