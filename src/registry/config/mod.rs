@@ -29,6 +29,7 @@ mod registries_yaml;
 
 /// K3s's registries file, read unless another is named.
 pub(crate) const DEFAULT_REGISTRIES_YAML: &str = "/etc/rancher/k3s/registries.yaml";
+
 #[cfg(test)]
 mod tests;
 
