@@ -3,74 +3,10 @@
 
 use std::fs;
 
-use serde::Deserialize;
-
-use crate::export::{discarded_image, pulled_layer};
+use crate::json::Checked;
 use crate::run::crimg;
+use crate::support::content::{discarded_image, pulled_layer};
 use crate::support::{FixtureImage, Node, runtime};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Checked {
-    runtime: Runtime,
-    pub(crate) images: Vec<Image>,
-    not_found: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Runtime {
-    name: String,
-    version: String,
-    api_version: String,
-    config: Option<String>,
-    sandbox_image: Option<String>,
-    snapshotter: String,
-    discard_unpacked_layers: Option<bool>,
-    registry_hosts_dir: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Image {
-    pub(crate) names: Vec<String>,
-    digest: String,
-    complete: bool,
-    snapshotter: String,
-    pub(crate) platforms: Vec<Platform>,
-    absent_platforms: Vec<String>,
-    missing: Vec<Missing>,
-    fetch_from: Vec<Endpoint>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Platform {
-    platform: String,
-    manifest: String,
-    config: String,
-    complete: bool,
-    pub(crate) unpacked: bool,
-    pub(crate) unpacked_in: Vec<String>,
-    layers: usize,
-    missing_layers: usize,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Missing {
-    digest: String,
-    what: String,
-    size: i64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Endpoint {
-    repository: String,
-    endpoint: String,
-    origin: String,
-}
 
 #[test]
 fn check_names_discarded_layers_and_passes_after_fetch_missing() {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use crimg::proto::runtime::v1 as cri;
 
-use crate::hostile::{big_archive, leases};
 use crate::json::{OciConfig, PruneResult, WatchState};
 use crate::run::{Run, crimg};
+use crate::support::archives::big_archive;
+use crate::support::content::leases;
 use crate::support::sys::wait_until;
 use crate::support::{FixtureImage, Node};
 

@@ -6,27 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
-use crate::json::{OciIndex, OciManifest};
+use crate::json::{ExportResult, OciIndex};
 use crate::run::crimg;
-use crate::support::registry::{Registry, TokenMirror, free_port};
-use crate::support::{FixtureImage, Node, NodeOptions};
-
-/// `-o json` of an export to a file, strict.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExportResult {
-    schema: u32,
-    file: String,
-    images: Vec<String>,
-    blobs: usize,
-    bytes: u64,
-    pub(crate) fetched: Vec<String>,
-}
+use crate::support::archives::{export_dir, tar_entries};
+use crate::support::content::{
+    content_digests, content_labels, ctr_ns_ok, discarded_image, force_gc, pulled_layer, records,
+};
+use crate::support::registry::{Registry, TokenMirror};
+use crate::support::{FixtureImage, Node};
 
 /// Docker's `manifest.json` entry.
 #[derive(Debug, PartialEq, Eq, Deserialize)]
@@ -44,46 +35,9 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// `ctr` in another namespace of the node.
-fn ctr_ns(node: &Node, ns: &str, args: &[&str]) -> Output {
-    Command::new("ctr")
-        .arg("--address")
-        .arg(node.socket())
-        .args(["--namespace", ns])
-        .args(args)
-        .env_remove("CONTAINERD_ADDRESS")
-        .env_remove("CONTAINERD_NAMESPACE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ctr")
-}
-
-fn ctr_ns_ok(node: &Node, ns: &str, args: &[&str]) -> String {
-    let out = ctr_ns(node, ns, args);
-    assert!(
-        out.status.success(),
-        "ctr -n {ns} {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `name → target digest` of the image records of a namespace.
-fn records(node: &Node, ns: &str) -> BTreeMap<String, String> {
-    ctr_ns_ok(node, ns, &["images", "ls"])
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
-        })
-        .collect()
-}
-
 /// Imports an archive into namespace `ns` with ctr and checks every name came back
 /// pointing at the same target as in k8s.io.
-pub(crate) fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&str]) {
+fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&str]) {
     ctr_ns_ok(node, ns, &["images", "import", archive.to_str().unwrap()]);
     let theirs = records(node, ns);
     let ours = records(node, "k8s.io");
@@ -100,33 +54,12 @@ pub(crate) fn assert_imports(node: &Node, archive: &Path, ns: &str, names: &[&st
     }
 }
 
-/// Every entry of a tar: path and bytes, in order.
-pub(crate) fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut ar = tar::Archive::new(bytes);
-    ar.entries()
-        .expect("archive is a tar")
-        .map(|e| {
-            let mut e = e.expect("tar entry");
-            let path = e.path().unwrap().display().to_string();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            (path, data)
-        })
-        .collect()
-}
-
 /// Files in `dir` (names), to see that nothing else was left there.
 fn dir_names(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
-}
-
-pub(crate) fn export_dir(node: &Node) -> std::path::PathBuf {
-    let d = node.dir().join("out");
-    fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
@@ -492,95 +425,6 @@ fn targets_are_never_clobbered_or_followed() {
         BTreeSet::from(["d.tar", "link.tar", "dangling.tar", "victim"].map(String::from)),
         "nothing else, no temp file"
     );
-}
-
-/// A node whose CRI discards unpacked layers, a registry holding one image, and that
-/// image pulled through CRI, its layer collected. Returns the image's name.
-pub(crate) fn discarded_image() -> (Node, Registry, FixtureImage) {
-    let port = free_port();
-    let node = Node::start_with(NodeOptions {
-        discard_unpacked_layers: true,
-        ..NodeOptions::default()
-    });
-    node.add_registry_host(port);
-    let registry = Registry::start(node.dir(), port);
-    let img = FixtureImage::new(&format!("127.0.0.1:{port}/team/app:v1"));
-    registry.push(&img, "team/app");
-    node.pull(&img.name);
-    // skopeo compresses the fixture's layer on push: the pulled layer is that one.
-    let layer = pulled_layer(&node, &img.name);
-    wait_until_gone(&node, &layer);
-    (node, registry, img)
-}
-
-/// The (compressed) layer digest of a pulled single-layer image, from its manifest.
-pub(crate) fn pulled_layer(node: &Node, name: &str) -> String {
-    let manifest = records(node, "k8s.io")
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no record {name}"));
-    let m: OciManifest =
-        serde_json::from_str(&node.ctr_ok(&["content", "get", &manifest])).unwrap();
-    let [layer] = &m.layers[..] else {
-        panic!("{name} has not one layer: {m:?}");
-    };
-    layer.digest.clone()
-}
-
-fn content_digests(node: &Node) -> Vec<String> {
-    node.ctr_ok(&["content", "ls", "-q"])
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The labels of a blob, as `ctr content ls` shows them.
-pub(crate) fn content_labels(node: &Node, digest: &str) -> BTreeMap<String, String> {
-    let ls = node.ctr_ok(&["content", "ls"]);
-    let line = ls
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(digest))
-        .unwrap_or_else(|| panic!("{digest} not in `ctr content ls`:\n{ls}"));
-    // DIGEST SIZE AGE LABELS: the age has spaces, the labels none.
-    line.split_whitespace()
-        .last()
-        .filter(|l| *l != "-")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Makes containerd collect garbage now: a synchronous delete of a throwaway tag.
-fn force_gc(node: &Node, name: &str) {
-    let tag = "docker.io/library/crimg-gc-trigger:x";
-    node.ctr_ok(&["images", "tag", "--force", name, tag]);
-    node.ctr_ok(&["images", "rm", "--sync", tag]);
-}
-
-fn wait_until_gone(node: &Node, digest: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut forced = false;
-    while content_digests(node).iter().any(|d| d == digest) {
-        assert!(
-            Instant::now() < deadline,
-            "containerd kept layer {digest} despite discard_unpacked_layers"
-        );
-        if !forced {
-            std::thread::sleep(Duration::from_millis(500));
-            // CRI's images are all there is to keep; a sync delete runs the GC.
-            let name = node
-                .image_names()
-                .into_iter()
-                .find(|n| !n.starts_with("sha256:"));
-            if let Some(name) = name {
-                force_gc(node, &name);
-            }
-            forced = true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The plain export fails, explaining; `--fetch-missing` (with `extra` options) then

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::hostile::{big_archive, leases};
 use crate::json::{ImportResult, PruneResult};
 use crate::run::{Run, crimg};
-use crate::support::archives;
+use crate::support::archives::{self, big_archive};
+use crate::support::content::leases;
 use crate::support::proxy::FaultProxy;
 use crate::support::sys::wait_until;
 use crate::support::{FixtureImage, Node};

@@ -230,7 +230,7 @@ fn damaged_archives_fail_with_the_error_import_gives() {
     let dir = node.dir().join("damaged");
     fs::create_dir_all(&dir).unwrap();
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, make, _) in crate::hostile::hostile_tars() {
+    for (name, make, _) in crate::support::hostile::hostile_tars() {
         for c in [Compress::None, Compress::Gzip] {
             let image = FixtureImage::new(&format!("docker.io/library/{name}-{}:1", c.name()));
             let members = archives::oci_layout(&[&image], false);

@@ -197,6 +197,82 @@ impl ImportResult {
     }
 }
 
+/// `-o json` of an export to a file, strict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportResult {
+    pub schema: u32,
+    pub file: String,
+    pub images: Vec<String>,
+    pub blobs: usize,
+    pub bytes: u64,
+    pub fetched: Vec<String>,
+}
+
+/// `-o json` of a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checked {
+    pub runtime: CheckedRuntime,
+    pub images: Vec<CheckedImage>,
+    pub not_found: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedRuntime {
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub config: Option<String>,
+    pub sandbox_image: Option<String>,
+    pub snapshotter: String,
+    pub discard_unpacked_layers: Option<bool>,
+    pub registry_hosts_dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedImage {
+    pub names: Vec<String>,
+    pub digest: String,
+    pub complete: bool,
+    pub snapshotter: String,
+    pub platforms: Vec<CheckedPlatform>,
+    pub absent_platforms: Vec<String>,
+    pub missing: Vec<CheckedMissing>,
+    pub fetch_from: Vec<CheckedEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedPlatform {
+    pub platform: String,
+    pub manifest: String,
+    pub config: String,
+    pub complete: bool,
+    pub unpacked: bool,
+    pub unpacked_in: Vec<String>,
+    pub layers: usize,
+    pub missing_layers: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedMissing {
+    pub digest: String,
+    pub what: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedEndpoint {
+    pub repository: String,
+    pub endpoint: String,
+    pub origin: String,
+}
+
 /// crimg's `import --watch` state file (`import-watch.json`), strict.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

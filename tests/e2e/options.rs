@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::export::content_labels;
 use crate::run::{Run, crimg};
+use crate::support::content::content_labels;
 use crate::support::{FixtureImage, Node};
 
 fn s(p: &Path) -> &str {
@@ -133,7 +133,7 @@ fn export_to_a_terminal_is_refused() {
 /// The blob paths of an exported archive.
 fn blob_paths(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();
-    crate::export::tar_entries(&bytes)
+    crate::support::archives::tar_entries(&bytes)
         .into_iter()
         .map(|(p, _)| p)
         .filter(|p| p.starts_with("blobs/"))

@@ -6,8 +6,10 @@ use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::export::{ExportResult, discarded_image, export_dir, pulled_layer};
+use crate::json::ExportResult;
 use crate::run::crimg;
+use crate::support::archives::export_dir;
+use crate::support::content::{discarded_image, pulled_layer};
 use crate::support::registry::{HostileServer, Reply, basic};
 
 const PASSWORD: &str = "s3cret-pw";

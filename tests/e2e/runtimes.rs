@@ -131,7 +131,7 @@ fn a_runtime_handlers_pods_keep_their_images() {
     let pod = node.run_pod_on("n", "native");
     let container = node.run_container(&pod, "n", WEB);
 
-    let checked: crate::check::Checked = crimg(node.crimg(), &["check", "-o", "json", WEB])
+    let checked: crate::json::Checked = crimg(node.crimg(), &["check", "-o", "json", WEB])
         .expect_code(0)
         .json();
     assert_eq!(checked.images.len(), 1, "{checked:?}");

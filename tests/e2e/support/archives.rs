@@ -1,7 +1,8 @@
 //! Image archives made offline from fixtures, for `crimg import`: OCI layouts, both
-//! `docker save` layouts, multi-platform indexes, every compression, and broken ones.
+//! `docker save` layouts, multi-platform indexes, every compression, and broken ones;
+//! and for `crimg export`, where its archives go and what a tar holds.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde_json::json;
@@ -10,6 +11,7 @@ use super::fixtures::{
     FixtureImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER, MEDIA_TYPE_MANIFEST,
     digest, host_arch,
 };
+use super::node::Node;
 
 /// Members of an archive, in order.
 pub type Members = Vec<(String, Vec<u8>)>;
@@ -398,4 +400,35 @@ pub fn write_layered_oci(path: &Path, name: &str, entrypoint: &str, layers: &[&[
         .sync_all()
         .unwrap();
     digest(&config)
+}
+
+/// Every entry of a tar: path and bytes, in order.
+pub fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut ar = tar::Archive::new(bytes);
+    ar.entries()
+        .expect("archive is a tar")
+        .map(|e| {
+            let mut e = e.expect("tar entry");
+            let path = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (path, data)
+        })
+        .collect()
+}
+
+/// A ~200 MiB single-layer OCI archive of data gzip cannot shrink (an uncompressed tar,
+/// so crimg reads it at will). Returns its image name.
+pub fn big_archive(path: &Path) -> String {
+    let layer = noise_layer(0x9e37_79b9_7f4a_7c15, 200, "big");
+    let name = "docker.io/library/big:1";
+    write_layered_oci(path, name, "/big", &[&layer]);
+    name.to_string()
+}
+
+/// A directory for the archives crimg exports, under the node's dir (created).
+pub fn export_dir(node: &Node) -> std::path::PathBuf {
+    let d = node.dir().join("out");
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }

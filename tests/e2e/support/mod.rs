@@ -5,8 +5,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod archives;
+pub mod content;
 mod cri;
 mod fixtures;
+pub mod hostile;
 mod node;
 pub mod prerequisites;
 pub mod proxy;
