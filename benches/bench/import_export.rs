@@ -36,21 +36,8 @@ pub fn inspect(opts: &Options, rows: &mut Vec<Row>) {
         Some(sum_name.clone()),
     );
     let mut sum = Row::new(sum_name, None);
-    let run_crimg = |args: &[&str]| {
-        let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_crimg"))
-            .args(args)
-            .stdout(Stdio::null())
-            .output()
-            .expect("run crimg");
-        let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "crimg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        took
-    };
+    let run_crimg =
+        |args: &[&str]| crate::timed_crimg(Command::new(env!("CARGO_BIN_EXE_crimg")), args);
     let file = big.archive.to_str().unwrap();
     for _ in 0..opts.runs {
         ours.samples.push(run_crimg(&["inspect", "-q", file]));

@@ -22,7 +22,7 @@ mod measure;
 mod prune_list;
 
 use std::io::Write as _;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -207,9 +207,13 @@ fn print_rows(rows: &[Row]) {
 }
 
 fn crimg(node: &Node, args: &[&str]) -> Duration {
+    timed_crimg(node.crimg(), args)
+}
+
+/// Runs crimg to success with its standard output discarded; how long it took.
+pub fn timed_crimg(mut cmd: Command, args: &[&str]) -> Duration {
     let start = Instant::now();
-    let out = node
-        .crimg()
+    let out = cmd
         .args(args)
         .stdout(Stdio::null())
         .output()

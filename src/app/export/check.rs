@@ -217,7 +217,6 @@ fn checked(
     snapshotter: &str,
     config: &RegistryConfig,
 ) -> Result<JsonImage> {
-    let snap_label = gc::snapshot_ref(snapshotter);
     let missing: Vec<JsonMissing> = p
         .missing()
         .map(|b| JsonMissing {
@@ -236,6 +235,10 @@ fn checked(
                     .any(|b| b.desc.digest == d && b.required && !b.present)
             };
             let missing_layers = m.layers.iter().filter(|l| absent(l)).count();
+            let unpacked_in = labels
+                .get(&m.config)
+                .map(|l| gc::unpacked_in(l.keys()))
+                .unwrap_or_default();
             JsonPlatform {
                 platform: m
                     .platform
@@ -244,13 +247,8 @@ fn checked(
                 manifest: m.digest.clone(),
                 config: m.config.clone(),
                 complete: missing_layers == 0 && !absent(&m.config) && !absent(&m.digest),
-                unpacked: labels
-                    .get(&m.config)
-                    .is_some_and(|l| l.contains_key(&snap_label)),
-                unpacked_in: labels
-                    .get(&m.config)
-                    .map(|l| gc::unpacked_in(l.keys()))
-                    .unwrap_or_default(),
+                unpacked: unpacked_in.iter().any(|s| s == snapshotter),
+                unpacked_in,
                 layers: m.layers.len(),
                 missing_layers,
             }
